@@ -1,0 +1,686 @@
+//! The node's durable store: every sled call of the node lives here, behind [`Store`].
+//!
+//! Layout (store format [`STORE_VERSION`]):
+//! - `meta`: format version, node identity, automerge actor id, catalogue JSON, per-day case-number
+//!   counters (`seq/<yyyymmdd>`), case counters (`count/ALL`, `count/<STATE>`).
+//! - `cases`: case number → `Automerge::save` bytes of the case document.
+//! - `case_index`: case number → postcard [`CaseSummary`] (lists never load documents).
+//! - `by_created`: `created_ms (i64 BE, sign-flipped) ‖ case number` → () for newest-first lists.
+//! - `by_state`: `state ‖ 0 ‖ created key` → () for the state filter.
+//! - `idempotency`: client request key → case number, so a retried submission never doubles a case.
+//! - `users`: account name → postcard [`UserRecord`].
+//!
+//! Writes that belong together go in one sled transaction and are flushed (fsync) before the caller is
+//! told they succeeded: that is the moment a case may be acknowledged to a person.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use tongban_shared::case::{CaseState, CaseSummary};
+use tongban_shared::catalog::Catalog;
+use tongban_shared::Tier;
+
+/// Version of the on-disk layout described in the module header.
+pub const STORE_VERSION: u32 = 1;
+
+/// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
+/// Empty while version 1 is the only format ever written.
+type Migration = fn(&sled::Db) -> Result<(), StoreError>;
+const MIGRATIONS: &[Migration] = &[];
+
+/// sled's page cache; the default (1 GiB) is far more than an old village PC should give a background
+/// service, and lists read the small index tree, so a modest cache keeps them fast.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("data directory {0} is already initialised; refusing to overwrite it")]
+    AlreadyInitialised(String),
+    #[error("data directory {0} is not initialised (run `tongban-node init` first)")]
+    NotInitialised(String),
+    #[error("store format {found} is newer than this program supports ({STORE_VERSION}); upgrade tongban-node")]
+    NewerFormat { found: u32 },
+    #[error("corrupt store record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("account {0} already exists")]
+    UserExists(String),
+    #[error("catalogue: {0}")]
+    Catalog(#[from] tongban_shared::catalog::CatalogError),
+}
+
+fn corrupt(key: impl Into<String>, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        key: key.into(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Who this node is. Set at `init`; later replaced by the enrolment bundle's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    pub code: String,
+    pub name: String,
+    pub tier: Tier,
+    pub parent: Option<String>,
+    /// Upstream sync address; `None` while the node works standalone.
+    pub upstream: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    pub display_name: String,
+    /// `agent` (代办员) or `clerk` (乡镇窗口); both may take cases at a node.
+    pub role: String,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    pub created_at: String,
+}
+
+/// Result of [`Store::create_case`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new case, durable on disk.
+    New(CaseSummary),
+    /// The same client request was already stored: its case, unchanged.
+    Replayed(CaseSummary),
+}
+
+/// Filters of the case list.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub state: Option<CaseState>,
+    pub text: Option<String>,
+    /// Only cases created at or after this instant (ms since epoch): the home page's "today".
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+    /// Opaque cursor from a previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub cases: Vec<CaseSummary>,
+    pub total: u64,
+    pub next: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    cases: sled::Tree,
+    index: sled::Tree,
+    by_created: sled::Tree,
+    by_state: sled::Tree,
+    idempotency: sled::Tree,
+    users: sled::Tree,
+}
+
+const K_VERSION: &[u8] = b"store_version";
+const K_IDENTITY: &[u8] = b"identity";
+const K_ACTOR: &[u8] = b"actor";
+const K_CATALOG: &[u8] = b"catalog";
+const K_COUNT_ALL: &[u8] = b"count/ALL";
+
+fn db_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("db")
+}
+
+/// Sort key that makes sled's ascending order newest-first: created time flipped, then the case number.
+fn created_key(created_ms: i64, case_no: &str) -> Vec<u8> {
+    let flipped = (i64::MAX - created_ms).to_be_bytes();
+    let mut k = Vec::with_capacity(8 + case_no.len());
+    k.extend_from_slice(&flipped);
+    k.extend_from_slice(case_no.as_bytes());
+    k
+}
+
+fn state_key(state: &str, created: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(state.len() + 1 + created.len());
+    k.extend_from_slice(state.as_bytes());
+    k.push(0);
+    k.extend_from_slice(created);
+    k
+}
+
+fn count_key(state: &str) -> Vec<u8> {
+    format!("count/{state}").into_bytes()
+}
+
+fn read_u64(v: Option<sled::IVec>) -> u64 {
+    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.len() > 256 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Store {
+    fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+        Ok(sled::Config::new()
+            .path(db_path(dir))
+            .cache_capacity(CACHE_BYTES)
+            .open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        Ok(Store {
+            meta: db.open_tree("meta")?,
+            cases: db.open_tree("cases")?,
+            index: db.open_tree("case_index")?,
+            by_created: db.open_tree("by_created")?,
+            by_state: db.open_tree("by_state")?,
+            idempotency: db.open_tree("idempotency")?,
+            users: db.open_tree("users")?,
+            db,
+        })
+    }
+
+    /// Creates a new store in `dir`. Refuses a directory that already holds one.
+    pub fn create(
+        dir: &Path,
+        identity: &NodeIdentity,
+        actor: &[u8],
+        catalog_json: &str,
+    ) -> Result<Store, StoreError> {
+        if db_path(dir).exists() {
+            return Err(StoreError::AlreadyInitialised(dir.display().to_string()));
+        }
+        Catalog::from_json(catalog_json)?;
+        let store = Store::from_db(Store::open_db(dir)?)?;
+        let identity_json = serde_json::to_vec(identity).map_err(|e| corrupt("identity", e))?;
+        // The version goes in last: a crash half-way through init leaves a store that `open` refuses as
+        // not initialised, rather than one that looks complete.
+        store.meta.insert(K_IDENTITY, identity_json)?;
+        store.meta.insert(K_ACTOR, actor)?;
+        store.meta.insert(K_CATALOG, catalog_json.as_bytes())?;
+        store.db.flush()?;
+        store.meta.insert(K_VERSION, &STORE_VERSION.to_be_bytes())?;
+        store.db.flush()?;
+        Ok(store)
+    }
+
+    /// Opens an initialised store, running any migrations from an older format.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        if !db_path(dir).exists() {
+            return Err(StoreError::NotInitialised(dir.display().to_string()));
+        }
+        let store = Store::from_db(Store::open_db(dir)?)?;
+        let Some(raw) = store.meta.get(K_VERSION)? else {
+            return Err(StoreError::NotInitialised(dir.display().to_string()));
+        };
+        let found = u32::from_be_bytes(
+            <[u8; 4]>::try_from(raw.as_ref()).map_err(|e| corrupt("store_version", e))?,
+        );
+        if found > STORE_VERSION {
+            return Err(StoreError::NewerFormat { found });
+        }
+        for version in found..STORE_VERSION {
+            let migrate = MIGRATIONS
+                .get(version as usize - 1)
+                .ok_or_else(|| corrupt("store_version", format!("no migration from {version}")))?;
+            migrate(&store.db)?;
+            store.meta.insert(K_VERSION, &(version + 1).to_be_bytes())?;
+            store.db.flush()?;
+        }
+        Ok(store)
+    }
+
+    pub fn identity(&self) -> Result<NodeIdentity, StoreError> {
+        let raw = self
+            .meta
+            .get(K_IDENTITY)?
+            .ok_or_else(|| corrupt("identity", "missing"))?;
+        serde_json::from_slice(&raw).map_err(|e| corrupt("identity", e))
+    }
+
+    pub fn actor(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(self
+            .meta
+            .get(K_ACTOR)?
+            .ok_or_else(|| corrupt("actor", "missing"))?
+            .to_vec())
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, StoreError> {
+        let raw = self
+            .meta
+            .get(K_CATALOG)?
+            .ok_or_else(|| corrupt("catalog", "missing"))?;
+        let json = std::str::from_utf8(&raw).map_err(|e| corrupt("catalog", e))?;
+        Ok(Catalog::from_json(json)?)
+    }
+
+    pub fn add_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let bytes = postcard::to_stdvec(user).map_err(|e| corrupt(&user.name, e))?;
+        self.users
+            .compare_and_swap(user.name.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+            .map_err(|_| StoreError::UserExists(user.name.clone()))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.users
+            .get(name.as_bytes())?
+            .map(|raw| postcard::from_bytes(&raw).map_err(|e| corrupt(format!("user {name}"), e)))
+            .transpose()
+    }
+
+    /// Stores a new case and flushes it to disk before returning.
+    ///
+    /// The case number is `<code>-<yyyymmdd>-<seq>`, with `seq` taken from a persistent per-day counter
+    /// that only ever grows, so a number is never handed out twice, not even after a crash. `build` turns
+    /// the number into the document bytes and their summary. With `request_key`, a second call with the
+    /// same key returns the first case instead of storing another (a retry after a lost answer).
+    pub fn create_case<E>(
+        &self,
+        day: &str,
+        request_key: Option<&str>,
+        build: impl FnOnce(u32) -> Result<(Vec<u8>, CaseSummary), E>,
+    ) -> Result<Result<Created, E>, StoreError> {
+        if let Some(key) = request_key {
+            if let Some(existing) = self.idempotency.get(key.as_bytes())? {
+                let no = String::from_utf8_lossy(&existing).into_owned();
+                return Ok(Ok(Created::Replayed(self.summary_required(&no)?)));
+            }
+        }
+        let counter_key = format!("seq/{day}").into_bytes();
+        let seq_bytes = self
+            .meta
+            .update_and_fetch(&counter_key, |old| {
+                let n = old
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                Some(n.saturating_add(1).to_be_bytes().to_vec())
+            })?
+            .ok_or_else(|| corrupt("seq", "counter vanished"))?;
+        let seq = u32::from_be_bytes(
+            <[u8; 4]>::try_from(seq_bytes.as_ref()).map_err(|e| corrupt("seq", e))?,
+        );
+        let (doc, summary) = match build(seq) {
+            Ok(built) => built,
+            Err(e) => return Ok(Err(e)),
+        };
+        let summary_bytes =
+            postcard::to_stdvec(&summary).map_err(|e| corrupt(&summary.case_no, e))?;
+        let ckey = created_key(summary.created_ms, &summary.case_no);
+        let skey = state_key(&summary.state, &ckey);
+        let state_count = count_key(&summary.state);
+        let no = summary.case_no.as_bytes();
+
+        let outcome = (
+            &self.meta,
+            &self.cases,
+            &self.index,
+            &self.by_created,
+            &self.by_state,
+            &self.idempotency,
+        )
+            .transaction(|(meta, cases, index, by_created, by_state, idem)| {
+                if let Some(key) = request_key {
+                    if let Some(existing) = idem.get(key.as_bytes())? {
+                        return Ok(Some(String::from_utf8_lossy(&existing).into_owned()));
+                    }
+                    idem.insert(key.as_bytes(), no)?;
+                }
+                if cases.get(no)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(corrupt(
+                        &summary.case_no,
+                        "case number already in use",
+                    )));
+                }
+                // Written again inside the transaction so that the counter can never be behind a
+                // stored case, whatever sled persisted of the update above before a crash.
+                let stored = meta
+                    .get(&counter_key)?
+                    .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                meta.insert(counter_key.as_slice(), &stored.max(seq).to_be_bytes())?;
+                cases.insert(no, doc.as_slice())?;
+                index.insert(no, summary_bytes.as_slice())?;
+                by_created.insert(ckey.as_slice(), &[])?;
+                by_state.insert(skey.as_slice(), &[])?;
+                for key in [K_COUNT_ALL, state_count.as_slice()] {
+                    let n = read_u64(meta.get(key)?) + 1;
+                    meta.insert(key, &n.to_be_bytes())?;
+                }
+                Ok(None)
+            });
+        let replayed = match outcome {
+            Ok(r) => r,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        };
+        self.db.flush()?;
+        Ok(Ok(match replayed {
+            Some(no) => Created::Replayed(self.summary_required(&no)?),
+            None => Created::New(summary),
+        }))
+    }
+
+    pub fn document(&self, case_no: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.cases.get(case_no.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn summary(&self, case_no: &str) -> Result<Option<CaseSummary>, StoreError> {
+        self.index
+            .get(case_no.as_bytes())?
+            .map(|raw| postcard::from_bytes(&raw).map_err(|e| corrupt(case_no, e)))
+            .transpose()
+    }
+
+    fn summary_required(&self, case_no: &str) -> Result<CaseSummary, StoreError> {
+        self.summary(case_no)?
+            .ok_or_else(|| corrupt(case_no, "indexed request points to a missing case"))
+    }
+
+    /// Number of cases, all or in one state, from the counters (no scan).
+    pub fn count(&self, state: Option<CaseState>) -> Result<u64, StoreError> {
+        let key = match state {
+            Some(s) => count_key(s.as_str()),
+            None => K_COUNT_ALL.to_vec(),
+        };
+        Ok(read_u64(self.meta.get(key)?))
+    }
+
+    /// Newest-first page of cases. Without a text filter the total comes from counters and only one
+    /// page of the index is read; a text filter scans the index (summaries only, never documents).
+    pub fn list(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
+        let limit = q.limit.clamp(1, 500);
+        let text = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        let prefix: Vec<u8> = match q.state {
+            Some(s) => state_key(s.as_str(), &[]),
+            None => Vec::new(),
+        };
+        let tree = if q.state.is_some() {
+            &self.by_state
+        } else {
+            &self.by_created
+        };
+        let start: Vec<u8> = match q.cursor.as_deref().and_then(unhex) {
+            // The cursor is the last key served; start just after it.
+            Some(mut k) => {
+                k.push(0);
+                let mut full = prefix.clone();
+                full.extend_from_slice(&k);
+                full
+            }
+            None => prefix.clone(),
+        };
+        let since_key = q.since_ms.map(|ms| created_key(ms, "\u{10FFFF}"));
+
+        let mut cases = Vec::with_capacity(limit);
+        let mut next = None;
+        let mut total: u64 = 0;
+        let counting_by_scan = text.is_some() || q.since_ms.is_some();
+        for entry in tree.range(start..) {
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let created = &key[prefix.len()..];
+            if let Some(since) = &since_key {
+                if created > since.as_slice() {
+                    break;
+                }
+            }
+            let no = std::str::from_utf8(&created[8..]).map_err(|e| corrupt("by_created", e))?;
+            if cases.len() == limit && !counting_by_scan {
+                next = Some(hex(&cases_last_key(&cases)));
+                break;
+            }
+            let summary = self.summary_required(no)?;
+            if let Some(t) = text {
+                if !summary.matches_text(t) {
+                    continue;
+                }
+            }
+            if cases.len() < limit {
+                cases.push(summary);
+            } else if next.is_none() {
+                next = Some(hex(&cases_last_key(&cases)));
+            }
+            total += 1;
+        }
+        if !counting_by_scan {
+            total = self.count(q.state)?;
+        } else if q.cursor.is_some() {
+            // A scan that started at a cursor only saw what lies after it; the total of every match
+            // needs the whole range once more (rare: the second page of a text search).
+            total = self.count_matches(q)?;
+        }
+        Ok(ListPage { cases, total, next })
+    }
+
+    fn count_matches(&self, q: &ListQuery) -> Result<u64, StoreError> {
+        let all = ListQuery {
+            cursor: None,
+            limit: 1,
+            ..q.clone()
+        };
+        Ok(self.list(&all)?.total)
+    }
+
+    /// Flushes everything; used on shutdown.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes of the store on disk (for the health page and benchmarks).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+fn cases_last_key(cases: &[CaseSummary]) -> Vec<u8> {
+    cases
+        .last()
+        .map(|c| created_key(c.created_ms, &c.case_no))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> NodeIdentity {
+        NodeIdentity {
+            code: "420222103201".into(),
+            name: "测试村便民服务站".into(),
+            tier: Tier::Village,
+            parent: None,
+            upstream: None,
+            created_at: "2026-11-27T09:00:00+08:00".into(),
+        }
+    }
+
+    fn summary(no: &str, ms: i64, name: &str) -> CaseSummary {
+        CaseSummary {
+            case_no: no.into(),
+            item_code: "YX-RS-001".into(),
+            item_name: "测试事项".into(),
+            department: "人社".into(),
+            state: "SUBMITTED".into(),
+            created_at: String::new(),
+            created_ms: ms,
+            applicant_name: name.into(),
+            applicant_cert_no: String::new(),
+            phone: String::new(),
+            agent: "daiban".into(),
+            deadline: None,
+            delivery: String::new(),
+            materials_missing: 0,
+        }
+    }
+
+    fn new_store(dir: &Path) -> Store {
+        Store::create(
+            dir,
+            &identity(),
+            &[1; 16],
+            tongban_shared::catalog::BUILTIN_CATALOG_JSON,
+        )
+        .unwrap()
+    }
+
+    fn add(store: &Store, ms: i64, name: &str, key: Option<&str>) -> Created {
+        store
+            .create_case("20261127", key, |seq| {
+                let no = format!("420222103201-20261127-{seq:04}");
+                Ok::<_, ()>((b"doc".to_vec(), summary(&no, ms, name)))
+            })
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn init_refuses_existing_directory_and_open_needs_init() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::NotInitialised(_))
+        ));
+        drop(new_store(dir.path()));
+        let again = Store::create(
+            dir.path(),
+            &identity(),
+            &[1; 16],
+            tongban_shared::catalog::BUILTIN_CATALOG_JSON,
+        );
+        assert!(matches!(again, Err(StoreError::AlreadyInitialised(_))));
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.identity().unwrap(), identity());
+    }
+
+    #[test]
+    fn newer_store_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(dir.path());
+        store
+            .meta
+            .insert(K_VERSION, &(STORE_VERSION + 1).to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::NewerFormat { .. })
+        ));
+    }
+
+    #[test]
+    fn case_numbers_grow_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(dir.path());
+        let first = add(&store, 1000, "甲", None);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let second = add(&store, 2000, "乙", None);
+        match (first, second) {
+            (Created::New(a), Created::New(b)) => {
+                assert!(a.case_no.ends_with("-0001"));
+                assert!(b.case_no.ends_with("-0002"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn same_request_key_returns_the_first_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(dir.path());
+        let a = add(&store, 1000, "甲", Some("k1"));
+        let b = add(&store, 2000, "甲", Some("k1"));
+        let Created::New(a) = a else { panic!() };
+        assert_eq!(b, Created::Replayed(a));
+        assert_eq!(store.count(None).unwrap(), 1);
+    }
+
+    #[test]
+    fn list_pages_newest_first_with_filters_and_totals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(dir.path());
+        for i in 0..25 {
+            add(&store, 1000 + i, if i % 5 == 0 { "张三" } else { "李四" }, None);
+        }
+        let page = store
+            .list(&ListQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page.total, 25);
+        assert_eq!(page.cases.len(), 10);
+        assert_eq!(page.cases[0].created_ms, 1024);
+        let page2 = store
+            .list(&ListQuery {
+                limit: 10,
+                cursor: page.next.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(page2.cases[0].created_ms, 1014);
+        let text = store
+            .list(&ListQuery {
+                limit: 3,
+                text: Some("张三".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((text.total, text.cases.len()), (5, 3));
+        let text2 = store
+            .list(&ListQuery {
+                limit: 3,
+                text: Some("张三".into()),
+                cursor: text.next,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((text2.total, text2.cases.len(), text2.next), (5, 2, None));
+        let by_state = store
+            .list(&ListQuery {
+                limit: 100,
+                state: Some(CaseState::Submitted),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((by_state.total, by_state.cases.len()), (25, 25));
+        let none = store
+            .list(&ListQuery {
+                limit: 100,
+                state: Some(CaseState::Accepted),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((none.total, none.cases.len()), (0, 0));
+        let recent = store
+            .list(&ListQuery {
+                limit: 100,
+                since_ms: Some(1020),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(recent.total, 5);
+    }
+}

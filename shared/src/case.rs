@@ -1,0 +1,739 @@
+//! The case (办件): one automerge document per case, its schema, its states and its intake.
+//!
+//! The document is the unit that travels between village, township and county, so everything that
+//! describes the case lives inside it (GB/T 39046 fields, the materials checklist with each material's
+//! state, delivery, the append-only history). What a node needs for lists and indexes is derived from it
+//! as a [`CaseSummary`]. This module never reads a clock or draws randomness: the caller passes `now`,
+//! the actor id and the query password in.
+
+use automerge::{transaction::CommitOptions, ActorId, AutoCommit};
+use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile};
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Item};
+use crate::validate::{self, FieldError};
+
+/// Version of the document layout below; a reader refuses documents from a newer schema.
+pub const CASE_SCHEMA: u64 = 1;
+
+/// Where a case is in its life. Only the states a node reaches on its own exist yet; the back-office
+/// states arrive with the hub workflow and are accepted from documents already (see `label`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaseState {
+    Submitted,
+    Received,
+    Correction,
+    Accepted,
+    Rejected,
+    Review,
+    Suspended,
+    Decided,
+    ResultReady,
+    Delivered,
+    Evaluated,
+}
+
+impl CaseState {
+    pub const ALL: [CaseState; 11] = [
+        CaseState::Submitted,
+        CaseState::Received,
+        CaseState::Correction,
+        CaseState::Accepted,
+        CaseState::Rejected,
+        CaseState::Review,
+        CaseState::Suspended,
+        CaseState::Decided,
+        CaseState::ResultReady,
+        CaseState::Delivered,
+        CaseState::Evaluated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Submitted => "SUBMITTED",
+            CaseState::Received => "RECEIVED",
+            CaseState::Correction => "CORRECTION",
+            CaseState::Accepted => "ACCEPTED",
+            CaseState::Rejected => "REJECTED",
+            CaseState::Review => "REVIEW",
+            CaseState::Suspended => "SUSPENDED",
+            CaseState::Decided => "DECIDED",
+            CaseState::ResultReady => "RESULT_READY",
+            CaseState::Delivered => "DELIVERED",
+            CaseState::Evaluated => "EVALUATED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CaseState> {
+        CaseState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// What an agent reads: the state in plain Chinese, saying whose turn it is.
+    pub fn label(self) -> &'static str {
+        match self {
+            CaseState::Submitted => "已收件，待上报县级",
+            CaseState::Received => "县级已接收",
+            CaseState::Correction => "需补齐补正材料",
+            CaseState::Accepted => "已受理",
+            CaseState::Rejected => "不予受理",
+            CaseState::Review => "部门审查中",
+            CaseState::Suspended => "特别程序（暂停计时）",
+            CaseState::Decided => "已作出决定",
+            CaseState::ResultReady => "结果待领取",
+            CaseState::Delivered => "已送达",
+            CaseState::Evaluated => "已评价",
+        }
+    }
+}
+
+/// Applicant kind, GB/T 39046 codes.
+pub const APPLICANT_KINDS: [(&str, &str); 6] = [
+    ("1", "自然人"),
+    ("2", "企业法人"),
+    ("3", "事业单位法人"),
+    ("4", "社会组织法人"),
+    ("5", "机关法人"),
+    ("6", "其他组织"),
+];
+
+/// Delivery methods recorded at intake (统一出件 channel).
+pub const DELIVERY_METHODS: [&str; 3] = ["窗口领取", "邮寄", "代办员送达"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct ItemRef {
+    pub code: String,
+    pub name: String,
+    pub department: String,
+    /// 即办 / 承诺 / 上报 / 联办.
+    pub kind: String,
+    /// GB/T 39046 case type: 即办件 / 承诺件.
+    pub case_type: String,
+    pub legal_days: u64,
+    pub promised_days: u64,
+    /// "working" or "calendar": the unit of both limits.
+    pub day_unit: String,
+    /// Catalogue version the checklist was taken from: a later catalogue must not rewrite old cases.
+    pub catalog_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct Applicant {
+    /// GB/T 39046 applicant kind code ("1" natural person … "6" other).
+    pub kind: String,
+    pub name: String,
+    /// GA/T certificate type: "111" resident ID card for a person, "001" credit code for an organisation.
+    pub cert_type: String,
+    /// ID number for a person, unified social credit code for an organisation.
+    pub cert_no: String,
+    pub phone: String,
+    pub address: String,
+    /// Legal representative, organisations only.
+    pub legal_rep: String,
+    /// ID number of the person who came in (the applicant, or the contact of an organisation).
+    pub id_number: String,
+}
+
+/// The proxy agent (代理人) who took the case: every proxy case records who and where.
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct Agent {
+    pub user: String,
+    pub name: String,
+    pub node_code: String,
+    pub node_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct MaterialEntry {
+    pub id: String,
+    pub name: String,
+    pub required: bool,
+    pub form: String,
+    pub copies: u64,
+    /// Whether the agent collected it at intake (a correction round will flip missing ones later).
+    pub collected: bool,
+}
+
+/// One line of the append-only history (全程留痕).
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// RFC 3339 with offset, from the clock of the node that wrote the entry.
+    pub at: String,
+    /// Account that acted.
+    pub by: String,
+    /// Display name of that account, as it was then.
+    pub by_name: String,
+    /// Division code of the node (or hub) where it happened.
+    pub node: String,
+    pub action: String,
+    pub note: String,
+    /// State after the action.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct CaseDoc {
+    pub schema: u64,
+    pub case_no: String,
+    pub item: ItemRef,
+    /// Tongban keeps proxy submission as its own channel ("代办"); exports map it to GB/T 39046 code 9.
+    pub channel: String,
+    pub applicant: Applicant,
+    pub agent: Agent,
+    pub materials: Vec<MaterialEntry>,
+    pub delivery: String,
+    pub note: String,
+    /// 查询密码 printed on the receipt so that the applicant can ask after the case.
+    pub query_password: String,
+    pub state: String,
+    pub created_at: String,
+    /// Promised completion date (YYYY-MM-DD), set when the county accepts the case.
+    pub deadline: Option<String>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl CaseDoc {
+    pub fn state(&self) -> Option<CaseState> {
+        CaseState::parse(&self.state)
+    }
+
+    pub fn created_at(&self) -> Option<DateTime<FixedOffset>> {
+        DateTime::parse_from_rfc3339(&self.created_at).ok()
+    }
+
+    pub fn summary(&self) -> CaseSummary {
+        CaseSummary {
+            case_no: self.case_no.clone(),
+            item_code: self.item.code.clone(),
+            item_name: self.item.name.clone(),
+            department: self.item.department.clone(),
+            state: self.state.clone(),
+            created_at: self.created_at.clone(),
+            created_ms: self.created_at().map(|t| t.timestamp_millis()).unwrap_or(0),
+            applicant_name: self.applicant.name.clone(),
+            applicant_cert_no: self.applicant.cert_no.clone(),
+            phone: self.applicant.phone.clone(),
+            agent: self.agent.user.clone(),
+            deadline: self.deadline.clone(),
+            delivery: self.delivery.clone(),
+            materials_missing: self
+                .materials
+                .iter()
+                .filter(|m| m.required && !m.collected)
+                .count() as u32,
+        }
+    }
+}
+
+/// What lists, filters and dashboards need of a case without loading its document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSummary {
+    pub case_no: String,
+    pub item_code: String,
+    pub item_name: String,
+    pub department: String,
+    pub state: String,
+    pub created_at: String,
+    /// Milliseconds since the epoch: the sort key of the date index.
+    pub created_ms: i64,
+    pub applicant_name: String,
+    pub applicant_cert_no: String,
+    pub phone: String,
+    pub agent: String,
+    pub deadline: Option<String>,
+    pub delivery: String,
+    pub materials_missing: u32,
+}
+
+impl CaseSummary {
+    /// Free-text filter of the case list: case number, applicant, certificate number, phone or item.
+    pub fn matches_text(&self, q: &str) -> bool {
+        let q = q.trim();
+        q.is_empty()
+            || self.case_no.contains(q)
+            || self.applicant_name.contains(q)
+            || self.applicant_cert_no.eq_ignore_ascii_case(q)
+            || self.applicant_cert_no.ends_with(&q.to_ascii_uppercase())
+                && q.len() >= 4
+            || self.phone.contains(q) && q.len() >= 4
+            || self.item_name.contains(q)
+            || self.item_code.eq_ignore_ascii_case(q)
+    }
+}
+
+/// Case numbers: `<node division code>-<yyyymmdd>-<sequence>`, e.g. `420222103201-20261127-0007`.
+///
+/// Unique with no coordination because every node has its own division code and allocates its own
+/// sequence per day from a persistent counter; at most 12 + 1 + 8 + 1 + 6 characters, within the 50 that
+/// GB/T 39046 allows.
+pub fn format_case_no(node_code: &str, date: NaiveDate, seq: u32) -> String {
+    format!("{node_code}-{}-{seq:04}", date.format("%Y%m%d"))
+}
+
+/// Checks the shape of a case number from a URL before it is used as a store key.
+pub fn is_case_no(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let (Some(code), Some(date), Some(seq), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    validate::check_division_code(code).is_ok()
+        && date.len() == 8
+        && NaiveDate::parse_from_str(date, "%Y%m%d").is_ok()
+        && (4..=6).contains(&seq.len())
+        && seq.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Intake as the API and the web form submit it, before validation.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeRequest {
+    pub item_code: String,
+    pub applicant: ApplicantInput,
+    #[serde(default)]
+    pub materials: Vec<String>,
+    #[serde(default)]
+    pub delivery: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplicantInput {
+    /// GB/T 39046 kind code; "1" (natural person) when absent.
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub id_number: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub credit_code: String,
+    #[serde(default)]
+    pub legal_rep: String,
+    #[serde(default)]
+    pub address: String,
+}
+
+/// An intake that passed every check, with the catalogue item it refers to.
+#[derive(Debug, Clone)]
+pub struct ValidIntake {
+    pub item: Item,
+    pub catalog_version: u32,
+    pub applicant: Applicant,
+    pub collected: Vec<String>,
+    pub delivery: String,
+    pub note: String,
+}
+
+/// Checks an intake against the catalogue; returns every problem at once so a form can mark them all.
+pub fn validate_intake(
+    catalog: &Catalog,
+    req: &IntakeRequest,
+    today: NaiveDate,
+) -> Result<ValidIntake, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let item = catalog.item(req.item_code.trim());
+    if item.is_none() {
+        errors.push(FieldError::new(
+            "item_code",
+            if req.item_code.trim().is_empty() {
+                "请选择要办理的事项。".to_string()
+            } else {
+                format!("事项编码“{}”不在事项目录中。", req.item_code.trim())
+            },
+        ));
+    }
+
+    let a = &req.applicant;
+    let kind = if a.kind.trim().is_empty() {
+        "1"
+    } else {
+        a.kind.trim()
+    };
+    let organisation = kind != "1";
+    if !APPLICANT_KINDS.iter().any(|(code, _)| *code == kind) {
+        errors.push(FieldError::new(
+            "applicant.kind",
+            "申请人类型不正确，应为1（自然人）到6（其他组织）。",
+        ));
+    }
+    let name_label = if organisation {
+        "申请单位名称"
+    } else {
+        "申请人姓名"
+    };
+    let name = validate::check_person_name(&a.name, "applicant.name", name_label)
+        .map_err(|e| errors.push(e))
+        .unwrap_or_default();
+
+    let mut id_number = String::new();
+    if !organisation || !a.id_number.trim().is_empty() {
+        if a.id_number.trim().is_empty() {
+            errors.push(FieldError::new(
+                "applicant.id_number",
+                "请填写申请人身份证号码。",
+            ));
+        } else {
+            match validate::check_id_number(&a.id_number, today) {
+                Ok(id) => id_number = id,
+                Err(p) => errors.push(FieldError::new("applicant.id_number", p.message())),
+            }
+        }
+    }
+
+    let mut credit_code = String::new();
+    let mut legal_rep = String::new();
+    if organisation {
+        match validate::check_credit_code(&a.credit_code) {
+            Ok(code) => credit_code = code,
+            Err(p) => errors.push(FieldError::new(
+                "applicant.credit_code",
+                if a.credit_code.trim().is_empty() {
+                    "申请人是单位时，请填写统一社会信用代码。"
+                } else {
+                    p.message()
+                },
+            )),
+        }
+        legal_rep = validate::check_person_name(&a.legal_rep, "applicant.legal_rep", "法定代表人")
+            .map_err(|e| errors.push(e))
+            .unwrap_or_default();
+    }
+
+    let phone = match validate::check_mobile(&a.phone) {
+        Some(p) => p,
+        None => {
+            errors.push(FieldError::new(
+                "applicant.phone",
+                if a.phone.trim().is_empty() {
+                    "请填写申请人手机号码，以便通知办理进度。"
+                } else {
+                    "手机号码应为以1开头的11位数字。"
+                },
+            ));
+            String::new()
+        }
+    };
+
+    let delivery = req.delivery.trim();
+    let delivery = if delivery.is_empty() {
+        "代办员送达"
+    } else {
+        delivery
+    };
+    if !DELIVERY_METHODS.contains(&delivery) {
+        errors.push(FieldError::new(
+            "delivery",
+            "送达方式应为“窗口领取”“邮寄”或“代办员送达”之一。",
+        ));
+    }
+    let address = a.address.trim().to_string();
+    if delivery == "邮寄" && address.is_empty() {
+        errors.push(FieldError::new(
+            "applicant.address",
+            "选择邮寄送达时，请填写收件地址。",
+        ));
+    }
+    if address.chars().count() > 200 {
+        errors.push(FieldError::new(
+            "applicant.address",
+            "地址不能超过200个字。",
+        ));
+    }
+    if req.note.chars().count() > 500 {
+        errors.push(FieldError::new("note", "备注不能超过500个字。"));
+    }
+
+    let mut collected: Vec<String> = Vec::new();
+    if let Some(item) = item {
+        for id in &req.materials {
+            match item.material(id) {
+                Some(_) if !collected.contains(id) => collected.push(id.clone()),
+                Some(_) => {}
+                None => errors.push(FieldError::new(
+                    "materials",
+                    format!("材料“{id}”不是该事项需要的材料。"),
+                )),
+            }
+        }
+        let missing: Vec<&str> = item
+            .materials
+            .iter()
+            .filter(|m| m.required && !collected.contains(&m.id))
+            .map(|m| m.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            errors.push(FieldError::new(
+                "materials",
+                format!(
+                    "缺少必需材料：{}。请收齐后再提交，以免群众多跑一趟。",
+                    missing.join("、")
+                ),
+            ));
+        }
+    }
+
+    match item {
+        Some(item) if errors.is_empty() => Ok(ValidIntake {
+            item: item.clone(),
+            catalog_version: catalog.version,
+            applicant: Applicant {
+                kind: kind.to_string(),
+                name,
+                cert_type: if organisation { "001" } else { "111" }.to_string(),
+                cert_no: if organisation {
+                    credit_code
+                } else {
+                    id_number.clone()
+                },
+                phone,
+                address,
+                legal_rep,
+                id_number,
+            },
+            collected,
+            delivery: delivery.to_string(),
+            note: req.note.trim().to_string(),
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// Everything about the place and moment of an intake that does not come from the form.
+pub struct IntakeContext<'a> {
+    pub case_no: &'a str,
+    pub agent: Agent,
+    pub now: DateTime<FixedOffset>,
+    pub query_password: &'a str,
+    /// The node's automerge actor id: every change a node makes carries it.
+    pub actor: ActorId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaseDocError {
+    #[error("automerge: {0}")]
+    Automerge(#[from] automerge::AutomergeError),
+    #[error("case document does not match the schema: {0}")]
+    Hydrate(#[from] autosurgeon::HydrateError),
+    #[error("writing case document: {0}")]
+    Reconcile(#[from] autosurgeon::ReconcileError),
+    #[error("case document schema {0} is newer than this program understands ({CASE_SCHEMA})")]
+    NewerSchema(u64),
+}
+
+/// Builds the first version of a case document from a validated intake.
+pub fn new_case_document(
+    intake: &ValidIntake,
+    ctx: IntakeContext<'_>,
+) -> Result<(AutoCommit, CaseDoc), CaseDocError> {
+    let at = ctx.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let state = CaseState::Submitted;
+    let case = CaseDoc {
+        schema: CASE_SCHEMA,
+        case_no: ctx.case_no.to_string(),
+        item: ItemRef {
+            code: intake.item.code.clone(),
+            name: intake.item.name.clone(),
+            department: intake.item.department.clone(),
+            kind: intake.item.kind.label().to_string(),
+            case_type: intake.item.kind.case_type().to_string(),
+            legal_days: intake.item.legal_days.into(),
+            promised_days: intake.item.promised_days.into(),
+            day_unit: match intake.item.day_unit {
+                crate::catalog::DayUnit::Working => "working",
+                crate::catalog::DayUnit::Calendar => "calendar",
+            }
+            .to_string(),
+            catalog_version: intake.catalog_version.into(),
+        },
+        channel: "代办".to_string(),
+        applicant: intake.applicant.clone(),
+        materials: intake
+            .item
+            .materials
+            .iter()
+            .map(|m| MaterialEntry {
+                id: m.id.clone(),
+                name: m.name.clone(),
+                required: m.required,
+                form: m.form.clone(),
+                copies: m.copies.into(),
+                collected: intake.collected.contains(&m.id),
+            })
+            .collect(),
+        delivery: intake.delivery.clone(),
+        note: intake.note.clone(),
+        query_password: ctx.query_password.to_string(),
+        state: state.as_str().to_string(),
+        created_at: at.clone(),
+        deadline: None,
+        history: vec![HistoryEntry {
+            at,
+            by: ctx.agent.user.clone(),
+            by_name: ctx.agent.name.clone(),
+            node: ctx.agent.node_code.clone(),
+            action: "intake".to_string(),
+            note: format!(
+                "代办员收件，收取材料{}件",
+                intake.collected.len()
+            ),
+            state: state.as_str().to_string(),
+        }],
+        agent: ctx.agent,
+    };
+    let mut doc = AutoCommit::new();
+    doc.set_actor(ctx.actor);
+    reconcile(&mut doc, &case)?;
+    doc.commit_with(
+        CommitOptions::default()
+            .with_message("intake")
+            .with_time(ctx.now.timestamp()),
+    );
+    Ok((doc, case))
+}
+
+/// Reads the case out of a document, refusing schemas from the future.
+pub fn read_case(doc: &AutoCommit) -> Result<CaseDoc, CaseDocError> {
+    let case: CaseDoc = hydrate(doc)?;
+    if case.schema > CASE_SCHEMA {
+        return Err(CaseDocError::NewerSchema(case.schema));
+    }
+    Ok(case)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
+    }
+
+    fn valid_request(catalog: &Catalog) -> IntakeRequest {
+        let item = &catalog.items[0];
+        IntakeRequest {
+            item_code: item.code.clone(),
+            applicant: ApplicantInput {
+                name: "王秀英".into(),
+                id_number: "11010519491231002X".into(),
+                phone: "13800271234".into(),
+                ..Default::default()
+            },
+            materials: item.materials.iter().map(|m| m.id.clone()).collect(),
+            delivery: "代办员送达".into(),
+            note: String::new(),
+        }
+    }
+
+    fn ctx(case_no: &str) -> IntakeContext<'_> {
+        IntakeContext {
+            case_no,
+            agent: Agent {
+                user: "daiban".into(),
+                name: "李代办".into(),
+                node_code: "420222103201".into(),
+                node_name: "某村便民服务站".into(),
+            },
+            now: DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap(),
+            query_password: "482913",
+            actor: ActorId::from([7u8; 16].as_slice()),
+        }
+    }
+
+    #[test]
+    fn valid_intake_roundtrips_through_automerge_bytes() {
+        let catalog = Catalog::builtin().unwrap();
+        let intake = validate_intake(&catalog, &valid_request(&catalog), today()).unwrap();
+        let no = format_case_no("420222103201", today(), 1);
+        let (mut doc, case) = new_case_document(&intake, ctx(&no)).unwrap();
+        let bytes = doc.save();
+        let loaded = AutoCommit::load(&bytes).unwrap();
+        let back = read_case(&loaded).unwrap();
+        assert_eq!(back, case);
+        assert_eq!(back.applicant.cert_no, "11010519491231002X");
+        assert_eq!(back.history.len(), 1);
+        assert_eq!(back.state(), Some(CaseState::Submitted));
+        assert!(back.materials.iter().all(|m| m.collected));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_field() {
+        let catalog = Catalog::builtin().unwrap();
+        let mut req = valid_request(&catalog);
+        req.applicant.id_number = "11010519491231003X".into();
+        req.applicant.phone = "12345".into();
+        req.materials.clear();
+        req.delivery = "飞鸽传书".into();
+        let errors = validate_intake(&catalog, &req, today()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "applicant.id_number",
+                "applicant.phone",
+                "delivery",
+                "materials"
+            ]
+        );
+        assert!(errors[3].message.contains("缺少必需材料"));
+    }
+
+    #[test]
+    fn unknown_item_and_unknown_material_are_refused() {
+        let catalog = Catalog::builtin().unwrap();
+        let mut req = valid_request(&catalog);
+        req.materials.push("no_such_material".into());
+        let errors = validate_intake(&catalog, &req, today()).unwrap_err();
+        assert_eq!(errors[0].field, "materials");
+        req.item_code = "NOPE".into();
+        let errors = validate_intake(&catalog, &req, today()).unwrap_err();
+        assert_eq!(errors[0].field, "item_code");
+    }
+
+    #[test]
+    fn organisation_needs_valid_credit_code_and_legal_rep() {
+        let catalog = Catalog::builtin().unwrap();
+        let mut req = valid_request(&catalog);
+        req.applicant.kind = "2".into();
+        req.applicant.id_number.clear();
+        req.applicant.credit_code = "91350100M000100Y44".into();
+        let errors = validate_intake(&catalog, &req, today()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["applicant.credit_code", "applicant.legal_rep"]);
+        req.applicant.credit_code = "91350100m000100y43".into();
+        req.applicant.legal_rep = "陈法人".into();
+        let ok = validate_intake(&catalog, &req, today()).unwrap();
+        assert_eq!(ok.applicant.cert_no, "91350100M000100Y43");
+        assert_eq!(ok.applicant.cert_type, "001");
+    }
+
+    #[test]
+    fn case_numbers_carry_code_and_date_and_parse_back() {
+        let no = format_case_no("420222103201", today(), 7);
+        assert_eq!(no, "420222103201-20261127-0007");
+        assert!(is_case_no(&no));
+        assert!(is_case_no(&format_case_no("420222103", today(), 12345)));
+        assert!(!is_case_no("420222103201-20261327-0007"));
+        assert!(!is_case_no("../etc/passwd"));
+        assert!(!is_case_no("420222103201-20261127-0007-1"));
+    }
+
+    #[test]
+    fn text_filter_matches_useful_fields_only() {
+        let catalog = Catalog::builtin().unwrap();
+        let intake = validate_intake(&catalog, &valid_request(&catalog), today()).unwrap();
+        let no = format_case_no("420222103201", today(), 1);
+        let (_, case) = new_case_document(&intake, ctx(&no)).unwrap();
+        let s = case.summary();
+        assert!(s.matches_text("王秀英"));
+        assert!(s.matches_text("002x"));
+        assert!(s.matches_text("0007") == s.case_no.contains("0007"));
+        assert!(!s.matches_text("张三"));
+    }
+}

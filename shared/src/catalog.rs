@@ -1,0 +1,239 @@
+//! The catalogue of service items (政务服务事项目录): data, not code.
+//!
+//! The county publishes a numbered version of the catalogue; the built-in version is
+//! `catalog/yangxin.json`, and later versions arrive at the nodes by sync and are stored beside the cases.
+//! This module owns the types, parsing with integrity checks, and the look-ups agents need (by code, by a
+//! typed search word). It does not know where a catalogue is stored.
+
+use serde::{Deserialize, Serialize};
+
+/// The catalogue shipped in the binary, used when a node is initialised without a newer one.
+pub const BUILTIN_CATALOG_JSON: &str = include_str!("../catalog/yangxin.json");
+
+/// Item kind as the county classifies it: 即办 (done on the spot), 承诺 (promised within N working days),
+/// 上报 (approval sits with a higher authority), 联办 (several departments jointly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ItemKind {
+    #[serde(rename = "即办")]
+    Immediate,
+    #[serde(rename = "承诺")]
+    Promised,
+    #[serde(rename = "上报")]
+    ReportUp,
+    #[serde(rename = "联办")]
+    Joint,
+}
+
+impl ItemKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ItemKind::Immediate => "即办",
+            ItemKind::Promised => "承诺",
+            ItemKind::ReportUp => "上报",
+            ItemKind::Joint => "联办",
+        }
+    }
+
+    /// GB/T 39046 case type: an immediate item is a 即办件, everything else a 承诺件.
+    pub fn case_type(self) -> &'static str {
+        match self {
+            ItemKind::Immediate => "即办件",
+            _ => "承诺件",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DayUnit {
+    #[default]
+    Working,
+    Calendar,
+}
+
+impl DayUnit {
+    pub fn label(self) -> &'static str {
+        match self {
+            DayUnit::Working => "个工作日",
+            DayUnit::Calendar => "个自然日",
+        }
+    }
+}
+
+/// One material on an item's checklist (受理材料标准化手册 entry, reduced to what intake needs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Material {
+    /// Stable id within the item: what the API's `materials` array names.
+    pub id: String,
+    pub name: String,
+    pub required: bool,
+    /// 原件 / 复印件 / 原件及复印件 / 电子.
+    pub form: String,
+    pub copies: u32,
+    /// Short hint shown to the agent beside the checkbox.
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub code: String,
+    pub name: String,
+    /// Short department name (人社, 民政 …): what queues and reports group by.
+    pub department: String,
+    pub department_full: String,
+    pub kind: ItemKind,
+    /// Statutory limit in working days (0 for 即办).
+    pub legal_days: u32,
+    /// The county's promise in working days (≤ legal_days).
+    pub promised_days: u32,
+    /// Whether the limits count working days (the rule) or calendar days (some police and legal-aid
+    /// items): deadlines must use the unit the law uses.
+    #[serde(default)]
+    pub day_unit: DayUnit,
+    /// "办结" when the village station completes the item itself, "代收" when it collects and forwards.
+    pub village: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    pub materials: Vec<Material>,
+}
+
+impl Item {
+    pub fn material(&self, id: &str) -> Option<&Material> {
+        self.materials.iter().find(|m| m.id == id)
+    }
+
+    /// Whether a typed search word matches this item: name, department, keywords or code.
+    pub fn matches(&self, query: &str) -> bool {
+        let q = query.trim();
+        q.is_empty()
+            || self.name.contains(q)
+            || self.department.contains(q)
+            || self.code.eq_ignore_ascii_case(q)
+            || self.keywords.iter().any(|k| k.contains(q) || q.contains(k.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    pub version: u32,
+    pub region: String,
+    pub region_name: String,
+    pub published: String,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalogue is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("catalogue item {code}: {problem}")]
+    Item { code: String, problem: String },
+    #[error("catalogue has no items")]
+    Empty,
+}
+
+impl Catalog {
+    /// The built-in catalogue. It is checked by a unit test, so failure here means a broken build.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Catalog::from_json(BUILTIN_CATALOG_JSON)
+    }
+
+    /// Parses and checks a catalogue: unique item codes, unique material ids per item, promised days
+    /// within the legal limit, at least one required material. A catalogue that fails is refused whole,
+    /// so a bad push from the county can never leave a node with half a catalogue.
+    pub fn from_json(json: &str) -> Result<Catalog, CatalogError> {
+        let catalog: Catalog = serde_json::from_str(json)?;
+        if catalog.items.is_empty() {
+            return Err(CatalogError::Empty);
+        }
+        let mut codes = std::collections::BTreeSet::new();
+        for item in &catalog.items {
+            let fail = |problem: &str| CatalogError::Item {
+                code: item.code.clone(),
+                problem: problem.to_string(),
+            };
+            if item.code.is_empty() || item.code.len() > 50 {
+                return Err(fail("code must be 1-50 characters"));
+            }
+            if !codes.insert(item.code.as_str()) {
+                return Err(fail("duplicate item code"));
+            }
+            if item.promised_days > item.legal_days {
+                return Err(fail("promised_days exceeds legal_days"));
+            }
+            if !item.materials.iter().any(|m| m.required) {
+                return Err(fail("no required material"));
+            }
+            let mut ids = std::collections::BTreeSet::new();
+            if !item.materials.iter().all(|m| ids.insert(m.id.as_str())) {
+                return Err(fail("duplicate material id"));
+            }
+        }
+        Ok(catalog)
+    }
+
+    pub fn item(&self, code: &str) -> Option<&Item> {
+        self.items.iter().find(|i| i.code == code)
+    }
+
+    pub fn search<'a>(&'a self, query: &'a str) -> impl Iterator<Item = &'a Item> + 'a {
+        self.items.iter().filter(move |i| i.matches(query))
+    }
+
+    pub fn departments(&self) -> Vec<&str> {
+        let mut d: Vec<&str> = self.items.iter().map(|i| i.department.as_str()).collect();
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_is_complete_enough_for_a_county() {
+        let c = Catalog::builtin().unwrap();
+        assert!(c.version >= 1);
+        assert!(c.items.len() >= 30, "{} items", c.items.len());
+        assert!(c.departments().len() >= 10, "{:?}", c.departments());
+        for kind in [
+            ItemKind::Immediate,
+            ItemKind::Promised,
+            ItemKind::ReportUp,
+            ItemKind::Joint,
+        ] {
+            assert!(c.items.iter().any(|i| i.kind == kind), "no {kind:?} item");
+        }
+    }
+
+    #[test]
+    fn search_finds_items_by_name_fragment_and_keyword() {
+        let c = Catalog::builtin().unwrap();
+        assert!(c.search("残疾").count() >= 1);
+        assert!(c.search("养老").count() >= 1);
+        assert_eq!(c.search("").count(), c.items.len());
+        assert_eq!(c.search("不存在的事项名称").count(), 0);
+    }
+
+    #[test]
+    fn duplicate_codes_and_broken_limits_are_refused() {
+        let mut c = Catalog::builtin().unwrap();
+        let mut dup = c.items[0].clone();
+        dup.name.push('2');
+        c.items.push(dup);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(matches!(
+            Catalog::from_json(&json),
+            Err(CatalogError::Item { .. })
+        ));
+
+        let mut c = Catalog::builtin().unwrap();
+        c.items[0].promised_days = c.items[0].legal_days + 1;
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(Catalog::from_json(&json).is_err());
+        assert!(Catalog::from_json("{").is_err());
+    }
+}

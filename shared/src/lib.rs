@@ -1,0 +1,44 @@
+//! Tongban shared core: what every tier (village node, township node, county hub) must agree on.
+//!
+//! - [`catalog`]: the service-item catalogue (data, versioned).
+//! - [`calendar`]: the working-day calendar (data, one table a year).
+//! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
+//! - [`case`]: the case document (automerge), its states, case numbers and intake validation.
+//!
+//! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
+//! in the node, the hub and a deterministic simulator.
+
+pub mod calendar;
+pub mod case;
+pub mod catalog;
+pub mod validate;
+
+pub use validate::FieldError;
+
+/// Place of a node in the county: decides its scope and who its upstream is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    County,
+    Township,
+    Village,
+}
+
+impl Tier {
+    /// The `role` of `GET /api/health`.
+    pub fn role(self) -> &'static str {
+        match self {
+            Tier::County => "hub",
+            Tier::Township => "township",
+            Tier::Village => "village",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::County => "县级政务服务中心",
+            Tier::Township => "乡镇便民服务中心",
+            Tier::Village => "村（社区）便民服务站",
+        }
+    }
+}

@@ -1,1 +1,14 @@
-pub fn x(){}
+//! Tongban node: the program on a village station's or township centre's PC.
+//!
+//! - [`store`]: the durable sled store (the only module that touches sled).
+//! - [`auth`]: accounts, password hashes, sessions.
+//! - [`app`]: state, errors, authentication, the intake service and the router.
+//! - [`api`] / [`ui`]: JSON endpoints and server-rendered pages.
+//! - [`setup`]: initialising a data directory, demo data, and running the server.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod setup;
+pub mod store;
+pub mod ui;

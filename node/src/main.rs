@@ -1,1 +1,189 @@
-fn main(){}
+//! `tongban-node` command line (CONTRACT.md): init, serve, demo, plus `fill` for benchmarks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use tongban_node::app::beijing_now;
+use tongban_node::setup::{self, InitOptions};
+use tongban_node::store::Store;
+
+#[derive(Parser)]
+#[command(name = "tongban-node", version, about = "通办 village / township node: offline proxy-case intake")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the node's data directory and its first local account.
+    Init {
+        /// Data directory (must not hold a store yet).
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        /// First account's login name.
+        #[arg(long)]
+        user: String,
+        /// First account's password (at least 6 characters).
+        #[arg(long, env = "TONGBAN_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Display name of the first account (shown on receipts); defaults to --user.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Enrolment bundle from `tongban-hub enroll`.
+        #[arg(long, conflicts_with_all = ["code", "name"], required_unless_present_all = ["code", "name"])]
+        bundle: Option<PathBuf>,
+        /// Division code: 9 digits for a township, 12 for a village (standalone node).
+        #[arg(long, requires = "name")]
+        code: Option<String>,
+        /// Node name as people know it, e.g. 兴国镇示范村便民服务站.
+        #[arg(long, requires = "code")]
+        name: Option<String>,
+    },
+    /// Run the node: web UI and API on --http.
+    Serve {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        /// Address of the web UI and API, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long, env = "TONGBAN_HTTP", default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Township relay endpoint for its villages (arrives with county sync).
+        #[arg(long)]
+        quic: Option<SocketAddr>,
+    },
+    /// Start a demo village node with sample cases on loopback and print its URL and login.
+    Demo {
+        /// Where to keep the demo data (reused if it already holds a demo node).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+    },
+    /// Add generated cases to a stopped node (demo data and benchmarks); flushed once at the end.
+    #[command(hide = true)]
+    Fill {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Account recorded as the agent of the generated cases.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误 error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+const DEMO_USER: &str = "daiban";
+const DEMO_PASSWORD: &str = "daiban123";
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            data,
+            user,
+            password,
+            display_name,
+            bundle,
+            code,
+            name,
+        } => {
+            if bundle.is_some() {
+                bail!("enrolment bundles are not supported yet: initialise standalone with --code and --name");
+            }
+            let (Some(code), Some(name)) = (code, name) else {
+                bail!("--code and --name are required without --bundle");
+            };
+            setup::init(
+                &InitOptions {
+                    data: &data,
+                    code: &code,
+                    name: &name,
+                    user: &user,
+                    display_name: display_name.as_deref(),
+                    password: &password,
+                },
+                beijing_now(),
+            )?;
+            println!("initialised node {code} in {}", data.display());
+            Ok(())
+        }
+        Command::Serve { data, http, quic } => {
+            if quic.is_some() {
+                bail!("--quic (township relay) is not available in this build yet");
+            }
+            let store = Store::open(&data)?;
+            runtime()?.block_on(setup::serve(store, http))?;
+            Ok(())
+        }
+        Command::Demo { dir, http } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("tongban-demo-node"));
+            let store = match Store::open(&dir) {
+                Ok(store) => store,
+                Err(tongban_node::store::StoreError::NotInitialised(_)) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let store = setup::init(
+                        &InitOptions {
+                            data: &dir,
+                            code: "420222100201",
+                            name: "兴国镇示范村便民服务站",
+                            user: DEMO_USER,
+                            display_name: Some("李代办"),
+                            password: DEMO_PASSWORD,
+                        },
+                        beijing_now(),
+                    )?;
+                    setup::fill(&store, 12, 2026, beijing_now(), DEMO_USER)?;
+                    store
+                }
+                Err(e) => return Err(e.into()),
+            };
+            println!("通办 demo village node");
+            println!("  data:  {}", dir.display());
+            println!("  open:  http://{http}/");
+            println!("  login: {DEMO_USER} / {DEMO_PASSWORD}");
+            runtime()?.block_on(setup::serve(store, http))?;
+            Ok(())
+        }
+        Command::Fill {
+            data,
+            count,
+            seed,
+            user,
+        } => {
+            let store = Store::open(&data)?;
+            let n = setup::fill(&store, count, seed, beijing_now(), &user)?;
+            println!("stored {n} cases");
+            Ok(())
+        }
+    }
+}

@@ -296,6 +296,26 @@ impl Store {
         request_key: Option<&str>,
         build: impl FnOnce(u32) -> Result<(Vec<u8>, CaseSummary), E>,
     ) -> Result<Result<Created, E>, StoreError> {
+        self.insert_case(day, request_key, build, true)
+    }
+
+    /// As [`Store::create_case`] but without the flush, for loading many cases at once (demo data,
+    /// benchmarks). Nothing stored this way may be acknowledged before [`Store::flush`] returns.
+    pub fn create_case_unflushed<E>(
+        &self,
+        day: &str,
+        build: impl FnOnce(u32) -> Result<(Vec<u8>, CaseSummary), E>,
+    ) -> Result<Result<Created, E>, StoreError> {
+        self.insert_case(day, None, build, false)
+    }
+
+    fn insert_case<E>(
+        &self,
+        day: &str,
+        request_key: Option<&str>,
+        build: impl FnOnce(u32) -> Result<(Vec<u8>, CaseSummary), E>,
+        flush: bool,
+    ) -> Result<Result<Created, E>, StoreError> {
         if let Some(key) = request_key {
             if let Some(existing) = self.idempotency.get(key.as_bytes())? {
                 let no = String::from_utf8_lossy(&existing).into_owned();
@@ -371,7 +391,9 @@ impl Store {
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(e.into()),
         };
-        self.db.flush()?;
+        if flush {
+            self.db.flush()?;
+        }
         Ok(Ok(match replayed {
             Some(no) => Created::Replayed(self.summary_required(&no)?),
             None => Created::New(summary),

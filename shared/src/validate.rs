@@ -85,6 +85,19 @@ pub fn check_id_number(raw: &str, today: NaiveDate) -> Result<String, IdNumberPr
     Ok(id)
 }
 
+/// Completes 17 digits with their check character: for generating sample and test data.
+pub fn id_with_check_char(first17: &str) -> Option<String> {
+    if first17.len() != 17 || !first17.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sum: u32 = first17
+        .bytes()
+        .zip(ID_WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    Some(format!("{first17}{}", ID_CHECK[(sum % 11) as usize] as char))
+}
+
 /// Birth date encoded in a valid ID number (used for age-dependent items such as 高龄津贴).
 pub fn birth_date_of(id: &str) -> Option<NaiveDate> {
     let b = id.get(6..14)?;
@@ -191,14 +204,8 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
     }
 
-    /// Appends the right check character to 17 digits, so tests can build valid numbers for any date.
-    pub(crate) fn with_check(first17: &str) -> String {
-        let sum: u32 = first17
-            .bytes()
-            .zip(ID_WEIGHTS)
-            .map(|(b, w)| u32::from(b - b'0') * w)
-            .sum();
-        format!("{first17}{}", ID_CHECK[(sum % 11) as usize] as char)
+    fn with_check(first17: &str) -> String {
+        id_with_check_char(first17).unwrap()
     }
 
     #[test]

@@ -1,0 +1,181 @@
+//! JSON API handlers (CONTRACT.md): health, catalogue, cases (create, list, read), document export.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tongban_shared::case::{CaseState, IntakeRequest};
+use tongban_shared::FieldError;
+
+use crate::app::{self, blocking, ApiUser, AppError, SharedState};
+use crate::store::{Created, ListQuery};
+
+pub async fn health(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "code": state.identity.code,
+        "name": state.identity.name,
+        "role": state.identity.tier.role(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs(),
+    }))
+}
+
+pub async fn catalog(State(state): State<SharedState>, _user: ApiUser) -> Json<Value> {
+    Json(json!({
+        "version": state.catalog.version,
+        "region": state.catalog.region,
+        "items": state.catalog.items,
+    }))
+}
+
+/// Turns a body rejection into our error: 413 for an oversized body, 400 otherwise.
+pub fn body_error(rejection: BytesRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::TooLarge
+    } else {
+        AppError::Malformed("无法读取请求内容。".into())
+    }
+}
+
+/// Parses a JSON body: broken syntax is 400; well-formed JSON with a wrong or missing value is 422
+/// naming the field where serde can tell.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                let text = e.to_string();
+                let field = text
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| text.contains("field"))
+                    .unwrap_or("")
+                    .to_string();
+                let message = if text.starts_with("missing field") {
+                    format!("缺少字段“{field}”。")
+                } else if text.starts_with("unknown field") {
+                    format!("不认识的字段“{field}”。")
+                } else {
+                    "字段的类型不正确（例如应为文字却给了数字）。".to_string()
+                };
+                AppError::Invalid(vec![FieldError::new(field, message)])
+            }
+            _ => AppError::Malformed(format!("请求内容不是有效的JSON（第{}行第{}列）。", e.line(), e.column())),
+        }
+    })
+}
+
+pub async fn create_case(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    let body = body.map_err(body_error)?;
+    let key = app::request_key(&headers)?;
+    let req: IntakeRequest = parse_json(&body)?;
+    let created = app::file_case(&state, &user, req, key).await?;
+    let (status, summary, replayed) = match created {
+        Created::New(s) => (StatusCode::CREATED, s, false),
+        Created::Replayed(s) => (StatusCode::OK, s, true),
+    };
+    let location = format!("/api/cases/{}", summary.case_no);
+    let mut body = serde_json::to_value(&summary).map_err(AppError::internal)?;
+    body["replayed"] = replayed.into();
+    body["receipt"] = format!("/cases/{}/receipt", summary.case_no).into();
+    Ok((status, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    state: Option<String>,
+    q: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+pub fn parse_state(raw: Option<&str>) -> Result<Option<CaseState>, AppError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => CaseState::parse(s).map(Some).ok_or_else(|| {
+            AppError::Invalid(vec![FieldError::new(
+                "state",
+                format!("不认识的办件状态“{s}”。"),
+            )])
+        }),
+    }
+}
+
+pub async fn list_cases(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, AppError> {
+    let limit = match params.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => 50,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=500).contains(&n) => n,
+            _ => {
+                return Err(AppError::Invalid(vec![FieldError::new(
+                    "limit",
+                    "每页条数应为1到500之间的整数。",
+                )]))
+            }
+        },
+    };
+    let query = ListQuery {
+        state: parse_state(params.state.as_deref())?,
+        text: params.q,
+        since_ms: None,
+        limit,
+        cursor: params.cursor.filter(|c| !c.is_empty()),
+    };
+    let st = state.clone();
+    let page = blocking(move || Ok(st.store.list(&query)?)).await?;
+    Ok(Json(json!({
+        "cases": page.cases,
+        "total": page.total,
+        "next": page.next,
+    })))
+}
+
+pub async fn get_case(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+    Path(case_no): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let (_, case) = app::load_case(&state, &case_no).await?;
+    let mut body = serde_json::to_value(&case).map_err(AppError::internal)?;
+    body["item_code"] = case.item.code.clone().into();
+    body["item_name"] = case.item.name.clone().into();
+    body["state_label"] = case
+        .state()
+        .map(|s| s.label())
+        .unwrap_or("未知状态")
+        .into();
+    Ok(Json(body))
+}
+
+pub async fn document(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+    Path(case_no): Path<String>,
+) -> Result<Response, AppError> {
+    let (bytes, _) = app::load_case(&state, &case_no).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{case_no}.automerge\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -65,7 +65,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppE
                 };
                 AppError::Invalid(vec![FieldError::new(field, message)])
             }
-            _ => AppError::Malformed(format!("请求内容不是有效的JSON（第{}行第{}列）。", e.line(), e.column())),
+            _ => AppError::Malformed(format!(
+                "请求内容不是有效的JSON（第{}行第{}列）。",
+                e.line(),
+                e.column()
+            )),
         }
     })
 }
@@ -116,7 +120,12 @@ pub async fn list_cases(
     _user: ApiUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, AppError> {
-    let limit = match params.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let limit = match params
+        .limit
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => 50,
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=500).contains(&n) => n,
@@ -153,11 +162,7 @@ pub async fn get_case(
     let mut body = serde_json::to_value(&case).map_err(AppError::internal)?;
     body["item_code"] = case.item.code.clone().into();
     body["item_name"] = case.item.name.clone().into();
-    body["state_label"] = case
-        .state()
-        .map(|s| s.label())
-        .unwrap_or("未知状态")
-        .into();
+    body["state_label"] = case.state().map(|s| s.label()).unwrap_or("未知状态").into();
     Ok(Json(body))
 }
 

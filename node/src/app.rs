@@ -63,7 +63,6 @@ pub fn beijing_now() -> DateTime<FixedOffset> {
     Utc::now().with_timezone(&beijing)
 }
 
-
 /// Every failure a handler can answer with. Internal details are logged, never sent.
 #[derive(Debug)]
 pub enum AppError {
@@ -302,8 +301,8 @@ pub async fn file_case(
     request_key: Option<String>,
 ) -> Result<Created, AppError> {
     let now = beijing_now();
-    let intake = case::validate_intake(&state.catalog, &req, now.date_naive())
-        .map_err(AppError::Invalid)?;
+    let intake =
+        case::validate_intake(&state.catalog, &req, now.date_naive()).map_err(AppError::Invalid)?;
     let st = state.clone();
     let agent = Agent {
         user: user.name.clone(),

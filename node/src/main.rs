@@ -11,7 +11,11 @@ use tongban_node::setup::{self, InitOptions};
 use tongban_node::store::Store;
 
 #[derive(Parser)]
-#[command(name = "tongban-node", version, about = "通办 village / township node: offline proxy-case intake")]
+#[command(
+    name = "tongban-node",
+    version,
+    about = "通办 village / township node: offline proxy-case intake"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -131,13 +131,25 @@ fn db_path(dir: &Path) -> std::path::PathBuf {
     dir.join("db")
 }
 
-/// Sort key that makes sled's ascending order newest-first: created time flipped, then the case number.
+/// Sort key that makes sled's ascending order newest-first: created time flipped, then the case number
+/// with every byte flipped, so that cases of the same millisecond also come newest (highest number) first.
 fn created_key(created_ms: i64, case_no: &str) -> Vec<u8> {
     let flipped = (i64::MAX - created_ms).to_be_bytes();
     let mut k = Vec::with_capacity(8 + case_no.len());
     k.extend_from_slice(&flipped);
-    k.extend_from_slice(case_no.as_bytes());
+    k.extend(case_no.bytes().map(|b| !b));
     k
+}
+
+/// The case number inside a [`created_key`].
+fn case_no_of_created_key(key: &[u8]) -> Result<String, StoreError> {
+    let bytes: Vec<u8> = key
+        .get(8..)
+        .unwrap_or_default()
+        .iter()
+        .map(|b| !b)
+        .collect();
+    String::from_utf8(bytes).map_err(|e| corrupt("by_created", e))
 }
 
 fn state_key(state: &str, created: &[u8]) -> Vec<u8> {
@@ -449,7 +461,12 @@ impl Store {
             }
             None => prefix.clone(),
         };
-        let since_key = q.since_ms.map(|ms| created_key(ms, "\u{10FFFF}"));
+        // The largest key of the `since` millisecond: flipped case-number bytes sort below 0xFF.
+        let since_key = q.since_ms.map(|ms| {
+            let mut k = created_key(ms, "");
+            k.push(0xFF);
+            k
+        });
 
         let mut cases = Vec::with_capacity(limit);
         let mut next = None;
@@ -466,12 +483,12 @@ impl Store {
                     break;
                 }
             }
-            let no = std::str::from_utf8(&created[8..]).map_err(|e| corrupt("by_created", e))?;
+            let no = case_no_of_created_key(created)?;
             if cases.len() == limit && !counting_by_scan {
                 next = Some(hex(&cases_last_key(&cases)));
                 break;
             }
-            let summary = self.summary_required(no)?;
+            let summary = self.summary_required(&no)?;
             if let Some(t) = text {
                 if !summary.matches_text(t) {
                     continue;
@@ -644,7 +661,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = new_store(dir.path());
         for i in 0..25 {
-            add(&store, 1000 + i, if i % 5 == 0 { "张三" } else { "李四" }, None);
+            add(
+                &store,
+                1000 + i,
+                if i % 5 == 0 { "张三" } else { "李四" },
+                None,
+            );
         }
         let page = store
             .list(&ListQuery {

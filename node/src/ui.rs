@@ -97,9 +97,7 @@ fn page_error(e: AppError) -> Response {
         title: title.into(),
         message: e.message(),
     };
-    let html = page
-        .render()
-        .unwrap_or_else(|_| "系统内部错误".to_string());
+    let html = page.render().unwrap_or_else(|_| "系统内部错误".to_string());
     (e.status(), Html(html)).into_response()
 }
 
@@ -279,7 +277,10 @@ pub async fn logout(
     if let Some(token) = &user.session_token {
         state.sessions.end(token);
     }
-    let expire = format!("{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0", auth::SESSION_COOKIE);
+    let expire = format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        auth::SESSION_COOKIE
+    );
     ([(header::SET_COOKIE, expire)], Redirect::to("/login")).into_response()
 }
 
@@ -387,7 +388,10 @@ pub async fn case_list(
         q_url: url_encode(&q),
         q,
         state: filter_state.map(|s| s.as_str()).unwrap_or("").to_string(),
-        states: CaseState::ALL.iter().map(|s| (s.as_str(), s.label())).collect(),
+        states: CaseState::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.label()))
+            .collect(),
         total: page.total,
         from: skipped + 1,
         to: skipped + shown,

@@ -71,7 +71,9 @@ impl Calendar {
         }
         for m in &table.makeup_workdays {
             if m.year() != table.year || off.contains(m) {
-                return Err(fail(format!("makeup workday {m} is outside the year or a holiday")));
+                return Err(fail(format!(
+                    "makeup workday {m} is outside the year or a holiday"
+                )));
             }
         }
         self.off.retain(|d| d.year() != table.year);

@@ -254,8 +254,7 @@ impl CaseSummary {
             || self.case_no.contains(q)
             || self.applicant_name.contains(q)
             || self.applicant_cert_no.eq_ignore_ascii_case(q)
-            || self.applicant_cert_no.ends_with(&q.to_ascii_uppercase())
-                && q.len() >= 4
+            || self.applicant_cert_no.ends_with(&q.to_ascii_uppercase()) && q.len() >= 4
             || self.phone.contains(q) && q.len() >= 4
             || self.item_name.contains(q)
             || self.item_code.eq_ignore_ascii_case(q)
@@ -532,7 +531,9 @@ pub fn new_case_document(
     intake: &ValidIntake,
     ctx: IntakeContext<'_>,
 ) -> Result<(AutoCommit, CaseDoc), CaseDocError> {
-    let at = ctx.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let at = ctx
+        .now
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     let state = CaseState::Submitted;
     let case = CaseDoc {
         schema: CASE_SCHEMA,
@@ -579,10 +580,7 @@ pub fn new_case_document(
             by_name: ctx.agent.name.clone(),
             node: ctx.agent.node_code.clone(),
             action: "intake".to_string(),
-            note: format!(
-                "代办员收件，收取材料{}件",
-                intake.collected.len()
-            ),
+            note: format!("代办员收件，收取材料{}件", intake.collected.len()),
             state: state.as_str().to_string(),
         }],
         agent: ctx.agent,

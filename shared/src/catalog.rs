@@ -110,7 +110,10 @@ impl Item {
             || self.name.contains(q)
             || self.department.contains(q)
             || self.code.eq_ignore_ascii_case(q)
-            || self.keywords.iter().any(|k| k.contains(q) || q.contains(k.as_str()))
+            || self
+                .keywords
+                .iter()
+                .any(|k| k.contains(q) || q.contains(k.as_str()))
     }
 }
 

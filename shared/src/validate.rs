@@ -60,15 +60,22 @@ pub fn check_id_number(raw: &str, today: NaiveDate) -> Result<String, IdNumberPr
     if id.chars().count() != 18 {
         return Err(IdNumberProblem::Length);
     }
-    if !bytes[..17].iter().all(u8::is_ascii_digit) || !(bytes[17].is_ascii_digit() || bytes[17] == b'X')
+    if !bytes[..17].iter().all(u8::is_ascii_digit)
+        || !(bytes[17].is_ascii_digit() || bytes[17] == b'X')
     {
         return Err(IdNumberProblem::Characters);
     }
     let birth = &id[6..14];
     let (year, month, day) = (
-        birth[0..4].parse::<i32>().map_err(|_| IdNumberProblem::BirthDate)?,
-        birth[4..6].parse::<u32>().map_err(|_| IdNumberProblem::BirthDate)?,
-        birth[6..8].parse::<u32>().map_err(|_| IdNumberProblem::BirthDate)?,
+        birth[0..4]
+            .parse::<i32>()
+            .map_err(|_| IdNumberProblem::BirthDate)?,
+        birth[4..6]
+            .parse::<u32>()
+            .map_err(|_| IdNumberProblem::BirthDate)?,
+        birth[6..8]
+            .parse::<u32>()
+            .map_err(|_| IdNumberProblem::BirthDate)?,
     );
     match NaiveDate::from_ymd_opt(year, month, day) {
         Some(date) if date <= today && year >= 1880 => {}
@@ -95,17 +102,26 @@ pub fn id_with_check_char(first17: &str) -> Option<String> {
         .zip(ID_WEIGHTS)
         .map(|(b, w)| u32::from(b - b'0') * w)
         .sum();
-    Some(format!("{first17}{}", ID_CHECK[(sum % 11) as usize] as char))
+    Some(format!(
+        "{first17}{}",
+        ID_CHECK[(sum % 11) as usize] as char
+    ))
 }
 
 /// Birth date encoded in a valid ID number (used for age-dependent items such as 高龄津贴).
 pub fn birth_date_of(id: &str) -> Option<NaiveDate> {
     let b = id.get(6..14)?;
-    NaiveDate::from_ymd_opt(b[0..4].parse().ok()?, b[4..6].parse().ok()?, b[6..8].parse().ok()?)
+    NaiveDate::from_ymd_opt(
+        b[0..4].parse().ok()?,
+        b[4..6].parse().ok()?,
+        b[6..8].parse().ok()?,
+    )
 }
 
 const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// Why a unified social credit code (GB 32100) is not acceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +158,11 @@ pub fn check_credit_code(raw: &str) -> Result<String, CreditCodeProblem> {
             .position(|c| *c == b)
             .ok_or(CreditCodeProblem::Characters)? as u32;
     }
-    let sum: u32 = values[..17].iter().zip(USCC_WEIGHTS).map(|(v, w)| v * w).sum();
+    let sum: u32 = values[..17]
+        .iter()
+        .zip(USCC_WEIGHTS)
+        .map(|(v, w)| v * w)
+        .sum();
     let check = (31 - sum % 31) % 31;
     if values[17] != check {
         return Err(CreditCodeProblem::Checksum);
@@ -182,7 +202,10 @@ pub fn check_person_name(raw: &str, field: &str, label: &str) -> Result<String, 
         return Err(FieldError::new(field, format!("{label}不能超过50个字。")));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new(field, format!("{label}包含无法识别的字符。")));
+        return Err(FieldError::new(
+            field,
+            format!("{label}包含无法识别的字符。"),
+        ));
     }
     Ok(name.to_string())
 }
@@ -275,7 +298,10 @@ mod tests {
 
     #[test]
     fn mobile_numbers() {
-        assert_eq!(check_mobile("138 0027-1234").as_deref(), Some("13800271234"));
+        assert_eq!(
+            check_mobile("138 0027-1234").as_deref(),
+            Some("13800271234")
+        );
         assert_eq!(check_mobile("23800271234"), None);
         assert_eq!(check_mobile("1380027123"), None);
     }
@@ -284,7 +310,10 @@ mod tests {
     fn division_codes_give_tiers() {
         assert_eq!(check_division_code("420222"), Ok(crate::Tier::County));
         assert_eq!(check_division_code("420222103"), Ok(crate::Tier::Township));
-        assert_eq!(check_division_code("420222103201"), Ok(crate::Tier::Village));
+        assert_eq!(
+            check_division_code("420222103201"),
+            Ok(crate::Tier::Village)
+        );
         assert!(check_division_code("4202221032").is_err());
         assert!(check_division_code("42022a").is_err());
     }

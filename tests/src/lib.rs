@@ -1,1 +1,274 @@
+//! Helpers for cross-process tests and the bench: start real `tongban-node` processes on loopback
+//! (port 0, temp dirs), talk HTTP to them, and kill them.
+//!
+//! The binaries are the ones cargo built for this workspace (`target/<profile>/tongban-node`), or the
+//! path in `TONGBAN_NODE_BIN`.
 
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine;
+use serde_json::Value;
+
+pub const TEST_USER: &str = "daiban";
+pub const TEST_PASSWORD: &str = "daiban-test-1";
+pub const TEST_CODE: &str = "420222100201";
+
+/// Directory holding the workspace's binaries: next to the test executable's `deps/` folder.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+pub fn node_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TONGBAN_NODE_BIN") {
+        return PathBuf::from(p);
+    }
+    bin_dir().join("tongban-node")
+}
+
+/// Runs a `tongban-node` subcommand to completion; returns (success, stdout, stderr).
+pub fn node_cmd(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let bin = node_bin();
+    let out = Command::new(&bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .with_context(|| {
+            format!(
+                "running {} (build it with `cargo build -p tongban-node`)",
+                bin.display()
+            )
+        })?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Initialises a standalone village node in `dir` with the test account.
+pub fn init_node(dir: &Path) -> anyhow::Result<()> {
+    let (ok, _, err) = node_cmd(&[
+        "init",
+        "--data",
+        path_str(dir)?,
+        "--code",
+        TEST_CODE,
+        "--name",
+        "测试村便民服务站",
+        "--user",
+        TEST_USER,
+        "--display-name",
+        "测试代办员",
+        "--password",
+        TEST_PASSWORD,
+    ])?;
+    if !ok {
+        bail!("init failed: {err}");
+    }
+    Ok(())
+}
+
+pub fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str()
+        .ok_or_else(|| anyhow!("non-UTF-8 path {}", p.display()))
+}
+
+/// A running node process; killed (SIGKILL) when dropped.
+pub struct NodeProcess {
+    child: Child,
+    pub base: String,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl NodeProcess {
+    /// Starts `serve` on 127.0.0.1:0 and waits for the line that names the URL.
+    pub fn serve(dir: &Path) -> anyhow::Result<NodeProcess> {
+        let mut child = Command::new(node_bin())
+            .args(["serve", "--data", path_str(dir)?, "--http", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", node_bin().display()))?;
+        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+        let mut stderr_pipe = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr_pipe.read_to_string(&mut s);
+            s
+        });
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("tongban-node serving ") {
+                        break url.trim_end_matches('/').to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let err = stderr.join().unwrap_or_default();
+                    bail!("node exited before serving: {err}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(NodeProcess {
+            child,
+            base,
+            stderr: Some(stderr),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown path runs, exactly like a power cut for the process.
+    pub fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// HTTP client that reports every status instead of failing on 4xx/5xx.
+pub fn client() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+pub fn basic_auth(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+pub fn test_auth() -> String {
+    basic_auth(TEST_USER, TEST_PASSWORD)
+}
+
+/// (status, parsed JSON body or Null).
+pub fn get_json(agent: &ureq::Agent, url: &str) -> anyhow::Result<(u16, Value)> {
+    let mut resp = agent
+        .get(url)
+        .header("Authorization", &test_auth())
+        .call()?;
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string()?;
+    Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+}
+
+pub fn post_json(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &Value,
+    idempotency_key: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = agent
+        .post(url)
+        .header("Authorization", &test_auth())
+        .header("Content-Type", "application/json");
+    if let Some(k) = idempotency_key {
+        req = req.header("Idempotency-Key", k);
+    }
+    let mut resp = req.send(serde_json::to_vec(body)?.as_slice())?;
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string()?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+/// A valid intake body for the built-in catalogue's first item, with every required material and a
+/// distinct applicant name (so duplicates are visible).
+pub fn valid_case_body(applicant_name: &str) -> Value {
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+    let item = &catalog.items[0];
+    serde_json::json!({
+        "item_code": item.code,
+        "applicant": {
+            "name": applicant_name,
+            "id_number": "11010519491231002X",
+            "phone": "13800271234"
+        },
+        "materials": item.materials.iter().filter(|m| m.required).map(|m| m.id.clone()).collect::<Vec<_>>(),
+        "delivery": "代办员送达",
+        "note": "测试"
+    })
+}
+
+/// Every case number the node lists, following cursors.
+pub fn all_case_numbers(agent: &ureq::Agent, node: &NodeProcess) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = get_json(
+            agent,
+            &node.url(&format!("/api/cases?limit=500&cursor={cursor}")),
+        )?;
+        if status != 200 {
+            bail!("list answered {status}: {page}");
+        }
+        out.extend(page["cases"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(n) => cursor = n.to_string(),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Resident set size of a process in KiB, from /proc (Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Polls `url` until it answers 200 or `limit` passes; returns the time it took.
+pub fn wait_until_up(url: &str, limit: Duration) -> anyhow::Result<Duration> {
+    let agent = client();
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(resp) = agent.get(url).call() {
+            if resp.status().as_u16() == 200 {
+                return Ok(start.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!("{url} not up within {limit:?}")
+}

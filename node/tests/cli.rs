@@ -1,0 +1,96 @@
+//! The `tongban-node` command line as an operator uses it (CONTRACT.md).
+
+use std::process::Command;
+
+fn node() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tongban-node"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn init(dir: &std::path::Path, code: &str) -> std::process::Output {
+    node()
+        .args(["init", "--data"])
+        .arg(dir)
+        .args([
+            "--code",
+            code,
+            "--name",
+            "测试村便民服务站",
+            "--user",
+            "daiban",
+            "--password",
+            "secret-1",
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn init_creates_a_store_and_refuses_to_overwrite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = init(dir.path(), "420222100201");
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = init(dir.path(), "420222100202");
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("already initialised"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+}
+
+#[test]
+fn init_rejects_bad_codes_and_weak_passwords_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = init(dir.path(), "4202221");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("区划代码"));
+    let out = init(dir.path(), "420222");
+    assert!(!out.status.success(), "a county code is the hub's");
+    let out = node()
+        .args(["init", "--data"])
+        .arg(dir.path())
+        .args([
+            "--code",
+            "420222100201",
+            "--name",
+            "村",
+            "--user",
+            "daiban",
+            "--password",
+            "123",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        !dir.path().join("db").exists(),
+        "refused init left a store behind"
+    );
+    // After all the refusals a correct init still works.
+    assert!(init(dir.path(), "420222100201").status.success());
+}
+
+#[test]
+fn serve_refuses_an_uninitialised_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = node()
+        .args(["serve", "--data"])
+        .arg(dir.path())
+        .args(["--http", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not initialised"));
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["init", "serve", "demo"] {
+        let out = node().args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{sub} --help");
+    }
+}

@@ -1,8 +1,10 @@
 //! Helpers for cross-process tests and the bench: start real `tongban-node` processes on loopback
-//! (port 0, temp dirs), talk HTTP to them, and kill them.
+//! (port 0, temp dirs), talk HTTP to them, and kill them. [`webdriver`] drives headless Chromium.
 //!
 //! The binaries are the ones cargo built for this workspace (`target/<profile>/tongban-node`), or the
 //! path in `TONGBAN_NODE_BIN`.
+
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

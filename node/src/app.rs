@@ -326,8 +326,9 @@ pub async fn file_case(
                         query_password: &password,
                         actor: st.actor.clone(),
                     },
-                )?;
-                Ok::<_, case::CaseDocError>((doc.save(), case.summary()))
+                )
+                .map_err(Box::new)?;
+                Ok::<_, Box<case::CaseDocError>>((doc.save(), case.summary()))
             })?
             .map_err(AppError::internal)?;
         if let Created::New(summary) = &created {

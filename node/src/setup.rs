@@ -179,8 +179,9 @@ pub fn fill(
                     query_password: &password,
                     actor: actor.clone(),
                 },
-            )?;
-            Ok::<_, case::CaseDocError>((doc.save(), c.summary()))
+            )
+            .map_err(Box::new)?;
+            Ok::<_, Box<case::CaseDocError>>((doc.save(), c.summary()))
         })?;
         match created {
             Ok(Created::New(_)) => stored += 1,

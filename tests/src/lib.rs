@@ -86,7 +86,8 @@ pub fn path_str(p: &Path) -> anyhow::Result<&str> {
 
 /// A running node process; killed (SIGKILL) when dropped.
 pub struct NodeProcess {
-    child: Child,
+    /// `None` for a handle attached to a node someone else owns.
+    child: Option<Child>,
     pub base: String,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
@@ -127,20 +128,31 @@ impl NodeProcess {
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Ok(NodeProcess {
-            child,
+            child: Some(child),
             base,
             stderr: Some(stderr),
         })
     }
 
+    /// A handle to a node at `base` that this handle does not own (never killed by it).
+    pub fn attach(base: &str) -> NodeProcess {
+        NodeProcess {
+            child: None,
+            base: base.to_string(),
+            stderr: None,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// SIGKILL: no shutdown path runs, exactly like a power cut for the process.
     pub fn kill(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         self.stderr
             .take()
             .and_then(|h| h.join().ok())
@@ -154,8 +166,10 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -1,1 +1,239 @@
-fn main() {}
+//! `tongban-bench`: measures a real node process over real HTTP and prints a Markdown table for
+//! docs/BENCHMARKS.md.
+//!
+//! 1. Intake: sequential `POST /api/cases` (each acknowledged only after fsync): p50/p90/p99/max latency
+//!    and cases per minute; then the same with concurrent clients.
+//! 2. Scale: a store filled with `--cases` cases; start-to-serving time, list latencies, idle RSS.
+//!
+//! Usage: `cargo build --release && target/release/tongban-bench [--cases 100000] [--intake 1000]`
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tongban_tests::*;
+
+struct Args {
+    cases: u64,
+    intake: usize,
+    clients: usize,
+    node: PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        cases: 100_000,
+        intake: 1000,
+        clients: 4,
+        node: node_bin(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--cases" => args.cases = value.parse()?,
+            "--intake" => args.intake = value.parse()?,
+            "--clients" => args.clients = value.parse()?,
+            "--node" => args.node = PathBuf::from(value),
+            other => bail!("unknown flag {other} (--cases N --intake N --clients N --node PATH)"),
+        }
+    }
+    Ok(args)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Result<Duration> {
+    let body = valid_case_body(name);
+    let start = Instant::now();
+    let (status, answer) = post_json(agent, &node.url("/api/cases"), &body, None)?;
+    let took = start.elapsed();
+    if status != 201 {
+        bail!("intake answered {status}: {answer}");
+    }
+    Ok(took)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    std::env::set_var("TONGBAN_NODE_BIN", &args.node);
+    println!("node binary: {}", args.node.display());
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+
+    // ---------------------------------------------------------------- intake latency
+    let dir = tempfile::tempdir()?;
+    init_node(dir.path())?;
+    let node = NodeProcess::serve(dir.path())?;
+    let agent = client();
+    for i in 0..20 {
+        file_one(&agent, &node, &format!("预热{i}"))?;
+    }
+    let mut lat = Vec::with_capacity(args.intake);
+    let start = Instant::now();
+    for i in 0..args.intake {
+        lat.push(file_one(&agent, &node, &format!("顺序{i}"))?);
+    }
+    let wall = start.elapsed();
+    lat.sort();
+    let per_min = args.intake as f64 / wall.as_secs_f64() * 60.0;
+    rows.push(("intake p50 (sequential, incl. fsync)".into(), ms(percentile(&lat, 0.50)), "".into()));
+    rows.push(("intake p90".into(), ms(percentile(&lat, 0.90)), "".into()));
+    rows.push(("intake p99".into(), ms(percentile(&lat, 0.99)), "≤ 20 ms".into()));
+    rows.push(("intake max".into(), ms(*lat.last().unwrap_or(&Duration::ZERO)), "".into()));
+    rows.push(("intake throughput, 1 client".into(), format!("{per_min:.0} cases/min"), "".into()));
+
+    let per_client = args.intake / args.clients.max(1);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let url_node = NodeProcess::attach(&node.base);
+            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
+                let agent = client();
+                (0..per_client)
+                    .map(|i| file_one(&agent, &url_node, &format!("并发{c}-{i}")))
+                    .collect()
+            })
+        })
+        .collect();
+    let mut clat = Vec::new();
+    for h in handles {
+        clat.extend(h.join().map_err(|_| anyhow::anyhow!("client panicked"))??);
+    }
+    let cwall = start.elapsed();
+    clat.sort();
+    rows.push((
+        format!("intake p99, {} concurrent clients", args.clients),
+        ms(percentile(&clat, 0.99)),
+        "".into(),
+    ));
+    rows.push((
+        format!("intake throughput, {} clients", args.clients),
+        format!("{:.0} cases/min", clat.len() as f64 / cwall.as_secs_f64() * 60.0),
+        "".into(),
+    ));
+    rows.push((
+        "node RSS after intake run".into(),
+        format!("{:.1} MB", rss_kib(node.pid()).unwrap_or(0) as f64 / 1024.0),
+        "".into(),
+    ));
+    drop(node.kill());
+
+    // ---------------------------------------------------------------- scale
+    let big = tempfile::tempdir()?;
+    init_node(big.path())?;
+    let fill_start = Instant::now();
+    let (ok, out, err) = node_cmd(&[
+        "fill",
+        "--data",
+        path_str(big.path())?,
+        "--count",
+        &args.cases.to_string(),
+        "--user",
+        TEST_USER,
+    ])?;
+    if !ok {
+        bail!("fill failed: {out} {err}");
+    }
+    rows.push((
+        format!("bulk load of {} cases (one flush)", args.cases),
+        format!("{:.1} s", fill_start.elapsed().as_secs_f64()),
+        "".into(),
+    ));
+    let disk: u64 = walk_size(big.path());
+    rows.push((
+        format!("store on disk, {} cases", args.cases),
+        format!("{:.1} MB", disk as f64 / 1e6),
+        "".into(),
+    ));
+
+    let spawn_at = Instant::now();
+    let mut child = Command::new(&args.node)
+        .args(["serve", "--data", path_str(big.path())?, "--http", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)?;
+    let base = line
+        .trim()
+        .strip_prefix("tongban-node serving ")
+        .context("no serving line")?
+        .trim_end_matches('/')
+        .to_string();
+    let up = wait_until_up(&format!("{base}/api/health"), Duration::from_secs(30))?;
+    let start_to_serving = spawn_at.elapsed().max(up);
+    rows.push((
+        format!("start to serving, {} cases", args.cases),
+        ms(start_to_serving),
+        "≤ 1 s".into(),
+    ));
+    let pid = child.id();
+    let big_node = NodeProcess::attach(&base);
+    let agent = client();
+    let timed = |path: &str| -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let (status, body) = get_json(&agent, &big_node.url(path))?;
+        if status != 200 {
+            bail!("{path} answered {status}: {body}");
+        }
+        Ok(start.elapsed())
+    };
+    timed("/api/cases?limit=50")?;
+    rows.push(("list first page (50), 100k store".into(), ms(timed("/api/cases?limit=50")?), "".into()));
+    rows.push((
+        "list by state (50, total counted)".into(),
+        ms(timed("/api/cases?limit=50&state=SUBMITTED")?),
+        "".into(),
+    ));
+    rows.push((
+        "text search over all cases".into(),
+        ms(timed("/api/cases?limit=50&q=%E7%8E%8B%E7%A7%80%E8%8B%B1")?),
+        "".into(),
+    ));
+    let first_no = {
+        let (_, page) = get_json(&agent, &big_node.url("/api/cases?limit=1"))?;
+        page["cases"][0]["case_no"].as_str().unwrap_or_default().to_string()
+    };
+    rows.push(("read one case".into(), ms(timed(&format!("/api/cases/{first_no}"))?), "".into()));
+    // Idle: the agent has the home page open and does nothing.
+    std::thread::sleep(Duration::from_secs(3));
+    rows.push((
+        format!("node RSS idle, {} cases", args.cases),
+        format!("{:.1} MB", rss_kib(pid).unwrap_or(0) as f64 / 1024.0),
+        "≤ 64 MB".into(),
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    println!();
+    println!("| measurement | result | target |");
+    println!("|---|---|---|");
+    for (what, result, target) in rows {
+        println!("| {what} | {result} | {target} |");
+    }
+    Ok(())
+}
+
+fn walk_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -93,9 +93,17 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
     b.screenshot(&docs_dir().join("screenshot-receipt.png"))
         .unwrap();
 
-    // The case is on the home page's list of today's cases, and stored exactly once.
+    // The case is on the home page's list of today's cases, found by the list's text and state
+    // filters, absent under another state, and stored exactly once.
     b.goto(&node.url("/")).unwrap();
     assert!(b.page_text().unwrap().contains(&case_no));
+    b.goto(&node.url("/cases")).unwrap();
+    b.type_into("#q", "王秀英").unwrap();
+    b.click_css("form.filters button[type=submit]").unwrap();
+    let found = b.page_text().unwrap();
+    assert!(found.contains("共找到 1 件") && found.contains(&case_no), "{found}");
+    b.goto(&node.url("/cases?state=DELIVERED")).unwrap();
+    assert!(b.page_text().unwrap().contains("共找到 0 件"));
     let agent = client();
     let (_, page) = get_json(&agent, &node.url("/api/cases")).unwrap();
     assert_eq!(page["total"], 1);

@@ -63,7 +63,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for year in [from.format("%Y"), due.format("%Y")] {
                 let year: i32 = year.to_string().parse()?;
                 if !calendar.covers(year) {
-                    eprintln!("warning: no holiday table for {year}; only weekends counted as days off");
+                    eprintln!(
+                        "warning: no holiday table for {year}; only weekends counted as days off"
+                    );
                 }
             }
             println!("{}", due.format("%Y-%m-%d"));

@@ -7,7 +7,10 @@ fn due(from: &str, days: &str) -> (bool, String) {
         .args(["calendar", "due", "--from", from, "--days", days])
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
 }
 
 #[test]

@@ -253,9 +253,14 @@ pub async fn login(
     }
 }
 
-fn check_csrf(user: &CurrentUser, pairs: &[(String, String)]) -> Result<(), AppError> {
+/// The pairs of a form posted from one of this session's own pages (its CSRF token must match).
+fn csrf_checked_form(
+    user: &CurrentUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Vec<(String, String)>, AppError> {
+    let pairs = form_pairs(body)?;
     match &user.csrf {
-        Some(expected) if field(pairs, "csrf") == expected => Ok(()),
+        Some(expected) if field(&pairs, "csrf") == expected => Ok(pairs),
         _ => Err(AppError::Forbidden(
             "页面已过期或来源不明，请返回重新打开页面后再提交。".into(),
         )),
@@ -267,11 +272,7 @@ pub async fn logout(
     WebUser(user): WebUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let pairs = match form_pairs(body) {
-        Ok(p) => p,
-        Err(e) => return page_error(e),
-    };
-    if let Err(e) = check_csrf(&user, &pairs) {
+    if let Err(e) = csrf_checked_form(&user, body) {
         return page_error(e);
     }
     if let Some(token) = &user.session_token {
@@ -622,13 +623,10 @@ pub async fn new_case_submit(
     WebUser(user): WebUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let pairs = match form_pairs(body) {
+    let pairs = match csrf_checked_form(&user, body) {
         Ok(p) => p,
         Err(e) => return page_error(e),
     };
-    if let Err(e) = check_csrf(&user, &pairs) {
-        return page_error(e);
-    }
     let token = field(&pairs, "form_token").to_string();
     let key = match app::check_request_key(&token) {
         Ok(k) => format!("form-{k}"),

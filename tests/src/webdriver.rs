@@ -178,6 +178,32 @@ impl Browser {
         self.click(&el)
     }
 
+    /// Clicks something that loads a new page (link, submit button) and returns once the new document
+    /// has finished loading. The old document is marked first, so a click that returns before the
+    /// navigation starts is not mistaken for its end.
+    pub fn click_and_wait(&self, el: &Element) -> anyhow::Result<()> {
+        self.script("window.__tongbanOldPage = true; return null;")?;
+        self.click(el)?;
+        let start = std::time::Instant::now();
+        loop {
+            let loaded = self
+                .script("return window.__tongbanOldPage === undefined && document.readyState === 'complete';")
+                .unwrap_or(serde_json::Value::Bool(false));
+            if loaded == serde_json::Value::Bool(true) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                bail!("page did not load within 15 s after the click");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn click_css_and_wait(&self, css: &str) -> anyhow::Result<()> {
+        let el = self.find(css)?;
+        self.click_and_wait(&el)
+    }
+
     pub fn text(&self, el: &Element) -> anyhow::Result<String> {
         Ok(self
             .cmd("GET", &format!("/element/{}/text", el.0), None)?

@@ -23,10 +23,10 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
     assert!(b.current_url().unwrap().contains("/login"));
     b.type_into("#user", TEST_USER).unwrap();
     b.type_into("#password", "wrong-password").unwrap();
-    b.click_css("#login-button").unwrap();
+    b.click_css_and_wait("#login-button").unwrap();
     assert!(b.page_text().unwrap().contains("账号或密码不正确"));
     b.type_into("#password", TEST_PASSWORD).unwrap();
-    b.click_css("#login-button").unwrap();
+    b.click_css_and_wait("#login-button").unwrap();
     assert!(
         b.current_url().unwrap().ends_with("/cases/new"),
         "login returns to the page asked for"
@@ -45,7 +45,7 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
     assert!(visible.len() < all, "search did not filter");
     let chosen = b.text(&visible[0]).unwrap();
     assert!(chosen.contains("残疾人证"), "{chosen}");
-    b.click(&visible[0]).unwrap();
+    b.click_and_wait(&visible[0]).unwrap();
 
     // Fill the form with a mistyped ID number: the form says which field and keeps what was typed.
     b.type_into("#name", "王秀英").unwrap();
@@ -56,7 +56,7 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
     }
     b.screenshot(&docs_dir().join("screenshot-new-case.png"))
         .unwrap();
-    b.click_css("#submit-case").unwrap();
+    b.click_css_and_wait("#submit-case").unwrap();
     let errors = b.text(&b.find("#form-errors").unwrap()).unwrap();
     assert!(errors.contains("身份证号码校验位不正确"), "{errors}");
     let kept = b
@@ -65,7 +65,7 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
     assert_eq!(kept, "王秀英");
 
     b.type_into("#id_number", "11010519491231002X").unwrap();
-    b.click_css("#submit-case").unwrap();
+    b.click_css_and_wait("#submit-case").unwrap();
     let banner = b.text(&b.find("#created-banner").unwrap()).unwrap();
     assert!(banner.contains("办件已保存"), "{banner}");
     let url = b.current_url().unwrap();
@@ -79,7 +79,7 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
         .to_string();
     assert!(case_no.starts_with(TEST_CODE), "{url}");
 
-    b.click_css("#open-receipt").unwrap();
+    b.click_css_and_wait("#open-receipt").unwrap();
     let receipt = b.page_text().unwrap();
     assert!(receipt.contains("政务服务事项申请材料受理凭证"));
     assert_eq!(
@@ -99,9 +99,13 @@ fn agent_logs_in_files_a_case_and_opens_its_receipt() {
     assert!(b.page_text().unwrap().contains(&case_no));
     b.goto(&node.url("/cases")).unwrap();
     b.type_into("#q", "王秀英").unwrap();
-    b.click_css("form.filters button[type=submit]").unwrap();
+    b.click_css_and_wait("form.filters button[type=submit]")
+        .unwrap();
     let found = b.page_text().unwrap();
-    assert!(found.contains("共找到 1 件") && found.contains(&case_no), "{found}");
+    assert!(
+        found.contains("共找到 1 件") && found.contains(&case_no),
+        "{found}"
+    );
     b.goto(&node.url("/cases?state=DELIVERED")).unwrap();
     assert!(b.page_text().unwrap().contains("共找到 0 件"));
     let agent = client();

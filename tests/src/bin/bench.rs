@@ -84,11 +84,27 @@ fn main() -> anyhow::Result<()> {
     let wall = start.elapsed();
     lat.sort();
     let per_min = args.intake as f64 / wall.as_secs_f64() * 60.0;
-    rows.push(("intake p50 (sequential, incl. fsync)".into(), ms(percentile(&lat, 0.50)), "".into()));
+    rows.push((
+        "intake p50 (sequential, incl. fsync)".into(),
+        ms(percentile(&lat, 0.50)),
+        "".into(),
+    ));
     rows.push(("intake p90".into(), ms(percentile(&lat, 0.90)), "".into()));
-    rows.push(("intake p99".into(), ms(percentile(&lat, 0.99)), "≤ 20 ms".into()));
-    rows.push(("intake max".into(), ms(*lat.last().unwrap_or(&Duration::ZERO)), "".into()));
-    rows.push(("intake throughput, 1 client".into(), format!("{per_min:.0} cases/min"), "".into()));
+    rows.push((
+        "intake p99".into(),
+        ms(percentile(&lat, 0.99)),
+        "≤ 20 ms".into(),
+    ));
+    rows.push((
+        "intake max".into(),
+        ms(*lat.last().unwrap_or(&Duration::ZERO)),
+        "".into(),
+    ));
+    rows.push((
+        "intake throughput, 1 client".into(),
+        format!("{per_min:.0} cases/min"),
+        "".into(),
+    ));
 
     let per_client = args.intake / args.clients.max(1);
     let start = Instant::now();
@@ -116,7 +132,10 @@ fn main() -> anyhow::Result<()> {
     ));
     rows.push((
         format!("intake throughput, {} clients", args.clients),
-        format!("{:.0} cases/min", clat.len() as f64 / cwall.as_secs_f64() * 60.0),
+        format!(
+            "{:.0} cases/min",
+            clat.len() as f64 / cwall.as_secs_f64() * 60.0
+        ),
         "".into(),
     ));
     rows.push((
@@ -156,7 +175,13 @@ fn main() -> anyhow::Result<()> {
 
     let spawn_at = Instant::now();
     let mut child = Command::new(&args.node)
-        .args(["serve", "--data", path_str(big.path())?, "--http", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--data",
+            path_str(big.path())?,
+            "--http",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -189,7 +214,11 @@ fn main() -> anyhow::Result<()> {
         Ok(start.elapsed())
     };
     timed("/api/cases?limit=50")?;
-    rows.push(("list first page (50), 100k store".into(), ms(timed("/api/cases?limit=50")?), "".into()));
+    rows.push((
+        "list first page (50), 100k store".into(),
+        ms(timed("/api/cases?limit=50")?),
+        "".into(),
+    ));
     rows.push((
         "list by state (50, total counted)".into(),
         ms(timed("/api/cases?limit=50&state=SUBMITTED")?),
@@ -202,9 +231,16 @@ fn main() -> anyhow::Result<()> {
     ));
     let first_no = {
         let (_, page) = get_json(&agent, &big_node.url("/api/cases?limit=1"))?;
-        page["cases"][0]["case_no"].as_str().unwrap_or_default().to_string()
+        page["cases"][0]["case_no"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
-    rows.push(("read one case".into(), ms(timed(&format!("/api/cases/{first_no}"))?), "".into()));
+    rows.push((
+        "read one case".into(),
+        ms(timed(&format!("/api/cases/{first_no}"))?),
+        "".into(),
+    ));
     // Idle: the agent has the home page open and does nothing.
     std::thread::sleep(Duration::from_secs(3));
     rows.push((

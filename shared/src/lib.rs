@@ -4,6 +4,7 @@
 //! - [`calendar`]: the working-day calendar (data, one table a year).
 //! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
 //! - [`case`]: the case document (automerge), its states, case numbers and intake validation.
+//! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
 //! in the node, the hub and a deterministic simulator.
@@ -11,6 +12,7 @@
 pub mod calendar;
 pub mod case;
 pub mod catalog;
+pub mod sync;
 pub mod validate;
 
 pub use validate::FieldError;

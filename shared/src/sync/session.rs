@@ -1,0 +1,550 @@
+//! The sync session as a pure state machine: the client (a node syncing with its upstream) and the
+//! server (the upstream answering it), each driven by whoever moves the bytes.
+//!
+//! Neither side touches a socket, a clock or a random source. Storage is reached through [`Replica`],
+//! whose implementations are the node's and hub's sled stores and the in-memory replica of the simulator.
+//!
+//! Flow (the client sends, the server answers each request with one response):
+//! 1. `Hello` with the client's root fingerprint per scope → `HelloReply` with the nodes that differ. In
+//!    sync: one round trip, a few dozen bytes, and no per-peer checkpoint anywhere.
+//! 2. `Compare` for differing children → `CompareReply`, until nodes are answered with their items.
+//! 3. The cases whose digests differ go through automerge's own sync protocol in batches of `Sync` /
+//!    `SyncReply`, each side starting from a fresh `sync::State`; both sides merge and make the documents
+//!    durable ([`Replica::commit`]) before they answer or go on.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::sync::{Message, State, SyncDoc};
+use automerge::{ActorId, AutoCommit};
+
+use super::frame::{DocMsg, Msg, NodeAnswer, NodeQuery, NodeView, Refusal, ScopeRoot};
+use super::scope;
+use super::summary::{Digest, Fp, Prefix, DEPTH, FANOUT, LEAF_ITEMS};
+
+/// Documents synced together in one `Sync` request.
+pub const BATCH_DOCS: usize = 64;
+/// Payload budget of one `Sync` request; a batch stops growing when it is reached.
+pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Nodes compared in one `Compare` request.
+pub const COMPARE_NODES: usize = 256;
+/// Automerge sync converges in a few rounds; a document still talking after this many is a bug or an
+/// attack, and is dropped from the session.
+const MAX_DOC_ROUNDS: u32 = 16;
+
+/// Storage as the protocol needs it. Implementations decide durability: [`Replica::store`] may buffer,
+/// [`Replica::commit`] must not return before every stored document is on disk.
+pub trait Replica {
+    type Error: std::fmt::Display;
+
+    /// Root fingerprint of every non-empty scope whose code starts with `within`.
+    fn scope_roots(&self, within: &str) -> Result<Vec<(String, Fp)>, Self::Error>;
+    fn node(&self, scope: &str, prefix: Prefix) -> Result<Fp, Self::Error>;
+    /// The [`FANOUT`] children of `prefix`, in nibble order.
+    fn children(&self, scope: &str, prefix: Prefix) -> Result<Vec<Fp>, Self::Error>;
+    fn items(&self, scope: &str, prefix: Prefix) -> Result<Vec<(String, Digest)>, Self::Error>;
+    fn load(&self, case_no: &str) -> Result<Option<AutoCommit>, Self::Error>;
+    /// Stores a document whose heads changed, and updates the summary.
+    fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), Self::Error>;
+    /// Makes everything stored so far durable.
+    fn commit(&mut self) -> Result<(), Self::Error>;
+    /// Server side: whether `peer` may author changes with `actor` (binds unknown actors on first use).
+    fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, Self::Error>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("peer reported an error: {0}")]
+    Peer(String),
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> SessionError {
+    SessionError::Storage(e.to_string())
+}
+
+/// What one session did, for `GET /api/sync` and the benches (bytes are counted by the driver).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SessionStats {
+    pub round_trips: u32,
+    pub cases_sent: u32,
+    pub cases_received: u32,
+    pub refused: Vec<Refusal>,
+}
+
+fn answer<R: Replica>(
+    r: &R,
+    scope: &str,
+    prefix: Prefix,
+    theirs: Fp,
+) -> Result<Option<NodeAnswer>, SessionError> {
+    let mine = r.node(scope, prefix).map_err(storage)?;
+    if mine == theirs {
+        return Ok(None);
+    }
+    let view = if mine.count <= LEAF_ITEMS || prefix.len >= DEPTH {
+        NodeView::Items(r.items(scope, prefix).map_err(storage)?)
+    } else {
+        NodeView::Children(r.children(scope, prefix).map_err(storage)?)
+    };
+    Ok(Some(NodeAnswer {
+        scope: scope.to_string(),
+        prefix,
+        view,
+    }))
+}
+
+// ------------------------------------------------------------------------------------------- client
+
+#[derive(Debug, Default)]
+struct DocProgress {
+    state: State,
+    /// Whether the server's last answer for this document carried a message (so we must answer too).
+    server_spoke: bool,
+    rounds: u32,
+    /// Whether this case already counted in `cases_sent`.
+    sent_changes: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Start,
+    AwaitHello,
+    AwaitCompare,
+    AwaitSync,
+    Done,
+}
+
+/// The downstream side. Create one per session; feed it the server's responses.
+#[derive(Debug)]
+pub struct ClientSession {
+    /// Scopes this replica holds and reconciles (its own code; a township adds its villages').
+    scopes: Vec<String>,
+    phase: Phase,
+    compare_queue: VecDeque<NodeQuery>,
+    /// Cases found to differ, not yet in a batch.
+    doc_queue: VecDeque<String>,
+    queued: BTreeSet<String>,
+    batch: BTreeMap<String, DocProgress>,
+    stats: SessionStats,
+}
+
+impl ClientSession {
+    pub fn new(scopes: Vec<String>) -> ClientSession {
+        ClientSession {
+            scopes,
+            phase: Phase::Start,
+            compare_queue: VecDeque::new(),
+            doc_queue: VecDeque::new(),
+            queued: BTreeSet::new(),
+            batch: BTreeMap::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The opening request.
+    pub fn start<R: Replica>(&mut self, r: &R) -> Result<Msg, SessionError> {
+        let mut roots = BTreeMap::new();
+        for within in &self.scopes {
+            for (scope, fp) in r.scope_roots(within).map_err(storage)? {
+                roots.insert(scope, fp);
+            }
+            // An empty scope is still announced, so the server sends what it holds there.
+            roots.entry(within.clone()).or_insert(Fp::EMPTY);
+        }
+        self.phase = Phase::AwaitHello;
+        Ok(Msg::Hello {
+            scopes: roots
+                .into_iter()
+                .map(|(scope, fp)| ScopeRoot { scope, fp })
+                .collect(),
+        })
+    }
+
+    /// Handles a response; returns the next request, or `None` when the session is complete.
+    pub fn handle<R: Replica>(&mut self, r: &mut R, msg: Msg) -> Result<Option<Msg>, SessionError> {
+        self.stats.round_trips += 1;
+        match (&self.phase, msg) {
+            (_, Msg::Error { reason }) => return Err(SessionError::Peer(reason)),
+            (Phase::AwaitHello, Msg::HelloReply { differ, refused }) => {
+                self.stats.refused.extend(refused);
+                for a in differ {
+                    self.take_answer(r, a)?;
+                }
+            }
+            (Phase::AwaitCompare, Msg::CompareReply { differ }) => {
+                for a in differ {
+                    self.take_answer(r, a)?;
+                }
+            }
+            (Phase::AwaitSync, Msg::SyncReply { docs, refused }) => {
+                self.take_sync_reply(r, docs, refused)?;
+            }
+            (phase, other) => {
+                return Err(SessionError::Protocol(format!(
+                    "unexpected {} while {phase:?}",
+                    other.kind()
+                )))
+            }
+        }
+        self.next_request(r)
+    }
+
+    fn take_answer<R: Replica>(&mut self, r: &R, a: NodeAnswer) -> Result<(), SessionError> {
+        if !a.prefix.is_valid() {
+            return Err(SessionError::Protocol(format!(
+                "invalid trie node {:?}",
+                a.prefix
+            )));
+        }
+        match a.view {
+            NodeView::Items(theirs) => {
+                let mine: BTreeMap<String, Digest> = r
+                    .items(&a.scope, a.prefix)
+                    .map_err(storage)?
+                    .into_iter()
+                    .collect();
+                let theirs: BTreeMap<String, Digest> = theirs.into_iter().collect();
+                for (no, d) in &mine {
+                    if theirs.get(no) != Some(d) {
+                        self.queue_doc(no);
+                    }
+                }
+                for no in theirs.keys() {
+                    if !mine.contains_key(no) {
+                        self.queue_doc(no);
+                    }
+                }
+            }
+            NodeView::Children(theirs) => {
+                if theirs.len() != FANOUT || a.prefix.len >= DEPTH {
+                    return Err(SessionError::Protocol("malformed children".into()));
+                }
+                let mine = r.children(&a.scope, a.prefix).map_err(storage)?;
+                for (nibble, (m, t)) in mine.iter().zip(&theirs).enumerate() {
+                    if m == t {
+                        continue;
+                    }
+                    let child = a.prefix.child(nibble as u8);
+                    if t.is_empty() {
+                        // The server has nothing there: everything we hold there goes up.
+                        for (no, _) in r.items(&a.scope, child).map_err(storage)? {
+                            self.queue_doc(&no);
+                        }
+                    } else {
+                        self.compare_queue.push_back(NodeQuery {
+                            scope: a.scope.clone(),
+                            prefix: child,
+                            fp: *m,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_doc(&mut self, case_no: &str) {
+        if self.queued.insert(case_no.to_string()) {
+            self.doc_queue.push_back(case_no.to_string());
+        }
+    }
+
+    fn take_sync_reply<R: Replica>(
+        &mut self,
+        r: &mut R,
+        docs: Vec<DocMsg>,
+        refused: Vec<Refusal>,
+    ) -> Result<(), SessionError> {
+        for refusal in refused {
+            self.batch.remove(&refusal.subject);
+            self.stats.refused.push(refusal);
+        }
+        let mut changed = false;
+        for d in docs {
+            let Some(progress) = self.batch.get_mut(&d.case_no) else {
+                return Err(SessionError::Protocol(format!(
+                    "answer for case {} that was not asked about",
+                    d.case_no
+                )));
+            };
+            progress.server_spoke = d.msg.is_some();
+            let Some(bytes) = d.msg else { continue };
+            let message = Message::decode(&bytes)
+                .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+            let mut doc = r
+                .load(&d.case_no)
+                .map_err(storage)?
+                .unwrap_or_else(AutoCommit::new);
+            let before = doc.get_heads();
+            doc.sync()
+                .receive_sync_message(&mut progress.state, message)
+                .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+            if doc.get_heads() != before {
+                r.store(&d.case_no, &mut doc).map_err(storage)?;
+                self.stats.cases_received += 1;
+                changed = true;
+            }
+        }
+        if changed {
+            r.commit().map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn next_request<R: Replica>(&mut self, r: &mut R) -> Result<Option<Msg>, SessionError> {
+        if !self.compare_queue.is_empty() {
+            let n = self.compare_queue.len().min(COMPARE_NODES);
+            let nodes: Vec<NodeQuery> = self.compare_queue.drain(..n).collect();
+            self.phase = Phase::AwaitCompare;
+            return Ok(Some(Msg::Compare { nodes }));
+        }
+        loop {
+            // Continue the current batch while any document still has something to say.
+            let mut docs = Vec::new();
+            let mut finished = Vec::new();
+            for (case_no, progress) in self.batch.iter_mut() {
+                let mut doc = r
+                    .load(case_no)
+                    .map_err(storage)?
+                    .unwrap_or_else(AutoCommit::new);
+                let msg = doc.sync().generate_sync_message(&mut progress.state);
+                if msg.is_none() && !progress.server_spoke {
+                    finished.push(case_no.clone());
+                    continue;
+                }
+                progress.rounds += 1;
+                if progress.rounds > MAX_DOC_ROUNDS {
+                    finished.push(case_no.clone());
+                    self.stats.refused.push(Refusal {
+                        subject: case_no.clone(),
+                        reason: "automerge sync did not converge".into(),
+                    });
+                    continue;
+                }
+                if msg.as_ref().is_some_and(|m| !m.changes.is_empty()) && !progress.sent_changes {
+                    progress.sent_changes = true;
+                    self.stats.cases_sent += 1;
+                }
+                docs.push(DocMsg {
+                    case_no: case_no.clone(),
+                    msg: msg.map(Message::encode),
+                });
+            }
+            for f in finished {
+                self.batch.remove(&f);
+            }
+            if !docs.is_empty() {
+                self.phase = Phase::AwaitSync;
+                return Ok(Some(Msg::Sync { docs }));
+            }
+            // Current batch complete: start the next one, or finish.
+            if self.doc_queue.is_empty() {
+                self.phase = Phase::Done;
+                return Ok(None);
+            }
+            let mut budget = 0usize;
+            while let Some(case_no) = self.doc_queue.pop_front() {
+                budget += r
+                    .load(&case_no)
+                    .map_err(storage)?
+                    .map_or(64, |mut d| d.save().len());
+                self.batch.insert(case_no, DocProgress::default());
+                if self.batch.len() >= BATCH_DOCS || budget >= BATCH_BYTES {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------- server
+
+/// The upstream side of one session with one authenticated peer.
+#[derive(Debug)]
+pub struct ServerSession {
+    /// The peer's division code, from its certificate (never from its messages).
+    peer: String,
+    states: BTreeMap<String, State>,
+    refused_cases: BTreeSet<String>,
+    stats: SessionStats,
+}
+
+impl ServerSession {
+    pub fn new(peer_code: &str) -> ServerSession {
+        ServerSession {
+            peer: peer_code.to_string(),
+            states: BTreeMap::new(),
+            refused_cases: BTreeSet::new(),
+            stats: SessionStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &SessionStats {
+        &self.stats
+    }
+
+    /// Answers one request. Errors end the session; the driver sends `Msg::Error` with the reason.
+    pub fn handle<R: Replica>(&mut self, r: &mut R, msg: Msg) -> Result<Msg, SessionError> {
+        self.stats.round_trips += 1;
+        match msg {
+            Msg::Hello { scopes } => self.hello(r, scopes),
+            Msg::Compare { nodes } => {
+                if nodes.len() > COMPARE_NODES {
+                    return Err(SessionError::Protocol(format!(
+                        "{} nodes in one Compare (limit {COMPARE_NODES})",
+                        nodes.len()
+                    )));
+                }
+                let mut differ = Vec::new();
+                for q in nodes {
+                    if !q.prefix.is_valid() {
+                        return Err(SessionError::Protocol(format!(
+                            "invalid trie node {:?}",
+                            q.prefix
+                        )));
+                    }
+                    if !scope::may_hold(&self.peer, &q.scope) {
+                        return Err(SessionError::Protocol(format!(
+                            "scope {} is outside the peer's",
+                            q.scope
+                        )));
+                    }
+                    if let Some(a) = answer(r, &q.scope, q.prefix, q.fp)? {
+                        differ.push(a);
+                    }
+                }
+                Ok(Msg::CompareReply { differ })
+            }
+            Msg::Sync { docs } => self.sync(r, docs),
+            other => Err(SessionError::Protocol(format!(
+                "{} is not a request",
+                other.kind()
+            ))),
+        }
+    }
+
+    fn hello<R: Replica>(&mut self, r: &R, scopes: Vec<ScopeRoot>) -> Result<Msg, SessionError> {
+        let mut refused = Vec::new();
+        let mut theirs: BTreeMap<String, Fp> = BTreeMap::new();
+        for s in scopes {
+            if scope::may_hold(&self.peer, &s.scope) {
+                theirs.insert(s.scope, s.fp);
+            } else {
+                refused.push(Refusal {
+                    reason: format!("scope {} is not within node {}", s.scope, self.peer),
+                    subject: s.scope,
+                });
+            }
+        }
+        // Scopes we hold for this peer that it did not mention: it lost them, or never had them.
+        for (scope, _) in r.scope_roots(&self.peer).map_err(storage)? {
+            theirs.entry(scope).or_insert(Fp::EMPTY);
+        }
+        let mut differ = Vec::new();
+        for (scope, fp) in theirs {
+            if let Some(a) = answer(r, &scope, Prefix::ROOT, fp)? {
+                differ.push(a);
+            }
+        }
+        self.stats.refused.extend(refused.iter().cloned());
+        Ok(Msg::HelloReply { differ, refused })
+    }
+
+    fn sync<R: Replica>(&mut self, r: &mut R, docs: Vec<DocMsg>) -> Result<Msg, SessionError> {
+        if docs.len() > BATCH_DOCS {
+            return Err(SessionError::Protocol(format!(
+                "{} documents in one Sync (limit {BATCH_DOCS})",
+                docs.len()
+            )));
+        }
+        let mut refused = Vec::new();
+        let mut loaded: Vec<(String, AutoCommit)> = Vec::new();
+        let mut changed = false;
+        for d in docs {
+            let allowed =
+                scope::scope_of(&d.case_no).is_some_and(|s| scope::may_hold(&self.peer, s));
+            if !allowed || self.refused_cases.contains(&d.case_no) {
+                refused.push(Refusal {
+                    subject: d.case_no.clone(),
+                    reason: if allowed {
+                        "case refused earlier in this session".into()
+                    } else {
+                        format!("case {} is outside node {}'s scope", d.case_no, self.peer)
+                    },
+                });
+                continue;
+            }
+            let mut doc = r
+                .load(&d.case_no)
+                .map_err(storage)?
+                .unwrap_or_else(AutoCommit::new);
+            let state = self.states.entry(d.case_no.clone()).or_default();
+            if let Some(bytes) = d.msg {
+                let message = Message::decode(&bytes)
+                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+                let before = doc.get_heads();
+                // Merge into a copy: if any new change is not the peer's to make, the stored document
+                // stays exactly as it was.
+                let mut merged = doc.fork();
+                merged
+                    .sync()
+                    .receive_sync_message(state, message)
+                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+                if merged.get_heads() != before {
+                    let mut foreign = None;
+                    for change in merged.get_changes(&before) {
+                        if !r
+                            .actor_allowed(&self.peer, change.actor_id())
+                            .map_err(storage)?
+                        {
+                            foreign = Some(change.actor_id().to_hex_string());
+                            break;
+                        }
+                    }
+                    if let Some(actor) = foreign {
+                        self.states.remove(&d.case_no);
+                        self.refused_cases.insert(d.case_no.clone());
+                        refused.push(Refusal {
+                            subject: d.case_no.clone(),
+                            reason: format!(
+                                "change by actor {actor}, which is not bound to node {}",
+                                self.peer
+                            ),
+                        });
+                        continue;
+                    }
+                    r.store(&d.case_no, &mut merged).map_err(storage)?;
+                    self.stats.cases_received += 1;
+                    changed = true;
+                    doc = merged;
+                } else {
+                    doc = merged;
+                }
+            }
+            loaded.push((d.case_no, doc));
+        }
+        // Durable before we answer: the client may count what it sent as delivered once it hears back.
+        if changed {
+            r.commit().map_err(storage)?;
+        }
+        let mut out = Vec::with_capacity(loaded.len());
+        for (case_no, mut doc) in loaded {
+            let state = self.states.entry(case_no.clone()).or_default();
+            let msg = doc.sync().generate_sync_message(state).map(Message::encode);
+            out.push(DocMsg { case_no, msg });
+        }
+        self.stats.refused.extend(refused.iter().cloned());
+        Ok(Msg::SyncReply { docs: out, refused })
+    }
+}

@@ -105,9 +105,18 @@ impl Replica for MemReplica {
     fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), MemError> {
         let scope = scope::scope_of(case_no)
             .ok_or_else(|| MemError(format!("{case_no} is not a case number")))?;
+        let mut merged = match self.load(case_no)? {
+            Some(mut current) => {
+                current
+                    .merge(doc)
+                    .map_err(|e| MemError(format!("{case_no}: {e}")))?;
+                current
+            }
+            None => doc.clone(),
+        };
         self.summary
-            .set(scope, case_no, heads_digest(&doc.get_heads()));
-        self.pending.insert(case_no.to_string(), doc.save());
+            .set(scope, case_no, heads_digest(&merged.get_heads()));
+        self.pending.insert(case_no.to_string(), merged.save());
         Ok(())
     }
 

@@ -43,7 +43,9 @@ pub trait Replica {
     fn children(&self, scope: &str, prefix: Prefix) -> Result<Vec<Fp>, Self::Error>;
     fn items(&self, scope: &str, prefix: Prefix) -> Result<Vec<(String, Digest)>, Self::Error>;
     fn load(&self, case_no: &str) -> Result<Option<AutoCommit>, Self::Error>;
-    /// Stores a document whose heads changed, and updates the summary.
+    /// Merges `doc` into the stored version of the case (creating it if new) and updates the summary.
+    /// Merging, never overwriting: a local edit or another session may have changed the case since
+    /// `doc` was loaded, and none of those changes may be lost.
     fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), Self::Error>;
     /// Makes everything stored so far durable.
     fn commit(&mut self) -> Result<(), Self::Error>;
@@ -74,6 +76,18 @@ pub struct SessionStats {
     pub refused: Vec<Refusal>,
 }
 
+/// Brings a document held in memory during a session up to date with what is stored now (local edits or
+/// other sessions may have written since it was loaded).
+fn refresh<R: Replica>(r: &R, case_no: &str, doc: &mut AutoCommit) -> Result<(), SessionError> {
+    if let Some(mut stored) = r.load(case_no).map_err(storage)? {
+        if stored.get_heads() != doc.get_heads() {
+            doc.merge(&mut stored)
+                .map_err(|e| SessionError::Storage(format!("case {case_no}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
 fn answer<R: Replica>(
     r: &R,
     scope: &str,
@@ -98,8 +112,12 @@ fn answer<R: Replica>(
 
 // ------------------------------------------------------------------------------------------- client
 
-#[derive(Debug, Default)]
+/// One document of the current batch. The document stays in memory for the whole conversation: automerge
+/// keeps changes whose dependencies have not arrived yet in an in-memory queue that `save` does not
+/// write, so reloading it between rounds would silently drop them and the sync would never converge.
+#[derive(Debug)]
 struct DocProgress {
+    doc: AutoCommit,
     state: State,
     /// Whether the server's last answer for this document carried a message (so we must answer too).
     server_spoke: bool,
@@ -282,16 +300,13 @@ impl ClientSession {
             let Some(bytes) = d.msg else { continue };
             let message = Message::decode(&bytes)
                 .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-            let mut doc = r
-                .load(&d.case_no)
-                .map_err(storage)?
-                .unwrap_or_else(AutoCommit::new);
+            let doc = &mut progress.doc;
             let before = doc.get_heads();
             doc.sync()
                 .receive_sync_message(&mut progress.state, message)
                 .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
             if doc.get_heads() != before {
-                r.store(&d.case_no, &mut doc).map_err(storage)?;
+                r.store(&d.case_no, doc).map_err(storage)?;
                 self.stats.cases_received += 1;
                 changed = true;
             }
@@ -314,11 +329,11 @@ impl ClientSession {
             let mut docs = Vec::new();
             let mut finished = Vec::new();
             for (case_no, progress) in self.batch.iter_mut() {
-                let mut doc = r
-                    .load(case_no)
-                    .map_err(storage)?
-                    .unwrap_or_else(AutoCommit::new);
-                let msg = doc.sync().generate_sync_message(&mut progress.state);
+                refresh(r, case_no, &mut progress.doc)?;
+                let msg = progress
+                    .doc
+                    .sync()
+                    .generate_sync_message(&mut progress.state);
                 if msg.is_none() && !progress.server_spoke {
                     finished.push(case_no.clone());
                     continue;
@@ -355,11 +370,21 @@ impl ClientSession {
             }
             let mut budget = 0usize;
             while let Some(case_no) = self.doc_queue.pop_front() {
-                budget += r
+                let mut doc = r
                     .load(&case_no)
                     .map_err(storage)?
-                    .map_or(64, |mut d| d.save().len());
-                self.batch.insert(case_no, DocProgress::default());
+                    .unwrap_or_else(AutoCommit::new);
+                budget += doc.save().len();
+                self.batch.insert(
+                    case_no,
+                    DocProgress {
+                        doc,
+                        state: State::new(),
+                        server_spoke: false,
+                        rounds: 0,
+                        sent_changes: false,
+                    },
+                );
                 if self.batch.len() >= BATCH_DOCS || budget >= BATCH_BYTES {
                     break;
                 }
@@ -375,7 +400,9 @@ impl ClientSession {
 pub struct ServerSession {
     /// The peer's division code, from its certificate (never from its messages).
     peer: String,
-    states: BTreeMap<String, State>,
+    /// Documents of the client's current batch with their sync state, kept in memory between rounds
+    /// for the same reason as on the client (see `DocProgress`); bounded by the batch size.
+    docs: BTreeMap<String, (AutoCommit, State)>,
     refused_cases: BTreeSet<String>,
     stats: SessionStats,
 }
@@ -384,7 +411,7 @@ impl ServerSession {
     pub fn new(peer_code: &str) -> ServerSession {
         ServerSession {
             peer: peer_code.to_string(),
-            states: BTreeMap::new(),
+            docs: BTreeMap::new(),
             refused_cases: BTreeSet::new(),
             stats: SessionStats::default(),
         }
@@ -469,7 +496,10 @@ impl ServerSession {
             )));
         }
         let mut refused = Vec::new();
-        let mut loaded: Vec<(String, AutoCommit)> = Vec::new();
+        // A document the client no longer mentions has finished: forget it, so memory stays bounded.
+        let asked: BTreeSet<&str> = docs.iter().map(|d| d.case_no.as_str()).collect();
+        self.docs.retain(|no, _| asked.contains(no.as_str()));
+        let mut answered = Vec::new();
         let mut changed = false;
         for d in docs {
             let allowed =
@@ -485,24 +515,31 @@ impl ServerSession {
                 });
                 continue;
             }
-            let mut doc = r
-                .load(&d.case_no)
-                .map_err(storage)?
-                .unwrap_or_else(AutoCommit::new);
-            let state = self.states.entry(d.case_no.clone()).or_default();
+            if !self.docs.contains_key(&d.case_no) {
+                let doc = r
+                    .load(&d.case_no)
+                    .map_err(storage)?
+                    .unwrap_or_else(AutoCommit::new);
+                self.docs.insert(d.case_no.clone(), (doc, State::new()));
+            }
+            let Some((doc, state)) = self.docs.get_mut(&d.case_no) else {
+                continue;
+            };
+            refresh(r, &d.case_no, doc)?;
             if let Some(bytes) = d.msg {
                 let message = Message::decode(&bytes)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
                 let before = doc.get_heads();
-                // Merge into a copy: if any new change is not the peer's to make, the stored document
-                // stays exactly as it was.
+                // Merge into a copy: if any new change is not the peer's to make, the document stays
+                // exactly as it was, in memory and on disk.
                 let mut merged = doc.fork();
+                let mut merged_state = state.clone();
                 merged
                     .sync()
-                    .receive_sync_message(state, message)
+                    .receive_sync_message(&mut merged_state, message)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+                let mut foreign = None;
                 if merged.get_heads() != before {
-                    let mut foreign = None;
                     for change in merged.get_changes(&before) {
                         if !r
                             .actor_allowed(&self.peer, change.actor_id())
@@ -512,37 +549,39 @@ impl ServerSession {
                             break;
                         }
                     }
-                    if let Some(actor) = foreign {
-                        self.states.remove(&d.case_no);
-                        self.refused_cases.insert(d.case_no.clone());
-                        refused.push(Refusal {
-                            subject: d.case_no.clone(),
-                            reason: format!(
-                                "change by actor {actor}, which is not bound to node {}",
-                                self.peer
-                            ),
-                        });
-                        continue;
-                    }
+                }
+                if let Some(actor) = foreign {
+                    self.docs.remove(&d.case_no);
+                    self.refused_cases.insert(d.case_no.clone());
+                    refused.push(Refusal {
+                        subject: d.case_no.clone(),
+                        reason: format!(
+                            "change by actor {actor}, which is not bound to node {}",
+                            self.peer
+                        ),
+                    });
+                    continue;
+                }
+                if merged.get_heads() != before {
                     r.store(&d.case_no, &mut merged).map_err(storage)?;
                     self.stats.cases_received += 1;
                     changed = true;
-                    doc = merged;
-                } else {
-                    doc = merged;
                 }
+                *doc = merged;
+                *state = merged_state;
             }
-            loaded.push((d.case_no, doc));
+            answered.push(d.case_no);
         }
         // Durable before we answer: the client may count what it sent as delivered once it hears back.
         if changed {
             r.commit().map_err(storage)?;
         }
-        let mut out = Vec::with_capacity(loaded.len());
-        for (case_no, mut doc) in loaded {
-            let state = self.states.entry(case_no.clone()).or_default();
-            let msg = doc.sync().generate_sync_message(state).map(Message::encode);
-            out.push(DocMsg { case_no, msg });
+        let mut out = Vec::with_capacity(answered.len());
+        for case_no in answered {
+            if let Some((doc, state)) = self.docs.get_mut(&case_no) {
+                let msg = doc.sync().generate_sync_message(state).map(Message::encode);
+                out.push(DocMsg { case_no, msg });
+            }
         }
         self.stats.refused.extend(refused.iter().cloned());
         Ok(Msg::SyncReply { docs: out, refused })

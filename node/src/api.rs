@@ -12,7 +12,7 @@ use tongban_shared::case::{CaseState, IntakeRequest};
 use tongban_shared::FieldError;
 
 use crate::app::{self, blocking, ApiUser, AppError, SharedState};
-use crate::store::{Created, ListQuery};
+use tongban_runtime::store::{Created, ListQuery};
 
 pub async fn health(State(state): State<SharedState>) -> Json<Value> {
     Json(json!({

@@ -21,7 +21,7 @@ use tongban_shared::catalog::Catalog;
 use tongban_shared::FieldError;
 
 use crate::auth::{self, Sessions};
-use crate::store::{Created, NodeIdentity, Store, StoreError};
+use tongban_runtime::store::{Created, NodeIdentity, Store, StoreError};
 
 /// Request bodies above this are refused with 413 before they are read into memory.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

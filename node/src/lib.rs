@@ -1,6 +1,6 @@
 //! Tongban node: the program on a village station's or township centre's PC.
 //!
-//! - [`store`]: the durable sled store (the only module that touches sled).
+//! The durable sled store lives in `tongban_runtime::store`, shared with the hub.
 //! - [`auth`]: accounts, password hashes, sessions.
 //! - [`app`]: state, errors, authentication, the intake service and the router.
 //! - [`api`] / [`ui`]: JSON endpoints and server-rendered pages.
@@ -10,5 +10,4 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod setup;
-pub mod store;
 pub mod ui;

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tongban_node::app::beijing_now;
 use tongban_node::setup::{self, InitOptions};
-use tongban_node::store::Store;
+use tongban_runtime::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -152,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("tongban-demo-node"));
             let store = match Store::open(&dir) {
                 Ok(store) => store,
-                Err(tongban_node::store::StoreError::NotInitialised(_)) => {
+                Err(tongban_runtime::store::StoreError::NotInitialised(_)) => {
                     std::fs::create_dir_all(&dir)
                         .with_context(|| format!("creating {}", dir.display()))?;
                     let store = setup::init(

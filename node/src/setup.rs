@@ -13,7 +13,7 @@ use tongban_shared::validate;
 
 use crate::app::{self, AppState};
 use crate::auth;
-use crate::store::{Created, NodeIdentity, Store, StoreError, UserRecord};
+use tongban_runtime::store::{Created, NodeIdentity, Store, StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

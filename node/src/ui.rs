@@ -19,7 +19,7 @@ use tongban_shared::FieldError;
 
 use crate::app::{self, beijing_now, blocking, AppError, CurrentUser, SharedState, WebUser};
 use crate::auth;
-use crate::store::{Created, ListQuery};
+use tongban_runtime::store::{Created, ListQuery};
 
 const STYLESHEET: &str = include_str!("../assets/app.css");
 

@@ -9,6 +9,11 @@
 //! - `by_state`: `state ‖ 0 ‖ created key` → () for the state filter.
 //! - `idempotency`: client request key → case number, so a retried submission never doubles a case.
 //! - `users`: account name → postcard [`UserRecord`].
+//! - `sync_roots`: scope → root [`Fp`] of the scope's summary trie; `sync_nodes`: scope ‖ 0 ‖
+//!   [`Prefix::key`] → [`Fp`] for the levels below the root; `sync_items`: scope ‖ 0 ‖ bucket ‖ case
+//!   number → heads digest. Maintained in the same transaction as every case write (see
+//!   `tongban_shared::sync::summary`).
+//! - `actors`: automerge actor id → division code of the node it is bound to.
 //!
 //! Writes that belong together go in one sled transaction and are flushed (fsync) before the caller is
 //! told they succeeded: that is the moment a case may be acknowledged to a person.
@@ -16,9 +21,13 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
 use tongban_shared::case::{CaseState, CaseSummary};
 use tongban_shared::catalog::Catalog;
+use tongban_shared::sync::scope;
+use tongban_shared::sync::summary::{self, Digest, Fp, Prefix};
 use tongban_shared::Tier;
 
 /// Version of the on-disk layout described in the module header.
@@ -123,6 +132,13 @@ pub struct Store {
     by_state: sled::Tree,
     idempotency: sled::Tree,
     users: sled::Tree,
+    sync_roots: sled::Tree,
+    sync_nodes: sled::Tree,
+    sync_items: sled::Tree,
+    actors: sled::Tree,
+    /// Serialises writes of existing cases (load, merge, write) so two sessions or a session and a local
+    /// edit never overwrite each other's merge.
+    write_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 const K_VERSION: &[u8] = b"store_version";
@@ -209,6 +225,11 @@ impl Store {
             by_state: db.open_tree("by_state")?,
             idempotency: db.open_tree("idempotency")?,
             users: db.open_tree("users")?,
+            sync_roots: db.open_tree("sync_roots")?,
+            sync_nodes: db.open_tree("sync_nodes")?,
+            sync_items: db.open_tree("sync_items")?,
+            actors: db.open_tree("actors")?,
+            write_lock: Default::default(),
             db,
         })
     }
@@ -230,6 +251,7 @@ impl Store {
         // not initialised, rather than one that looks complete.
         store.meta.insert(K_IDENTITY, identity_json)?;
         store.meta.insert(K_ACTOR, actor)?;
+        store.actors.insert(actor, identity.code.as_bytes())?;
         store.meta.insert(K_CATALOG, catalog_json.as_bytes())?;
         store.sync()?;
         store.meta.insert(K_VERSION, &STORE_VERSION.to_be_bytes())?;
@@ -360,52 +382,36 @@ impl Store {
             Ok(built) => built,
             Err(e) => return Ok(Err(e)),
         };
-        let summary_bytes =
-            postcard::to_stdvec(&summary).map_err(|e| corrupt(&summary.case_no, e))?;
-        let ckey = created_key(summary.created_ms, &summary.case_no);
-        let skey = state_key(&summary.state, &ckey);
-        let state_count = count_key(&summary.state);
+        let write = CaseWrite::new(&summary, doc, &summary.case_no)?;
         let no = summary.case_no.as_bytes();
-
-        let outcome = (
-            &self.meta,
-            &self.cases,
-            &self.index,
-            &self.by_created,
-            &self.by_state,
-            &self.idempotency,
-        )
-            .transaction(|(meta, cases, index, by_created, by_state, idem)| {
-                if let Some(key) = request_key {
-                    if let Some(existing) = idem.get(key.as_bytes())? {
-                        return Ok(Some(String::from_utf8_lossy(&existing).into_owned()));
-                    }
-                    idem.insert(key.as_bytes(), no)?;
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let outcome = self.trees().transaction(|t| {
+            let tx = Tx::from(t);
+            if let Some(key) = request_key {
+                if let Some(existing) = tx.idempotency.get(key.as_bytes())? {
+                    return Ok(Some(String::from_utf8_lossy(&existing).into_owned()));
                 }
-                if cases.get(no)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(corrupt(
-                        &summary.case_no,
-                        "case number already in use",
-                    )));
-                }
-                // Written again inside the transaction so that the counter can never be behind a
-                // stored case, whatever sled persisted of the update above before a crash.
-                let stored = meta
-                    .get(&counter_key)?
-                    .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
-                    .map(u32::from_be_bytes)
-                    .unwrap_or(0);
-                meta.insert(counter_key.as_slice(), &stored.max(seq).to_be_bytes())?;
-                cases.insert(no, doc.as_slice())?;
-                index.insert(no, summary_bytes.as_slice())?;
-                by_created.insert(ckey.as_slice(), &[])?;
-                by_state.insert(skey.as_slice(), &[])?;
-                for key in [K_COUNT_ALL, state_count.as_slice()] {
-                    let n = read_u64(meta.get(key)?) + 1;
-                    meta.insert(key, &n.to_be_bytes())?;
-                }
-                Ok(None)
-            });
+                tx.idempotency.insert(key.as_bytes(), no)?;
+            }
+            if tx.cases.get(no)?.is_some() {
+                return Err(ConflictableTransactionError::Abort(corrupt(
+                    &summary.case_no,
+                    "case number already in use",
+                )));
+            }
+            // Written again inside the transaction so that the counter can never be behind a
+            // stored case, whatever sled persisted of the update above before a crash.
+            let stored = tx
+                .meta
+                .get(&counter_key)?
+                .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+                .map(u32::from_be_bytes)
+                .unwrap_or(0);
+            tx.meta
+                .insert(counter_key.as_slice(), &stored.max(seq).to_be_bytes())?;
+            write.apply(&tx)?;
+            Ok(None)
+        });
         let replayed = match outcome {
             Ok(r) => r,
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -434,6 +440,137 @@ impl Store {
     fn summary_required(&self, case_no: &str) -> Result<CaseSummary, StoreError> {
         self.summary(case_no)?
             .ok_or_else(|| corrupt(case_no, "indexed request points to a missing case"))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn trees(
+        &self,
+    ) -> (
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+        &sled::Tree,
+    ) {
+        (
+            &self.meta,
+            &self.cases,
+            &self.index,
+            &self.by_created,
+            &self.by_state,
+            &self.idempotency,
+            &self.sync_roots,
+            &self.sync_nodes,
+            &self.sync_items,
+        )
+    }
+
+    /// Writes a new version of a case that arrived by sync (or any merge): `merge` gets the stored
+    /// document (if any) and returns the bytes and summary to store. Runs under the write lock, so the
+    /// merge always starts from the latest stored version. Not flushed: call [`Store::flush`].
+    pub fn merge_case<E>(
+        &self,
+        case_no: &str,
+        merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.document(case_no)?;
+        let (doc, summary) = match merge(current) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        if summary.case_no != case_no {
+            return Err(corrupt(case_no, "merged document names another case"));
+        }
+        let write = CaseWrite::new(&summary, doc, case_no)?;
+        let outcome = self.trees().transaction(|t| {
+            let tx = Tx::from(t);
+            write.apply(&tx)?;
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(Ok(())),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Root fingerprints of the non-empty scopes whose code starts with `within`.
+    pub fn scope_roots(&self, within: &str) -> Result<Vec<(String, Fp)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.sync_roots.scan_prefix(within.as_bytes()) {
+            let (k, v) = entry?;
+            let fp = Fp::from_bytes(&v).ok_or_else(|| corrupt("sync_roots", "bad fingerprint"))?;
+            if !fp.is_empty() {
+                out.push((String::from_utf8_lossy(&k).into_owned(), fp));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fingerprint of one summary node.
+    pub fn sync_node(&self, scope: &str, prefix: Prefix) -> Result<Fp, StoreError> {
+        let raw = if prefix == Prefix::ROOT {
+            self.sync_roots.get(scope.as_bytes())?
+        } else {
+            self.sync_nodes.get(node_key(scope, prefix))?
+        };
+        match raw {
+            None => Ok(Fp::EMPTY),
+            Some(v) => Fp::from_bytes(&v).ok_or_else(|| corrupt("sync_nodes", "bad fingerprint")),
+        }
+    }
+
+    /// Every (case number, heads digest) of a scope below a summary node.
+    pub fn sync_items(
+        &self,
+        scope: &str,
+        prefix: Prefix,
+    ) -> Result<Vec<(String, Digest)>, StoreError> {
+        let (lo, hi) = prefix.range();
+        let mut start = scope.as_bytes().to_vec();
+        start.push(0);
+        let mut end = start.clone();
+        start.extend_from_slice(&lo.to_be_bytes());
+        match hi {
+            Some(hi) => end.extend_from_slice(&hi.to_be_bytes()),
+            None => {
+                // The top of the range: everything of this scope.
+                end.pop();
+                end.push(1);
+            }
+        }
+        let mut out = Vec::new();
+        for entry in self.sync_items.range(start..end) {
+            let (k, v) = entry?;
+            let no = k
+                .get(scope.len() + 1 + 16..)
+                .ok_or_else(|| corrupt("sync_items", "short key"))?;
+            let digest: Digest = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| corrupt("sync_items", "bad digest"))?;
+            out.push((String::from_utf8_lossy(no).into_owned(), digest));
+        }
+        Ok(out)
+    }
+
+    /// Binds an automerge actor id to a node (enrolment, or first use).
+    pub fn bind_actor(&self, actor: &[u8], node_code: &str) -> Result<(), StoreError> {
+        self.actors.insert(actor, node_code.as_bytes())?;
+        Ok(())
+    }
+
+    /// The node an actor id is bound to, if any.
+    pub fn actor_node(&self, actor: &[u8]) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .actors
+            .get(actor)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Number of cases, all or in one state, from the counters (no scan).
@@ -546,6 +683,156 @@ impl Store {
     }
 }
 
+fn node_key(scope: &str, prefix: Prefix) -> Vec<u8> {
+    let mut k = scope.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&prefix.key());
+    k
+}
+
+fn item_key(scope: &str, bucket: &Digest, case_no: &str) -> Vec<u8> {
+    let mut k = scope.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(bucket);
+    k.extend_from_slice(case_no.as_bytes());
+    k
+}
+
+/// The trees of one transaction, by name.
+struct Tx<'a> {
+    meta: &'a TransactionalTree,
+    cases: &'a TransactionalTree,
+    index: &'a TransactionalTree,
+    by_created: &'a TransactionalTree,
+    by_state: &'a TransactionalTree,
+    idempotency: &'a TransactionalTree,
+    sync_roots: &'a TransactionalTree,
+    sync_nodes: &'a TransactionalTree,
+    sync_items: &'a TransactionalTree,
+}
+
+type TxTrees = (
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+    TransactionalTree,
+);
+
+impl<'a> From<&'a TxTrees> for Tx<'a> {
+    fn from(t: &'a TxTrees) -> Tx<'a> {
+        Tx {
+            meta: &t.0,
+            cases: &t.1,
+            index: &t.2,
+            by_created: &t.3,
+            by_state: &t.4,
+            idempotency: &t.5,
+            sync_roots: &t.6,
+            sync_nodes: &t.7,
+            sync_items: &t.8,
+        }
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+/// Everything one case write changes, prepared outside the transaction (which sled may retry).
+struct CaseWrite {
+    case_no: String,
+    scope: String,
+    bucket: Digest,
+    doc: Vec<u8>,
+    summary: CaseSummary,
+    summary_bytes: Vec<u8>,
+    digest: Digest,
+}
+
+impl CaseWrite {
+    fn new(summary: &CaseSummary, doc: Vec<u8>, case_no: &str) -> Result<CaseWrite, StoreError> {
+        let scope = scope::scope_of(case_no)
+            .ok_or_else(|| corrupt(case_no, "not a case number"))?
+            .to_string();
+        let mut loaded = automerge::AutoCommit::load(&doc).map_err(|e| corrupt(case_no, e))?;
+        Ok(CaseWrite {
+            case_no: case_no.to_string(),
+            bucket: summary::bucket(case_no),
+            digest: summary::heads_digest(&loaded.get_heads()),
+            summary_bytes: postcard::to_stdvec(summary).map_err(|e| corrupt(case_no, e))?,
+            summary: summary.clone(),
+            doc,
+            scope,
+        })
+    }
+
+    /// Writes the document, its summary and indexes, counters and the sync summary, replacing whatever
+    /// the previous version contributed.
+    fn apply(&self, tx: &Tx<'_>) -> TxResult<()> {
+        let no = self.case_no.as_bytes();
+        let old: Option<CaseSummary> = match tx.index.get(no)? {
+            Some(raw) => Some(
+                postcard::from_bytes(&raw)
+                    .map_err(|e| ConflictableTransactionError::Abort(corrupt(&self.case_no, e)))?,
+            ),
+            None => None,
+        };
+        let ckey = created_key(self.summary.created_ms, &self.case_no);
+        if let Some(old) = &old {
+            let old_ckey = created_key(old.created_ms, &old.case_no);
+            tx.by_created.remove(old_ckey.as_slice())?;
+            tx.by_state
+                .remove(state_key(&old.state, &old_ckey).as_slice())?;
+            let key = count_key(&old.state);
+            let n = read_u64(tx.meta.get(&key)?).saturating_sub(1);
+            tx.meta.insert(key, &n.to_be_bytes())?;
+        } else {
+            let n = read_u64(tx.meta.get(K_COUNT_ALL)?) + 1;
+            tx.meta.insert(K_COUNT_ALL, &n.to_be_bytes())?;
+        }
+        let key = count_key(&self.summary.state);
+        let n = read_u64(tx.meta.get(&key)?) + 1;
+        tx.meta.insert(key, &n.to_be_bytes())?;
+        tx.cases.insert(no, self.doc.as_slice())?;
+        tx.index.insert(no, self.summary_bytes.as_slice())?;
+        tx.by_created.insert(ckey.as_slice(), &[])?;
+        tx.by_state
+            .insert(state_key(&self.summary.state, &ckey).as_slice(), &[])?;
+
+        // Sync summary: remove the old leaf, add the new one, on every node of the path.
+        let ikey = item_key(&self.scope, &self.bucket, &self.case_no);
+        let old_digest: Option<Digest> = tx
+            .sync_items
+            .insert(ikey.as_slice(), &self.digest[..])?
+            .and_then(|v| v.as_ref().try_into().ok());
+        if old_digest == Some(self.digest) {
+            return Ok(());
+        }
+        let new_leaf = summary::leaf(&self.case_no, &self.digest);
+        let old_leaf = old_digest.map(|d| summary::leaf(&self.case_no, &d));
+        for prefix in summary::path(&self.bucket) {
+            let (tree, key) = if prefix == Prefix::ROOT {
+                (tx.sync_roots, self.scope.as_bytes().to_vec())
+            } else {
+                (tx.sync_nodes, node_key(&self.scope, prefix))
+            };
+            let mut fp = tree
+                .get(&key)?
+                .and_then(|v| Fp::from_bytes(&v))
+                .unwrap_or_default();
+            if let Some(old_leaf) = &old_leaf {
+                fp.toggle(old_leaf, false);
+            }
+            fp.toggle(&new_leaf, true);
+            tree.insert(key, &fp.to_bytes()[..])?;
+        }
+        Ok(())
+    }
+}
+
 fn cases_last_key(cases: &[CaseSummary]) -> Vec<u8> {
     cases
         .last()
@@ -597,11 +884,18 @@ mod tests {
         .unwrap()
     }
 
+    fn doc_bytes(no: &str) -> Vec<u8> {
+        use automerge::transaction::Transactable;
+        let mut doc = automerge::AutoCommit::new();
+        doc.put(automerge::ROOT, "case_no", no).unwrap();
+        doc.save()
+    }
+
     fn add(store: &Store, ms: i64, name: &str, key: Option<&str>) -> Created {
         store
             .create_case("20261127", key, |seq| {
                 let no = format!("420222103201-20261127-{seq:04}");
-                Ok::<_, ()>((b"doc".to_vec(), summary(&no, ms, name)))
+                Ok::<_, ()>((doc_bytes(&no), summary(&no, ms, name)))
             })
             .unwrap()
             .unwrap()

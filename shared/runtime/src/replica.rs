@@ -1,0 +1,99 @@
+//! The sync protocol's view of the sled store: summaries, documents, merge-on-store and actor bindings.
+
+use automerge::{ActorId, AutoCommit};
+use tongban_shared::case;
+use tongban_shared::sync::scope;
+use tongban_shared::sync::summary::{Digest, Fp, Prefix, FANOUT};
+use tongban_shared::sync::Replica;
+
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("case {case_no}: {reason}")]
+    Document { case_no: String, reason: String },
+}
+
+/// A [`Replica`] over a node's or the hub's store.
+pub struct SledReplica<'a> {
+    store: &'a Store,
+}
+
+impl<'a> SledReplica<'a> {
+    pub fn new(store: &'a Store) -> SledReplica<'a> {
+        SledReplica { store }
+    }
+}
+
+impl Replica for SledReplica<'_> {
+    type Error = ReplicaError;
+
+    fn scope_roots(&self, within: &str) -> Result<Vec<(String, Fp)>, ReplicaError> {
+        Ok(self.store.scope_roots(within)?)
+    }
+
+    fn node(&self, scope: &str, prefix: Prefix) -> Result<Fp, ReplicaError> {
+        Ok(self.store.sync_node(scope, prefix)?)
+    }
+
+    fn children(&self, scope: &str, prefix: Prefix) -> Result<Vec<Fp>, ReplicaError> {
+        (0..FANOUT as u8)
+            .map(|n| Ok(self.store.sync_node(scope, prefix.child(n))?))
+            .collect()
+    }
+
+    fn items(&self, scope: &str, prefix: Prefix) -> Result<Vec<(String, Digest)>, ReplicaError> {
+        Ok(self.store.sync_items(scope, prefix)?)
+    }
+
+    fn load(&self, case_no: &str) -> Result<Option<AutoCommit>, ReplicaError> {
+        let Some(bytes) = self.store.document(case_no)? else {
+            return Ok(None);
+        };
+        AutoCommit::load(&bytes)
+            .map(Some)
+            .map_err(|e| ReplicaError::Document {
+                case_no: case_no.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), ReplicaError> {
+        let doc_err = |reason: String| ReplicaError::Document {
+            case_no: case_no.to_string(),
+            reason,
+        };
+        self.store.merge_case(case_no, |current| {
+            let mut merged = match current {
+                Some(bytes) => {
+                    let mut cur = AutoCommit::load(&bytes).map_err(|e| doc_err(e.to_string()))?;
+                    cur.merge(doc).map_err(|e| doc_err(e.to_string()))?;
+                    cur
+                }
+                None => doc.clone(),
+            };
+            // Only well-formed cases are stored: the index and the lists depend on it.
+            let case = case::read_case(&merged).map_err(|e| doc_err(e.to_string()))?;
+            if case.case_no != case_no {
+                return Err(doc_err(format!("document names case {}", case.case_no)));
+            }
+            Ok((merged.save(), case.summary()))
+        })?
+    }
+
+    fn commit(&mut self) -> Result<(), ReplicaError> {
+        Ok(self.store.flush()?)
+    }
+
+    fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, ReplicaError> {
+        match self.store.actor_node(actor.to_bytes())? {
+            Some(node) => Ok(scope::may_hold(peer, &node)),
+            None => {
+                self.store.bind_actor(actor.to_bytes(), peer)?;
+                Ok(true)
+            }
+        }
+    }
+}

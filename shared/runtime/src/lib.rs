@@ -2,6 +2,10 @@
 //!
 //! - [`store`]: the sled store of cases, indexes, sync summaries, accounts and identity.
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
+//! - [`tls`]: the county CA, certificates and the mutual-TLS configurations.
+//! - [`transport`]: the QUIC driver of sync sessions (client and server).
 
 pub mod replica;
 pub mod store;
+pub mod tls;
+pub mod transport;

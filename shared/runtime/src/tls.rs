@@ -1,0 +1,321 @@
+//! Identity: the county CA, the certificates it issues, and the rustls configurations (ring provider)
+//! that make every sync connection mutually authenticated.
+//!
+//! A node's certificate names its division code, tier and parent in a SAN URI
+//! `urn:tongban:node:<code>:<tier>:<parent>`; the hub reads the peer's identity from there and from
+//! nowhere else. Servers are named in SAN DNS names: the hub is `hub.tongban`, a township node
+//! `<code>.node.tongban`, so a village accepts only its county's hub or its own township.
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use serde::{Deserialize, Serialize};
+use tongban_shared::Tier;
+
+/// ALPN of the sync protocol; a peer speaking anything else fails the handshake.
+pub const ALPN: &[u8] = b"tongban-sync/1";
+/// The hub's server name in certificates and in `connect`.
+pub const HUB_SERVER_NAME: &str = "hub.tongban";
+const NODE_URI_PREFIX: &str = "urn:tongban:node:";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("invalid PEM: {0}")]
+    Pem(String),
+    #[error("peer certificate: {0}")]
+    Peer(String),
+}
+
+/// The server name a township node presents to its villages.
+pub fn township_server_name(code: &str) -> String {
+    format!("{code}.node.tongban")
+}
+
+/// Who a certificate says its holder is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerIdentity {
+    pub code: String,
+    pub tier: Tier,
+    pub parent: Option<String>,
+    /// Certificate serial, hex: what a revocation names.
+    pub serial: String,
+}
+
+/// A PEM certificate and its PEM private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertKey {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+fn tier_word(t: Tier) -> &'static str {
+    match t {
+        Tier::County => "county",
+        Tier::Township => "township",
+        Tier::Village => "village",
+    }
+}
+
+fn random_serial() -> rcgen::SerialNumber {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
+    b[0] &= 0x7F; // positive
+    rcgen::SerialNumber::from_slice(&b)
+}
+
+/// Creates the county CA.
+pub fn generate_ca(county_code: &str, county_name: &str) -> Result<CertKey, TlsError> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("通办 {county_name} 县级CA"));
+    dn.push(DnType::OrganizationName, format!("tongban {county_code}"));
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.serial_number = Some(random_serial());
+    let cert = params.self_signed(&key)?;
+    Ok(CertKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn issue(ca: &CertKey, params: CertificateParams) -> Result<CertKey, TlsError> {
+    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(CertKey {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// The hub's certificate (server for every node).
+pub fn issue_hub(ca: &CertKey, county_code: &str) -> Result<CertKey, TlsError> {
+    let mut params = CertificateParams::new(vec![HUB_SERVER_NAME.to_string()])?;
+    params.subject_alt_names.push(SanType::URI(
+        format!("{NODE_URI_PREFIX}{county_code}:county:").try_into()?,
+    ));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("tongban hub {county_code}"));
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.serial_number = Some(random_serial());
+    issue(ca, params)
+}
+
+/// A node's certificate: client towards its upstream, and for a township also server for its villages.
+pub fn issue_node(
+    ca: &CertKey,
+    code: &str,
+    tier: Tier,
+    parent: Option<&str>,
+) -> Result<CertKey, TlsError> {
+    let mut params = CertificateParams::new(vec![township_server_name(code)])?;
+    params.subject_alt_names.push(SanType::URI(
+        format!(
+            "{NODE_URI_PREFIX}{code}:{}:{}",
+            tier_word(tier),
+            parent.unwrap_or("")
+        )
+        .try_into()?,
+    ));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("tongban node {code}"));
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ClientAuth,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    ];
+    params.serial_number = Some(random_serial());
+    issue(ca, params)
+}
+
+/// Reads the identity out of a certificate that the TLS layer already verified against the county CA.
+pub fn identity_of(cert_der: &[u8]) -> Result<PeerIdentity, TlsError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| TlsError::Peer(format!("unparsable certificate: {e}")))?;
+    let serial = cert.raw_serial_as_string().replace(':', "");
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| TlsError::Peer(e.to_string()))?
+        .ok_or_else(|| TlsError::Peer("no subject alternative names".into()))?;
+    for name in &san.value.general_names {
+        if let x509_parser::extensions::GeneralName::URI(uri) = name {
+            if let Some(rest) = uri.strip_prefix(NODE_URI_PREFIX) {
+                let mut parts = rest.split(':');
+                let (Some(code), Some(tier), parent) = (parts.next(), parts.next(), parts.next())
+                else {
+                    break;
+                };
+                let tier = match tier {
+                    "county" => Tier::County,
+                    "township" => Tier::Township,
+                    "village" => Tier::Village,
+                    other => return Err(TlsError::Peer(format!("unknown tier {other}"))),
+                };
+                if tongban_shared::validate::check_division_code(code).ok() != Some(tier) {
+                    return Err(TlsError::Peer(format!("code {code} does not fit tier")));
+                }
+                return Ok(PeerIdentity {
+                    code: code.to_string(),
+                    tier,
+                    parent: parent.filter(|p| !p.is_empty()).map(str::to_string),
+                    serial,
+                });
+            }
+        }
+    }
+    Err(TlsError::Peer("certificate names no tongban node".into()))
+}
+
+fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut out = Vec::new();
+    for block in pem_blocks(pem, "CERTIFICATE")? {
+        out.push(CertificateDer::from(block));
+    }
+    if out.is_empty() {
+        return Err(TlsError::Pem("no certificate".into()));
+    }
+    Ok(out)
+}
+
+fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let block = pem_blocks(pem, "PRIVATE KEY")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| TlsError::Pem("no PKCS#8 private key".into()))?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(block)))
+}
+
+/// Minimal PEM reader for the blocks rcgen writes (base64 between BEGIN/END lines).
+fn pem_blocks(pem: &str, label: &str) -> Result<Vec<Vec<u8>>, TlsError> {
+    use base64::Engine;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut out = Vec::new();
+    let mut rest = pem;
+    while let Some(start) = rest.find(&begin) {
+        let after = &rest[start + begin.len()..];
+        let stop = after
+            .find(&end)
+            .ok_or_else(|| TlsError::Pem(format!("unterminated {label}")))?;
+        let body: String = after[..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        out.push(
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|e| TlsError::Pem(e.to_string()))?,
+        );
+        rest = &after[stop + end.len()..];
+    }
+    Ok(out)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// Server side (hub, or a township for its villages): only certificates issued by the county CA.
+pub fn server_config(ca_pem: &str, own: &CertKey) -> Result<quinn::ServerConfig, TlsError> {
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider())
+            .build()
+            .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs(&own.cert_pem)?, key(&own.key_pem)?)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+/// Client side (a node towards its upstream): trusts only the county CA.
+pub fn client_config(ca_pem: &str, own: &CertKey) -> Result<quinn::ClientConfig, TlsError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_pem)?)
+        .with_client_auth_cert(certs(&own.cert_pem)?, key(&own.key_pem)?)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Pem(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    config.transport_config(Arc::new(transport()));
+    Ok(config)
+}
+
+/// Transport limits: a few streams per connection, and idle connections are closed (village links drop
+/// without notice; keep-alives keep a live session from timing out).
+fn transport() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_bidi_streams(2u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    // 30 s, in milliseconds.
+    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+        30_000,
+    ))));
+    t.keep_alive_interval(Some(std::time::Duration::from_secs(10)));
+    t
+}
+
+/// Checks a server name before connecting (a typo in a bundle should say so, not fail the handshake).
+pub fn server_name(name: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(name.to_string()).map_err(|e| TlsError::Pem(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_certificates_carry_code_tier_and_parent() {
+        let ca = generate_ca("420222", "阳新县").unwrap();
+        let node = issue_node(&ca, "420222100201", Tier::Village, Some("420222100")).unwrap();
+        let der = &certs(&node.cert_pem).unwrap()[0];
+        let id = identity_of(der).unwrap();
+        assert_eq!(id.code, "420222100201");
+        assert_eq!(id.tier, Tier::Village);
+        assert_eq!(id.parent.as_deref(), Some("420222100"));
+        assert!(!id.serial.is_empty());
+        let hub = issue_hub(&ca, "420222").unwrap();
+        let id = identity_of(&certs(&hub.cert_pem).unwrap()[0]).unwrap();
+        assert_eq!((id.code.as_str(), id.tier), ("420222", Tier::County));
+    }
+
+    #[test]
+    fn configs_build_with_the_ring_provider() {
+        let ca = generate_ca("420222", "阳新县").unwrap();
+        let hub = issue_hub(&ca, "420222").unwrap();
+        let node = issue_node(&ca, "420222100201", Tier::Village, Some("420222100")).unwrap();
+        server_config(&ca.cert_pem, &hub).unwrap();
+        client_config(&ca.cert_pem, &node).unwrap();
+        assert!(matches!(certs("garbage"), Err(TlsError::Pem(_))));
+    }
+}

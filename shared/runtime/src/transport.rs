@@ -1,0 +1,343 @@
+//! The QUIC driver of the sync protocol: moves frames between a [`ClientSession`] and a
+//! [`ServerSession`] over one bidirectional stream per session, and counts what it moved.
+//!
+//! The sessions are the pure state machines of `tongban_shared::sync`; this module adds sockets, time
+//! limits and the peer's identity (from its verified certificate, never from its messages). Store work
+//! runs in `block_in_place`, so a multi-threaded tokio runtime is required.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use quinn::{Connection, Endpoint, RecvStream, SendStream};
+use serde::Serialize;
+use tongban_shared::sync::frame::{encode, FrameDecoder, FrameError, Msg, Refusal};
+use tongban_shared::sync::{ClientSession, ServerSession, SessionError};
+
+use crate::replica::SledReplica;
+use crate::store::Store;
+use crate::tls::{identity_of, PeerIdentity};
+
+/// A peer that sends nothing for this long mid-session is cut off (slow links still send within it).
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections a server holds at once; more wait in the accept queue.
+const MAX_CONNECTIONS: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot reach {addr}: {reason}")]
+    Connect { addr: SocketAddr, reason: String },
+    #[error("connection lost: {0}")]
+    Connection(String),
+    #[error("peer sent nothing for {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    #[error("refused by upstream: {0}")]
+    Refused(String),
+}
+
+/// What one session did (`GET /api/sync`'s `last_session`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct SyncReport {
+    pub round_trips: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub cases_sent: u32,
+    pub cases_received: u32,
+    pub duration_ms: u64,
+    pub refused: Vec<Refusal>,
+}
+
+async fn read_msg(
+    recv: &mut RecvStream,
+    dec: &mut FrameDecoder,
+    counter: &mut u64,
+) -> Result<Option<Msg>, TransportError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(m) = dec.next_msg()? {
+            return Ok(Some(m));
+        }
+        let read = tokio::time::timeout(MESSAGE_TIMEOUT, recv.read(&mut buf))
+            .await
+            .map_err(|_| TransportError::Timeout(MESSAGE_TIMEOUT))?
+            .map_err(|e| TransportError::Connection(e.to_string()))?;
+        match read {
+            Some(n) => {
+                *counter += n as u64;
+                dec.push(&buf[..n]);
+            }
+            None if dec.pending() == 0 => return Ok(None),
+            None => {
+                return Err(TransportError::Connection(
+                    "stream ended inside a frame".into(),
+                ))
+            }
+        }
+    }
+}
+
+async fn write_msg(
+    send: &mut SendStream,
+    msg: &Msg,
+    counter: &mut u64,
+) -> Result<(), TransportError> {
+    let frame = encode(msg)?;
+    *counter += frame.len() as u64;
+    send.write_all(&frame)
+        .await
+        .map_err(|e| TransportError::Connection(e.to_string()))
+}
+
+/// Where and how a node reaches its upstream.
+#[derive(Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub server_name: String,
+    pub config: quinn::ClientConfig,
+}
+
+/// Runs one complete sync session with the upstream. Every case received is merged and durable before
+/// the next request goes out; the upstream does the same before it answers.
+pub async fn sync_once(
+    endpoint: &Endpoint,
+    upstream: &Upstream,
+    store: &Store,
+    scopes: Vec<String>,
+) -> Result<SyncReport, TransportError> {
+    let started = Instant::now();
+    let connect_err = |reason: String| TransportError::Connect {
+        addr: upstream.addr,
+        reason,
+    };
+    let connecting = endpoint
+        .connect_with(
+            upstream.config.clone(),
+            upstream.addr,
+            &upstream.server_name,
+        )
+        .map_err(|e| connect_err(e.to_string()))?;
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+        .await
+        .map_err(|_| connect_err("no answer".into()))?
+        .map_err(|e| match e {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                TransportError::Refused(String::from_utf8_lossy(&c.reason).into_owned())
+            }
+            other => connect_err(other.to_string()),
+        })?;
+    let result = run_client(&conn, store, scopes).await;
+    // A server that refuses the peer closes the connection with its reason: report that, not the
+    // broken stream it caused.
+    let result = result.map_err(|e| match (&e, conn.close_reason()) {
+        (TransportError::Connection(_), Some(quinn::ConnectionError::ApplicationClosed(c))) => {
+            TransportError::Refused(String::from_utf8_lossy(&c.reason).into_owned())
+        }
+        _ => e,
+    });
+    conn.close(0u32.into(), b"done");
+    let mut report = result?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+async fn run_client(
+    conn: &Connection,
+    store: &Store,
+    scopes: Vec<String>,
+) -> Result<SyncReport, TransportError> {
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| TransportError::Connection(e.to_string()))?;
+    let mut report = SyncReport::default();
+    let mut session = ClientSession::new(scopes);
+    let mut replica = SledReplica::new(store);
+    let mut dec = FrameDecoder::default();
+    let mut request = tokio::task::block_in_place(|| session.start(&replica))?;
+    loop {
+        write_msg(&mut send, &request, &mut report.bytes_sent).await?;
+        let Some(response) = read_msg(&mut recv, &mut dec, &mut report.bytes_received).await?
+        else {
+            return Err(TransportError::Connection(
+                "upstream closed the stream".into(),
+            ));
+        };
+        match tokio::task::block_in_place(|| session.handle(&mut replica, response))? {
+            Some(next) => request = next,
+            None => break,
+        }
+    }
+    let _ = send.finish();
+    let stats = session.stats();
+    report.round_trips = stats.round_trips;
+    report.cases_sent = stats.cases_sent;
+    report.cases_received = stats.cases_received;
+    report.refused = stats.refused.clone();
+    Ok(report)
+}
+
+/// What a server decides about peers, and what it learns from their sessions.
+pub trait Gate: Send + Sync + 'static {
+    /// Whether this (CA-verified) peer may sync now; `Err` carries the reason it is told.
+    fn admit(&self, peer: &PeerIdentity) -> Result<(), String>;
+    /// Called after each session, finished or not.
+    fn record(&self, peer: &PeerIdentity, outcome: &Result<SyncReport, String>);
+}
+
+/// Open connections by peer code, so that a revocation can close them at once.
+#[derive(Default, Clone)]
+pub struct Connections {
+    by_code: Arc<Mutex<HashMap<String, Vec<Connection>>>>,
+}
+
+impl Connections {
+    fn add(&self, code: &str, conn: Connection) {
+        let mut map = self.by_code.lock().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(code.to_string()).or_default();
+        list.retain(|c| c.close_reason().is_none());
+        list.push(conn);
+    }
+
+    /// Closes every open connection of `code`, telling the peer why.
+    pub fn close_peer(&self, code: &str, reason: &str) {
+        let list = self
+            .by_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(code)
+            .unwrap_or_default();
+        for c in list {
+            c.close(1u32.into(), reason.as_bytes());
+        }
+    }
+}
+
+/// Accepts sync connections until the endpoint is closed.
+pub async fn serve(
+    endpoint: Endpoint,
+    store: Store,
+    gate: Arc<dyn Gate>,
+    connections: Connections,
+) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    while let Some(incoming) = endpoint.accept().await {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let (store, gate, connections) = (store.clone(), gate.clone(), connections.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => handle_connection(conn, store, gate, connections).await,
+                Err(e) => tracing::info!(%remote, error = %e, "sync handshake failed"),
+            }
+        });
+    }
+}
+
+fn peer_of(conn: &Connection) -> Result<PeerIdentity, String> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| {
+            any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .ok_or_else(|| "no client certificate".to_string())?;
+    let first = certs
+        .first()
+        .ok_or_else(|| "empty certificate chain".to_string())?;
+    identity_of(first).map_err(|e| e.to_string())
+}
+
+async fn handle_connection(
+    conn: Connection,
+    store: Store,
+    gate: Arc<dyn Gate>,
+    connections: Connections,
+) {
+    let remote = conn.remote_address();
+    let peer = match peer_of(&conn) {
+        Ok(p) => p,
+        Err(reason) => {
+            tracing::warn!(%remote, %reason, "sync peer refused");
+            conn.close(1u32.into(), reason.as_bytes());
+            return;
+        }
+    };
+    if let Err(reason) = gate.admit(&peer) {
+        tracing::warn!(%remote, code = %peer.code, %reason, "sync peer refused");
+        conn.close(1u32.into(), reason.as_bytes());
+        return;
+    }
+    connections.add(&peer.code, conn.clone());
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let outcome = serve_session(send, recv, &store, &peer)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &outcome {
+            tracing::info!(code = %peer.code, error = %e, "sync session ended early");
+        }
+        gate.record(&peer, &outcome);
+    }
+}
+
+async fn serve_session(
+    mut send: SendStream,
+    mut recv: RecvStream,
+    store: &Store,
+    peer: &PeerIdentity,
+) -> Result<SyncReport, TransportError> {
+    let started = Instant::now();
+    let mut report = SyncReport::default();
+    let mut session = ServerSession::new(&peer.code);
+    let mut replica = SledReplica::new(store);
+    let mut dec = FrameDecoder::default();
+    loop {
+        let request = match read_msg(&mut recv, &mut dec, &mut report.bytes_received).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(e) => {
+                // Tell the peer what was wrong with its frame before hanging up.
+                let _ = write_msg(
+                    &mut send,
+                    &Msg::Error {
+                        reason: e.to_string(),
+                    },
+                    &mut report.bytes_sent,
+                )
+                .await;
+                let _ = send.finish();
+                return Err(e);
+            }
+        };
+        match tokio::task::block_in_place(|| session.handle(&mut replica, request)) {
+            Ok(response) => write_msg(&mut send, &response, &mut report.bytes_sent).await?,
+            Err(e) => {
+                let _ = write_msg(
+                    &mut send,
+                    &Msg::Error {
+                        reason: e.to_string(),
+                    },
+                    &mut report.bytes_sent,
+                )
+                .await;
+                let _ = send.finish();
+                return Err(e.into());
+            }
+        }
+    }
+    let _ = send.finish();
+    let stats = session.stats();
+    report.round_trips = stats.round_trips;
+    report.cases_received = stats.cases_received;
+    report.refused = stats.refused.clone();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}

@@ -1,12 +1,17 @@
-//! `tongban-hub` command line (CONTRACT.md). The county server (init, enroll, serve, demo) arrives with
-//! the hub/sync issue; the calendar command is complete and uses the same shared calendar the hub will.
+//! `tongban-hub` command line (CONTRACT.md): init, enroll, user add, serve, calendar due, demo.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use chrono::NaiveDate;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use tongban_hub::county::{self, EnrollRequest};
+use tongban_hub::demo::{self, DemoPorts};
+use tongban_node::app::beijing_now;
 use tongban_shared::calendar::Calendar;
+use tongban_shared::Tier;
 
 #[derive(Parser)]
 #[command(name = "tongban-hub", version, about = "通办 county hub")]
@@ -15,12 +20,96 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum TierArg {
+    Township,
+    Village,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Create the county CA, the hub's certificate, the store and the admin account.
+    Init {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
+        /// County division code (6 digits), e.g. 420222.
+        #[arg(long)]
+        county: String,
+        /// County name, e.g. 阳新县.
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "TONGBAN_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: String,
+    },
+    /// Issue a node certificate and write its enrolment bundle (on a stopped hub).
+    Enroll {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        tier: TierArg,
+        /// Parent division code (derived from the code when omitted).
+        #[arg(long)]
+        parent: Option<String>,
+        /// IP:PORT the node syncs with (the hub's --quic address, or its township's).
+        #[arg(long)]
+        upstream: String,
+        /// TLS name of the upstream when it is a township node (default: the hub).
+        #[arg(long)]
+        upstream_name: Option<String>,
+        /// Where to write the bundle (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Accounts of the hub.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Run the hub: web UI and API on --http, sync endpoint on --quic.
+    Serve {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        quic: SocketAddr,
+    },
     /// Working-day calendar (statutory holidays and makeup working days).
     Calendar {
         #[command(subcommand)]
         command: CalendarCommand,
+    },
+    /// Start a demo county on loopback: the hub and two village nodes, with accounts and cases.
+    Demo {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// First HTTP port: hub on it, villages on the next two.
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[arg(long, default_value_t = 4433)]
+        quic_port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account (on a stopped hub).
+    Add {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, hide_env_values = true)]
+        password: String,
+        /// admin, window (front desk), dept (back office of --dept) or supervisor.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        dept: Option<String>,
     },
 }
 
@@ -36,11 +125,18 @@ enum CalendarCommand {
         days: u32,
         /// Hub data directory whose calendar to use (built-in 2026 table without it).
         #[arg(long)]
-        data: Option<std::path::PathBuf>,
+        data: Option<PathBuf>,
     },
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -50,13 +146,95 @@ fn main() -> ExitCode {
     }
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Init {
+            data,
+            county: code,
+            name,
+            admin_password,
+        } => {
+            county::init(&data, &code, &name, &admin_password, beijing_now())?;
+            println!("initialised county {code} ({name}) in {}", data.display());
+            Ok(())
+        }
+        Command::Enroll {
+            data,
+            code,
+            name,
+            tier,
+            parent,
+            upstream,
+            upstream_name,
+            out,
+        } => {
+            let store = county::open(&data)?;
+            let ca = county::ca(&data)?;
+            let bundle = county::enroll(
+                &store,
+                &ca,
+                &EnrollRequest {
+                    code: &code,
+                    name: &name,
+                    tier: match tier {
+                        TierArg::Township => Tier::Township,
+                        TierArg::Village => Tier::Village,
+                    },
+                    parent: parent.as_deref(),
+                    upstream: &upstream,
+                    upstream_name: upstream_name.as_deref(),
+                },
+                &out,
+                beijing_now(),
+            )?;
+            println!(
+                "enrolled {} ({}); bundle written to {} — hand it to the node and keep it secret",
+                bundle.code,
+                bundle.name,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    data,
+                    name,
+                    password,
+                    role,
+                    dept,
+                },
+        } => {
+            let store = county::open(&data)?;
+            county::add_user(&store, &name, &password, &role, dept.as_deref(), beijing_now())?;
+            println!("added account {name} ({role})");
+            Ok(())
+        }
+        Command::Serve { data, http, quic } => {
+            let store = county::open(&data)?;
+            runtime()?.block_on(tongban_hub::server::serve(
+                &data,
+                store,
+                http,
+                quic,
+                tongban_node::setup::shutdown_signal(),
+                |b| println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic),
+            ))?;
+            Ok(())
+        }
         Command::Calendar {
             command: CalendarCommand::Due { from, days, data },
         } => {
             if data.is_some() {
-                bail!("--data: the hub store does not exist yet in this build; omit it to use the built-in 2026 table");
+                bail!("--data: per-county calendars are not stored yet; omit it to use the built-in 2026 table");
             }
             let calendar = Calendar::builtin()?;
             let due = calendar.due_date(from, days);
@@ -70,6 +248,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{}", due.format("%Y-%m-%d"));
             Ok(())
+        }
+        Command::Demo {
+            dir,
+            http_port,
+            quic_port,
+        } => {
+            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("tongban-demo-county"));
+            let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+            let ports = DemoPorts {
+                hub_http: local(http_port),
+                hub_quic: local(quic_port),
+                village_http: [local(http_port + 1), local(http_port + 2)],
+            };
+            runtime()?.block_on(demo::run(&dir, ports))
         }
     }
 }

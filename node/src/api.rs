@@ -184,3 +184,38 @@ pub async fn document(
     )
         .into_response())
 }
+
+/// `GET /api/sync`: the link to the upstream as the last sessions left it.
+pub async fn sync_status(State(state): State<SharedState>, _user: ApiUser) -> Json<Value> {
+    match &state.sync {
+        None => Json(json!({
+            "upstream": null,
+            "connected": false,
+            "last_success": null,
+            "pending_up": 0,
+            "last_session": null,
+        })),
+        Some(sync) => Json(serde_json::to_value(sync.status()).unwrap_or_default()),
+    }
+}
+
+/// `POST /api/sync/now`: one session to completion; 503 when the upstream cannot be reached.
+pub async fn sync_now(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+) -> Result<Json<Value>, AppError> {
+    let Some(sync) = &state.sync else {
+        return Err(AppError::Conflict(
+            "本站尚未接入县级平台（单机运行），无法同步。".into(),
+        ));
+    };
+    match sync.run_now().await {
+        Ok(report) => Ok(Json(serde_json::to_value(report).map_err(AppError::internal)?)),
+        Err(e) => {
+            tracing::info!(error = %e, "sync now failed");
+            Err(AppError::Unavailable(format!(
+                "暂时连不上上级平台，办件已安全保存在本机，网络恢复后会自动上传。（{e}）"
+            )))
+        }
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use automerge::ActorId;
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -36,12 +36,17 @@ pub struct AppState {
     pub actor: ActorId,
     pub sessions: Sessions,
     pub started: Instant,
+    /// Sync with the upstream; `None` while the node is standalone.
+    pub sync: Option<Arc<crate::sync::SyncHandle>>,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(store: Store) -> Result<AppState, StoreError> {
+    pub fn new(
+        store: Store,
+        sync: Option<Arc<crate::sync::SyncHandle>>,
+    ) -> Result<AppState, StoreError> {
         Ok(AppState {
             identity: store.identity()?,
             catalog: Arc::new(store.catalog()?),
@@ -52,6 +57,7 @@ impl AppState {
             actor: ActorId::from(store.actor()?),
             sessions: Sessions::default(),
             started: Instant::now(),
+            sync,
             store,
         })
     }
@@ -72,6 +78,10 @@ pub enum AppError {
     NotFound(String),
     TooLarge,
     Invalid(Vec<FieldError>),
+    /// Not possible in the current state (409).
+    Conflict(String),
+    /// The upstream could not be reached (503).
+    Unavailable(String),
     Internal(String),
 }
 
@@ -88,6 +98,8 @@ impl AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -95,7 +107,11 @@ impl AppError {
     /// The Chinese sentence shown to a person.
     pub fn message(&self) -> String {
         match self {
-            AppError::Malformed(m) | AppError::Forbidden(m) | AppError::NotFound(m) => m.clone(),
+            AppError::Malformed(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::Conflict(m)
+            | AppError::Unavailable(m) => m.clone(),
             AppError::Unauthorized => "请先登录，或在请求中提供正确的账号和密码。".into(),
             AppError::TooLarge => "提交的内容太大（超过1MB），请减少内容后重试。".into(),
             AppError::Invalid(errors) => errors
@@ -154,6 +170,7 @@ pub async fn blocking<T: Send + 'static>(
 pub struct CurrentUser {
     pub name: String,
     pub display_name: String,
+    pub role: String,
     /// Present for cookie sessions: forms must echo it.
     pub csrf: Option<String>,
     pub session_token: Option<String>,
@@ -171,6 +188,7 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
             return Ok(CurrentUser {
                 name: session.user,
                 display_name: session.display_name,
+                role: session.role,
                 csrf: Some(session.csrf),
                 session_token: Some(token.to_string()),
             });
@@ -218,6 +236,7 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
     Ok(CurrentUser {
         name: record.name,
         display_name: record.display_name,
+        role: record.role,
         csrf: None,
         session_token: None,
     })
@@ -226,28 +245,33 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
 /// Extractor for JSON endpoints: 401 with a JSON body when nobody is logged in.
 pub struct ApiUser(pub CurrentUser);
 
-impl FromRequestParts<SharedState> for ApiUser {
+/// Generic over the router state so that the hub, whose state wraps the node's, can use it too.
+impl<S> FromRequestParts<S> for ApiUser
+where
+    S: Send + Sync,
+    SharedState: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        authenticate(parts, state).await.map(ApiUser)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        authenticate(parts, &SharedState::from_ref(state))
+            .await
+            .map(ApiUser)
     }
 }
 
 /// Extractor for pages: sends the browser to the login page when nobody is logged in.
 pub struct WebUser(pub CurrentUser);
 
-impl FromRequestParts<SharedState> for WebUser {
+impl<S> FromRequestParts<S> for WebUser
+where
+    S: Send + Sync,
+    SharedState: FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        match authenticate(parts, state).await {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match authenticate(parts, &SharedState::from_ref(state)).await {
             Ok(user) => Ok(WebUser(user)),
             Err(AppError::Unauthorized) => {
                 let back = parts
@@ -337,6 +361,11 @@ pub async fn file_case(
         Ok(created)
     })
     .await
+    .inspect(|created| {
+        if let (Created::New(_), Some(sync)) = (created, &state.sync) {
+            sync.local_write();
+        }
+    })
 }
 
 /// Loads and reads one case document; 404 for a number that is malformed or unknown.
@@ -368,6 +397,8 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/api/cases/{case_no}", get(crate::api::get_case))
         .route("/api/cases/{case_no}/document", get(crate::api::document))
+        .route("/api/sync", get(crate::api::sync_status))
+        .route("/api/sync/now", post(crate::api::sync_now))
         .route("/", get(crate::ui::home))
         .route("/login", get(crate::ui::login_page).post(crate::ui::login))
         .route("/logout", post(crate::ui::logout))

@@ -58,6 +58,8 @@ pub fn random_token() -> String {
 pub struct Session {
     pub user: String,
     pub display_name: String,
+    /// Role at login (`agent`, `admin`, `window`, `dept`, `supervisor`).
+    pub role: String,
     /// Must accompany every form POST of this session (hidden field `csrf`).
     pub csrf: String,
     expires: Instant,
@@ -70,11 +72,18 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn start(&self, user: &str, display_name: &str, now: Instant) -> (String, Session) {
+    pub fn start(
+        &self,
+        user: &str,
+        display_name: &str,
+        role: &str,
+        now: Instant,
+    ) -> (String, Session) {
         let token = random_token();
         let session = Session {
             user: user.to_string(),
             display_name: display_name.to_string(),
+            role: role.to_string(),
             csrf: random_token(),
             expires: now + SESSION_TTL,
         };
@@ -154,7 +163,7 @@ mod tests {
     fn sessions_expire_and_end() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let (token, session) = s.start("daiban", "李代办", t0);
+        let (token, session) = s.start("daiban", "李代办", "agent", t0);
         assert_eq!(s.get(&token, t0).unwrap().csrf, session.csrf);
         assert!(s.get(&token, t0 + SESSION_TTL).is_none());
         s.end(&token);

@@ -5,9 +5,11 @@
 //! - [`app`]: state, errors, authentication, the intake service and the router.
 //! - [`api`] / [`ui`]: JSON endpoints and server-rendered pages.
 //! - [`setup`]: initialising a data directory, demo data, and running the server.
+//! - [`sync`]: the owner task that syncs with the upstream, and its status.
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod setup;
+pub mod sync;
 pub mod ui;

@@ -54,9 +54,19 @@ enum Command {
         /// Address of the web UI and API, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, env = "TONGBAN_HTTP", default_value = "127.0.0.1:8080")]
         http: SocketAddr,
-        /// Township relay endpoint for its villages (arrives with county sync).
+        /// Township relay endpoint for its villages (arrives with the three-tier issue).
         #[arg(long)]
         quic: Option<SocketAddr>,
+        /// Seconds between background sync sessions when nothing triggers one sooner.
+        #[arg(long, env = "TONGBAN_SYNC_INTERVAL", default_value_t = 30)]
+        sync_interval: u64,
+    },
+    /// Attach a standalone node to the county with a bundle from `tongban-hub enroll`, keeping its cases.
+    Enroll {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        bundle: PathBuf,
     },
     /// Start a demo village node with sample cases on loopback and print its URL and login.
     Demo {
@@ -120,8 +130,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             code,
             name,
         } => {
-            if bundle.is_some() {
-                bail!("enrolment bundles are not supported yet: initialise standalone with --code and --name");
+            if let Some(bundle) = bundle {
+                let store = setup::init_from_bundle(
+                    &data,
+                    &bundle,
+                    &user,
+                    display_name.as_deref(),
+                    &password,
+                    beijing_now(),
+                )?;
+                let id = store.identity()?;
+                println!(
+                    "initialised node {} ({}) in {}, syncing with {}",
+                    id.code,
+                    id.name,
+                    data.display(),
+                    id.upstream.unwrap_or_default()
+                );
+                return Ok(());
             }
             let (Some(code), Some(name)) = (code, name) else {
                 bail!("--code and --name are required without --bundle");
@@ -140,12 +166,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("initialised node {code} in {}", data.display());
             Ok(())
         }
-        Command::Serve { data, http, quic } => {
+        Command::Serve {
+            data,
+            http,
+            quic,
+            sync_interval,
+        } => {
             if quic.is_some() {
                 bail!("--quic (township relay) is not available in this build yet");
             }
             let store = Store::open(&data)?;
-            runtime()?.block_on(setup::serve(store, http))?;
+            runtime()?.block_on(setup::serve(
+                store,
+                http,
+                &data,
+                std::time::Duration::from_secs(sync_interval.max(1)),
+            ))?;
+            Ok(())
+        }
+        Command::Enroll { data, bundle } => {
+            setup::enroll(&data, &bundle)?;
+            println!("node in {} is now enrolled; its cases will sync when it serves", data.display());
             Ok(())
         }
         Command::Demo { dir, http } => {
@@ -175,7 +216,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("  data:  {}", dir.display());
             println!("  open:  http://{http}/");
             println!("  login: {DEMO_USER} / {DEMO_PASSWORD}");
-            runtime()?.block_on(setup::serve(store, http))?;
+            runtime()?.block_on(setup::serve(
+                store,
+                http,
+                &dir,
+                std::time::Duration::from_secs(30),
+            ))?;
             Ok(())
         }
         Command::Fill {

@@ -67,6 +67,7 @@ pub fn init(opts: &InitOptions<'_>, now: DateTime<FixedOffset>) -> Result<Store,
         tier,
         parent,
         upstream: None,
+        upstream_name: None,
         created_at: now.to_rfc3339(),
     };
     let mut actor = [0u8; 16];
@@ -80,6 +81,73 @@ pub fn init(opts: &InitOptions<'_>, now: DateTime<FixedOffset>) -> Result<Store,
         created_at: now.to_rfc3339(),
     })?;
     Ok(store)
+}
+
+/// Creates an enrolled node from a bundle: identity, TLS files and the first account.
+pub fn init_from_bundle(
+    data: &Path,
+    bundle_path: &Path,
+    user: &str,
+    display_name: Option<&str>,
+    password: &str,
+    now: DateTime<FixedOffset>,
+) -> Result<Store, SetupError> {
+    let bundle = tongban_runtime::bundle::Bundle::load(bundle_path)
+        .map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let user = check_account_name(user)?;
+    auth::check_new_password(password)
+        .map_err(|_| SetupError::Invalid("--password must have at least 6 characters".into()))?;
+    let hash = auth::hash_password(password)
+        .map_err(|e| SetupError::Invalid(format!("cannot hash password: {e}")))?;
+    if data.join("db").exists() {
+        return Err(StoreError::AlreadyInitialised(data.display().to_string()).into());
+    }
+    std::fs::create_dir_all(data).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    crate::sync::install_bundle_files(data, &bundle)
+        .map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let identity = NodeIdentity {
+        code: bundle.code.clone(),
+        name: bundle.name.clone(),
+        tier: bundle.tier,
+        parent: bundle.parent.clone(),
+        upstream: Some(bundle.upstream.clone()),
+        upstream_name: Some(bundle.upstream_name.clone()),
+        created_at: now.to_rfc3339(),
+    };
+    let mut actor = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut actor);
+    let store = Store::create(data, &identity, &actor, BUILTIN_CATALOG_JSON)?;
+    store.add_user(&UserRecord {
+        name: user,
+        display_name: display_name.unwrap_or(&bundle.name).trim().to_string(),
+        role: "agent".into(),
+        password_hash: hash,
+        created_at: now.to_rfc3339(),
+    })?;
+    Ok(store)
+}
+
+/// Attaches a standalone node to the county: same code, every case kept.
+pub fn enroll(data: &Path, bundle_path: &Path) -> Result<(), SetupError> {
+    let bundle = tongban_runtime::bundle::Bundle::load(bundle_path)
+        .map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let store = Store::open(data)?;
+    let mut identity = store.identity()?;
+    if identity.code != bundle.code {
+        return Err(SetupError::Invalid(format!(
+            "this node is {}, the bundle is for {}: enrol it with a bundle for its own code",
+            identity.code, bundle.code
+        )));
+    }
+    crate::sync::install_bundle_files(data, &bundle)
+        .map_err(|e| SetupError::Invalid(e.to_string()))?;
+    identity.name = bundle.name.clone();
+    identity.tier = bundle.tier;
+    identity.parent = bundle.parent.clone();
+    identity.upstream = Some(bundle.upstream.clone());
+    identity.upstream_name = Some(bundle.upstream_name.clone());
+    store.set_identity(&identity)?;
+    Ok(())
 }
 
 fn check_account_name(raw: &str) -> Result<String, SetupError> {
@@ -194,9 +262,19 @@ pub fn fill(
 }
 
 /// Binds the listener and serves until ctrl-c or SIGTERM; prints the URL on stdout once listening
-/// (scripts and tests read that line to learn the port when `--http` names port 0).
-pub async fn serve(store: Store, addr: SocketAddr) -> Result<(), SetupError> {
-    let state = Arc::new(AppState::new(store)?);
+/// (scripts and tests read that line to learn the port when `--http` names port 0). An enrolled node
+/// also runs its sync loop.
+pub async fn serve(
+    store: Store,
+    addr: SocketAddr,
+    data: &Path,
+    sync_period: std::time::Duration,
+) -> Result<(), SetupError> {
+    let sync = crate::sync::SyncHandle::for_store(&store, data, sync_period)
+        .map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let state = Arc::new(AppState::new(store, sync.clone())?);
+    let stop_sync = Arc::new(tokio::sync::Notify::new());
+    let sync_task = sync.map(|s| tokio::spawn(s.run_loop(stop_sync.clone())));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| SetupError::Bind { addr, source })?;
@@ -210,12 +288,17 @@ pub async fn serve(store: Store, addr: SocketAddr) -> Result<(), SetupError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(SetupError::Serve)?;
+    stop_sync.notify_one();
+    if let Some(task) = sync_task {
+        let _ = task.await;
+    }
     state.store.flush()?;
     tracing::info!("node stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for ctrl-c");

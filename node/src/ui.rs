@@ -30,25 +30,49 @@ pub struct PageCtx {
     user_display: String,
     csrf: String,
     badge_class: &'static str,
-    badge_text: &'static str,
-    badge_hint: &'static str,
+    badge_text: String,
+    badge_hint: String,
 }
 
 impl PageCtx {
     fn new(state: &SharedState, user: &CurrentUser) -> PageCtx {
-        // Until the node is enrolled there is no upstream at all; once sync exists this badge shows the
-        // live link state.
-        let (badge_class, badge_text, badge_hint) = match state.identity.upstream {
+        let (badge_class, badge_text, badge_hint) = match &state.sync {
             None => (
                 "badge-offline",
-                "离线 · 单机运行",
-                "本站尚未接入县级平台：办件安全保存在本机，接入后自动上报。",
+                "离线 · 单机运行".to_string(),
+                "本站尚未接入县级平台：办件安全保存在本机，接入后自动上报。".to_string(),
             ),
-            Some(_) => (
-                "badge-offline",
-                "离线 · 未连接县级",
-                "暂时连不上县级平台：办件照常保存在本机，网络恢复后自动上报。",
-            ),
+            Some(sync) => {
+                let st = sync.status();
+                let last = st
+                    .last_success
+                    .as_deref()
+                    .map(format_time)
+                    .unwrap_or_else(|| "尚未同步".to_string());
+                match (st.connected, st.pending_up) {
+                    (true, 0) => (
+                        "badge-online",
+                        "在线 · 已同步".to_string(),
+                        format!("最近同步：{last}"),
+                    ),
+                    (true, n) => (
+                        "badge-online",
+                        format!("在线 · 待上传 {n} 件"),
+                        format!("最近同步：{last}，新办件将在几秒内上传。"),
+                    ),
+                    (false, n) => (
+                        "badge-offline",
+                        if n > 0 {
+                            format!("离线 · 待上传 {n} 件")
+                        } else {
+                            "离线".to_string()
+                        },
+                        format!(
+                            "暂时连不上上级平台：办件照常保存在本机，网络恢复后自动上传。最近同步：{last}"
+                        ),
+                    ),
+                }
+            }
         };
         PageCtx {
             node_name: state.identity.name.clone(),
@@ -227,10 +251,12 @@ pub async fn login(
     .await;
     match verified {
         Ok(Some(record)) => {
-            let (token, _) =
-                state
-                    .sessions
-                    .start(&record.name, &record.display_name, Instant::now());
+            let (token, _) = state.sessions.start(
+                &record.name,
+                &record.display_name,
+                &record.role,
+                Instant::now(),
+            );
             tracing::info!(user = %record.name, "login");
             let cookie = format!(
                 "{}={token}; HttpOnly; SameSite=Strict; Path=/",

@@ -596,6 +596,67 @@ pub fn new_case_document(
     Ok((doc, case))
 }
 
+/// Who takes an action on a case, and where.
+pub struct Actor<'a> {
+    pub user: &'a str,
+    pub name: &'a str,
+    pub node: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("action {0} is not known")]
+    Unknown(String),
+    #[error("the case is {state}; {action} needs it to be {needed}")]
+    WrongState {
+        action: String,
+        state: String,
+        needed: &'static str,
+    },
+    #[error("{0}")]
+    Document(#[from] CaseDocError),
+}
+
+/// Applies a workflow action to a case document and commits it with `now` as the change time. So far the
+/// county's `receive` (SUBMITTED → RECEIVED); the whole back-office workflow builds on this.
+pub fn apply_action(
+    doc: &mut AutoCommit,
+    action: &str,
+    by: &Actor<'_>,
+    note: &str,
+    now: DateTime<FixedOffset>,
+) -> Result<CaseDoc, ActionError> {
+    let mut case = read_case(doc)?;
+    let (needed, next) = match action {
+        "receive" => (CaseState::Submitted, CaseState::Received),
+        other => return Err(ActionError::Unknown(other.to_string())),
+    };
+    if case.state() != Some(needed) {
+        return Err(ActionError::WrongState {
+            action: action.to_string(),
+            state: case.state.clone(),
+            needed: needed.as_str(),
+        });
+    }
+    case.state = next.as_str().to_string();
+    case.history.push(HistoryEntry {
+        at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        by: by.user.to_string(),
+        by_name: by.name.to_string(),
+        node: by.node.to_string(),
+        action: action.to_string(),
+        note: note.trim().to_string(),
+        state: next.as_str().to_string(),
+    });
+    reconcile(doc, &case).map_err(CaseDocError::from)?;
+    doc.commit_with(
+        CommitOptions::default()
+            .with_message(action.to_string())
+            .with_time(now.timestamp()),
+    );
+    Ok(case)
+}
+
 /// Reads the case out of a document, refusing schemas from the future.
 pub fn read_case(doc: &AutoCommit) -> Result<CaseDoc, CaseDocError> {
     let case: CaseDoc = hydrate(doc)?;
@@ -709,6 +770,31 @@ mod tests {
         let ok = validate_intake(&catalog, &req, today()).unwrap();
         assert_eq!(ok.applicant.cert_no, "91350100M000100Y43");
         assert_eq!(ok.applicant.cert_type, "001");
+    }
+
+    #[test]
+    fn receive_moves_a_submitted_case_and_appends_history_once() {
+        let catalog = Catalog::builtin().unwrap();
+        let intake = validate_intake(&catalog, &valid_request(&catalog), today()).unwrap();
+        let no = format_case_no("420222103201", today(), 1);
+        let (mut doc, _) = new_case_document(&intake, ctx(&no)).unwrap();
+        let hub = Actor {
+            user: "window1",
+            name: "窗口一",
+            node: "420222",
+        };
+        let now = DateTime::parse_from_rfc3339("2026-11-27T10:00:00+08:00").unwrap();
+        let case = apply_action(&mut doc, "receive", &hub, "收到", now).unwrap();
+        assert_eq!(case.state(), Some(CaseState::Received));
+        assert_eq!(read_case(&doc).unwrap().history.len(), 2);
+        assert!(matches!(
+            apply_action(&mut doc, "receive", &hub, "", now),
+            Err(ActionError::WrongState { .. })
+        ));
+        assert!(matches!(
+            apply_action(&mut doc, "fly", &hub, "", now),
+            Err(ActionError::Unknown(_))
+        ));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Tongban runtime: the parts node and hub share that do I/O, kept out of the pure `tongban-shared`.
 //!
 //! - [`store`]: the sled store of cases, indexes, sync summaries, accounts and identity.
+//! - [`bundle`]: the enrolment bundle a node joins the county with.
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
 //! - [`tls`]: the county CA, certificates and the mutual-TLS configurations.
 //! - [`transport`]: the QUIC driver of sync sessions (client and server).
 
+pub mod bundle;
 pub mod replica;
 pub mod store;
 pub mod tls;

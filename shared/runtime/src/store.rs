@@ -14,6 +14,7 @@
 //!   number → heads digest. Maintained in the same transaction as every case write (see
 //!   `tongban_shared::sync::summary`).
 //! - `actors`: automerge actor id → division code of the node it is bound to.
+//! - `nodes` (hub): division code → JSON [`NodeRecord`].
 //!
 //! Writes that belong together go in one sled transaction and are flushed (fsync) before the caller is
 //! told they succeeded: that is the moment a case may be acknowledged to a person.
@@ -76,7 +77,29 @@ pub struct NodeIdentity {
     pub parent: Option<String>,
     /// Upstream sync address; `None` while the node works standalone.
     pub upstream: Option<String>,
+    /// TLS server name of the upstream (`hub.tongban`, or a township's name).
+    #[serde(default)]
+    pub upstream_name: Option<String>,
     pub created_at: String,
+}
+
+/// A node as the hub knows it: enrolment, revocation, and how its syncing goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub code: String,
+    pub name: String,
+    pub tier: Tier,
+    pub parent: Option<String>,
+    pub enrolled_at: String,
+    pub revoked: bool,
+    /// Serial of the certificate issued at enrolment (hex).
+    pub serial: String,
+    pub last_seen: Option<String>,
+    pub sessions: u64,
+    pub failed_sessions: u64,
+    /// Changes and scopes refused from this node, ever.
+    pub refusals: u64,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,6 +159,7 @@ pub struct Store {
     sync_nodes: sled::Tree,
     sync_items: sled::Tree,
     actors: sled::Tree,
+    nodes: sled::Tree,
     /// Serialises writes of existing cases (load, merge, write) so two sessions or a session and a local
     /// edit never overwrite each other's merge.
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
@@ -229,6 +253,7 @@ impl Store {
             sync_nodes: db.open_tree("sync_nodes")?,
             sync_items: db.open_tree("sync_items")?,
             actors: db.open_tree("actors")?,
+            nodes: db.open_tree("nodes")?,
             write_lock: Default::default(),
             db,
         })
@@ -291,6 +316,74 @@ impl Store {
             .get(K_IDENTITY)?
             .ok_or_else(|| corrupt("identity", "missing"))?;
         serde_json::from_slice(&raw).map_err(|e| corrupt("identity", e))
+    }
+
+    /// Replaces the identity (enrolment of a standalone node). The code may not change: every case the
+    /// node holds is numbered with it.
+    pub fn set_identity(&self, identity: &NodeIdentity) -> Result<(), StoreError> {
+        let current = self.identity()?;
+        if current.code != identity.code {
+            return Err(corrupt(
+                "identity",
+                format!(
+                    "this node is {}, the bundle is for {}: its cases are numbered with its own code",
+                    current.code, identity.code
+                ),
+            ));
+        }
+        let json = serde_json::to_vec(identity).map_err(|e| corrupt("identity", e))?;
+        self.meta.insert(K_IDENTITY, json)?;
+        self.sync()
+    }
+
+    /// Writes a hub-side node record (durable).
+    pub fn put_node(&self, record: &NodeRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| corrupt(&record.code, e))?;
+        self.nodes.insert(record.code.as_bytes(), bytes)?;
+        self.sync()
+    }
+
+    pub fn node_record(&self, code: &str) -> Result<Option<NodeRecord>, StoreError> {
+        self.nodes
+            .get(code.as_bytes())?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(code, e)))
+            .transpose()
+    }
+
+    /// Updates a node record in place (sync statistics); not flushed, they are statistics.
+    pub fn update_node(
+        &self,
+        code: &str,
+        f: impl Fn(&mut NodeRecord),
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        let mut out = None;
+        self.nodes.fetch_and_update(code.as_bytes(), |old| {
+            let mut rec: NodeRecord = serde_json::from_slice(old?).ok()?;
+            f(&mut rec);
+            out = Some(rec.clone());
+            serde_json::to_vec(&rec).ok()
+        })?;
+        Ok(out)
+    }
+
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        self.nodes
+            .iter()
+            .map(|e| {
+                let (k, v) = e?;
+                serde_json::from_slice(&v)
+                    .map_err(|e| corrupt(String::from_utf8_lossy(&k).into_owned(), e))
+            })
+            .collect()
+    }
+
+    /// Number of cases in a scope and below it (a township's count includes its villages').
+    pub fn cases_in_scope(&self, within: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .scope_roots(within)?
+            .iter()
+            .map(|(_, fp)| u64::from(fp.count))
+            .sum())
     }
 
     pub fn actor(&self) -> Result<Vec<u8>, StoreError> {
@@ -851,6 +944,7 @@ mod tests {
             tier: Tier::Village,
             parent: None,
             upstream: None,
+            upstream_name: None,
             created_at: "2026-11-27T09:00:00+08:00".into(),
         }
     }

@@ -182,6 +182,11 @@ pub fn identity_of(cert_der: &[u8]) -> Result<PeerIdentity, TlsError> {
     Err(TlsError::Peer("certificate names no tongban node".into()))
 }
 
+/// The identity in a PEM certificate (the first one).
+pub fn identity_of_pem(pem: &str) -> Result<PeerIdentity, TlsError> {
+    identity_of(&certs(pem)?[0])
+}
+
 fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let mut out = Vec::new();
     for block in pem_blocks(pem, "CERTIFICATE")? {

@@ -25,6 +25,7 @@ fn open(dir: &std::path::Path, code: &str, tier: Tier, actor: u8) -> Store {
             tier,
             parent: None,
             upstream: None,
+            upstream_name: None,
             created_at: "2026-11-27T09:00:00+08:00".into(),
         },
         &[actor; 16],

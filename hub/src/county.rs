@@ -1,0 +1,285 @@
+//! Operations on a hub's data directory that work with the hub stopped: `init` (county CA, hub
+//! certificate, store, admin account), `enroll` (a node's certificate and bundle) and `user add`.
+//!
+//! Layout: `DIR/db` (the store), `DIR/tls/{ca.pem,ca.key,hub.pem,hub.key}` (keys readable by the owner).
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset};
+use rand::RngCore;
+use tongban_node::auth;
+use tongban_runtime::bundle::{write_private, Bundle, BUNDLE_VERSION};
+use tongban_runtime::store::{NodeIdentity, NodeRecord, Store, StoreError, UserRecord};
+use tongban_runtime::tls::{self, CertKey, HUB_SERVER_NAME};
+use tongban_shared::catalog::BUILTIN_CATALOG_JSON;
+use tongban_shared::validate::check_division_code;
+use tongban_shared::Tier;
+
+pub const ROLES: [&str; 4] = ["admin", "window", "dept", "supervisor"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CountyError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Bundle(#[from] tongban_runtime::bundle::BundleError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CountyError + '_ {
+    move |source| CountyError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+pub fn tls_dir(data: &Path) -> PathBuf {
+    data.join("tls")
+}
+
+fn read(path: &Path) -> Result<String, CountyError> {
+    std::fs::read_to_string(path).map_err(io(path))
+}
+
+pub fn ca(data: &Path) -> Result<CertKey, CountyError> {
+    let dir = tls_dir(data);
+    Ok(CertKey {
+        cert_pem: read(&dir.join("ca.pem"))?,
+        key_pem: read(&dir.join("ca.key"))?,
+    })
+}
+
+pub fn hub_cert(data: &Path) -> Result<CertKey, CountyError> {
+    let dir = tls_dir(data);
+    Ok(CertKey {
+        cert_pem: read(&dir.join("hub.pem"))?,
+        key_pem: read(&dir.join("hub.key"))?,
+    })
+}
+
+/// Opens the store with a hint when another process (a running hub) holds it.
+pub fn open(data: &Path) -> Result<Store, CountyError> {
+    Store::open(data).map_err(|e| {
+        if e.to_string().to_lowercase().contains("lock") {
+            CountyError::Invalid(format!(
+                "{} is in use by a running hub: use its HTTP API, or stop it first ({e})",
+                data.display()
+            ))
+        } else {
+            e.into()
+        }
+    })
+}
+
+fn check_password(pw: &str) -> Result<String, CountyError> {
+    auth::check_new_password(pw)
+        .map_err(|_| CountyError::Invalid("password must have at least 6 characters".into()))?;
+    auth::hash_password(pw).map_err(|e| CountyError::Invalid(format!("cannot hash password: {e}")))
+}
+
+/// Creates the county: CA, hub certificate, store and the `admin` account.
+pub fn init(
+    data: &Path,
+    county: &str,
+    name: &str,
+    admin_password: &str,
+    now: DateTime<FixedOffset>,
+) -> Result<Store, CountyError> {
+    if check_division_code(county).ok() != Some(Tier::County) {
+        return Err(CountyError::Invalid(format!(
+            "--county {county}: a county code has 6 digits, e.g. 420222"
+        )));
+    }
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(CountyError::Invalid("--name must be 1-60 characters".into()));
+    }
+    let hash = check_password(admin_password)?;
+    if data.join("db").exists() || tls_dir(data).exists() {
+        return Err(StoreError::AlreadyInitialised(data.display().to_string()).into());
+    }
+    let ca = tls::generate_ca(county, name)?;
+    let hub = tls::issue_hub(&ca, county)?;
+    let dir = tls_dir(data);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    for (file, content) in [
+        ("ca.pem", &ca.cert_pem),
+        ("ca.key", &ca.key_pem),
+        ("hub.pem", &hub.cert_pem),
+        ("hub.key", &hub.key_pem),
+    ] {
+        let path = dir.join(file);
+        write_private(&path, content.as_bytes()).map_err(io(&path))?;
+    }
+    let mut actor = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut actor);
+    let store = Store::create(
+        data,
+        &NodeIdentity {
+            code: county.to_string(),
+            name: format!("{name}政务服务中心"),
+            tier: Tier::County,
+            parent: None,
+            upstream: None,
+            upstream_name: None,
+            created_at: now.to_rfc3339(),
+        },
+        &actor,
+        BUILTIN_CATALOG_JSON,
+    )?;
+    store.add_user(&UserRecord {
+        name: "admin".into(),
+        display_name: "管理员".into(),
+        role: "admin".into(),
+        password_hash: hash,
+        created_at: now.to_rfc3339(),
+    })?;
+    Ok(store)
+}
+
+pub struct EnrollRequest<'a> {
+    pub code: &'a str,
+    pub name: &'a str,
+    pub tier: Tier,
+    pub parent: Option<&'a str>,
+    pub upstream: &'a str,
+    /// TLS name of the upstream; the hub's unless the node syncs through a township.
+    pub upstream_name: Option<&'a str>,
+}
+
+/// Issues a node certificate and writes its bundle to `out`; records the node. Works on a store the
+/// caller opened (a stopped hub, or the running hub's own store).
+pub fn enroll(
+    store: &Store,
+    ca: &CertKey,
+    req: &EnrollRequest<'_>,
+    out: &Path,
+    now: DateTime<FixedOffset>,
+) -> Result<Bundle, CountyError> {
+    let county = store.identity()?.code;
+    let tier = check_division_code(req.code).map_err(CountyError::Invalid)?;
+    if tier != req.tier || tier == Tier::County {
+        return Err(CountyError::Invalid(format!(
+            "--code {} does not fit --tier {:?} (township 9 digits, village 12)",
+            req.code, req.tier
+        )));
+    }
+    if !req.code.starts_with(&county) {
+        return Err(CountyError::Invalid(format!(
+            "--code {} is not in county {county}",
+            req.code
+        )));
+    }
+    let expected_parent = match tier {
+        Tier::Village => &req.code[..9],
+        _ => &req.code[..6],
+    };
+    if let Some(p) = req.parent {
+        if p != expected_parent {
+            return Err(CountyError::Invalid(format!(
+                "--parent {p}: the parent of {} is {expected_parent}",
+                req.code
+            )));
+        }
+    }
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 60 {
+        return Err(CountyError::Invalid("--name must be 1-60 characters".into()));
+    }
+    req.upstream
+        .parse::<std::net::SocketAddr>()
+        .map_err(|e| CountyError::Invalid(format!("--upstream {}: {e} (use IP:PORT)", req.upstream)))?;
+    if let Some(existing) = store.node_record(req.code)? {
+        return Err(CountyError::Invalid(format!(
+            "node {} ({}) is already enrolled{}",
+            existing.code,
+            existing.name,
+            if existing.revoked { " and revoked" } else { "" }
+        )));
+    }
+    if out.exists() {
+        return Err(CountyError::Invalid(format!(
+            "--out {} exists; refusing to overwrite it",
+            out.display()
+        )));
+    }
+    let cert = tls::issue_node(ca, req.code, tier, Some(expected_parent))?;
+    let identity = tls::identity_of_pem(&cert.cert_pem)?;
+    let bundle = Bundle {
+        version: BUNDLE_VERSION,
+        county: county.clone(),
+        code: req.code.to_string(),
+        name: name.to_string(),
+        tier,
+        parent: Some(expected_parent.to_string()),
+        upstream: req.upstream.to_string(),
+        upstream_name: req.upstream_name.unwrap_or(HUB_SERVER_NAME).to_string(),
+        ca_pem: ca.cert_pem.clone(),
+        node: cert,
+    };
+    bundle.save(out)?;
+    store.put_node(&NodeRecord {
+        code: req.code.to_string(),
+        name: name.to_string(),
+        tier,
+        parent: Some(expected_parent.to_string()),
+        enrolled_at: now.to_rfc3339(),
+        revoked: false,
+        serial: identity.serial,
+        last_seen: None,
+        sessions: 0,
+        failed_sessions: 0,
+        refusals: 0,
+        last_error: None,
+    })?;
+    Ok(bundle)
+}
+
+pub fn add_user(
+    store: &Store,
+    name: &str,
+    password: &str,
+    role: &str,
+    dept: Option<&str>,
+    now: DateTime<FixedOffset>,
+) -> Result<(), CountyError> {
+    if !ROLES.contains(&role) {
+        return Err(CountyError::Invalid(format!(
+            "--role {role}: one of {}",
+            ROLES.join(", ")
+        )));
+    }
+    if role == "dept" && dept.is_none_or(|d| d.trim().is_empty()) {
+        return Err(CountyError::Invalid("--role dept needs --dept".into()));
+    }
+    let name = name.trim();
+    if name.is_empty()
+        || name.len() > 32
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(CountyError::Invalid(
+            "--name must be 1-32 ASCII letters, digits, '_', '-' or '.'".into(),
+        ));
+    }
+    let hash = check_password(password)?;
+    let display = match (role, dept) {
+        ("dept", Some(d)) => format!("{d}（{name}）"),
+        _ => name.to_string(),
+    };
+    store.add_user(&UserRecord {
+        name: name.to_string(),
+        display_name: display,
+        role: role.to_string(),
+        password_hash: hash,
+        created_at: now.to_rfc3339(),
+    })?;
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Who may sync with the hub: an enrolled, unrevoked node presenting the certificate issued to it. Also
+//! keeps each node's sync statistics (last seen, sessions, refusals) for `GET /api/nodes`.
+
+use tongban_runtime::store::Store;
+use tongban_runtime::tls::PeerIdentity;
+use tongban_runtime::transport::{Gate, SyncReport};
+
+pub struct HubGate {
+    pub store: Store,
+}
+
+impl Gate for HubGate {
+    fn admit(&self, peer: &PeerIdentity) -> Result<(), String> {
+        let record = self
+            .store
+            .node_record(&peer.code)
+            .map_err(|e| format!("hub storage error: {e}"))?
+            .ok_or_else(|| format!("node {} is not enrolled at this hub", peer.code))?;
+        if record.revoked {
+            return Err(format!("node {} has been revoked by the county", peer.code));
+        }
+        if record.serial != peer.serial {
+            return Err(format!(
+                "certificate {} is not the one issued to node {}",
+                peer.serial, peer.code
+            ));
+        }
+        if record.tier != peer.tier {
+            return Err(format!("node {} is enrolled with another tier", peer.code));
+        }
+        Ok(())
+    }
+
+    fn record(&self, peer: &PeerIdentity, outcome: &Result<SyncReport, String>) {
+        let now = tongban_node::app::beijing_now().to_rfc3339();
+        if let Ok(report) = outcome {
+            for r in &report.refused {
+                tracing::warn!(node = %peer.code, subject = %r.subject, reason = %r.reason, "refused from node");
+            }
+        }
+        let updated = self.store.update_node(&peer.code, |rec| {
+            rec.last_seen = Some(now.clone());
+            rec.sessions += 1;
+            match outcome {
+                Ok(report) => {
+                    rec.refusals += report.refused.len() as u64;
+                    rec.last_error = None;
+                }
+                Err(e) => {
+                    rec.failed_sessions += 1;
+                    rec.last_error = Some(e.clone());
+                }
+            }
+        });
+        if let Err(e) = updated {
+            tracing::error!(node = %peer.code, error = %e, "cannot record sync session");
+        }
+    }
+}

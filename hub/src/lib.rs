@@ -1,0 +1,13 @@
+//! Tongban county hub.
+//!
+//! - [`county`]: init (CA, hub certificate, store, admin), enrolment bundles, accounts.
+//! - [`gate`]: which peers may sync, and their statistics.
+//! - [`web`]: hub routes (nodes, revocation, county actions) merged into the shared case web app.
+//! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
+//! - [`demo`]: a demo county on loopback.
+
+pub mod county;
+pub mod demo;
+pub mod gate;
+pub mod server;
+pub mod web;

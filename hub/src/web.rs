@@ -1,0 +1,251 @@
+//! The hub's own HTTP routes, merged into the case web app it shares with the nodes: the node list
+//! (`GET /api/nodes`, the `/nodes` page), revocation, and case actions taken at the county.
+
+use askama::Template;
+use axum::extract::{FromRef, Path, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tongban_node::app::{self, blocking, ApiUser, AppError, SharedState, WebUser};
+use tongban_runtime::store::NodeRecord;
+use tongban_runtime::transport::Connections;
+use tongban_shared::case::{self, Actor};
+use tongban_shared::FieldError;
+
+/// A node that has not synced for this long is highlighted on the node page.
+const STALE_HOURS: i64 = 24;
+
+#[derive(Clone)]
+pub struct HubState {
+    pub app: SharedState,
+    pub connections: Connections,
+}
+
+impl FromRef<HubState> for SharedState {
+    fn from_ref(s: &HubState) -> SharedState {
+        s.app.clone()
+    }
+}
+
+pub fn routes(state: HubState) -> Router {
+    Router::new()
+        .route("/api/nodes", get(nodes_json))
+        .route("/api/nodes/{code}/revoke", post(revoke))
+        .route("/api/cases/{case_no}/actions", post(case_action))
+        .route("/nodes", get(nodes_page))
+        .layer(axum::extract::DefaultBodyLimit::max(app::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn require_role(user: &app::CurrentUser, roles: &[&str]) -> Result<(), AppError> {
+    if roles.contains(&user.role.as_str()) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "账号“{}”的角色无权进行此操作。",
+            user.name
+        )))
+    }
+}
+
+async fn node_rows(state: &HubState) -> Result<Vec<(NodeRecord, u64)>, AppError> {
+    let st = state.app.clone();
+    blocking(move || {
+        let mut out = Vec::new();
+        for rec in st.store.nodes()? {
+            let cases = st.store.cases_in_scope(&rec.code)?;
+            out.push((rec, cases));
+        }
+        Ok(out)
+    })
+    .await
+}
+
+async fn nodes_json(State(state): State<HubState>, _user: ApiUser) -> Result<Json<Value>, AppError> {
+    let rows = node_rows(&state).await?;
+    let nodes: Vec<Value> = rows
+        .into_iter()
+        .map(|(rec, cases)| {
+            json!({
+                "code": rec.code,
+                "name": rec.name,
+                "tier": rec.tier,
+                "parent": rec.parent,
+                "last_seen": rec.last_seen,
+                "revoked": rec.revoked,
+                "cases": cases,
+                "sessions": rec.sessions,
+                "failed_sessions": rec.failed_sessions,
+                "refusals": rec.refusals,
+                "last_error": rec.last_error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "nodes": nodes })))
+}
+
+async fn revoke(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    require_role(&user, &["admin"])?;
+    let st = state.app.clone();
+    let c = code.clone();
+    let updated = blocking(move || {
+        let Some(mut rec) = st.store.node_record(&c)? else {
+            return Ok(None);
+        };
+        rec.revoked = true;
+        st.store.put_node(&rec)?;
+        Ok(Some(rec))
+    })
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("没有登记过站点“{code}”。")))?;
+    // Effective at once: open connections close now, the next handshake is refused by the gate.
+    state
+        .connections
+        .close_peer(&code, "node has been revoked by the county");
+    tracing::warn!(node = %code, by = %user.name, "node revoked");
+    Ok(Json(json!({ "code": updated.code, "revoked": true })))
+}
+
+#[derive(serde::Deserialize)]
+struct ActionBody {
+    action: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/cases/{no}/actions` at the county. So far `receive` (window or admin).
+async fn case_action(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    Path(case_no): Path<String>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    let body = body.map_err(tongban_node::api::body_error)?;
+    let req: ActionBody = tongban_node::api::parse_json(&body)?;
+    match req.action.as_str() {
+        "receive" => require_role(&user, &["window", "admin"])?,
+        other => {
+            return Err(AppError::Invalid(vec![FieldError::new(
+                "action",
+                format!("不认识的操作“{other}”。"),
+            )]))
+        }
+    }
+    app::load_case(&state.app, &case_no).await?;
+    let st = state.app.clone();
+    let no = case_no.clone();
+    let case = blocking(move || {
+        let now = app::beijing_now();
+        let hub_code = st.identity.code.clone();
+        let mut outcome = None;
+        st.store
+            .merge_case(&no, |current| {
+                let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
+                let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
+                doc.set_actor(st.actor.clone());
+                let case = case::apply_action(
+                    &mut doc,
+                    &req.action,
+                    &Actor {
+                        user: &user.name,
+                        name: &user.display_name,
+                        node: &hub_code,
+                    },
+                    &req.note,
+                    now,
+                )
+                .map_err(|e| match e {
+                    case::ActionError::WrongState { .. } => {
+                        AppError::Conflict(format!("办件当前状态不能进行此操作：{e}"))
+                    }
+                    other => AppError::internal(other),
+                })?;
+                let summary = case.summary();
+                outcome = Some(case);
+                Ok::<_, AppError>((doc.save(), summary))
+            })??;
+        st.store.flush()?;
+        outcome.ok_or_else(|| AppError::internal("action produced no case"))
+    })
+    .await?;
+    Ok(Json(serde_json::to_value(&case).map_err(AppError::internal)?))
+}
+
+struct NodeRow {
+    code: String,
+    name: String,
+    tier: &'static str,
+    last_seen: String,
+    cases: u64,
+    sessions: u64,
+    failed: u64,
+    refusals: u64,
+    revoked: bool,
+    stale: bool,
+    last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "nodes.html")]
+struct NodesPage {
+    county: String,
+    user: String,
+    stale_hours: i64,
+    rows: Vec<NodeRow>,
+}
+
+async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    let rows = match node_rows(&state).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let now = app::beijing_now();
+    let rows = rows
+        .into_iter()
+        .map(|(rec, cases)| {
+            let seen = rec
+                .last_seen
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            NodeRow {
+                stale: seen.is_none_or(|t| (now - t).num_hours() >= STALE_HOURS),
+                last_seen: seen
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "从未同步".into()),
+                code: rec.code,
+                name: rec.name,
+                tier: match rec.tier {
+                    tongban_shared::Tier::Township => "乡镇",
+                    tongban_shared::Tier::Village => "村（社区）",
+                    tongban_shared::Tier::County => "县",
+                },
+                cases,
+                sessions: rec.sessions,
+                failed: rec.failed_sessions,
+                refusals: rec.refusals,
+                revoked: rec.revoked,
+                last_error: rec.last_error.unwrap_or_default(),
+            }
+        })
+        .collect();
+    let page = NodesPage {
+        county: state.app.identity.name.clone(),
+        user: user.display_name,
+        stale_hours: STALE_HOURS,
+        rows,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+/// The whole HTTP app of the hub.
+pub fn app(state: HubState) -> Router {
+    tongban_node::app::router(state.app.clone()).merge(routes(state))
+}

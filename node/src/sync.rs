@@ -1,0 +1,255 @@
+//! Syncing with the upstream (the hub, or a township node): one owner task that runs a session soon
+//! after a local write, periodically, and again after failures with exponential backoff and jitter;
+//! plus the status that `GET /api/sync` and the home page show.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tongban_runtime::bundle::{write_private, Bundle};
+use tongban_runtime::store::Store;
+use tongban_runtime::tls::{self, CertKey};
+use tongban_runtime::transport::{self, SyncReport, TransportError, Upstream};
+
+/// A write is followed by a session after this pause, so a burst of intake goes up in one session.
+const AFTER_WRITE: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncStatus {
+    pub upstream: Option<String>,
+    pub connected: bool,
+    pub running: bool,
+    pub last_success: Option<String>,
+    pub last_attempt: Option<String>,
+    pub last_error: Option<String>,
+    pub pending_up: u64,
+    pub last_session: Option<SyncReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncSetupError {
+    #[error("TLS files in {dir}: {reason}")]
+    Files { dir: String, reason: String },
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("cannot open a UDP socket for sync: {0}")]
+    Socket(std::io::Error),
+}
+
+pub fn tls_dir(data: &Path) -> PathBuf {
+    data.join("tls")
+}
+
+/// Writes the bundle's CA, certificate and key into the data directory (the key readable by the owner
+/// only). Refuses to replace files that are already there.
+pub fn install_bundle_files(data: &Path, bundle: &Bundle) -> Result<(), SyncSetupError> {
+    let dir = tls_dir(data);
+    let err = |reason: String| SyncSetupError::Files {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    if dir.join("node.key").exists() {
+        return Err(err("this node is already enrolled".into()));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+    for (name, content) in [
+        ("ca.pem", &bundle.ca_pem),
+        ("node.pem", &bundle.node.cert_pem),
+        ("node.key", &bundle.node.key_pem),
+    ] {
+        write_private(&dir.join(name), content.as_bytes()).map_err(|e| err(format!("{name}: {e}")))?;
+    }
+    Ok(())
+}
+
+pub struct SyncHandle {
+    store: Store,
+    upstream_addr: String,
+    server_name: String,
+    config: quinn::ClientConfig,
+    endpoint: quinn::Endpoint,
+    scopes: Vec<String>,
+    status: Mutex<SyncStatus>,
+    trigger: Notify,
+    /// One session at a time, whether started by the loop or by `POST /api/sync/now`.
+    run_lock: tokio::sync::Mutex<()>,
+    /// Local writes not yet known to have gone up.
+    pending: AtomicU64,
+    period: Duration,
+}
+
+impl SyncHandle {
+    /// The handle of an enrolled node; `None` for a standalone one.
+    pub fn for_store(
+        store: &Store,
+        data: &Path,
+        period: Duration,
+    ) -> Result<Option<Arc<SyncHandle>>, SyncSetupError> {
+        let identity = store.identity().map_err(|e| SyncSetupError::Files {
+            dir: data.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let Some(upstream) = identity.upstream.clone() else {
+            return Ok(None);
+        };
+        let dir = tls_dir(data);
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| SyncSetupError::Files {
+                dir: dir.display().to_string(),
+                reason: format!("{name}: {e}"),
+            })
+        };
+        let own = CertKey {
+            cert_pem: read("node.pem")?,
+            key_pem: read("node.key")?,
+        };
+        let config = tls::client_config(&read("ca.pem")?, &own)?;
+        let endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+            .map_err(SyncSetupError::Socket)?;
+        Ok(Some(Arc::new(SyncHandle {
+            store: store.clone(),
+            server_name: identity
+                .upstream_name
+                .clone()
+                .unwrap_or_else(|| tls::HUB_SERVER_NAME.to_string()),
+            scopes: vec![identity.code.clone()],
+            status: Mutex::new(SyncStatus {
+                upstream: Some(upstream.clone()),
+                ..Default::default()
+            }),
+            upstream_addr: upstream,
+            config,
+            endpoint,
+            trigger: Notify::new(),
+            run_lock: tokio::sync::Mutex::new(()),
+            pending: AtomicU64::new(0),
+            period,
+        })))
+    }
+
+    pub fn status(&self) -> SyncStatus {
+        let mut s = self
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        s.pending_up = self.pending.load(Ordering::SeqCst);
+        s
+    }
+
+    /// A case was written locally: send it up soon.
+    pub fn local_write(&self) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.trigger.notify_one();
+    }
+
+    fn update(&self, f: impl FnOnce(&mut SyncStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Runs one session to completion.
+    pub async fn run_now(&self) -> Result<SyncReport, TransportError> {
+        let _one_at_a_time = self.run_lock.lock().await;
+        let pending_at_start = self.pending.load(Ordering::SeqCst);
+        let now = crate::app::beijing_now().to_rfc3339();
+        self.update(|s| {
+            s.running = true;
+            s.last_attempt = Some(now.clone());
+        });
+        let result = self.session().await;
+        let finished = crate::app::beijing_now().to_rfc3339();
+        match &result {
+            Ok(report) => {
+                // Writes made during the session may not have gone up; keep counting those.
+                let _ = self
+                    .pending
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                        Some(p.saturating_sub(pending_at_start))
+                    });
+                self.update(|s| {
+                    s.running = false;
+                    s.connected = true;
+                    s.last_success = Some(finished);
+                    s.last_error = None;
+                    s.last_session = Some(report.clone());
+                });
+                tracing::info!(
+                    round_trips = report.round_trips,
+                    sent = report.cases_sent,
+                    received = report.cases_received,
+                    bytes = report.bytes_sent + report.bytes_received,
+                    "sync session done"
+                );
+                for r in &report.refused {
+                    tracing::warn!(subject = %r.subject, reason = %r.reason, "upstream refused");
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                self.update(|s| {
+                    s.running = false;
+                    s.connected = false;
+                    s.last_error = Some(message);
+                });
+                tracing::info!(error = %e, "sync session failed");
+            }
+        }
+        result
+    }
+
+    async fn session(&self) -> Result<SyncReport, TransportError> {
+        let addr = tokio::net::lookup_host(&self.upstream_addr)
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| TransportError::Connection(format!(
+                "cannot resolve upstream {}",
+                self.upstream_addr
+            )))?;
+        let upstream = Upstream {
+            addr,
+            server_name: self.server_name.clone(),
+            config: self.config.clone(),
+        };
+        transport::sync_once(&self.endpoint, &upstream, &self.store, self.scopes.clone()).await
+    }
+
+    /// The owner loop: sync after local writes, every `period`, and with backoff after failures, until
+    /// `shutdown` fires.
+    pub async fn run_loop(self: Arc<Self>, shutdown: Arc<Notify>) {
+        let mut failures: u32 = 0;
+        // First session right away: the link may have come back while the node was off.
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.notified() => break,
+                _ = self.trigger.notified() => {
+                    tokio::select! {
+                        _ = shutdown.notified() => break,
+                        _ = tokio::time::sleep(AFTER_WRITE) => {}
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.run_now().await {
+                Ok(_) => {
+                    failures = 0;
+                    wait = self.period;
+                }
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    let base = Duration::from_secs(1u64 << failures.min(6)).min(BACKOFF_MAX);
+                    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+                    wait = base.mul_f64(jitter);
+                }
+            }
+        }
+        self.endpoint.close(0u32.into(), b"shutdown");
+    }
+}

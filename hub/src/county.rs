@@ -100,7 +100,9 @@ pub fn init(
     }
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 60 {
-        return Err(CountyError::Invalid("--name must be 1-60 characters".into()));
+        return Err(CountyError::Invalid(
+            "--name must be 1-60 characters".into(),
+        ));
     }
     let hash = check_password(admin_password)?;
     if data.join("db").exists() || tls_dir(data).exists() {
@@ -192,11 +194,13 @@ pub fn enroll(
     }
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 60 {
-        return Err(CountyError::Invalid("--name must be 1-60 characters".into()));
+        return Err(CountyError::Invalid(
+            "--name must be 1-60 characters".into(),
+        ));
     }
-    req.upstream
-        .parse::<std::net::SocketAddr>()
-        .map_err(|e| CountyError::Invalid(format!("--upstream {}: {e} (use IP:PORT)", req.upstream)))?;
+    req.upstream.parse::<std::net::SocketAddr>().map_err(|e| {
+        CountyError::Invalid(format!("--upstream {}: {e} (use IP:PORT)", req.upstream))
+    })?;
     if let Some(existing) = store.node_record(req.code)? {
         return Err(CountyError::Invalid(format!(
             "node {} ({}) is already enrolled{}",
@@ -263,7 +267,9 @@ pub fn add_user(
     let name = name.trim();
     if name.is_empty()
         || name.len() > 32
-        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
     {
         return Err(CountyError::Invalid(
             "--name must be 1-32 ASCII letters, digits, '_', '-' or '.'".into(),

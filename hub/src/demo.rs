@@ -81,7 +81,10 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
     prepare(dir, &ports)?;
     let hub_dir = dir.join("hub");
     let hub_store = county::open(&hub_dir)?;
-    println!("通办 demo county 阳新县 (420222) — data in {}", dir.display());
+    println!(
+        "通办 demo county 阳新县 (420222) — data in {}",
+        dir.display()
+    );
     println!(
         "  county hub:  http://{}/   login admin / {ADMIN_PASSWORD}, {} / {}",
         ports.hub_http, WINDOW_USER.0, WINDOW_USER.1
@@ -92,7 +95,10 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
             ports.village_http[i]
         );
     }
-    println!("  sync: villages → hub over QUIC at {} (every 10 s and right after each new case)", ports.hub_quic);
+    println!(
+        "  sync: villages → hub over QUIC at {} (every 10 s and right after each new case)",
+        ports.hub_quic
+    );
     println!("  stop with ctrl-c");
 
     let hub = crate::server::serve(

@@ -214,7 +214,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let store = county::open(&data)?;
-            county::add_user(&store, &name, &password, &role, dept.as_deref(), beijing_now())?;
+            county::add_user(
+                &store,
+                &name,
+                &password,
+                &role,
+                dept.as_deref(),
+                beijing_now(),
+            )?;
             println!("added account {name} ({role})");
             Ok(())
         }

@@ -69,6 +69,7 @@ pub async fn serve(
     let router = web::app(HubState {
         app: app_state.clone(),
         connections,
+        data: data.to_path_buf(),
     });
     let listener = tokio::net::TcpListener::bind(http)
         .await

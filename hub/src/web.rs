@@ -20,6 +20,8 @@ const STALE_HOURS: i64 = 24;
 pub struct HubState {
     pub app: SharedState,
     pub connections: Connections,
+    /// The hub's data directory (the CA lives there; enrolment through the API reads it).
+    pub data: std::path::PathBuf,
 }
 
 impl FromRef<HubState> for SharedState {
@@ -30,7 +32,7 @@ impl FromRef<HubState> for SharedState {
 
 pub fn routes(state: HubState) -> Router {
     Router::new()
-        .route("/api/nodes", get(nodes_json))
+        .route("/api/nodes", get(nodes_json).post(enroll_node))
         .route("/api/nodes/{code}/revoke", post(revoke))
         .route("/api/cases/{case_no}/actions", post(case_action))
         .route("/nodes", get(nodes_page))
@@ -62,7 +64,10 @@ async fn node_rows(state: &HubState) -> Result<Vec<(NodeRecord, u64)>, AppError>
     .await
 }
 
-async fn nodes_json(State(state): State<HubState>, _user: ApiUser) -> Result<Json<Value>, AppError> {
+async fn nodes_json(
+    State(state): State<HubState>,
+    _user: ApiUser,
+) -> Result<Json<Value>, AppError> {
     let rows = node_rows(&state).await?;
     let nodes: Vec<Value> = rows
         .into_iter()
@@ -83,6 +88,68 @@ async fn nodes_json(State(state): State<HubState>, _user: ApiUser) -> Result<Jso
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    code: String,
+    name: String,
+    tier: tongban_shared::Tier,
+    #[serde(default)]
+    parent: Option<String>,
+    upstream: String,
+    #[serde(default)]
+    upstream_name: Option<String>,
+}
+
+/// `POST /api/nodes` (admin): `enroll` on a running hub. Answers the bundle itself (it contains the
+/// node's private key: hand it over as carefully as the file `tongban-hub enroll` writes).
+async fn enroll_node(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, AppError> {
+    require_role(&user, &["admin"])?;
+    let body = body.map_err(tongban_node::api::body_error)?;
+    let req: EnrollBody = tongban_node::api::parse_json(&body)?;
+    let st = state.app.clone();
+    let data = state.data.clone();
+    let bundle = blocking(move || {
+        let ca = crate::county::ca(&data).map_err(AppError::internal)?;
+        // The bundle file goes to a private temporary path and is read back, so that the API and the
+        // CLI share one enrolment path.
+        let tmp = data.join(format!("enroll-{}.json", req.code));
+        let _ = std::fs::remove_file(&tmp);
+        let result = crate::county::enroll(
+            &st.store,
+            &ca,
+            &crate::county::EnrollRequest {
+                code: &req.code,
+                name: &req.name,
+                tier: req.tier,
+                parent: req.parent.as_deref(),
+                upstream: &req.upstream,
+                upstream_name: req.upstream_name.as_deref(),
+            },
+            &tmp,
+            app::beijing_now(),
+        );
+        let _ = std::fs::remove_file(&tmp);
+        result.map_err(|e| match e {
+            crate::county::CountyError::Invalid(m) => {
+                AppError::Invalid(vec![FieldError::new("code", m)])
+            }
+            other => AppError::internal(other),
+        })
+    })
+    .await?;
+    tracing::info!(node = %bundle.code, by = %user.name, "node enrolled");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::to_value(&bundle).map_err(AppError::internal)?),
+    )
+        .into_response())
 }
 
 async fn revoke(
@@ -143,37 +210,38 @@ async fn case_action(
         let now = app::beijing_now();
         let hub_code = st.identity.code.clone();
         let mut outcome = None;
-        st.store
-            .merge_case(&no, |current| {
-                let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
-                let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
-                doc.set_actor(st.actor.clone());
-                let case = case::apply_action(
-                    &mut doc,
-                    &req.action,
-                    &Actor {
-                        user: &user.name,
-                        name: &user.display_name,
-                        node: &hub_code,
-                    },
-                    &req.note,
-                    now,
-                )
-                .map_err(|e| match e {
-                    case::ActionError::WrongState { .. } => {
-                        AppError::Conflict(format!("办件当前状态不能进行此操作：{e}"))
-                    }
-                    other => AppError::internal(other),
-                })?;
-                let summary = case.summary();
-                outcome = Some(case);
-                Ok::<_, AppError>((doc.save(), summary))
-            })??;
+        st.store.merge_case(&no, |current| {
+            let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
+            let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
+            doc.set_actor(st.actor.clone());
+            let case = case::apply_action(
+                &mut doc,
+                &req.action,
+                &Actor {
+                    user: &user.name,
+                    name: &user.display_name,
+                    node: &hub_code,
+                },
+                &req.note,
+                now,
+            )
+            .map_err(|e| match e {
+                case::ActionError::WrongState { .. } => {
+                    AppError::Conflict(format!("办件当前状态不能进行此操作：{e}"))
+                }
+                other => AppError::internal(other),
+            })?;
+            let summary = case.summary();
+            outcome = Some(case);
+            Ok::<_, AppError>((doc.save(), summary))
+        })??;
         st.store.flush()?;
         outcome.ok_or_else(|| AppError::internal("action produced no case"))
     })
     .await?;
-    Ok(Json(serde_json::to_value(&case).map_err(AppError::internal)?))
+    Ok(Json(
+        serde_json::to_value(&case).map_err(AppError::internal)?,
+    ))
 }
 
 struct NodeRow {

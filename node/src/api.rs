@@ -210,7 +210,9 @@ pub async fn sync_now(
         ));
     };
     match sync.run_now().await {
-        Ok(report) => Ok(Json(serde_json::to_value(report).map_err(AppError::internal)?)),
+        Ok(report) => Ok(Json(
+            serde_json::to_value(report).map_err(AppError::internal)?,
+        )),
         Err(e) => {
             tracing::info!(error = %e, "sync now failed");
             Err(AppError::Unavailable(format!(

@@ -186,7 +186,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Enroll { data, bundle } => {
             setup::enroll(&data, &bundle)?;
-            println!("node in {} is now enrolled; its cases will sync when it serves", data.display());
+            println!(
+                "node in {} is now enrolled; its cases will sync when it serves",
+                data.display()
+            );
             Ok(())
         }
         Command::Demo { dir, http } => {

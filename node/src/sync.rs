@@ -62,7 +62,8 @@ pub fn install_bundle_files(data: &Path, bundle: &Bundle) -> Result<(), SyncSetu
         ("node.pem", &bundle.node.cert_pem),
         ("node.key", &bundle.node.key_pem),
     ] {
-        write_private(&dir.join(name), content.as_bytes()).map_err(|e| err(format!("{name}: {e}")))?;
+        write_private(&dir.join(name), content.as_bytes())
+            .map_err(|e| err(format!("{name}: {e}")))?;
     }
     Ok(())
 }
@@ -207,10 +208,12 @@ impl SyncHandle {
             .await
             .ok()
             .and_then(|mut a| a.next())
-            .ok_or_else(|| TransportError::Connection(format!(
-                "cannot resolve upstream {}",
-                self.upstream_addr
-            )))?;
+            .ok_or_else(|| {
+                TransportError::Connection(format!(
+                    "cannot resolve upstream {}",
+                    self.upstream_addr
+                ))
+            })?;
         let upstream = Upstream {
             addr,
             server_name: self.server_name.clone(),

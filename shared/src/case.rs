@@ -614,7 +614,13 @@ pub enum ActionError {
         needed: &'static str,
     },
     #[error("{0}")]
-    Document(#[from] CaseDocError),
+    Document(Box<CaseDocError>),
+}
+
+impl From<CaseDocError> for ActionError {
+    fn from(e: CaseDocError) -> Self {
+        ActionError::Document(Box::new(e))
+    }
 }
 
 /// Applies a workflow action to a case document and commits it with `now` as the change time. So far the

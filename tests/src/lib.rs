@@ -95,43 +95,16 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `serve` on 127.0.0.1:0 and waits for the line that names the URL.
     pub fn serve(dir: &Path) -> anyhow::Result<NodeProcess> {
-        let mut child = Command::new(node_bin())
-            .args(["serve", "--data", path_str(dir)?, "--http", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", node_bin().display()))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let mut stderr_pipe = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr_pipe.read_to_string(&mut s);
-            s
-        });
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("tongban-node serving ") {
-                        break url.trim_end_matches('/').to_string();
-                    }
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let err = stderr.join().unwrap_or_default();
-                    bail!("node exited before serving: {err}");
-                }
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(NodeProcess {
-            child: Some(child),
-            base,
-            stderr: Some(stderr),
-        })
+        NodeProcess::serve_with(dir, &[])
+    }
+
+    /// `serve` with extra arguments (e.g. `--sync-interval 1`).
+    pub fn serve_with(dir: &Path, extra: &[&str]) -> anyhow::Result<NodeProcess> {
+        let mut args = vec!["serve", "--data", path_str(dir)?, "--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (mut process, rest) = spawn_server(&node_bin(), &args, "tongban-node serving ")?;
+        process.base = rest.trim_end_matches('/').to_string();
+        Ok(process)
     }
 
     /// A handle to a node at `base` that this handle does not own (never killed by it).
@@ -162,6 +135,188 @@ impl NodeProcess {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+}
+
+/// Spawns a server binary and waits for the stdout line starting with `prefix`; returns the process
+/// (base still empty) and the rest of that line.
+pub fn spawn_server(
+    bin: &Path,
+    args: &[&str],
+    prefix: &str,
+) -> anyhow::Result<(NodeProcess, String)> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut stderr_pipe = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let rest = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    break rest.to_string();
+                }
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let err = stderr.join().unwrap_or_default();
+                bail!("{} exited before serving: {err}", bin.display());
+            }
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Ok((
+        NodeProcess {
+            child: Some(child),
+            base: String::new(),
+            stderr: Some(stderr),
+        },
+        rest,
+    ))
+}
+
+pub fn hub_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TONGBAN_HUB_BIN") {
+        return PathBuf::from(p);
+    }
+    bin_dir().join("tongban-hub")
+}
+
+pub const HUB_ADMIN_PASSWORD: &str = "admin-test-1";
+
+/// Runs a `tongban-hub` subcommand to completion; returns (success, stdout, stderr).
+pub fn hub_cmd(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let out = Command::new(hub_bin())
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .with_context(|| format!("running {}", hub_bin().display()))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A running hub process: HTTP base URL and QUIC address.
+pub struct HubProcess {
+    pub process: NodeProcess,
+    pub quic: String,
+}
+
+impl HubProcess {
+    /// `init`s (if needed) and serves a hub; `quic` may be `127.0.0.1:0`.
+    pub fn serve(dir: &Path, quic: &str) -> anyhow::Result<HubProcess> {
+        if !dir.join("db").exists() {
+            let (ok, _, err) = hub_cmd(&[
+                "init",
+                "--data",
+                path_str(dir)?,
+                "--county",
+                "420222",
+                "--name",
+                "阳新县",
+                "--admin-password",
+                HUB_ADMIN_PASSWORD,
+            ])?;
+            if !ok {
+                bail!("hub init failed: {err}");
+            }
+        }
+        let (mut process, rest) = spawn_server(
+            &hub_bin(),
+            &[
+                "serve",
+                "--data",
+                path_str(dir)?,
+                "--http",
+                "127.0.0.1:0",
+                "--quic",
+                quic,
+            ],
+            "tongban-hub serving ",
+        )?;
+        let mut parts = rest.split_whitespace();
+        process.base = parts
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
+        let quic = parts.nth(1).unwrap_or_default().to_string();
+        Ok(HubProcess { process, quic })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.process.url(path)
+    }
+
+    /// Enrols a village through the API and writes its bundle into `out`.
+    pub fn enroll_village(&self, code: &str, out: &Path) -> anyhow::Result<()> {
+        let agent = client();
+        let mut resp = agent
+            .post(self.url("/api/nodes"))
+            .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+            .header("Content-Type", "application/json")
+            .send(
+                serde_json::to_vec(&serde_json::json!({
+                    "code": code,
+                    "name": format!("测试村{code}"),
+                    "tier": "village",
+                    "upstream": self.quic,
+                }))?
+                .as_slice(),
+            )?;
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string()?;
+        if status != 201 {
+            bail!("enrol answered {status}: {body}");
+        }
+        std::fs::write(out, body)?;
+        Ok(())
+    }
+}
+
+/// Initialises a node from a bundle with the test account.
+pub fn init_node_from_bundle(dir: &Path, bundle: &Path) -> anyhow::Result<()> {
+    let (ok, _, err) = node_cmd(&[
+        "init",
+        "--data",
+        path_str(dir)?,
+        "--bundle",
+        path_str(bundle)?,
+        "--user",
+        TEST_USER,
+        "--password",
+        TEST_PASSWORD,
+    ])?;
+    if !ok {
+        bail!("init --bundle failed: {err}");
+    }
+    Ok(())
+}
+
+/// Polls `check` until it returns true or `limit` passes (for effects of background sync, which has
+/// no event a test could wait on across processes).
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
 }
 
 impl Drop for NodeProcess {

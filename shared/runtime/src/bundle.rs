@@ -55,10 +55,16 @@ impl Bundle {
         };
         let b: Bundle = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         if b.version != BUNDLE_VERSION {
-            return Err(invalid(format!("version {} (expected {BUNDLE_VERSION})", b.version)));
+            return Err(invalid(format!(
+                "version {} (expected {BUNDLE_VERSION})",
+                b.version
+            )));
         }
         if tongban_shared::validate::check_division_code(&b.code).ok() != Some(b.tier) {
-            return Err(invalid(format!("code {} does not fit tier {:?}", b.code, b.tier)));
+            return Err(invalid(format!(
+                "code {} does not fit tier {:?}",
+                b.code, b.tier
+            )));
         }
         b.upstream
             .parse::<std::net::SocketAddr>()
@@ -72,9 +78,8 @@ impl Bundle {
             path: path.display().to_string(),
             source,
         };
-        let json = serde_json::to_string_pretty(self).map_err(|e| {
-            write_err(std::io::Error::other(e.to_string()))
-        })?;
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| write_err(std::io::Error::other(e.to_string())))?;
         write_private(path, json.as_bytes()).map_err(write_err)
     }
 }

@@ -63,19 +63,18 @@ async fn read_msg(
         if let Some(m) = dec.next_msg()? {
             return Ok(Some(m));
         }
-        let read = match tokio::time::timeout(MESSAGE_TIMEOUT, recv.read(&mut buf))
-            .await
-            .map_err(|_| TransportError::Timeout(MESSAGE_TIMEOUT))?
-        {
-            Ok(r) => r,
-            // The peer closed the connection normally (code 0) between two messages: end of session.
-            Err(quinn::ReadError::ConnectionLost(quinn::ConnectionError::ApplicationClosed(c)))
-                if c.error_code == 0u32.into() && dec.pending() == 0 =>
+        let read =
+            match tokio::time::timeout(MESSAGE_TIMEOUT, recv.read(&mut buf))
+                .await
+                .map_err(|_| TransportError::Timeout(MESSAGE_TIMEOUT))?
             {
-                None
-            }
-            Err(e) => return Err(TransportError::Connection(e.to_string())),
-        };
+                Ok(r) => r,
+                // The peer closed the connection normally (code 0) between two messages: end of session.
+                Err(quinn::ReadError::ConnectionLost(
+                    quinn::ConnectionError::ApplicationClosed(c),
+                )) if c.error_code == 0u32.into() && dec.pending() == 0 => None,
+                Err(e) => return Err(TransportError::Connection(e.to_string())),
+            };
         match read {
             Some(n) => {
                 *counter += n as u64;

@@ -242,6 +242,7 @@ pub fn enroll(
         sessions: 0,
         failed_sessions: 0,
         refusals: 0,
+        pending: 0,
         last_error: None,
     })?;
     Ok(bundle)

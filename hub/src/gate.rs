@@ -44,6 +44,7 @@ impl Gate for HubGate {
             match outcome {
                 Ok(report) => {
                     rec.refusals += report.refused.len() as u64;
+                    rec.pending = u64::from(report.peer_pending.unwrap_or(0));
                     rec.last_error = None;
                 }
                 Err(e) => {

@@ -35,6 +35,7 @@ pub fn routes(state: HubState) -> Router {
         .route("/api/nodes", get(nodes_json).post(enroll_node))
         .route("/api/nodes/{code}/revoke", post(revoke))
         .route("/api/cases/{case_no}/actions", post(case_action))
+        .route("/api/catalog/publish", post(publish_catalog))
         .route("/nodes", get(nodes_page))
         .layer(axum::extract::DefaultBodyLimit::max(app::MAX_BODY_BYTES))
         .with_state(state)
@@ -83,6 +84,7 @@ async fn nodes_json(
                 "sessions": rec.sessions,
                 "failed_sessions": rec.failed_sessions,
                 "refusals": rec.refusals,
+                "pending": rec.pending,
                 "last_error": rec.last_error,
             })
         })
@@ -176,6 +178,31 @@ async fn revoke(
         .close_peer(&code, "node has been revoked by the county");
     tracing::warn!(node = %code, by = %user.name, "node revoked");
     Ok(Json(json!({ "code": updated.code, "revoked": true })))
+}
+
+/// `POST /api/catalog/publish` (admin): body is a complete catalogue JSON with a higher version. It
+/// reaches every node with its next sync session.
+async fn publish_catalog(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    require_role(&user, &["admin"])?;
+    let body = body.map_err(tongban_node::api::body_error)?;
+    let json = String::from_utf8(body.to_vec())
+        .map_err(|_| AppError::Malformed("事项目录必须是UTF-8编码的JSON。".into()))?;
+    let st = state.app.clone();
+    let version = blocking(move || {
+        st.store.set_catalog(&json).map_err(|e| {
+            AppError::Invalid(vec![FieldError::new(
+                "catalog",
+                format!("事项目录未发布：{e}"),
+            )])
+        })
+    })
+    .await?;
+    tracing::info!(version, by = %user.name, "catalogue published");
+    Ok(Json(json!({ "version": version })))
 }
 
 #[derive(serde::Deserialize)]

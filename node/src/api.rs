@@ -26,10 +26,11 @@ pub async fn health(State(state): State<SharedState>) -> Json<Value> {
 }
 
 pub async fn catalog(State(state): State<SharedState>, _user: ApiUser) -> Json<Value> {
+    let catalog = state.catalog();
     Json(json!({
-        "version": state.catalog.version,
-        "region": state.catalog.region,
-        "items": state.catalog.items,
+        "version": catalog.version,
+        "region": catalog.region,
+        "items": catalog.items,
     }))
 }
 

@@ -30,7 +30,8 @@ pub struct AppState {
     pub store: Store,
     /// Read once at start: identity changes only through `enroll`, which needs a restart.
     pub identity: NodeIdentity,
-    pub catalog: Arc<Catalog>,
+    /// The catalogue in use; replaced when sync brings a newer version (see [`AppState::catalog`]).
+    catalog: std::sync::RwLock<Arc<Catalog>>,
     pub calendar: Calendar,
     /// This node's automerge actor id; every change it makes to a case carries it.
     pub actor: ActorId,
@@ -49,7 +50,7 @@ impl AppState {
     ) -> Result<AppState, StoreError> {
         Ok(AppState {
             identity: store.identity()?,
-            catalog: Arc::new(store.catalog()?),
+            catalog: std::sync::RwLock::new(Arc::new(store.catalog()?)),
             calendar: Calendar::builtin().map_err(|e| StoreError::Corrupt {
                 key: "calendar".into(),
                 reason: e.to_string(),
@@ -60,6 +61,33 @@ impl AppState {
             sync,
             store,
         })
+    }
+}
+
+impl AppState {
+    /// The current catalogue: the cached one unless the store holds a newer version (a sync session
+    /// brought one), in which case that is loaded once and cached.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        let cached = self
+            .catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match self.store.catalog_version() {
+            Ok(v) if v > cached.version => match self.store.catalog() {
+                Ok(newer) => {
+                    let newer = Arc::new(newer);
+                    *self.catalog.write().unwrap_or_else(|p| p.into_inner()) = newer.clone();
+                    tracing::info!(version = newer.version, "catalogue updated");
+                    newer
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the newer catalogue");
+                    cached
+                }
+            },
+            _ => cached,
+        }
     }
 }
 
@@ -325,8 +353,8 @@ pub async fn file_case(
     request_key: Option<String>,
 ) -> Result<Created, AppError> {
     let now = beijing_now();
-    let intake =
-        case::validate_intake(&state.catalog, &req, now.date_naive()).map_err(AppError::Invalid)?;
+    let intake = case::validate_intake(&state.catalog(), &req, now.date_naive())
+        .map_err(AppError::Invalid)?;
     let st = state.clone();
     let agent = Agent {
         user: user.name.clone(),

@@ -219,7 +219,15 @@ impl SyncHandle {
             server_name: self.server_name.clone(),
             config: self.config.clone(),
         };
-        transport::sync_once(&self.endpoint, &upstream, &self.store, self.scopes.clone()).await
+        let pending = u32::try_from(self.pending.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+        transport::sync_once(
+            &self.endpoint,
+            &upstream,
+            &self.store,
+            self.scopes.clone(),
+            pending,
+        )
+        .await
     }
 
     /// The owner loop: sync after local writes, every `period`, and with backoff after failures, until

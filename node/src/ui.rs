@@ -32,6 +32,8 @@ pub struct PageCtx {
     badge_class: &'static str,
     badge_text: String,
     badge_hint: String,
+    /// The county hub shows its node overview in the navigation.
+    is_hub: bool,
 }
 
 impl PageCtx {
@@ -50,6 +52,11 @@ impl PageCtx {
                     .map(format_time)
                     .unwrap_or_else(|| "尚未同步".to_string());
                 match (st.connected, st.pending_up) {
+                    _ if st.running => (
+                        "badge-online",
+                        "正在同步…".to_string(),
+                        format!("正在与上级平台同步。最近同步：{last}"),
+                    ),
                     (true, 0) => (
                         "badge-online",
                         "在线 · 已同步".to_string(),
@@ -82,6 +89,7 @@ impl PageCtx {
             badge_class,
             badge_text,
             badge_hint,
+            is_hub: state.identity.tier == tongban_shared::Tier::County,
         }
     }
 }
@@ -182,6 +190,7 @@ fn rows(cases: Vec<tongban_shared::case::CaseSummary>) -> Vec<CaseRow> {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage {
+    title: &'static str,
     node_name: String,
     node_code: String,
     next: String,
@@ -192,6 +201,14 @@ struct LoginPage {
 #[derive(Deserialize)]
 pub struct NextParam {
     next: Option<String>,
+}
+
+fn login_title(state: &SharedState) -> &'static str {
+    match state.identity.tier {
+        tongban_shared::Tier::County => "县级政务服务中心登录",
+        tongban_shared::Tier::Township => "乡镇便民服务中心登录",
+        tongban_shared::Tier::Village => "代办员登录",
+    }
 }
 
 /// Only local paths: a login link must not send the agent to another site.
@@ -207,6 +224,7 @@ pub async fn login_page(
     Query(params): Query<NextParam>,
 ) -> Response {
     render(&LoginPage {
+        title: login_title(&state),
         node_name: state.identity.name.clone(),
         node_code: state.identity.code.clone(),
         next: safe_next(params.next.as_deref()),
@@ -267,6 +285,7 @@ pub async fn login(
         Ok(None) => {
             tracing::warn!(%user, "failed login");
             let page = LoginPage {
+                title: login_title(&state),
                 node_name: state.identity.name.clone(),
                 node_code: state.identity.code.clone(),
                 next,
@@ -555,8 +574,8 @@ pub struct NewCaseParams {
 }
 
 fn choose_page(state: &SharedState, user: &CurrentUser, q: &str) -> Response {
-    let items = state
-        .catalog
+    let catalog = state.catalog();
+    let items = catalog
         .search(q)
         .map(|i| ItemChoice {
             code: i.code.clone(),
@@ -577,7 +596,7 @@ fn choose_page(state: &SharedState, user: &CurrentUser, q: &str) -> Response {
     render(&ChooseItemPage {
         page: PageCtx::new(state, user),
         q: q.to_string(),
-        catalog_version: state.catalog.version,
+        catalog_version: catalog.version,
         items,
     })
 }
@@ -626,7 +645,8 @@ pub async fn new_case_page(
     WebUser(user): WebUser,
     Query(params): Query<NewCaseParams>,
 ) -> Response {
-    match params.item.as_deref().and_then(|c| state.catalog.item(c)) {
+    let catalog = state.catalog();
+    match params.item.as_deref().and_then(|c| catalog.item(c)) {
         Some(item) => form_page(
             &state,
             &user,
@@ -694,7 +714,7 @@ pub async fn new_case_submit(
         Ok(Created::New(s) | Created::Replayed(s)) => {
             Redirect::to(&format!("/cases/{}?created=1", s.case_no)).into_response()
         }
-        Err(AppError::Invalid(errors)) => match state.catalog.item(&item_code) {
+        Err(AppError::Invalid(errors)) => match state.catalog().item(&item_code) {
             Some(item) => form_page(&state, &user, item, v, &materials, errors, token),
             None => page_error(AppError::Invalid(errors)),
         },

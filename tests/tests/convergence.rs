@@ -1,6 +1,6 @@
 //! Deterministic simulation of the sync protocol core: a hub and several villages on in-memory
 //! replicas, random intake and edits on both sides, many overlapping sessions over links that lose,
-//! duplicate and reorder messages, and crashes that drop everything not yet durable. After the network
+//! duplicate and reorder messages, catalogue updates, and crashes that drop everything not yet durable. After the network
 //! heals, every replica must hold exactly its scope with identical heads, and no acknowledged case may
 //! be lost.
 //!
@@ -103,6 +103,11 @@ impl World {
                     let no = cases[rng.gen_range(0..cases.len())].clone();
                     World::edit(&mut self.villages[v], &no, v as u8 + 1, rng);
                 }
+            }
+            7 => {
+                // The county publishes a new catalogue version.
+                let next = self.hub.catalog_version().unwrap() + 1;
+                self.hub.publish_catalog(next, &next.to_string());
             }
             _ => {
                 let cases = self.hub.case_numbers();
@@ -255,6 +260,13 @@ fn run_seed(seed: u64) {
             village.node(code, Prefix::ROOT).unwrap(),
             world.hub.node(code, Prefix::ROOT).unwrap(),
             "seed {seed}: summaries differ"
+        );
+    }
+    for (v, code) in VILLAGES.iter().enumerate() {
+        assert_eq!(
+            world.villages[v].catalog_version().unwrap(),
+            world.hub.catalog_version().unwrap(),
+            "seed {seed}: village {code} has an old catalogue"
         );
     }
     let at_hub: BTreeSet<String> = world.hub.case_numbers().into_iter().collect();

@@ -102,6 +102,38 @@ fn cases_go_up_and_county_actions_come_down_without_any_button() {
     );
     assert_eq!(status, 409);
 
+    // A new catalogue version published at the county reaches the village by the same sync.
+    let v2 = tongban_shared::catalog::BUILTIN_CATALOG_JSON.replacen(
+        "\"version\": 1,",
+        "\"version\": 2,",
+        1,
+    );
+    let mut resp = client()
+        .post(hub.url("/api/catalog/publish"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(v2.as_bytes())
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+    assert!(
+        eventually(WITHIN, || {
+            get_json(&client(), &node.url("/api/catalog")).unwrap().1["version"] == 2
+        }),
+        "catalogue version 2 did not reach the village"
+    );
+    // Publishing the same version again is refused.
+    let resp = client()
+        .post(hub.url("/api/catalog/publish"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .send(v2.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+
     let (_, nodes) = hub_get(&hub, "/api/nodes");
     let v = &nodes["nodes"][0];
     assert_eq!(v["code"], V1);

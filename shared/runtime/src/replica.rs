@@ -87,6 +87,19 @@ impl Replica for SledReplica<'_> {
         Ok(self.store.flush()?)
     }
 
+    fn catalog_version(&self) -> Result<u32, ReplicaError> {
+        Ok(self.store.catalog_version()?)
+    }
+
+    fn catalog_json(&self) -> Result<String, ReplicaError> {
+        Ok(self.store.catalog_json()?)
+    }
+
+    fn set_catalog(&mut self, json: &str) -> Result<(), ReplicaError> {
+        self.store.set_catalog(json)?;
+        Ok(())
+    }
+
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, ReplicaError> {
         match self.store.actor_node(actor.to_bytes())? {
             Some(node) => Ok(scope::may_hold(peer, &node)),

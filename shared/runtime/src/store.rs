@@ -1,7 +1,7 @@
 //! The node's durable store: every sled call of the node lives here, behind [`Store`].
 //!
 //! Layout (store format [`STORE_VERSION`]):
-//! - `meta`: format version, node identity, automerge actor id, catalogue JSON, per-day case-number
+//! - `meta`: format version, node identity, automerge actor id, catalogue JSON and its version, per-day case-number
 //!   counters (`seq/<yyyymmdd>`), case counters (`count/ALL`, `count/<STATE>`).
 //! - `cases`: case number → `Automerge::save` bytes of the case document.
 //! - `case_index`: case number → postcard [`CaseSummary`] (lists never load documents).
@@ -99,6 +99,9 @@ pub struct NodeRecord {
     pub failed_sessions: u64,
     /// Changes and scopes refused from this node, ever.
     pub refusals: u64,
+    /// Local writes the node reported as not yet gone up, at its last session.
+    #[serde(default)]
+    pub pending: u64,
     pub last_error: Option<String>,
 }
 
@@ -169,6 +172,7 @@ const K_VERSION: &[u8] = b"store_version";
 const K_IDENTITY: &[u8] = b"identity";
 const K_ACTOR: &[u8] = b"actor";
 const K_CATALOG: &[u8] = b"catalog";
+const K_CATALOG_VERSION: &[u8] = b"catalog_version";
 const K_COUNT_ALL: &[u8] = b"count/ALL";
 
 fn db_path(dir: &Path) -> std::path::PathBuf {
@@ -401,6 +405,48 @@ impl Store {
             .ok_or_else(|| corrupt("catalog", "missing"))?;
         let json = std::str::from_utf8(&raw).map_err(|e| corrupt("catalog", e))?;
         Ok(Catalog::from_json(json)?)
+    }
+
+    /// The catalogue as stored (JSON text).
+    pub fn catalog_json(&self) -> Result<String, StoreError> {
+        let raw = self
+            .meta
+            .get(K_CATALOG)?
+            .ok_or_else(|| corrupt("catalog", "missing"))?;
+        Ok(String::from_utf8(raw.to_vec()).map_err(|e| corrupt("catalog", e))?)
+    }
+
+    /// Version of the stored catalogue, without parsing all of it.
+    pub fn catalog_version(&self) -> Result<u32, StoreError> {
+        match self.meta.get(K_CATALOG_VERSION)? {
+            Some(v) => Ok(u32::from_be_bytes(
+                <[u8; 4]>::try_from(v.as_ref()).map_err(|e| corrupt("catalog_version", e))?,
+            )),
+            // Stores from before the version key: read it from the catalogue itself.
+            None => Ok(self.catalog()?.version),
+        }
+    }
+
+    /// Replaces the catalogue with a newer, valid version (durably). An older or equal version, or a
+    /// catalogue that fails its checks, is refused and the current one stays.
+    pub fn set_catalog(&self, json: &str) -> Result<u32, StoreError> {
+        let catalog = Catalog::from_json(json)?;
+        let current = self.catalog_version()?;
+        if catalog.version <= current {
+            return Err(StoreError::Corrupt {
+                key: "catalog".into(),
+                reason: format!(
+                    "version {} is not newer than the current {current}",
+                    catalog.version
+                ),
+            });
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(K_CATALOG, json.as_bytes());
+        batch.insert(K_CATALOG_VERSION, &catalog.version.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.sync()?;
+        Ok(catalog.version)
     }
 
     pub fn add_user(&self, user: &UserRecord) -> Result<(), StoreError> {

@@ -51,6 +51,12 @@ pub struct SyncReport {
     pub cases_received: u32,
     pub duration_ms: u64,
     pub refused: Vec<Refusal>,
+    /// Server side: what the client reported as not yet gone up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_pending: Option<u32>,
+    /// Client side: a newer catalogue version received in this session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_received: Option<u32>,
 }
 
 async fn read_msg(
@@ -117,6 +123,7 @@ pub async fn sync_once(
     upstream: &Upstream,
     store: &Store,
     scopes: Vec<String>,
+    pending: u32,
 ) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
     let connect_err = |reason: String| TransportError::Connect {
@@ -139,7 +146,7 @@ pub async fn sync_once(
             }
             other => connect_err(other.to_string()),
         })?;
-    let result = run_client(&conn, store, scopes).await;
+    let result = run_client(&conn, store, scopes, pending).await;
     // A server that refuses the peer closes the connection with its reason: report that, not the
     // broken stream it caused.
     let result = result.map_err(|e| match (&e, conn.close_reason()) {
@@ -158,13 +165,14 @@ async fn run_client(
     conn: &Connection,
     store: &Store,
     scopes: Vec<String>,
+    pending: u32,
 ) -> Result<SyncReport, TransportError> {
     let (mut send, mut recv) = conn
         .open_bi()
         .await
         .map_err(|e| TransportError::Connection(e.to_string()))?;
     let mut report = SyncReport::default();
-    let mut session = ClientSession::new(scopes);
+    let mut session = ClientSession::new(scopes).with_pending(pending);
     let mut replica = SledReplica::new(store);
     let mut dec = FrameDecoder::default();
     let mut request = tokio::task::block_in_place(|| session.start(&replica))?;
@@ -187,6 +195,7 @@ async fn run_client(
     report.cases_sent = stats.cases_sent;
     report.cases_received = stats.cases_received;
     report.refused = stats.refused.clone();
+    report.catalog_received = stats.catalog_received;
     Ok(report)
 }
 
@@ -346,6 +355,7 @@ async fn serve_session(
     report.round_trips = stats.round_trips;
     report.cases_received = stats.cases_received;
     report.refused = stats.refused.clone();
+    report.peer_pending = Some(stats.peer_pending);
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

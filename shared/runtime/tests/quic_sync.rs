@@ -156,13 +156,13 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
     let endpoint = client_endpoint();
 
-    let first = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()])
+    let first = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()], 0)
         .await
         .unwrap();
     assert_eq!(first.cases_sent, 320);
     assert_eq!(hub.store.count(None).unwrap(), 320);
 
-    let second = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()])
+    let second = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()], 0)
         .await
         .unwrap();
     assert_eq!(second.round_trips, 1, "{second:?}");
@@ -172,7 +172,7 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     );
 
     add_case(&village, 321);
-    let one = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()])
+    let one = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()], 0)
         .await
         .unwrap();
     assert_eq!(one.cases_sent, 1);
@@ -192,15 +192,21 @@ async fn a_node_of_another_ca_is_refused() {
     // certificate is not.
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
     let result =
-        transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()]).await;
+        transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()], 0).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(hub.store.count(None).unwrap(), 0);
 
     // And a node that trusts another CA refuses the real hub.
     let good = tls::issue_node(&ca, VILLAGE, Tier::Village, Some("420222100")).unwrap();
     let fooled = upstream(&other.cert_pem, &good, hub.addr);
-    let result =
-        transport::sync_once(&client_endpoint(), &fooled, &village, vec![VILLAGE.into()]).await;
+    let result = transport::sync_once(
+        &client_endpoint(),
+        &fooled,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+    )
+    .await;
     assert!(result.is_err());
 }
 
@@ -212,13 +218,13 @@ async fn a_revoked_node_is_refused_with_the_reason() {
     let vdir = tempfile::tempdir().unwrap();
     let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
-    transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()])
+    transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()], 0)
         .await
         .unwrap();
     hub.gate.revoked.lock().unwrap().insert(VILLAGE.into());
     hub.connections.close_peer(VILLAGE, "revoked");
     add_case(&village, 1);
-    match transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()]).await {
+    match transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()], 0).await {
         Err(TransportError::Refused(reason)) => assert!(reason.contains("revoked"), "{reason}"),
         other => panic!("expected refusal, got {other:?}"),
     }

@@ -63,14 +63,19 @@ pub struct Refusal {
 /// each with exactly one response, so round trips are easy to count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    /// Request: the client's root per scope it holds.
+    /// Request: the client's root per scope it holds, the catalogue version it has, and how many local
+    /// writes it has not yet seen go up (shown to county operators).
     Hello {
         scopes: Vec<ScopeRoot>,
+        catalog_version: u32,
+        pending: u32,
     },
-    /// Response: the nodes that differ, scopes refused, and nothing else (an empty answer means "in sync").
+    /// Response: the nodes that differ, scopes refused, and the catalogue JSON when the client's is
+    /// older (an answer with nothing in it means "in sync").
     HelloReply {
         differ: Vec<NodeAnswer>,
         refused: Vec<Refusal>,
+        catalog: Option<String>,
     },
     /// Request: compare these nodes.
     Compare {
@@ -185,6 +190,8 @@ mod tests {
                     count: 3,
                 },
             }],
+            catalog_version: 1,
+            pending: 0,
         }
     }
 

@@ -18,6 +18,8 @@ pub struct MemReplica {
     summary: MemSummary,
     /// Actor (hex) → code of the node it is bound to. Bindings are durable at once.
     actors: BTreeMap<String, String>,
+    /// (version, JSON) of the catalogue held.
+    catalog: (u32, String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,11 @@ impl MemReplica {
     /// Binds an actor to a node (enrolment, or the hub's own actor).
     pub fn bind_actor(&mut self, actor: &ActorId, node: &str) {
         self.actors.insert(actor.to_hex_string(), node.to_string());
+    }
+
+    /// Publishes a catalogue version here (the hub's side of a catalogue update).
+    pub fn publish_catalog(&mut self, version: u32, json: &str) {
+        self.catalog = (version, json.to_string());
     }
 
     /// Stores and commits in one step: a local write acknowledged to a person.
@@ -126,6 +133,33 @@ impl Replica for MemReplica {
         Ok(())
     }
 
+    fn catalog_version(&self) -> Result<u32, MemError> {
+        Ok(self.catalog.0)
+    }
+
+    fn catalog_json(&self) -> Result<String, MemError> {
+        Ok(self.catalog.1.clone())
+    }
+
+    fn set_catalog(&mut self, json: &str) -> Result<(), MemError> {
+        let version = crate::catalog::Catalog::from_json(json)
+            .map(|c| c.version)
+            .or_else(|_| {
+                // The simulator's catalogues are bare version numbers.
+                json.trim()
+                    .parse::<u32>()
+                    .map_err(|e| MemError(e.to_string()))
+            })?;
+        if version <= self.catalog.0 {
+            return Err(MemError(format!(
+                "catalogue version {version} is not newer than {}",
+                self.catalog.0
+            )));
+        }
+        self.catalog = (version, json.to_string());
+        Ok(())
+    }
+
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, MemError> {
         let hex = actor.to_hex_string();
         match self.actors.get(&hex) {
@@ -155,7 +189,7 @@ pub fn converse<C: Replica, S: Replica>(
     peer_code: &str,
 ) -> Result<Conversation, super::SessionError> {
     use super::frame::{encode, FrameDecoder};
-    let mut c = super::ClientSession::new(client_scopes);
+    let mut c = super::ClientSession::new(client_scopes).with_pending(0);
     let mut s = super::ServerSession::new(peer_code);
     let mut out = Conversation::default();
     let mut request = Some(c.start(client)?);
@@ -247,6 +281,21 @@ mod tests {
         let down = converse(&mut village, vec![V1.into()], &mut hub, V1).unwrap();
         assert_eq!(down.client.cases_received, 1);
         assert_eq!(village.digest(&nos[7]), hub.digest(&nos[7]));
+    }
+
+    #[test]
+    fn a_newer_catalogue_flows_down_once() {
+        let mut hub = hub();
+        let mut village = MemReplica::default();
+        let json =
+            crate::catalog::BUILTIN_CATALOG_JSON.replace("\"version\": 1,", "\"version\": 2,");
+        hub.publish_catalog(2, &json);
+        let first = converse(&mut village, vec![V1.into()], &mut hub, V1).unwrap();
+        assert_eq!(first.client.catalog_received, Some(2));
+        assert_eq!(village.catalog_version().unwrap(), 2);
+        let again = converse(&mut village, vec![V1.into()], &mut hub, V1).unwrap();
+        assert_eq!(again.client.catalog_received, None);
+        assert!(again.bytes_down < 50);
     }
 
     #[test]

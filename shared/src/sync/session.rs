@@ -51,6 +51,13 @@ pub trait Replica {
     fn commit(&mut self) -> Result<(), Self::Error>;
     /// Server side: whether `peer` may author changes with `actor` (binds unknown actors on first use).
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, Self::Error>;
+    /// Version of the service catalogue this replica holds.
+    fn catalog_version(&self) -> Result<u32, Self::Error>;
+    /// The catalogue as JSON (the server sends it to clients with an older version).
+    fn catalog_json(&self) -> Result<String, Self::Error>;
+    /// Client side: replaces the catalogue with a newer version from upstream, durably. Implementations
+    /// check the catalogue and refuse versions that are not newer.
+    fn set_catalog(&mut self, json: &str) -> Result<(), Self::Error>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,10 @@ pub struct SessionStats {
     pub cases_sent: u32,
     pub cases_received: u32,
     pub refused: Vec<Refusal>,
+    /// Server side: the client's count of local writes not yet seen going up.
+    pub peer_pending: u32,
+    /// Client side: the catalogue version received in this session, if any.
+    pub catalog_received: Option<u32>,
 }
 
 /// Brings a document held in memory during a session up to date with what is stored now (local edits or
@@ -147,6 +158,7 @@ pub struct ClientSession {
     queued: BTreeSet<String>,
     batch: BTreeMap<String, DocProgress>,
     stats: SessionStats,
+    pending: u32,
 }
 
 impl ClientSession {
@@ -159,7 +171,14 @@ impl ClientSession {
             queued: BTreeSet::new(),
             batch: BTreeMap::new(),
             stats: SessionStats::default(),
+            pending: 0,
         }
+    }
+
+    /// Reports `pending` local writes to the server (for its operators' view).
+    pub fn with_pending(mut self, pending: u32) -> ClientSession {
+        self.pending = pending;
+        self
     }
 
     pub fn stats(&self) -> &SessionStats {
@@ -186,6 +205,8 @@ impl ClientSession {
                 .into_iter()
                 .map(|(scope, fp)| ScopeRoot { scope, fp })
                 .collect(),
+            catalog_version: r.catalog_version().map_err(storage)?,
+            pending: self.pending,
         })
     }
 
@@ -194,8 +215,19 @@ impl ClientSession {
         self.stats.round_trips += 1;
         match (&self.phase, msg) {
             (_, Msg::Error { reason }) => return Err(SessionError::Peer(reason)),
-            (Phase::AwaitHello, Msg::HelloReply { differ, refused }) => {
+            (
+                Phase::AwaitHello,
+                Msg::HelloReply {
+                    differ,
+                    refused,
+                    catalog,
+                },
+            ) => {
                 self.stats.refused.extend(refused);
+                if let Some(json) = catalog {
+                    r.set_catalog(&json).map_err(storage)?;
+                    self.stats.catalog_received = Some(r.catalog_version().map_err(storage)?);
+                }
                 for a in differ {
                     self.take_answer(r, a)?;
                 }
@@ -425,7 +457,14 @@ impl ServerSession {
     pub fn handle<R: Replica>(&mut self, r: &mut R, msg: Msg) -> Result<Msg, SessionError> {
         self.stats.round_trips += 1;
         match msg {
-            Msg::Hello { scopes } => self.hello(r, scopes),
+            Msg::Hello {
+                scopes,
+                catalog_version,
+                pending,
+            } => {
+                self.stats.peer_pending = pending;
+                self.hello(r, scopes, catalog_version)
+            }
             Msg::Compare { nodes } => {
                 if nodes.len() > COMPARE_NODES {
                     return Err(SessionError::Protocol(format!(
@@ -461,7 +500,12 @@ impl ServerSession {
         }
     }
 
-    fn hello<R: Replica>(&mut self, r: &R, scopes: Vec<ScopeRoot>) -> Result<Msg, SessionError> {
+    fn hello<R: Replica>(
+        &mut self,
+        r: &R,
+        scopes: Vec<ScopeRoot>,
+        their_catalog: u32,
+    ) -> Result<Msg, SessionError> {
         let mut refused = Vec::new();
         let mut theirs: BTreeMap<String, Fp> = BTreeMap::new();
         for s in scopes {
@@ -485,7 +529,17 @@ impl ServerSession {
             }
         }
         self.stats.refused.extend(refused.iter().cloned());
-        Ok(Msg::HelloReply { differ, refused })
+        // The catalogue flows down only: a newer one at the server replaces the client's.
+        let catalog = if r.catalog_version().map_err(storage)? > their_catalog {
+            Some(r.catalog_json().map_err(storage)?)
+        } else {
+            None
+        };
+        Ok(Msg::HelloReply {
+            differ,
+            refused,
+            catalog,
+        })
     }
 
     fn sync<R: Replica>(&mut self, r: &mut R, docs: Vec<DocMsg>) -> Result<Msg, SessionError> {

@@ -413,7 +413,7 @@ impl Store {
             .meta
             .get(K_CATALOG)?
             .ok_or_else(|| corrupt("catalog", "missing"))?;
-        Ok(String::from_utf8(raw.to_vec()).map_err(|e| corrupt("catalog", e))?)
+        String::from_utf8(raw.to_vec()).map_err(|e| corrupt("catalog", e))
     }
 
     /// Version of the stored catalogue, without parsing all of it.

@@ -1,11 +1,16 @@
-//! `tongban-bench`: measures a real node process over real HTTP and prints a Markdown table for
+//! `tongban-bench`: measures real node and hub processes and prints Markdown tables for
 //! docs/BENCHMARKS.md.
 //!
+//! `intake` (the default):
 //! 1. Intake: sequential `POST /api/cases` (each acknowledged only after fsync): p50/p90/p99/max latency
 //!    and cases per minute; then the same with concurrent clients.
 //! 2. Scale: a store filled with `--cases` cases; start-to-serving time, list latencies, idle RSS.
 //!
-//! Usage: `cargo build --release && target/release/tongban-bench [--cases 100000] [--intake 1000]`
+//! `reconnect --cases 1000,10000 --changed 0,1,100 [--json]`: a hub and an enrolled village node,
+//! the village holding N cases already synced; then D new cases and one `POST /api/sync/now`:
+//! round trips, payload bytes both ways, wall time, and peak RSS of both processes.
+//!
+//! Usage: `cargo build --release && target/release/tongban-bench [intake|reconnect] [flags]`
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -28,7 +33,7 @@ fn parse_args() -> anyhow::Result<Args> {
         clients: 4,
         node: node_bin(),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).filter(|a| a != "intake");
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -63,6 +68,9 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("reconnect") {
+        return reconnect();
+    }
     let args = parse_args()?;
     std::env::set_var("TONGBAN_NODE_BIN", &args.node);
     println!("node binary: {}", args.node.display());
@@ -272,4 +280,148 @@ fn walk_size(dir: &std::path::Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// Peak resident set size (VmHWM) of a process in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn list_arg(name: &str, default: &str) -> anyhow::Result<Vec<u64>> {
+    let args: Vec<String> = std::env::args().collect();
+    let raw = args
+        .iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or(default);
+    raw.split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<u64>()
+                .with_context(|| format!("{name} {raw}"))
+        })
+        .collect()
+}
+
+fn reconnect() -> anyhow::Result<()> {
+    let sizes = list_arg("--cases", "1000,10000")?;
+    let changes = list_arg("--changed", "0,1,100")?;
+    let as_json = std::env::args().any(|a| a == "--json");
+    println!(
+        "node binary: {}\nhub binary: {}",
+        node_bin().display(),
+        hub_bin().display()
+    );
+    let mut rows = Vec::new();
+    for &n in &sizes {
+        let hub_dir = tempfile::tempdir()?;
+        let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0")?;
+        let village = tempfile::tempdir()?;
+        let bundle = village.path().join("bundle.json");
+        hub.enroll_village("420222100201", &bundle)?;
+        let data = village.path().join("node");
+        init_node_from_bundle(&data, &bundle)?;
+        let fill_start = Instant::now();
+        let (ok, out, err) = node_cmd(&[
+            "fill",
+            "--data",
+            path_str(&data)?,
+            "--count",
+            &n.to_string(),
+            "--user",
+            TEST_USER,
+        ])?;
+        if !ok {
+            bail!("fill failed: {out} {err}");
+        }
+        let fill_s = fill_start.elapsed().as_secs_f64();
+        let node = NodeProcess::serve_with(&data, &["--sync-interval", "86400"])?;
+        let agent = client();
+        // The node's first session (at start) uploads everything; wait for it and record it.
+        let upload_start = Instant::now();
+        let first = loop {
+            let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
+            if !st["last_success"].is_null() && st["running"] == false {
+                break st["last_session"].clone();
+            }
+            if upload_start.elapsed() > Duration::from_secs(3600) {
+                bail!("initial upload of {n} cases did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        eprintln!(
+            "N={n}: filled in {fill_s:.1} s, initial upload {} cases in {} ms",
+            first["cases_sent"], first["duration_ms"]
+        );
+        for &d in &changes {
+            for i in 0..d {
+                let (status, body) = post_json(
+                    &agent,
+                    &node.url("/api/cases"),
+                    &valid_case_body(&format!("变更{d}-{i}")),
+                    None,
+                )?;
+                if status != 201 {
+                    bail!("intake answered {status}: {body}");
+                }
+            }
+            let start = Instant::now();
+            let (status, report) = post_json(
+                &agent,
+                &node.url("/api/sync/now"),
+                &serde_json::Value::Null,
+                None,
+            )?;
+            let wall = start.elapsed();
+            if status != 200 {
+                bail!("sync/now answered {status}: {report}");
+            }
+            let row = serde_json::json!({
+                "cases": n,
+                "changed": d,
+                "round_trips": report["round_trips"],
+                "bytes": report["bytes_sent"].as_u64().unwrap_or(0) + report["bytes_received"].as_u64().unwrap_or(0),
+                "bytes_up": report["bytes_sent"],
+                "bytes_down": report["bytes_received"],
+                "cases_sent": report["cases_sent"],
+                "wall_ms": wall.as_secs_f64() * 1000.0,
+                "node_peak_rss_mb": peak_rss_kib(node.pid()) as f64 / 1024.0,
+                "hub_peak_rss_mb": peak_rss_kib(hub.process.pid()) as f64 / 1024.0,
+                "initial_upload_ms": first["duration_ms"],
+            });
+            if as_json {
+                println!("{row}");
+            }
+            rows.push(row);
+        }
+    }
+    println!();
+    println!("| cases N | changed d | round trips | bytes (up + down) | cases sent | wall | node peak RSS | hub peak RSS | initial upload of N |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} ({} + {}) | {} | {:.1} ms | {:.1} MB | {:.1} MB | {:.1} s |",
+            r["cases"],
+            r["changed"],
+            r["round_trips"],
+            r["bytes"],
+            r["bytes_up"],
+            r["bytes_down"],
+            r["cases_sent"],
+            r["wall_ms"].as_f64().unwrap_or(0.0),
+            r["node_peak_rss_mb"].as_f64().unwrap_or(0.0),
+            r["hub_peak_rss_mb"].as_f64().unwrap_or(0.0),
+            r["initial_upload_ms"].as_f64().unwrap_or(0.0) / 1000.0,
+        );
+    }
+    Ok(())
 }

@@ -44,11 +44,26 @@ pub struct NodeAnswer {
     pub view: NodeView,
 }
 
-/// One document's automerge sync message in a batch; `None` when that side has nothing to say.
+/// One document in a batch: an automerge sync message (`None` when that side has nothing to say), or
+/// the whole saved document when the other side has none of it (cheaper than a sync conversation), or
+/// a request for the whole document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DocMsg {
     pub case_no: String,
     pub msg: Option<Vec<u8>>,
+    pub full: Option<Vec<u8>>,
+    pub want_full: bool,
+}
+
+impl DocMsg {
+    pub fn sync(case_no: String, msg: Option<Vec<u8>>) -> DocMsg {
+        DocMsg {
+            case_no,
+            msg,
+            full: None,
+            want_full: false,
+        }
+    }
 }
 
 /// Why a server would not take a scope or a case, in words an operator can act on.
@@ -200,10 +215,7 @@ mod tests {
         let msgs = vec![
             sample(),
             Msg::Sync {
-                docs: vec![DocMsg {
-                    case_no: "x".into(),
-                    msg: Some(vec![1, 2, 3]),
-                }],
+                docs: vec![DocMsg::sync("x".into(), Some(vec![1, 2, 3]))],
             },
             Msg::Error {
                 reason: "测试".into(),

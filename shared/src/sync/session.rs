@@ -123,11 +123,25 @@ fn answer<R: Replica>(
 
 // ------------------------------------------------------------------------------------------- client
 
+/// How a document of a batch travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Both sides have it: automerge sync.
+    Sync,
+    /// Only we have it: send it whole.
+    Push,
+    /// Only the server has it: ask for it whole.
+    Pull,
+}
+
 /// One document of the current batch. The document stays in memory for the whole conversation: automerge
 /// keeps changes whose dependencies have not arrived yet in an in-memory queue that `save` does not
 /// write, so reloading it between rounds would silently drop them and the sync would never converge.
 #[derive(Debug)]
 struct DocProgress {
+    mode: Mode,
+    /// Push/Pull documents are done after one exchange.
+    done: bool,
     doc: AutoCommit,
     state: State,
     /// Whether the server's last answer for this document carried a message (so we must answer too).
@@ -153,8 +167,8 @@ pub struct ClientSession {
     scopes: Vec<String>,
     phase: Phase,
     compare_queue: VecDeque<NodeQuery>,
-    /// Cases found to differ, not yet in a batch.
-    doc_queue: VecDeque<String>,
+    /// Cases found to differ, not yet in a batch, with how each will travel.
+    doc_queue: VecDeque<(String, Mode)>,
     queued: BTreeSet<String>,
     batch: BTreeMap<String, DocProgress>,
     stats: SessionStats,
@@ -266,13 +280,15 @@ impl ClientSession {
                     .collect();
                 let theirs: BTreeMap<String, Digest> = theirs.into_iter().collect();
                 for (no, d) in &mine {
-                    if theirs.get(no) != Some(d) {
-                        self.queue_doc(no);
+                    match theirs.get(no) {
+                        Some(t) if t == d => {}
+                        Some(_) => self.queue_doc(no, Mode::Sync),
+                        None => self.queue_doc(no, Mode::Push),
                     }
                 }
                 for no in theirs.keys() {
                     if !mine.contains_key(no) {
-                        self.queue_doc(no);
+                        self.queue_doc(no, Mode::Pull);
                     }
                 }
             }
@@ -289,7 +305,7 @@ impl ClientSession {
                     if t.is_empty() {
                         // The server has nothing there: everything we hold there goes up.
                         for (no, _) in r.items(&a.scope, child).map_err(storage)? {
-                            self.queue_doc(&no);
+                            self.queue_doc(&no, Mode::Push);
                         }
                     } else {
                         self.compare_queue.push_back(NodeQuery {
@@ -304,9 +320,9 @@ impl ClientSession {
         Ok(())
     }
 
-    fn queue_doc(&mut self, case_no: &str) {
+    fn queue_doc(&mut self, case_no: &str, mode: Mode) {
         if self.queued.insert(case_no.to_string()) {
-            self.doc_queue.push_back(case_no.to_string());
+            self.doc_queue.push_back((case_no.to_string(), mode));
         }
     }
 
@@ -328,6 +344,17 @@ impl ClientSession {
                     d.case_no
                 )));
             };
+            if progress.mode != Mode::Sync {
+                progress.done = true;
+                if let Some(bytes) = d.full {
+                    let mut doc = AutoCommit::load(&bytes)
+                        .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+                    r.store(&d.case_no, &mut doc).map_err(storage)?;
+                    self.stats.cases_received += 1;
+                    changed = true;
+                }
+                continue;
+            }
             progress.server_spoke = d.msg.is_some();
             let Some(bytes) = d.msg else { continue };
             let message = Message::decode(&bytes)
@@ -361,6 +388,39 @@ impl ClientSession {
             let mut docs = Vec::new();
             let mut finished = Vec::new();
             for (case_no, progress) in self.batch.iter_mut() {
+                match (progress.mode, progress.done, progress.rounds) {
+                    (_, true, _) => {
+                        finished.push(case_no.clone());
+                        continue;
+                    }
+                    (Mode::Push, false, 0) => {
+                        progress.rounds = 1;
+                        self.stats.cases_sent += 1;
+                        docs.push(DocMsg {
+                            case_no: case_no.clone(),
+                            msg: None,
+                            full: Some(progress.doc.save()),
+                            want_full: false,
+                        });
+                        continue;
+                    }
+                    (Mode::Pull, false, 0) => {
+                        progress.rounds = 1;
+                        docs.push(DocMsg {
+                            case_no: case_no.clone(),
+                            msg: None,
+                            full: None,
+                            want_full: true,
+                        });
+                        continue;
+                    }
+                    (Mode::Push | Mode::Pull, false, _) => {
+                        // Asked once and not answered: the server dropped it (refused, or gone).
+                        finished.push(case_no.clone());
+                        continue;
+                    }
+                    (Mode::Sync, ..) => {}
+                }
                 refresh(r, case_no, &mut progress.doc)?;
                 let msg = progress
                     .doc
@@ -383,10 +443,7 @@ impl ClientSession {
                     progress.sent_changes = true;
                     self.stats.cases_sent += 1;
                 }
-                docs.push(DocMsg {
-                    case_no: case_no.clone(),
-                    msg: msg.map(Message::encode),
-                });
+                docs.push(DocMsg::sync(case_no.clone(), msg.map(Message::encode)));
             }
             for f in finished {
                 self.batch.remove(&f);
@@ -401,7 +458,7 @@ impl ClientSession {
                 return Ok(None);
             }
             let mut budget = 0usize;
-            while let Some(case_no) = self.doc_queue.pop_front() {
+            while let Some((case_no, mode)) = self.doc_queue.pop_front() {
                 let mut doc = r
                     .load(&case_no)
                     .map_err(storage)?
@@ -410,6 +467,8 @@ impl ClientSession {
                 self.batch.insert(
                     case_no,
                     DocProgress {
+                        mode,
+                        done: false,
                         doc,
                         state: State::new(),
                         server_spoke: false,
@@ -554,6 +613,7 @@ impl ServerSession {
         let asked: BTreeSet<&str> = docs.iter().map(|d| d.case_no.as_str()).collect();
         self.docs.retain(|no, _| asked.contains(no.as_str()));
         let mut answered = Vec::new();
+        let mut replies = Vec::new();
         let mut changed = false;
         for d in docs {
             let allowed =
@@ -580,28 +640,47 @@ impl ServerSession {
                 continue;
             };
             refresh(r, &d.case_no, doc)?;
-            if let Some(bytes) = d.msg {
+            if d.want_full {
+                // The client has none of it: the whole document, no conversation.
+                let full = (!doc.get_heads().is_empty()).then(|| doc.save());
+                replies.push(DocMsg {
+                    case_no: d.case_no.clone(),
+                    msg: None,
+                    full,
+                    want_full: false,
+                });
+                self.docs.remove(&d.case_no);
+                continue;
+            }
+            let before = doc.get_heads();
+            // Merge into a copy: if any new change is not the peer's to make, the document stays
+            // exactly as it was, in memory and on disk.
+            let mut merged = doc.fork();
+            let mut merged_state = state.clone();
+            let whole = d.full.is_some();
+            if let Some(bytes) = d.full {
+                let mut theirs = AutoCommit::load(&bytes)
+                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+                merged
+                    .merge(&mut theirs)
+                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+            } else if let Some(bytes) = d.msg {
                 let message = Message::decode(&bytes)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-                let before = doc.get_heads();
-                // Merge into a copy: if any new change is not the peer's to make, the document stays
-                // exactly as it was, in memory and on disk.
-                let mut merged = doc.fork();
-                let mut merged_state = state.clone();
                 merged
                     .sync()
                     .receive_sync_message(&mut merged_state, message)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
+            }
+            if merged.get_heads() != before {
                 let mut foreign = None;
-                if merged.get_heads() != before {
-                    for change in merged.get_changes(&before) {
-                        if !r
-                            .actor_allowed(&self.peer, change.actor_id())
-                            .map_err(storage)?
-                        {
-                            foreign = Some(change.actor_id().to_hex_string());
-                            break;
-                        }
+                for change in merged.get_changes(&before) {
+                    if !r
+                        .actor_allowed(&self.peer, change.actor_id())
+                        .map_err(storage)?
+                    {
+                        foreign = Some(change.actor_id().to_hex_string());
+                        break;
                     }
                 }
                 if let Some(actor) = foreign {
@@ -616,25 +695,29 @@ impl ServerSession {
                     });
                     continue;
                 }
-                if merged.get_heads() != before {
-                    r.store(&d.case_no, &mut merged).map_err(storage)?;
-                    self.stats.cases_received += 1;
-                    changed = true;
-                }
-                *doc = merged;
-                *state = merged_state;
+                r.store(&d.case_no, &mut merged).map_err(storage)?;
+                self.stats.cases_received += 1;
+                changed = true;
             }
+            if whole {
+                // Acknowledged once it is durable (below); nothing more to say about it.
+                replies.push(DocMsg::sync(d.case_no.clone(), None));
+                self.docs.remove(&d.case_no);
+                continue;
+            }
+            *doc = merged;
+            *state = merged_state;
             answered.push(d.case_no);
         }
         // Durable before we answer: the client may count what it sent as delivered once it hears back.
         if changed {
             r.commit().map_err(storage)?;
         }
-        let mut out = Vec::with_capacity(answered.len());
+        let mut out = replies;
         for case_no in answered {
             if let Some((doc, state)) = self.docs.get_mut(&case_no) {
                 let msg = doc.sync().generate_sync_message(state).map(Message::encode);
-                out.push(DocMsg { case_no, msg });
+                out.push(DocMsg::sync(case_no, msg));
             }
         }
         self.stats.refused.extend(refused.iter().cloned());

@@ -313,8 +313,12 @@ fn demo_county_starts_and_its_villages_sync() {
         .expect("demo did not start");
     let hub = NodeProcess::attach(&format!("http://127.0.0.1:{base}"));
     let village = NodeProcess::attach(&format!("http://127.0.0.1:{}", base + 1));
-    let (_, health) = get_json(&client(), &village.url("/api/health")).unwrap();
-    assert_eq!(health["role"], "village");
+    // The logins are printed just before the servers bind.
+    assert!(eventually(WITHIN, || {
+        get_json(&client(), &village.url("/api/health"))
+            .map(|(_, h)| h["role"] == "village")
+            .unwrap_or(false)
+    }));
     assert!(
         eventually(WITHIN, || {
             let mut resp = client()
@@ -329,4 +333,80 @@ fn demo_county_starts_and_its_villages_sync() {
         "the demo villages' cases did not reach the hub"
     );
     drop(demo);
+}
+
+/// A station that worked standalone joins the county and keeps every case it already had.
+#[test]
+fn a_standalone_node_enrols_and_keeps_its_cases() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let station = tempfile::tempdir().unwrap();
+    let data = station.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    let (ok, _, err) = node_cmd(&[
+        "init",
+        "--data",
+        path_str(&data).unwrap(),
+        "--code",
+        V1,
+        "--name",
+        "独立运行的村站",
+        "--user",
+        TEST_USER,
+        "--password",
+        TEST_PASSWORD,
+    ])
+    .unwrap();
+    assert!(ok, "{err}");
+    let before = {
+        let node = NodeProcess::serve(&data).unwrap();
+        let no = new_case(&node, "接入前的办件");
+        assert_eq!(sync_now(&node).0, 409, "a standalone node cannot sync");
+        no
+    };
+
+    // A bundle for another code is refused, and nothing changes.
+    let wrong = station.path().join("wrong.json");
+    hub.enroll_village(V2, &wrong).unwrap();
+    let (ok, _, err) = node_cmd(&[
+        "enroll",
+        "--data",
+        path_str(&data).unwrap(),
+        "--bundle",
+        path_str(&wrong).unwrap(),
+    ])
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains(V1), "{err}");
+
+    let bundle = station.path().join("bundle.json");
+    hub.enroll_village(V1, &bundle).unwrap();
+    let (ok, _, err) = node_cmd(&[
+        "enroll",
+        "--data",
+        path_str(&data).unwrap(),
+        "--bundle",
+        path_str(&bundle).unwrap(),
+    ])
+    .unwrap();
+    assert!(ok, "{err}");
+    // The enrolled node syncs by itself at start; the case it had before goes up.
+    let node = NodeProcess::serve_with(&data, &["--sync-interval", "3600"]).unwrap();
+    assert!(
+        eventually(WITHIN, || hub_get(&hub, &format!("/api/cases/{before}")).0 == 200),
+        "the case from before enrolment did not reach the hub"
+    );
+    let (status, report) = sync_now(&node);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["round_trips"], 1, "{report}");
+    // Enrolling twice is refused rather than silently replacing the certificate.
+    let (ok, _, _) = node_cmd(&[
+        "enroll",
+        "--data",
+        path_str(&data).unwrap(),
+        "--bundle",
+        path_str(&bundle).unwrap(),
+    ])
+    .unwrap();
+    assert!(!ok);
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tongban_hub::county::{self, EnrollRequest};
@@ -130,29 +130,10 @@ enum CalendarCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("错误 error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    tongban_node::setup::cli_main(Cli::parse(), run)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
+use tongban_node::setup::runtime;
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

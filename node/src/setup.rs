@@ -324,3 +324,36 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
 }
+
+/// What both binaries' `main` does: logs to stderr (`RUST_LOG`, default info), runs the command, and
+/// turns an error into one line on stderr and a non-zero exit code.
+pub fn cli_main<C>(
+    command: C,
+    run: impl FnOnce(C) -> anyhow::Result<()>,
+) -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误 error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The async runtime of both binaries: two workers (the machines have two cores), multi-threaded
+/// because store work runs in `block_in_place`.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -393,7 +393,8 @@ fn a_standalone_node_enrols_and_keeps_its_cases() {
     // The enrolled node syncs by itself at start; the case it had before goes up.
     let node = NodeProcess::serve_with(&data, &["--sync-interval", "3600"]).unwrap();
     assert!(
-        eventually(WITHIN, || hub_get(&hub, &format!("/api/cases/{before}")).0 == 200),
+        eventually(WITHIN, || hub_get(&hub, &format!("/api/cases/{before}")).0
+            == 200),
         "the case from before enrolment did not reach the hub"
     );
     let (status, report) = sync_now(&node);

@@ -305,6 +305,15 @@ async fn handle_connection(
     }
 }
 
+/// Last words of a failing session: the reason, then the end of the stream (best effort).
+async fn say_error(send: &mut SendStream, reason: &str, counter: &mut u64) {
+    let msg = Msg::Error {
+        reason: reason.to_string(),
+    };
+    let _ = write_msg(send, &msg, counter).await;
+    let _ = send.finish();
+}
+
 async fn serve_session(
     mut send: SendStream,
     mut recv: RecvStream,
@@ -322,30 +331,14 @@ async fn serve_session(
             Ok(None) => break,
             Err(e) => {
                 // Tell the peer what was wrong with its frame before hanging up.
-                let _ = write_msg(
-                    &mut send,
-                    &Msg::Error {
-                        reason: e.to_string(),
-                    },
-                    &mut report.bytes_sent,
-                )
-                .await;
-                let _ = send.finish();
+                say_error(&mut send, &e.to_string(), &mut report.bytes_sent).await;
                 return Err(e);
             }
         };
         match tokio::task::block_in_place(|| session.handle(&mut replica, request)) {
             Ok(response) => write_msg(&mut send, &response, &mut report.bytes_sent).await?,
             Err(e) => {
-                let _ = write_msg(
-                    &mut send,
-                    &Msg::Error {
-                        reason: e.to_string(),
-                    },
-                    &mut report.bytes_sent,
-                )
-                .await;
-                let _ = send.finish();
+                say_error(&mut send, &e.to_string(), &mut report.bytes_sent).await;
                 return Err(e.into());
             }
         }

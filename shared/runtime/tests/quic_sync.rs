@@ -5,14 +5,13 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use automerge::transaction::Transactable;
-use tongban_runtime::store::{NodeIdentity, Store};
+mod common;
+
+use common::{add_case, open as store, VILLAGE};
+use tongban_runtime::store::Store;
 use tongban_runtime::tls::{self, CertKey, PeerIdentity};
 use tongban_runtime::transport::{self, Connections, Gate, SyncReport, TransportError, Upstream};
-use tongban_shared::catalog::BUILTIN_CATALOG_JSON;
 use tongban_shared::Tier;
-
-const VILLAGE: &str = "420222100201";
 
 #[derive(Default)]
 struct TestGate {
@@ -33,70 +32,6 @@ impl Gate for TestGate {
             .unwrap()
             .push((peer.code.clone(), outcome.clone()));
     }
-}
-
-fn store(dir: &std::path::Path, code: &str, tier: Tier, actor: u8) -> Store {
-    Store::create(
-        dir,
-        &NodeIdentity {
-            code: code.into(),
-            name: "测试".into(),
-            tier,
-            parent: None,
-            upstream: None,
-            upstream_name: None,
-            created_at: "2026-11-27T09:00:00+08:00".into(),
-        },
-        &[actor; 16],
-        BUILTIN_CATALOG_JSON,
-    )
-    .unwrap()
-}
-
-/// A well-formed case document written straight into the store.
-fn add_case(store: &Store, seq: u32) -> String {
-    let no = format!("{VILLAGE}-20261127-{seq:04}");
-    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
-    let item = &catalog.items[0];
-    let req = tongban_shared::case::IntakeRequest {
-        item_code: item.code.clone(),
-        applicant: tongban_shared::case::ApplicantInput {
-            name: format!("甲{seq}"),
-            id_number: "11010519491231002X".into(),
-            phone: "13800271234".into(),
-            ..Default::default()
-        },
-        materials: item.materials.iter().map(|m| m.id.clone()).collect(),
-        ..Default::default()
-    };
-    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
-    let intake = tongban_shared::case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
-    let (mut doc, case) = tongban_shared::case::new_case_document(
-        &intake,
-        tongban_shared::case::IntakeContext {
-            case_no: &no,
-            agent: tongban_shared::case::Agent {
-                user: "a".into(),
-                name: "a".into(),
-                node_code: VILLAGE.into(),
-                node_name: "v".into(),
-            },
-            now,
-            query_password: "000000",
-            actor: automerge::ActorId::from([1u8; 16].as_slice()),
-        },
-    )
-    .unwrap();
-    doc.put(automerge::ROOT, "note", "x").unwrap();
-    doc.commit();
-    let mut summary = case.summary();
-    summary.case_no = no.clone();
-    store
-        .merge_case(&no, |_| Ok::<_, ()>((doc.save(), summary)))
-        .unwrap()
-        .unwrap();
-    store.flush().unwrap();
-    no
 }
 
 struct Hub {

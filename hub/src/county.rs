@@ -284,7 +284,11 @@ pub fn add_user(
     store.add_user(&UserRecord {
         name: name.to_string(),
         display_name: display,
-        role: role.to_string(),
+        // A department account's role names its department: "dept:民政".
+        role: match (role, dept) {
+            ("dept", Some(d)) => format!("dept:{}", d.trim()),
+            _ => role.to_string(),
+        },
         password_hash: hash,
         created_at: now.to_rfc3339(),
     })?;

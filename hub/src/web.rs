@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use tongban_node::app::{self, blocking, ApiUser, AppError, SharedState, WebUser};
 use tongban_runtime::store::NodeRecord;
 use tongban_runtime::transport::Connections;
-use tongban_shared::case::{self, Actor};
 use tongban_shared::FieldError;
 
 /// A node that has not synced for this long is highlighted on the node page.
@@ -34,7 +33,6 @@ pub fn routes(state: HubState) -> Router {
     Router::new()
         .route("/api/nodes", get(nodes_json).post(enroll_node))
         .route("/api/nodes/{code}/revoke", post(revoke))
-        .route("/api/cases/{case_no}/actions", post(case_action))
         .route("/api/catalog/publish", post(publish_catalog))
         .route("/nodes", get(nodes_page))
         .layer(axum::extract::DefaultBodyLimit::max(app::MAX_BODY_BYTES))
@@ -203,72 +201,6 @@ async fn publish_catalog(
     .await?;
     tracing::info!(version, by = %user.name, "catalogue published");
     Ok(Json(json!({ "version": version })))
-}
-
-#[derive(serde::Deserialize)]
-struct ActionBody {
-    action: String,
-    #[serde(default)]
-    note: String,
-}
-
-/// `POST /api/cases/{no}/actions` at the county. So far `receive` (window or admin).
-async fn case_action(
-    State(state): State<HubState>,
-    ApiUser(user): ApiUser,
-    Path(case_no): Path<String>,
-    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<Value>, AppError> {
-    let body = body.map_err(tongban_node::api::body_error)?;
-    let req: ActionBody = tongban_node::api::parse_json(&body)?;
-    match req.action.as_str() {
-        "receive" => require_role(&user, &["window", "admin"])?,
-        other => {
-            return Err(AppError::Invalid(vec![FieldError::new(
-                "action",
-                format!("不认识的操作“{other}”。"),
-            )]))
-        }
-    }
-    app::load_case(&state.app, &case_no).await?;
-    let st = state.app.clone();
-    let no = case_no.clone();
-    let case = blocking(move || {
-        let now = app::beijing_now();
-        let hub_code = st.identity.code.clone();
-        let mut outcome = None;
-        st.store.merge_case(&no, |current| {
-            let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
-            let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
-            doc.set_actor(st.actor.clone());
-            let case = case::apply_action(
-                &mut doc,
-                &req.action,
-                &Actor {
-                    user: &user.name,
-                    name: &user.display_name,
-                    node: &hub_code,
-                },
-                &req.note,
-                now,
-            )
-            .map_err(|e| match e {
-                case::ActionError::WrongState { .. } => {
-                    AppError::Conflict(format!("办件当前状态不能进行此操作：{e}"))
-                }
-                other => AppError::internal(other),
-            })?;
-            let summary = case.summary();
-            outcome = Some(case);
-            Ok::<_, AppError>((doc.save(), summary))
-        })??;
-        st.store.flush()?;
-        outcome.ok_or_else(|| AppError::internal("action produced no case"))
-    })
-    .await?;
-    Ok(Json(
-        serde_json::to_value(&case).map_err(AppError::internal)?,
-    ))
 }
 
 struct NodeRow {

@@ -425,6 +425,10 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/api/cases/{case_no}", get(crate::api::get_case))
         .route("/api/cases/{case_no}/document", get(crate::api::document))
+        .route(
+            "/api/cases/{case_no}/actions",
+            post(crate::api::case_action),
+        )
         .route("/api/sync", get(crate::api::sync_status))
         .route("/api/sync/now", post(crate::api::sync_now))
         .route("/", get(crate::ui::home))

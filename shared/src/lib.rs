@@ -5,6 +5,7 @@
 //! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
 //! - [`case`]: the case document (automerge), its states, case numbers and intake validation.
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
+//! - [`workflow`]: actions, roles, transitions, deadlines, and the check of node changes.
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
 //! in the node, the hub and a deterministic simulator.
@@ -14,6 +15,7 @@ pub mod case;
 pub mod catalog;
 pub mod sync;
 pub mod validate;
+pub mod workflow;
 
 pub use validate::FieldError;
 

@@ -87,6 +87,30 @@ impl Replica for SledReplica<'_> {
         Ok(self.store.flush()?)
     }
 
+    fn check_change(
+        &self,
+        _peer: &str,
+        old: Option<&mut AutoCommit>,
+        new: &mut AutoCommit,
+    ) -> Result<Result<(), String>, ReplicaError> {
+        let new = match case::read_case(new) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(format!("not a valid case document: {e}"))),
+        };
+        let old = match old {
+            None => None,
+            Some(d) => match case::read_case(d) {
+                Ok(c) => Some(c),
+                // What we hold does not read as a case: nothing may be judged against it.
+                Err(e) => return Ok(Err(format!("stored case unreadable: {e}"))),
+            },
+        };
+        Ok(tongban_shared::workflow::check_node_change(
+            old.as_ref(),
+            &new,
+        ))
+    }
+
     fn catalog_version(&self) -> Result<u32, ReplicaError> {
         Ok(self.store.catalog_version()?)
     }

@@ -51,6 +51,17 @@ pub trait Replica {
     fn commit(&mut self) -> Result<(), Self::Error>;
     /// Server side: whether `peer` may author changes with `actor` (binds unknown actors on first use).
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, Self::Error>;
+    /// Server side: whether what the peer's changes did to a case (`old` as held here, `new` after
+    /// merging them) is allowed for that peer; `Ok(Err(reason))` refuses the case. Replicas without
+    /// case semantics (the simulator's) allow everything.
+    fn check_change(
+        &self,
+        _peer: &str,
+        _old: Option<&mut AutoCommit>,
+        _new: &mut AutoCommit,
+    ) -> Result<Result<(), String>, Self::Error> {
+        Ok(Ok(()))
+    }
     /// Version of the service catalogue this replica holds.
     fn catalog_version(&self) -> Result<u32, Self::Error>;
     /// The catalogue as JSON (the server sends it to clients with an older version).
@@ -683,15 +694,23 @@ impl ServerSession {
                         break;
                     }
                 }
-                if let Some(actor) = foreign {
+                let verdict = match foreign {
+                    Some(actor) => Err(format!(
+                        "change by actor {actor}, which is not bound to node {}",
+                        self.peer
+                    )),
+                    None => {
+                        let old = (!before.is_empty()).then_some(&mut *doc);
+                        r.check_change(&self.peer, old, &mut merged)
+                            .map_err(storage)?
+                    }
+                };
+                if let Err(reason) = verdict {
                     self.docs.remove(&d.case_no);
                     self.refused_cases.insert(d.case_no.clone());
                     refused.push(Refusal {
                         subject: d.case_no.clone(),
-                        reason: format!(
-                            "change by actor {actor}, which is not bound to node {}",
-                            self.peer
-                        ),
+                        reason,
                     });
                     continue;
                 }

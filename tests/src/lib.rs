@@ -216,23 +216,53 @@ pub struct HubProcess {
 }
 
 impl HubProcess {
+    /// Initialises a hub data directory (county 420222, admin password [`HUB_ADMIN_PASSWORD`]).
+    pub fn init(dir: &Path) -> anyhow::Result<()> {
+        let (ok, _, err) = hub_cmd(&[
+            "init",
+            "--data",
+            path_str(dir)?,
+            "--county",
+            "420222",
+            "--name",
+            "阳新县",
+            "--admin-password",
+            HUB_ADMIN_PASSWORD,
+        ])?;
+        if !ok {
+            bail!("hub init failed: {err}");
+        }
+        Ok(())
+    }
+
+    /// Adds an account to a stopped hub.
+    pub fn add_user(dir: &Path, name: &str, role: &str, dept: Option<&str>) -> anyhow::Result<()> {
+        let mut args = vec![
+            "user",
+            "add",
+            "--data",
+            path_str(dir)?,
+            "--name",
+            name,
+            "--password",
+            TEST_PASSWORD,
+            "--role",
+            role,
+        ];
+        if let Some(d) = dept {
+            args.extend(["--dept", d]);
+        }
+        let (ok, _, err) = hub_cmd(&args)?;
+        if !ok {
+            bail!("user add failed: {err}");
+        }
+        Ok(())
+    }
+
     /// `init`s (if needed) and serves a hub; `quic` may be `127.0.0.1:0`.
     pub fn serve(dir: &Path, quic: &str) -> anyhow::Result<HubProcess> {
         if !dir.join("db").exists() {
-            let (ok, _, err) = hub_cmd(&[
-                "init",
-                "--data",
-                path_str(dir)?,
-                "--county",
-                "420222",
-                "--name",
-                "阳新县",
-                "--admin-password",
-                HUB_ADMIN_PASSWORD,
-            ])?;
-            if !ok {
-                bail!("hub init failed: {err}");
-            }
+            HubProcess::init(dir)?;
         }
         let (mut process, rest) = spawn_server(
             &hub_bin(),

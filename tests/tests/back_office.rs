@@ -1,0 +1,345 @@
+//! The county works a proxy case from the village to an evaluated result, across real hub and node
+//! processes; and the hub refuses a node's change that writes county fields or rewrites history,
+//! through the real sync path, while the honest case of the same session lands.
+
+use serde_json::{json, Value};
+use tongban_tests::*;
+
+const V1: &str = "420222100201";
+
+fn act(base: &str, user: (&str, &str), case_no: &str, body: Value) -> (u16, Value) {
+    let mut resp = client()
+        .post(format!("{base}/api/cases/{case_no}/actions"))
+        .header("Authorization", &basic_auth(user.0, user.1))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(&body).unwrap().as_slice())
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn case_at(base: &str, user: (&str, &str), case_no: &str) -> Value {
+    let mut resp = client()
+        .get(format!("{base}/api/cases/{case_no}"))
+        .header("Authorization", &basic_auth(user.0, user.1))
+        .call()
+        .unwrap();
+    serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+}
+
+fn sync(node: &NodeProcess) {
+    let (status, body) =
+        post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None).unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_case_travels_from_intake_to_evaluation_and_both_tiers_agree() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    HubProcess::init(hub_dir.path()).unwrap();
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let item = &catalog.items[0];
+    HubProcess::add_user(hub_dir.path(), "window1", "window", None).unwrap();
+    HubProcess::add_user(hub_dir.path(), "dept1", "dept", Some(&item.department)).unwrap();
+    HubProcess::add_user(hub_dir.path(), "other", "dept", Some("不相干的部门")).unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let window = ("window1", TEST_PASSWORD);
+    let dept = ("dept1", TEST_PASSWORD);
+    let agent = (TEST_USER, TEST_PASSWORD);
+
+    let v = tempfile::tempdir().unwrap();
+    let bundle = v.path().join("b.json");
+    hub.enroll_village(V1, &bundle).unwrap();
+    init_node_from_bundle(&v.path().join("node"), &bundle).unwrap();
+    let node =
+        NodeProcess::serve_with(&v.path().join("node"), &["--sync-interval", "3600"]).unwrap();
+    let (status, created) = post_json(
+        &client(),
+        &node.url("/api/cases"),
+        &valid_case_body("全程甲"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    let no = created["case_no"].as_str().unwrap().to_string();
+    sync(&node);
+
+    let hb = hub.process.base.clone();
+    let nb = node.base.clone();
+    let ok = |(status, body): (u16, Value)| {
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    // The agent cannot take the county's actions, even at its own node.
+    assert_eq!(act(&nb, agent, &no, json!({"action": "accept"})).0, 403);
+    ok(act(&hb, window, &no, json!({"action": "receive"})));
+    let first = &item.materials[0].id;
+    assert_eq!(
+        act(&hb, window, &no, json!({"action": "reject"})).0,
+        422,
+        "reject needs a reason"
+    );
+    ok(act(
+        &hb,
+        window,
+        &no,
+        json!({"action": "request_correction", "missing": [first], "note": "复印件不清晰"}),
+    ));
+    sync(&node);
+    assert_eq!(case_at(&nb, agent, &no)["state"], "CORRECTION");
+    ok(act(
+        &nb,
+        agent,
+        &no,
+        json!({"action": "submit_correction", "materials": [first]}),
+    ));
+    sync(&node);
+    assert_eq!(case_at(&hb, window, &no)["state"], "RECEIVED");
+    let accepted = ok(act(&hb, window, &no, json!({"action": "accept"})));
+    // The deadline: promised working days from the day after acceptance, by the 2026 calendar.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive();
+    let expected = tongban_shared::calendar::Calendar::builtin()
+        .unwrap()
+        .due_date(today, item.promised_days);
+    if item.day_unit == tongban_shared::catalog::DayUnit::Working && item.promised_days > 0 {
+        assert_eq!(
+            accepted["deadline"],
+            expected.format("%Y-%m-%d").to_string()
+        );
+    }
+    assert_eq!(
+        act(
+            &hb,
+            ("other", TEST_PASSWORD),
+            &no,
+            json!({"action": "approve"})
+        )
+        .0,
+        403,
+        "another department's user"
+    );
+    ok(act(
+        &hb,
+        dept,
+        &no,
+        json!({"action": "suspend", "reason": "现场核查"}),
+    ));
+    ok(act(&hb, dept, &no, json!({"action": "resume"})));
+    ok(act(&hb, dept, &no, json!({"action": "approve"})));
+    assert_eq!(
+        act(&hb, dept, &no, json!({"action": "approve"})).0,
+        409,
+        "wrong state"
+    );
+    ok(act(
+        &hb,
+        dept,
+        &no,
+        json!({"action": "issue_result", "result_name": "审批结果", "result_no": "YX-2026-0001"}),
+    ));
+    sync(&node);
+    assert_eq!(case_at(&nb, agent, &no)["state"], "RESULT_READY");
+    ok(act(
+        &nb,
+        agent,
+        &no,
+        json!({"action": "deliver", "note": "已送到申请人家中"}),
+    ));
+    ok(act(
+        &nb,
+        agent,
+        &no,
+        json!({"action": "evaluate", "score": 5, "comment": "不用跑路"}),
+    ));
+    sync(&node);
+
+    let at_hub = case_at(&hb, window, &no);
+    let at_node = case_at(&nb, agent, &no);
+    assert_eq!(at_hub["state"], "EVALUATED");
+    assert_eq!(
+        at_hub["history"], at_node["history"],
+        "both tiers show the same history"
+    );
+    let actions: Vec<&str> = at_hub["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "intake",
+            "receive",
+            "request_correction",
+            "submit_correction",
+            "accept",
+            "suspend",
+            "resume",
+            "approve",
+            "issue_result",
+            "deliver",
+            "evaluate"
+        ]
+    );
+    for h in at_hub["history"].as_array().unwrap() {
+        assert!(!h["by"].as_str().unwrap().is_empty() && !h["at"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(at_hub["history"][1]["node"], "420222");
+    assert_eq!(at_hub["history"][3]["node"], V1);
+}
+
+/// A node with a real certificate that writes what only the county may write: the whole case is
+/// refused and counted, the hub's copy stays as it was, and the honest case sent in the same session
+/// lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
+    use automerge::transaction::Transactable;
+    use tongban_runtime::bundle::Bundle;
+    use tongban_runtime::store::{NodeIdentity, Store};
+    use tongban_runtime::transport::{self, Upstream};
+    use tongban_shared::case::{self, Agent, IntakeContext};
+
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub =
+        tokio::task::block_in_place(|| HubProcess::serve(hub_dir.path(), "127.0.0.1:0")).unwrap();
+    let v = tempfile::tempdir().unwrap();
+    let bundle_path = v.path().join("b.json");
+    tokio::task::block_in_place(|| hub.enroll_village(V1, &bundle_path)).unwrap();
+    let bundle = Bundle::load(&bundle_path).unwrap();
+
+    // The rogue node's own store, written directly: no web app stands between it and its documents.
+    let store = Store::create(
+        &v.path().join("rogue"),
+        &NodeIdentity {
+            code: V1.into(),
+            name: "rogue".into(),
+            tier: tongban_shared::Tier::Village,
+            parent: bundle.parent.clone(),
+            upstream: Some(bundle.upstream.clone()),
+            upstream_name: Some(bundle.upstream_name.clone()),
+            created_at: "2026-11-27T09:00:00+08:00".into(),
+        },
+        &[9; 16],
+        tongban_shared::catalog::BUILTIN_CATALOG_JSON,
+    )
+    .unwrap();
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
+    let make = |seq: u32, name: &str| {
+        let req: case::IntakeRequest = serde_json::from_value(valid_case_body(name)).unwrap();
+        let intake = case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
+        let no = case::format_case_no(V1, now.date_naive(), seq);
+        let (doc, c) = case::new_case_document(
+            &intake,
+            IntakeContext {
+                case_no: &no,
+                agent: Agent {
+                    user: "x".into(),
+                    name: "x".into(),
+                    node_code: V1.into(),
+                    node_name: "x".into(),
+                },
+                now,
+                query_password: "000000",
+                actor: automerge::ActorId::from([9u8; 16].as_slice()),
+            },
+        )
+        .unwrap();
+        (no, doc, c)
+    };
+    let put = |no: &str, doc: &mut automerge::AutoCommit| {
+        let summary = case::read_case(doc).unwrap().summary();
+        store
+            .merge_case(no, |_| Ok::<_, ()>((doc.save(), summary)))
+            .unwrap()
+            .unwrap();
+        store.flush().unwrap();
+    };
+    let upstream = Upstream {
+        addr: bundle.upstream.parse().unwrap(),
+        server_name: bundle.upstream_name.clone(),
+        config: tongban_runtime::tls::client_config(&bundle.ca_pem, &bundle.node).unwrap(),
+    };
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let session = || transport::sync_once(&endpoint, &upstream, &store, vec![V1.into()], 0);
+
+    // A new case that arrives with a county deadline already set.
+    let (forged_no, mut forged, _) = make(1, "伪造期限");
+    forged
+        .put(automerge::ROOT, "deadline", "2026-12-01")
+        .unwrap();
+    forged.commit();
+    put(&forged_no, &mut forged);
+    // An honest case in the same session.
+    let (honest_no, mut honest, _) = make(2, "老实人");
+    put(&honest_no, &mut honest);
+    let report = session().await.unwrap();
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|r| r.subject == forged_no && r.reason.contains("county")),
+        "{report:?}"
+    );
+    let get = |no: &str| {
+        let (status, body) = {
+            let mut resp = client()
+                .get(hub.url(&format!("/api/cases/{no}")))
+                .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+                .call()
+                .unwrap();
+            (
+                resp.status().as_u16(),
+                resp.body_mut().read_to_string().unwrap(),
+            )
+        };
+        (
+            status,
+            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    let (status, _) = tokio::task::block_in_place(|| get(&forged_no));
+    assert_eq!(status, 404, "the forged case must not land");
+    let (status, landed) = tokio::task::block_in_place(|| get(&honest_no));
+    assert_eq!(status, 200, "the honest case lands");
+
+    // Rewrite the history of the case the hub already has.
+    let mut doc =
+        automerge::AutoCommit::load(&store.document(&honest_no).unwrap().unwrap()).unwrap();
+    let mut c = case::read_case(&doc).unwrap();
+    c.history[0].note = "从未收过材料".into();
+    autosurgeon::reconcile(&mut doc, &c).unwrap();
+    doc.commit();
+    put(&honest_no, &mut doc);
+    let report = session().await.unwrap();
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|r| r.subject == honest_no && r.reason.contains("history")),
+        "{report:?}"
+    );
+    let (_, after) = tokio::task::block_in_place(|| get(&honest_no));
+    assert_eq!(
+        after["history"], landed["history"],
+        "the hub's history is untouched"
+    );
+
+    let (_, nodes) = tokio::task::block_in_place(|| {
+        let mut resp = client()
+            .get(hub.url("/api/nodes"))
+            .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+            .call()
+            .unwrap();
+        (
+            0,
+            serde_json::from_str::<Value>(&resp.body_mut().read_to_string().unwrap()).unwrap(),
+        )
+    });
+    let refusals = nodes["nodes"][0]["refusals"].as_u64().unwrap();
+    assert!(refusals >= 2, "refusals are counted per node: {nodes}");
+}

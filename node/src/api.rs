@@ -223,71 +223,17 @@ pub async fn sync_now(
     }
 }
 
-/// `POST /api/cases/{no}/actions`: one workflow action by the logged-in account, with the roles and
-/// rules of `tongban_shared::workflow` (403 wrong role, 409 wrong state, 422 missing input). At a node the
-/// account acts as the agent and the change syncs up; at the hub it acts with its county role.
+/// `POST /api/cases/{no}/actions`: one workflow action by the logged-in account (see
+/// [`app::take_action`]): 403 wrong role, 409 wrong state, 422 missing input.
 pub async fn case_action(
     State(state): State<SharedState>,
     ApiUser(user): ApiUser,
     Path(case_no): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, AppError> {
-    use tongban_shared::workflow::{self, ActionError, ActionInput, Actor, Role};
     let body = body.map_err(body_error)?;
-    let input: ActionInput = parse_json(&body)?;
-    let role = Role::from_account(&user.role)
-        .ok_or_else(|| AppError::Forbidden(format!("账号“{}”没有办件权限。", user.name)))?;
-    app::load_case(&state, &case_no).await?;
-    let st = state.clone();
-    let no = case_no.clone();
-    let case = app::blocking(move || {
-        let now = app::beijing_now();
-        let mut outcome = None;
-        st.store.merge_case(&no, |current| {
-            let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
-            let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
-            doc.set_actor(st.actor.clone());
-            let case = workflow::apply(
-                &mut doc,
-                &input,
-                &Actor {
-                    user: &user.name,
-                    name: &user.display_name,
-                    node: &st.identity.code,
-                },
-                &role,
-                now,
-                &st.calendar,
-            )
-            .map_err(|e| match e {
-                ActionError::Forbidden(_) => {
-                    AppError::Forbidden(format!("账号“{}”无权对该办件进行此操作。", user.name))
-                }
-                ActionError::WrongState { state, .. } => AppError::Conflict(format!(
-                    "办件当前状态为“{}”，不能进行此操作。",
-                    CaseState::parse(&state)
-                        .map(|s| s.label())
-                        .unwrap_or("未知")
-                )),
-                ActionError::Invalid(f) => AppError::Invalid(vec![f]),
-                ActionError::Unknown(a) => AppError::Invalid(vec![FieldError::new(
-                    "action",
-                    format!("不认识的操作“{a}”。"),
-                )]),
-                ActionError::Document(e) => AppError::internal(e),
-            })?;
-            let summary = case.summary();
-            outcome = Some(case);
-            Ok::<_, AppError>((doc.save(), summary))
-        })??;
-        st.store.flush()?;
-        outcome.ok_or_else(|| AppError::internal("action produced no case"))
-    })
-    .await?;
-    tracing::info!(case_no = %case_no, action = %case.history.last().map(|h| h.action.as_str()).unwrap_or(""), by = %case.history.last().map(|h| h.by.as_str()).unwrap_or(""), "case action");
-    if let Some(sync) = &state.sync {
-        sync.local_write();
-    }
+    let input: tongban_shared::workflow::ActionInput = parse_json(&body)?;
+    let case = app::take_action(&state, &user, &case_no, input).await?;
     Ok(Json(
         serde_json::to_value(&case).map_err(AppError::internal)?,
     ))

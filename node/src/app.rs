@@ -441,8 +441,81 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/cases/{case_no}", get(crate::ui::case_page))
         .route("/cases/{case_no}/receipt", get(crate::ui::receipt))
+        .route(
+            "/cases/{case_no}/actions",
+            post(crate::ui::case_action_submit),
+        )
         .route("/assets/app.css", get(crate::ui::stylesheet))
         .fallback(crate::ui::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// One workflow action by `user` on a case, with the roles and rules of `tongban_shared::workflow`.
+/// At a node the account acts as the agent and the change syncs up; at the hub it acts with its county
+/// role. Durable before it returns.
+pub async fn take_action(
+    state: &SharedState,
+    user: &CurrentUser,
+    case_no: &str,
+    input: tongban_shared::workflow::ActionInput,
+) -> Result<case::CaseDoc, AppError> {
+    use tongban_shared::workflow::{self, ActionError, Actor, Role};
+    let role = Role::from_account(&user.role)
+        .ok_or_else(|| AppError::Forbidden(format!("账号“{}”没有办件权限。", user.name)))?;
+    load_case(state, case_no).await?;
+    let st = state.clone();
+    let no = case_no.to_string();
+    let user = user.clone();
+    let case = blocking(move || {
+        let now = beijing_now();
+        let mut outcome = None;
+        st.store.merge_case(&no, |current| {
+            let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
+            let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
+            doc.set_actor(st.actor.clone());
+            let case = workflow::apply(
+                &mut doc,
+                &input,
+                &Actor {
+                    user: &user.name,
+                    name: &user.display_name,
+                    node: &st.identity.code,
+                },
+                &role,
+                now,
+                &st.calendar,
+            )
+            .map_err(|e| match e {
+                ActionError::Forbidden(_) => {
+                    AppError::Forbidden(format!("账号“{}”无权对该办件进行此操作。", user.name))
+                }
+                ActionError::WrongState { state, .. } => AppError::Conflict(format!(
+                    "办件当前状态为“{}”，不能进行此操作。",
+                    case::CaseState::parse(&state)
+                        .map(|s| s.label())
+                        .unwrap_or("未知")
+                )),
+                ActionError::Invalid(f) => AppError::Invalid(vec![f]),
+                ActionError::Unknown(a) => AppError::Invalid(vec![FieldError::new(
+                    "action",
+                    format!("不认识的操作“{a}”。"),
+                )]),
+                ActionError::Document(e) => AppError::internal(e),
+            })?;
+            let summary = case.summary();
+            outcome = Some(case);
+            Ok::<_, AppError>((doc.save(), summary))
+        })??;
+        st.store.flush()?;
+        outcome.ok_or_else(|| AppError::internal("action produced no case"))
+    })
+    .await?;
+    if let Some(last) = case.history.last() {
+        tracing::info!(case_no = %case.case_no, action = %last.action, by = %last.by, "case action");
+    }
+    if let Some(sync) = &state.sync {
+        sync.local_write();
+    }
+    Ok(case)
 }

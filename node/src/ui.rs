@@ -732,10 +732,7 @@ struct HistoryView {
 }
 
 fn action_label(action: &str) -> String {
-    match action {
-        "intake" => "收件".to_string(),
-        other => other.to_string(),
-    }
+    tongban_shared::workflow::action_label(action).to_string()
 }
 
 #[derive(Template)]
@@ -744,6 +741,13 @@ struct CasePage {
     page: PageCtx,
     c: CaseDoc,
     created: bool,
+    /// Result of the last action form, shown as a banner.
+    done: Option<String>,
+    error: Option<String>,
+    actions: Vec<ActionForm>,
+    /// Names of the materials the county asked for (补正), if any.
+    missing: Vec<String>,
+    evaluation: String,
     state_label: &'static str,
     next_step: &'static str,
     deadline: String,
@@ -754,6 +758,105 @@ struct CasePage {
 #[derive(Deserialize)]
 pub struct CreatedParam {
     created: Option<String>,
+    done: Option<String>,
+    error: Option<String>,
+}
+
+/// One action the logged-in account may take on the case now, with the inputs it needs.
+struct ActionForm {
+    action: &'static str,
+    label: &'static str,
+    /// Which inputs to show: "note", "reason", "materials", "dept", "result", "score".
+    input: &'static str,
+    /// For "materials": (id, name, checked).
+    materials: Vec<(String, String, bool)>,
+}
+
+fn action_forms(c: &CaseDoc, role: &str) -> Vec<ActionForm> {
+    use tongban_shared::workflow::{action_label, available, Role};
+    let Some(role) = Role::from_account(role) else {
+        return Vec::new();
+    };
+    available(c, &role)
+        .into_iter()
+        .map(|action| {
+            let input = match action {
+                "reject" | "suspend" | "escalate" => "reason",
+                "request_correction" | "submit_correction" => "materials",
+                "forward" => "dept",
+                "issue_result" => "result",
+                "evaluate" => "score",
+                _ => "note",
+            };
+            let materials = match action {
+                "request_correction" => c
+                    .materials
+                    .iter()
+                    .map(|m| (m.id.clone(), m.name.clone(), false))
+                    .collect(),
+                "submit_correction" => c
+                    .materials
+                    .iter()
+                    .filter(|m| c.workflow.missing.contains(&m.id))
+                    .map(|m| (m.id.clone(), m.name.clone(), true))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            ActionForm {
+                action,
+                label: action_label(action),
+                input,
+                materials,
+            }
+        })
+        .collect()
+}
+
+/// `POST /cases/{no}/actions`: the case page's action forms.
+pub async fn case_action_submit(
+    State(state): State<SharedState>,
+    WebUser(user): WebUser,
+    Path(case_no): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let pairs = match csrf_checked_form(&user, body) {
+        Ok(p) => p,
+        Err(e) => return page_error(e),
+    };
+    let all = |name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let action = field(&pairs, "action").to_string();
+    let input = tongban_shared::workflow::ActionInput {
+        action: action.clone(),
+        note: field(&pairs, "note").to_string(),
+        reason: field(&pairs, "reason").to_string(),
+        missing: if action == "request_correction" {
+            all("materials")
+        } else {
+            Vec::new()
+        },
+        materials: if action == "submit_correction" {
+            all("materials")
+        } else {
+            Vec::new()
+        },
+        dept: field(&pairs, "dept").to_string(),
+        result_name: field(&pairs, "result_name").to_string(),
+        result_no: field(&pairs, "result_no").to_string(),
+        score: field(&pairs, "score").parse().ok(),
+        comment: field(&pairs, "comment").to_string(),
+    };
+    let target = match app::take_action(&state, &user, &case_no, input).await {
+        Ok(_) => format!("/cases/{case_no}?done={}", url_encode(&action)),
+        Err(e @ AppError::Internal(_)) => return page_error(e),
+        Err(e) => format!("/cases/{case_no}?error={}", url_encode(&e.message())),
+    };
+    Redirect::to(&target).into_response()
 }
 
 fn next_step(state: Option<CaseState>) -> &'static str {
@@ -806,9 +909,28 @@ pub async fn case_page(
             note: h.note.clone(),
         })
         .collect();
+    let missing = c
+        .materials
+        .iter()
+        .filter(|m| c.workflow.missing.contains(&m.id))
+        .map(|m| m.name.clone())
+        .collect();
+    let evaluation = match c.workflow.evaluation {
+        1..=5 => tongban_shared::workflow::EVALUATION_LEVELS[c.workflow.evaluation as usize - 1]
+            .to_string(),
+        _ => String::new(),
+    };
     render(&CasePage {
         page: PageCtx::new(&state, &user),
         created: params.created.is_some(),
+        done: params
+            .done
+            .as_deref()
+            .map(|a| tongban_shared::workflow::action_label(a).to_string()),
+        error: params.error.clone(),
+        actions: action_forms(&c, &user.role),
+        missing,
+        evaluation,
         state_label: c.state().map(|s| s.label()).unwrap_or("未知状态"),
         next_step: next_step(c.state()),
         deadline: c

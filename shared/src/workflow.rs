@@ -219,6 +219,60 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
     Ok(to)
 }
 
+/// Every action.
+pub const ACTIONS: [&str; 14] = [
+    "receive",
+    "accept",
+    "reject",
+    "request_correction",
+    "submit_correction",
+    "forward",
+    "suspend",
+    "resume",
+    "approve",
+    "deny",
+    "issue_result",
+    "deliver",
+    "evaluate",
+    "escalate",
+];
+
+/// The actions `role` may take on `case` now (what a page offers).
+pub fn available(case: &CaseDoc, role: &Role) -> Vec<&'static str> {
+    ACTIONS
+        .into_iter()
+        .filter(|a| {
+            let input = ActionInput {
+                action: a.to_string(),
+                ..Default::default()
+            };
+            check(case, &input, role).is_ok()
+        })
+        .collect()
+}
+
+/// What a person reads for an action.
+pub fn action_label(action: &str) -> &'static str {
+    match action {
+        "intake" => "收件",
+        "receive" => "接收",
+        "accept" => "受理",
+        "reject" => "不予受理",
+        "request_correction" => "要求补正",
+        "submit_correction" => "提交补正材料",
+        "forward" => "转交部门",
+        "suspend" => "暂停计时（特别程序）",
+        "resume" => "恢复计时",
+        "approve" => "准予",
+        "deny" => "不予许可",
+        "issue_result" => "出具结果",
+        "deliver" => "送达",
+        "evaluate" => "评价",
+        "escalate" => "办不成事反映",
+        _ => "其他",
+    }
+}
+
 /// Applies `input` to the case in `doc` and commits the change with `now`. Every accepted action appends
 /// one history entry (who, where, when, note, resulting state); nothing else in the history changes.
 pub fn apply(

@@ -19,11 +19,15 @@ struct Session {
 
 impl Session {
     fn login(node: &NodeProcess) -> Session {
+        Session::login_as(node, TEST_USER, TEST_PASSWORD)
+    }
+
+    fn login_as(node: &NodeProcess, user: &str, password: &str) -> Session {
         let agent = client();
         let resp = agent
             .post(node.url("/login"))
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .send(format!("user={TEST_USER}&password={TEST_PASSWORD}&next=%2F").as_bytes())
+            .send(format!("user={user}&password={password}&next=%2F").as_bytes())
             .unwrap();
         assert_eq!(resp.status(), 303);
         let cookie = resp
@@ -188,4 +192,97 @@ fn form_errors_name_every_field_and_keep_the_input() {
     assert!(html.contains("value=\"钱长青\""), "typed name was lost");
     let (_, list) = get_json(&client(), &node.url("/api/cases")).unwrap();
     assert_eq!(list["total"], 0);
+}
+
+/// The county works a case through the case page's forms: each form appears only when the account may
+/// take that action, and a refused input comes back as a message on the page.
+#[test]
+fn county_actions_through_the_case_page_forms() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    // The hub's admin files a walk-in case with Basic auth, like any script.
+    let mut resp = client()
+        .post(hub.url("/api/cases"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(
+            serde_json::to_vec(&valid_case_body("窗口来人"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: serde_json::Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    let no = created["case_no"].as_str().unwrap().to_string();
+    let s = Session::login_as(&hub.process, "admin", HUB_ADMIN_PASSWORD);
+    let page_url = hub.url(&format!("/cases/{no}"));
+    let (_, page) = s.get(&page_url);
+    assert!(
+        page.contains("id=\"action-receive\""),
+        "receive form offered"
+    );
+    assert!(
+        !page.contains("id=\"action-approve\""),
+        "approve is the department's"
+    );
+    let csrf = hidden(&page, "csrf");
+    let (status, location, _) = s.post_form(
+        &hub.url(&format!("/cases/{no}/actions")),
+        &[
+            ("csrf", csrf.as_str()),
+            ("action", "receive"),
+            ("note", "已接收"),
+        ],
+    );
+    assert_eq!(status, 303);
+    let (_, page) = s.get(&hub.url(&location));
+    assert!(page.contains("id=\"action-done\""), "{location}");
+    // Reject without a reason: refused, shown on the page, nothing changes.
+    let (_, location, _) = s.post_form(
+        &hub.url(&format!("/cases/{no}/actions")),
+        &[
+            ("csrf", csrf.as_str()),
+            ("action", "reject"),
+            ("reason", ""),
+        ],
+    );
+    let (_, page) = s.get(&hub.url(&location));
+    assert!(page.contains("id=\"action-error\""), "{location}");
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let first = catalog.items[0].materials[0].id.clone();
+    let (status, _, _) = s.post_form(
+        &hub.url(&format!("/cases/{no}/actions")),
+        &[
+            ("csrf", csrf.as_str()),
+            ("action", "request_correction"),
+            ("materials", first.as_str()),
+        ],
+    );
+    assert_eq!(status, 303);
+    let (_, page) = s.get(&page_url);
+    assert!(
+        page.contains("县级要求补正"),
+        "the missing material is listed"
+    );
+    let (_, case) = get_json_as(
+        &hub.url(&format!("/api/cases/{no}")),
+        "admin",
+        HUB_ADMIN_PASSWORD,
+    );
+    assert_eq!(case["state"], "CORRECTION");
+    assert_eq!(case["workflow"]["correction_rounds"], 1);
+}
+
+fn get_json_as(url: &str, user: &str, password: &str) -> (u16, serde_json::Value) {
+    let mut resp = client()
+        .get(url)
+        .header("Authorization", &basic_auth(user, password))
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap_or_default(),
+    )
 }

@@ -2,10 +2,12 @@
 //!
 //! - [`county`]: init (CA, hub certificate, store, admin), enrolment bundles, accounts.
 //! - [`gate`]: which peers may sync, and their statistics.
-//! - [`web`]: hub routes (nodes, revocation, county actions) merged into the shared case web app.
+//! - [`web`]: hub routes (nodes, revocation, queues, dashboard) merged into the shared case web app.
+//! - [`charts`]: server-drawn SVG charts.
 //! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
 //! - [`demo`]: a demo county on loopback.
 
+pub mod charts;
 pub mod county;
 pub mod demo;
 pub mod gate;

@@ -35,6 +35,8 @@ pub fn routes(state: HubState) -> Router {
         .route("/api/nodes/{code}/revoke", post(revoke))
         .route("/api/catalog/publish", post(publish_catalog))
         .route("/nodes", get(nodes_page))
+        .route("/queue", get(queue_page))
+        .route("/dashboard", get(dashboard_page))
         .layer(axum::extract::DefaultBodyLimit::max(app::MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -275,4 +277,297 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
 /// The whole HTTP app of the hub.
 pub fn app(state: HubState) -> Router {
     tongban_node::app::router(state.app.clone()).merge(routes(state))
+}
+
+struct QueueRow {
+    case_no: String,
+    item: String,
+    applicant: String,
+    dept: String,
+    clock: String,
+    /// "red", "yellow" or "".
+    colour: &'static str,
+}
+
+struct Queue {
+    id: &'static str,
+    title: &'static str,
+    clock_title: &'static str,
+    rows: Vec<QueueRow>,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    county: String,
+    user: String,
+    queues: Vec<Queue>,
+}
+
+/// `/queue`: what the logged-in account has to do — the window its 待接收 (with the 10/30-minute
+/// hand-over clocks), 待受理 and 待补正; a department its cases under review with deadline colours; results
+/// to hand out; the supervisor overdue cases, bad reviews and 办不成事 escalations.
+async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    use tongban_shared::case::{CaseState, CaseSummary};
+    use tongban_shared::stats::{handover_late_minutes, handover_limit_minutes, urgency, Urgency};
+    use tongban_shared::workflow::Role;
+    let role = Role::from_account(&user.role);
+    let st = state.app.clone();
+    let all = match blocking(move || {
+        let mut v: Vec<CaseSummary> = Vec::new();
+        st.store.for_each_summary(|s| {
+            let open = !matches!(
+                CaseState::parse(&s.state),
+                Some(CaseState::Evaluated | CaseState::Rejected)
+            );
+            if open || (s.evaluation > 0 && s.evaluation <= 2) {
+                v.push(s.clone());
+            }
+        })?;
+        Ok(v)
+    })
+    .await
+    {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let now = app::beijing_now();
+    let today = now.date_naive();
+    let cal = &state.app.calendar;
+    let row = |s: &CaseSummary, clock: String, colour: &'static str| QueueRow {
+        case_no: s.case_no.clone(),
+        item: s.item_name.clone(),
+        applicant: s.applicant_name.clone(),
+        dept: s.handling_dept.clone(),
+        clock,
+        colour,
+    };
+    let deadline_row = |s: &CaseSummary| {
+        let colour = match urgency(s, today, cal, tongban_node::api::YELLOW_DAYS) {
+            Some(Urgency::Red) => "red",
+            Some(Urgency::Yellow) => "yellow",
+            _ => "",
+        };
+        row(s, s.deadline.clone().unwrap_or_else(|| "—".into()), colour)
+    };
+    let in_state = |states: &[CaseState]| -> Vec<&CaseSummary> {
+        all.iter()
+            .filter(|s| CaseState::parse(&s.state).is_some_and(|st| states.contains(&st)))
+            .collect()
+    };
+    let is = |r: &Role| role.as_ref() == Some(r);
+    let admin = is(&Role::Admin);
+    let mut queues = Vec::new();
+    if admin || is(&Role::Window) {
+        let waiting = in_state(&[CaseState::Submitted])
+            .into_iter()
+            .map(|s| {
+                let late = handover_late_minutes(s, now.timestamp_millis());
+                let waited = (now.timestamp_millis() - s.created_ms) / 60_000;
+                row(
+                    s,
+                    format!(
+                        "已等{}分钟（时限{}分钟）",
+                        waited.max(0),
+                        handover_limit_minutes(s)
+                    ),
+                    if late > 0 { "red" } else { "" },
+                )
+            })
+            .collect();
+        queues.push(Queue {
+            id: "to-receive",
+            title: "待接收",
+            clock_title: "交接时间",
+            rows: waiting,
+        });
+        queues.push(Queue {
+            id: "to-accept",
+            title: "待受理",
+            clock_title: "办结期限",
+            rows: in_state(&[CaseState::Received])
+                .into_iter()
+                .map(deadline_row)
+                .collect(),
+        });
+        queues.push(Queue {
+            id: "in-correction",
+            title: "待补正",
+            clock_title: "办结期限",
+            rows: in_state(&[CaseState::Correction])
+                .into_iter()
+                .map(deadline_row)
+                .collect(),
+        });
+        queues.push(Queue {
+            id: "results",
+            title: "结果待出件",
+            clock_title: "办结期限",
+            rows: in_state(&[CaseState::ResultReady])
+                .into_iter()
+                .map(deadline_row)
+                .collect(),
+        });
+    }
+    if let Some(Role::Dept(d)) = &role {
+        queues.push(Queue {
+            id: "in-review",
+            title: "审批中",
+            clock_title: "办结期限",
+            rows: in_state(&[CaseState::Accepted, CaseState::Review, CaseState::Suspended])
+                .into_iter()
+                .filter(|s| &s.handling_dept == d)
+                .map(deadline_row)
+                .collect(),
+        });
+    }
+    if admin {
+        queues.push(Queue {
+            id: "in-review",
+            title: "审批中（全部部门）",
+            clock_title: "办结期限",
+            rows: in_state(&[CaseState::Accepted, CaseState::Review, CaseState::Suspended])
+                .into_iter()
+                .map(deadline_row)
+                .collect(),
+        });
+    }
+    if admin || is(&Role::Supervisor) {
+        queues.push(Queue {
+            id: "overdue",
+            title: "超期办件",
+            clock_title: "办结期限",
+            rows: all
+                .iter()
+                .filter(|s| urgency(s, today, cal, 0) == Some(Urgency::Red))
+                .map(deadline_row)
+                .collect(),
+        });
+        queues.push(Queue {
+            id: "bad-reviews",
+            title: "差评回访",
+            clock_title: "评价",
+            rows: all
+                .iter()
+                .filter(|s| s.evaluation > 0 && s.evaluation <= 2)
+                .map(|s| row(s, format!("{}分", s.evaluation), "red"))
+                .collect(),
+        });
+        queues.push(Queue {
+            id: "escalations",
+            title: "办不成事反映",
+            clock_title: "反映次数",
+            rows: all
+                .iter()
+                .filter(|s| s.escalations > 0)
+                .map(|s| row(s, format!("{}次", s.escalations), "yellow"))
+                .collect(),
+        });
+    }
+    let page = QueuePage {
+        county: state.app.identity.name.clone(),
+        user: user.display_name,
+        queues,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    county: String,
+    user: String,
+    total: u64,
+    overdue: u64,
+    yellow: u64,
+    on_time: String,
+    evaluation: String,
+    bad: u64,
+    escalations: u64,
+    /// (title, inline SVG)
+    charts: Vec<(String, String)>,
+}
+
+/// `/dashboard`: county statistics with server-drawn charts.
+async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    use crate::charts;
+    use tongban_shared::case::CaseState;
+    let stats = match tongban_node::api::compute_stats(&state.app).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let by_state: Vec<(String, Vec<u64>)> = stats
+        .by_state
+        .iter()
+        .map(|(s, n)| {
+            (
+                CaseState::parse(s)
+                    .map(|st| st.label().to_string())
+                    .unwrap_or_else(|| s.clone()),
+                vec![*n],
+            )
+        })
+        .collect();
+    let group_rows = |m: &std::collections::BTreeMap<String, tongban_shared::stats::Group>| {
+        m.iter()
+            .map(|(k, g)| (k.clone(), vec![g.overdue, g.yellow, g.total]))
+            .collect::<Vec<_>>()
+    };
+    let days: Vec<(String, u64)> = stats
+        .intake_per_day
+        .iter()
+        .map(|(d, n)| (d.clone(), *n))
+        .collect();
+    let pct = |r: Option<f64>| {
+        r.map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "—".into())
+    };
+    let charts = vec![
+        (
+            "各状态办件".to_string(),
+            charts::bars(&by_state, &["#0b57d0"], &["办件数"]),
+        ),
+        (
+            "各部门超期与黄灯".to_string(),
+            charts::bars(
+                &group_rows(&stats.per_department),
+                &["#b3261e", "#e0b000", "#9aa7b4"],
+                &["超期", "黄灯", "全部"],
+            ),
+        ),
+        (
+            "各乡镇超期与黄灯".to_string(),
+            charts::bars(
+                &group_rows(&stats.per_township),
+                &["#b3261e", "#e0b000", "#9aa7b4"],
+                &["超期", "黄灯", "全部"],
+            ),
+        ),
+        (
+            "近30天每日收件".to_string(),
+            charts::columns(&days, "#0b57d0"),
+        ),
+    ];
+    let page = DashboardPage {
+        county: state.app.identity.name.clone(),
+        user: user.display_name,
+        total: stats.total,
+        overdue: stats.overdue,
+        yellow: stats.yellow,
+        on_time: pct(stats.on_time_rate),
+        evaluation: stats
+            .avg_evaluation
+            .map(|e| format!("{e:.1}"))
+            .unwrap_or_else(|| "—".into()),
+        bad: stats.bad_reviews,
+        escalations: stats.escalations,
+        charts,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
 }

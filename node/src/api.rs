@@ -238,3 +238,35 @@ pub async fn case_action(
         serde_json::to_value(&case).map_err(AppError::internal)?,
     ))
 }
+
+/// Deadline colour threshold: yellow when at most this many working days are left (DOMAIN.md default).
+pub const YELLOW_DAYS: u32 = 1;
+
+/// Supervision numbers over every case this tier holds (the hub: the county).
+pub async fn compute_stats(state: &SharedState) -> Result<tongban_shared::stats::Stats, AppError> {
+    let st = state.clone();
+    app::blocking(move || {
+        let now = app::beijing_now();
+        let mut b = tongban_shared::stats::StatsBuilder::new(
+            now.date_naive(),
+            now.timestamp_millis(),
+            &st.calendar,
+            YELLOW_DAYS,
+        );
+        st.store.for_each_summary(|s| b.add(s))?;
+        Ok(b.finish())
+    })
+    .await
+}
+
+/// `GET /api/stats`: `by_state`, `overdue`, `yellow`, per department, per node and township, intake per
+/// day, on-time rate, average evaluation.
+pub async fn stats(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+) -> Result<Json<Value>, AppError> {
+    let stats = compute_stats(&state).await?;
+    Ok(Json(
+        serde_json::to_value(stats).map_err(AppError::internal)?,
+    ))
+}

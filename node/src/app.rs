@@ -429,6 +429,7 @@ pub fn router(state: SharedState) -> Router {
             "/api/cases/{case_no}/actions",
             post(crate::api::case_action),
         )
+        .route("/api/stats", get(crate::api::stats))
         .route("/api/sync", get(crate::api::sync_status))
         .route("/api/sync/now", post(crate::api::sync_now))
         .route("/", get(crate::ui::home))

@@ -265,6 +265,22 @@ impl CaseDoc {
                 .iter()
                 .filter(|m| m.required && !m.collected)
                 .count() as u32,
+            kind: self.item.kind.clone(),
+            handling_dept: if self.workflow.dept.is_empty() {
+                self.item.department.clone()
+            } else {
+                self.workflow.dept.clone()
+            },
+            decided_on: self
+                .history
+                .iter()
+                .rev()
+                .find(|h| h.action == "approve" || h.action == "deny")
+                .and_then(|h| h.at.get(..10))
+                .map(str::to_string),
+            evaluation: u8::try_from(self.workflow.evaluation).unwrap_or(0),
+            escalations: u32::try_from(self.workflow.escalations).unwrap_or(u32::MAX),
+            correction_rounds: u32::try_from(self.workflow.correction_rounds).unwrap_or(u32::MAX),
         }
     }
 }
@@ -287,6 +303,16 @@ pub struct CaseSummary {
     pub deadline: Option<String>,
     pub delivery: String,
     pub materials_missing: u32,
+    /// Item kind (即办/承诺/上报/联办): the hand-over limit depends on it.
+    pub kind: String,
+    /// Department handling the case now.
+    pub handling_dept: String,
+    /// Day of the decision (approve/deny), for on-time statistics.
+    pub decided_on: Option<String>,
+    /// 1-5, 0 when not evaluated.
+    pub evaluation: u8,
+    pub escalations: u32,
+    pub correction_rounds: u32,
 }
 
 impl CaseSummary {

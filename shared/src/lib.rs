@@ -6,6 +6,7 @@
 //! - [`case`]: the case document (automerge), its states, case numbers and intake validation.
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
 //! - [`workflow`]: actions, roles, transitions, deadlines, and the check of node changes.
+//! - [`stats`]: deadline colours, hand-over delays and the supervision counts.
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
 //! in the node, the hub and a deterministic simulator.
@@ -13,6 +14,7 @@
 pub mod calendar;
 pub mod case;
 pub mod catalog;
+pub mod stats;
 pub mod sync;
 pub mod validate;
 pub mod workflow;

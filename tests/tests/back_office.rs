@@ -190,6 +190,69 @@ fn a_case_travels_from_intake_to_evaluation_and_both_tiers_agree() {
     }
     assert_eq!(at_hub["history"][1]["node"], "420222");
     assert_eq!(at_hub["history"][3]["node"], V1);
+
+    // The county's statistics count it: evaluated, decided on time, five stars, in its township.
+    let mut resp = client()
+        .get(format!("{hb}/api/stats"))
+        .header("Authorization", &basic_auth(window.0, window.1))
+        .call()
+        .unwrap();
+    let stats: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(stats["by_state"]["EVALUATED"], 1, "{stats}");
+    assert_eq!(stats["on_time_rate"], 1.0);
+    assert_eq!(stats["avg_evaluation"], 5.0);
+    assert_eq!(stats["per_township"]["420222100"]["total"], 1);
+    assert_eq!(
+        stats["per_department"][item.department.as_str()]["decided"],
+        1
+    );
+}
+
+/// The window's queue shows a case waiting to be received with its hand-over clock; the dashboard
+/// draws its charts.
+#[test]
+fn queues_and_dashboard_show_the_county() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    HubProcess::init(hub_dir.path()).unwrap();
+    HubProcess::add_user(hub_dir.path(), "window1", "window", None).unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let v = tempfile::tempdir().unwrap();
+    let bundle = v.path().join("b.json");
+    hub.enroll_village(V1, &bundle).unwrap();
+    init_node_from_bundle(&v.path().join("node"), &bundle).unwrap();
+    let node =
+        NodeProcess::serve_with(&v.path().join("node"), &["--sync-interval", "3600"]).unwrap();
+    let (_, created) = post_json(
+        &client(),
+        &node.url("/api/cases"),
+        &valid_case_body("排队甲"),
+        None,
+    )
+    .unwrap();
+    let no = created["case_no"].as_str().unwrap().to_string();
+    sync(&node);
+    let page = |path: &str| {
+        let mut resp = client()
+            .get(hub.url(path))
+            .header("Authorization", &basic_auth("window1", TEST_PASSWORD))
+            .call()
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    };
+    let (status, queue) = page("/queue");
+    assert_eq!(status, 200);
+    let waiting = queue.split("id=\"to-accept\"").next().unwrap();
+    assert!(waiting.contains(&no) && waiting.contains("已等"), "{queue}");
+    let (status, dash) = page("/dashboard");
+    assert_eq!(status, 200);
+    assert!(
+        dash.matches("<svg").count() >= 4,
+        "charts drawn on the server"
+    );
+    assert!(dash.contains("近30天每日收件"));
 }
 
 /// A node with a real certificate that writes what only the county may write: the whole case is

@@ -32,12 +32,27 @@ use tongban_shared::sync::summary::{self, Digest, Fp, Prefix};
 use tongban_shared::Tier;
 
 /// Version of the on-disk layout described in the module header.
-pub const STORE_VERSION: u32 = 1;
+pub const STORE_VERSION: u32 = 2;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
-/// Empty while version 1 is the only format ever written.
 type Migration = fn(&sled::Db) -> Result<(), StoreError>;
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[reindex_summaries];
+
+/// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
+/// escalations, correction rounds); every summary is rebuilt from its document. Index keys do not change.
+fn reindex_summaries(db: &sled::Db) -> Result<(), StoreError> {
+    let cases = db.open_tree("cases")?;
+    let index = db.open_tree("case_index")?;
+    for entry in cases.iter() {
+        let (key, bytes) = entry?;
+        let no = String::from_utf8_lossy(&key).into_owned();
+        let doc = automerge::AutoCommit::load(&bytes).map_err(|e| corrupt(&no, e))?;
+        let case = tongban_shared::case::read_case(&doc).map_err(|e| corrupt(&no, e))?;
+        let summary = postcard::to_stdvec(&case.summary()).map_err(|e| corrupt(&no, e))?;
+        index.insert(key, summary)?;
+    }
+    Ok(())
+}
 
 /// sled's page cache; the default (1 GiB) is far more than an old village PC should give a background
 /// service, and lists read the small index tree, so a modest cache keeps them fast.
@@ -712,6 +727,17 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
+    /// Calls `f` with every case summary (dashboards and reports; documents are never loaded).
+    pub fn for_each_summary(&self, mut f: impl FnMut(&CaseSummary)) -> Result<(), StoreError> {
+        for entry in self.index.iter() {
+            let (k, v) = entry?;
+            let s: CaseSummary = postcard::from_bytes(&v)
+                .map_err(|e| corrupt(String::from_utf8_lossy(&k).into_owned(), e))?;
+            f(&s);
+        }
+        Ok(())
+    }
+
     /// Number of cases, all or in one state, from the counters (no scan).
     pub fn count(&self, state: Option<CaseState>) -> Result<u64, StoreError> {
         let key = match state {
@@ -1011,6 +1037,12 @@ mod tests {
             deadline: None,
             delivery: String::new(),
             materials_missing: 0,
+            kind: "承诺".into(),
+            handling_dept: "人社".into(),
+            decided_on: None,
+            evaluation: 0,
+            escalations: 0,
+            correction_rounds: 0,
         }
     }
 
@@ -1058,6 +1090,61 @@ mod tests {
         assert!(matches!(again, Err(StoreError::AlreadyInitialised(_))));
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.identity().unwrap(), identity());
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_by_rebuilding_summaries_from_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = new_store(dir.path());
+        let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+        let item = &catalog.items[0];
+        let req = tongban_shared::case::IntakeRequest {
+            item_code: item.code.clone(),
+            applicant: tongban_shared::case::ApplicantInput {
+                name: "旧版".into(),
+                id_number: "11010519491231002X".into(),
+                phone: "13800271234".into(),
+                ..Default::default()
+            },
+            materials: item.materials.iter().map(|m| m.id.clone()).collect(),
+            ..Default::default()
+        };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
+        let intake =
+            tongban_shared::case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
+        let no = "420222103201-20261127-0001";
+        let (mut doc, case) = tongban_shared::case::new_case_document(
+            &intake,
+            tongban_shared::case::IntakeContext {
+                case_no: no,
+                agent: tongban_shared::case::Agent {
+                    user: "a".into(),
+                    name: "a".into(),
+                    node_code: "420222103201".into(),
+                    node_name: "v".into(),
+                },
+                now,
+                query_password: "1",
+                actor: automerge::ActorId::from([1u8; 16].as_slice()),
+            },
+        )
+        .unwrap();
+        store
+            .merge_case(no, |_| Ok::<_, ()>((doc.save(), case.summary())))
+            .unwrap()
+            .unwrap();
+        // Make it look like version 1: an index value the new summary type cannot read.
+        store
+            .index
+            .insert(no.as_bytes(), b"old".as_slice())
+            .unwrap();
+        store.meta.insert(K_VERSION, &1u32.to_be_bytes()).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.summary(no).unwrap().unwrap().kind, item.kind.label());
+        let raw = store.meta.get(K_VERSION).unwrap().unwrap();
+        assert_eq!(raw.as_ref(), &STORE_VERSION.to_be_bytes());
     }
 
     #[test]

@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tongban_hub::county::{self, EnrollRequest};
@@ -221,10 +220,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calendar {
             command: CalendarCommand::Due { from, days, data },
         } => {
-            if data.is_some() {
-                bail!("--data: per-county calendars are not stored yet; omit it to use the built-in 2026 table");
-            }
-            let calendar = Calendar::builtin()?;
+            let calendar = match data {
+                Some(data) => county::open(&data)?.calendar()?,
+                None => Calendar::builtin()?,
+            };
             let due = calendar.due_date(from, days);
             for year in [from.format("%Y"), due.format("%Y")] {
                 let year: i32 = year.to_string().parse()?;

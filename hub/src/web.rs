@@ -34,6 +34,7 @@ pub fn routes(state: HubState) -> Router {
         .route("/api/nodes", get(nodes_json).post(enroll_node))
         .route("/api/nodes/{code}/revoke", post(revoke))
         .route("/api/catalog/publish", post(publish_catalog))
+        .route("/api/calendar", post(add_calendar_year))
         .route("/nodes", get(nodes_page))
         .route("/queue", get(queue_page))
         .route("/dashboard", get(dashboard_page))
@@ -90,6 +91,31 @@ async fn nodes_json(
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
+}
+
+/// `POST /api/calendar` (admin): one year's table (`{"year", "holidays":[{"name","from","to"}],
+/// "makeup_workdays":[…]}`), added or replacing that year. It reaches every node with its next sync.
+async fn add_calendar_year(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    require_role(&user, &["admin"])?;
+    let body = body.map_err(tongban_node::api::body_error)?;
+    let json = String::from_utf8(body.to_vec())
+        .map_err(|_| AppError::Malformed("日历必须是UTF-8编码的JSON。".into()))?;
+    let st = state.app.clone();
+    let version = blocking(move || {
+        st.store.add_calendar_year(&json).map_err(|e| {
+            AppError::Invalid(vec![FieldError::new(
+                "calendar",
+                format!("日历未保存：{e}"),
+            )])
+        })
+    })
+    .await?;
+    tracing::info!(version, by = %user.name, "calendar year published");
+    Ok(Json(json!({ "version": version })))
 }
 
 #[derive(serde::Deserialize)]
@@ -333,7 +359,8 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     };
     let now = app::beijing_now();
     let today = now.date_naive();
-    let cal = &state.app.calendar;
+    let calendar = state.app.calendar();
+    let cal = &*calendar;
     let row = |s: &CaseSummary, clock: String, colour: &'static str| QueueRow {
         case_no: s.case_no.clone(),
         item: s.item_name.clone(),

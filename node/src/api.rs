@@ -247,10 +247,11 @@ pub async fn compute_stats(state: &SharedState) -> Result<tongban_shared::stats:
     let st = state.clone();
     app::blocking(move || {
         let now = app::beijing_now();
+        let calendar = st.calendar();
         let mut b = tongban_shared::stats::StatsBuilder::new(
             now.date_naive(),
             now.timestamp_millis(),
-            &st.calendar,
+            &calendar,
             YELLOW_DAYS,
         );
         st.store.for_each_summary(|s| b.add(s))?;
@@ -269,4 +270,16 @@ pub async fn stats(
     Ok(Json(
         serde_json::to_value(stats).map_err(AppError::internal)?,
     ))
+}
+
+/// `GET /api/calendar`: which years' official tables this tier has, and their version.
+pub async fn calendar(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+) -> Result<Json<Value>, AppError> {
+    let cal = state.calendar();
+    let years: Vec<i32> = (2020..=2100).filter(|y| cal.covers(*y)).collect();
+    let st = state.clone();
+    let version = app::blocking(move || Ok(st.store.calendar_version()?)).await?;
+    Ok(Json(json!({ "version": version, "years": years })))
 }

@@ -32,7 +32,8 @@ pub struct AppState {
     pub identity: NodeIdentity,
     /// The catalogue in use; replaced when sync brings a newer version (see [`AppState::catalog`]).
     catalog: std::sync::RwLock<Arc<Catalog>>,
-    pub calendar: Calendar,
+    /// The working-day calendar; replaced when the county publishes a year (see [`AppState::calendar`]).
+    calendar: std::sync::RwLock<(u32, Arc<Calendar>)>,
     /// This node's automerge actor id; every change it makes to a case carries it.
     pub actor: ActorId,
     pub sessions: Sessions,
@@ -51,10 +52,10 @@ impl AppState {
         Ok(AppState {
             identity: store.identity()?,
             catalog: std::sync::RwLock::new(Arc::new(store.catalog()?)),
-            calendar: Calendar::builtin().map_err(|e| StoreError::Corrupt {
-                key: "calendar".into(),
-                reason: e.to_string(),
-            })?,
+            calendar: std::sync::RwLock::new((
+                store.calendar_version()?,
+                Arc::new(store.calendar()?),
+            )),
             actor: ActorId::from(store.actor()?),
             sessions: Sessions::default(),
             started: Instant::now(),
@@ -65,6 +66,30 @@ impl AppState {
 }
 
 impl AppState {
+    /// The current calendar: reloaded from the store when a newer version arrived (sync, or the
+    /// county's admin).
+    pub fn calendar(&self) -> Arc<Calendar> {
+        let (version, cached) = self
+            .calendar
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match self.store.calendar_version() {
+            Ok(v) if v > version => match self.store.calendar() {
+                Ok(newer) => {
+                    let newer = Arc::new(newer);
+                    *self.calendar.write().unwrap_or_else(|p| p.into_inner()) = (v, newer.clone());
+                    newer
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the newer calendar");
+                    cached
+                }
+            },
+            _ => cached,
+        }
+    }
+
     /// The current catalogue: the cached one unless the store holds a newer version (a sync session
     /// brought one), in which case that is loaded once and cached.
     pub fn catalog(&self) -> Arc<Catalog> {
@@ -430,6 +455,7 @@ pub fn router(state: SharedState) -> Router {
             post(crate::api::case_action),
         )
         .route("/api/stats", get(crate::api::stats))
+        .route("/api/calendar", get(crate::api::calendar))
         .route("/api/sync", get(crate::api::sync_status))
         .route("/api/sync/now", post(crate::api::sync_now))
         .route("/", get(crate::ui::home))
@@ -485,7 +511,7 @@ pub async fn take_action(
                 },
                 &role,
                 now,
-                &st.calendar,
+                &st.calendar(),
             )
             .map_err(|e| match e {
                 ActionError::Forbidden(_) => {

@@ -994,7 +994,7 @@ fn promise_text(state: &SharedState, c: &CaseDoc) -> String {
     let estimate = if c.item.day_unit == "calendar" {
         from.checked_add_days(Days::new(days)).unwrap_or(from)
     } else {
-        state.calendar.due_date(from, days as u32)
+        state.calendar().due_date(from, days as u32)
     };
     format!(
         "{}，自县级受理次日起计算（若当日受理，预计{}前办结）",

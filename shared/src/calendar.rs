@@ -29,6 +29,8 @@ pub struct YearTable {
 
 #[derive(Debug, Clone, Default)]
 pub struct Calendar {
+    /// The tables as loaded, by year (what is stored and sent to nodes).
+    tables: std::collections::BTreeMap<i32, String>,
     years: BTreeSet<i32>,
     off: BTreeSet<NaiveDate>,
     makeup: BTreeSet<NaiveDate>,
@@ -81,7 +83,27 @@ impl Calendar {
         self.off.extend(off);
         self.makeup.extend(table.makeup_workdays.iter().copied());
         self.years.insert(table.year);
+        self.tables.insert(table.year, json.to_string());
         Ok(())
+    }
+
+    /// The loaded tables as a JSON array of year tables (what the hub stores and sends to nodes).
+    pub fn to_json(&self) -> String {
+        format!(
+            "[{}]",
+            self.tables.values().cloned().collect::<Vec<_>>().join(",")
+        )
+    }
+
+    /// A calendar from [`Calendar::to_json`] output: the built-in 2026 table plus every table given
+    /// (a given year replaces the built-in one).
+    pub fn from_tables_json(json: &str) -> Result<Calendar, CalendarError> {
+        let mut c = Calendar::builtin()?;
+        let tables: Vec<serde_json::Value> = serde_json::from_str(json)?;
+        for t in tables {
+            c.add_year_json(&t.to_string())?;
+        }
+        Ok(c)
     }
 
     /// Whether a year's official table is loaded (outside it only weekends count as days off).
@@ -161,6 +183,25 @@ mod tests {
             c.working_days_between(date("2026-09-29"), date("2026-10-12")),
             5
         );
+    }
+
+    #[test]
+    fn year_boundaries_use_each_years_table() {
+        let mut c = Calendar::builtin().unwrap();
+        // Thu 2026-12-31 + 1 working day: without a 2027 table only the weekend is skipped → Fri Jan 1.
+        assert_eq!(c.due_date(date("2026-12-31"), 1), date("2027-01-01"));
+        assert!(!c.covers(2027));
+        let y2027 = r#"{"year":2027,"holidays":[{"name":"元旦","from":"2027-01-01","to":"2027-01-03"}],"makeup_workdays":[]}"#;
+        c.add_year_json(y2027).unwrap();
+        assert_eq!(c.due_date(date("2026-12-31"), 1), date("2027-01-04"));
+        assert_eq!(
+            c.working_days_between(date("2026-12-30"), date("2027-01-04")),
+            2
+        );
+        // The tables survive a round trip through what the hub stores and sends.
+        let back = Calendar::from_tables_json(&c.to_json()).unwrap();
+        assert!(back.covers(2026) && back.covers(2027));
+        assert_eq!(back.due_date(date("2026-12-31"), 1), date("2027-01-04"));
     }
 
     #[test]

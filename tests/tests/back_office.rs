@@ -246,6 +246,29 @@ fn queues_and_dashboard_show_the_county() {
     assert_eq!(status, 200);
     let waiting = queue.split("id=\"to-accept\"").next().unwrap();
     assert!(waiting.contains(&no) && waiting.contains("已等"), "{queue}");
+    // The county publishes its 2027 holiday table; the village takes it with its next sync.
+    let y2027 = r#"{"year":2027,"holidays":[{"name":"元旦","from":"2027-01-01","to":"2027-01-03"}],"makeup_workdays":[]}"#;
+    let resp = client()
+        .post(hub.url("/api/calendar"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .send(y2027.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let bad = client()
+        .post(hub.url("/api/calendar"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .send(&br#"{"year":2027,"holidays":[{"name":"x","from":"2027-01-03","to":"2027-01-01"}],"makeup_workdays":[]}"#[..])
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        422,
+        "a table with a backwards range is refused"
+    );
+    sync(&node);
+    let (_, cal) = get_json(&client(), &node.url("/api/calendar")).unwrap();
+    assert_eq!(cal["version"], 1, "{cal}");
+    assert_eq!(cal["years"], json!([2026, 2027]));
+
     let (status, dash) = page("/dashboard");
     assert_eq!(status, 200);
     assert!(

@@ -111,6 +111,18 @@ impl Replica for SledReplica<'_> {
         ))
     }
 
+    fn calendar_version(&self) -> Result<u32, ReplicaError> {
+        Ok(self.store.calendar_version()?)
+    }
+
+    fn calendar_json(&self) -> Result<String, ReplicaError> {
+        Ok(self.store.calendar()?.to_json())
+    }
+
+    fn set_calendar(&mut self, version: u32, json: &str) -> Result<(), ReplicaError> {
+        Ok(self.store.set_calendar(version, json)?)
+    }
+
     fn catalog_version(&self) -> Result<u32, ReplicaError> {
         Ok(self.store.catalog_version()?)
     }

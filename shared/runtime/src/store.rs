@@ -1,7 +1,8 @@
 //! The node's durable store: every sled call of the node lives here, behind [`Store`].
 //!
 //! Layout (store format [`STORE_VERSION`]):
-//! - `meta`: format version, node identity, automerge actor id, catalogue JSON and its version, per-day case-number
+//! - `meta`: format version, node identity, automerge actor id, catalogue JSON and its version, calendar
+//!   tables and their version, per-day case-number
 //!   counters (`seq/<yyyymmdd>`), case counters (`count/ALL`, `count/<STATE>`).
 //! - `cases`: case number → `Automerge::save` bytes of the case document.
 //! - `case_index`: case number → postcard [`CaseSummary`] (lists never load documents).
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
 };
+use tongban_shared::calendar::Calendar;
 use tongban_shared::case::{CaseState, CaseSummary};
 use tongban_shared::catalog::Catalog;
 use tongban_shared::sync::scope;
@@ -188,6 +190,8 @@ const K_IDENTITY: &[u8] = b"identity";
 const K_ACTOR: &[u8] = b"actor";
 const K_CATALOG: &[u8] = b"catalog";
 const K_CATALOG_VERSION: &[u8] = b"catalog_version";
+const K_CALENDAR: &[u8] = b"calendar";
+const K_CALENDAR_VERSION: &[u8] = b"calendar_version";
 const K_COUNT_ALL: &[u8] = b"count/ALL";
 
 fn db_path(dir: &Path) -> std::path::PathBuf {
@@ -462,6 +466,54 @@ impl Store {
         self.meta.apply_batch(batch)?;
         self.sync()?;
         Ok(catalog.version)
+    }
+
+    /// The working-day calendar: the built-in table plus every year stored here.
+    pub fn calendar(&self) -> Result<Calendar, StoreError> {
+        let cal = match self.meta.get(K_CALENDAR)? {
+            Some(raw) => {
+                let json = std::str::from_utf8(&raw).map_err(|e| corrupt("calendar", e))?;
+                Calendar::from_tables_json(json)
+            }
+            None => Calendar::builtin(),
+        };
+        cal.map_err(|e| corrupt("calendar", e))
+    }
+
+    /// 0 while only the built-in table is used.
+    pub fn calendar_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .meta
+            .get(K_CALENDAR_VERSION)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Stores calendar tables received from upstream (checked; only a newer version replaces).
+    pub fn set_calendar(&self, version: u32, tables_json: &str) -> Result<(), StoreError> {
+        Calendar::from_tables_json(tables_json).map_err(|e| corrupt("calendar", e))?;
+        if version <= self.calendar_version()? {
+            return Err(corrupt(
+                "calendar",
+                format!("version {version} is not newer"),
+            ));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(K_CALENDAR, tables_json.as_bytes());
+        batch.insert(K_CALENDAR_VERSION, &version.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.sync()
+    }
+
+    /// The county adds or replaces one year's table; returns the new calendar version.
+    pub fn add_calendar_year(&self, year_json: &str) -> Result<u32, StoreError> {
+        let mut cal = self.calendar()?;
+        cal.add_year_json(year_json)
+            .map_err(|e| corrupt("calendar", e))?;
+        let version = self.calendar_version()? + 1;
+        self.set_calendar(version, &cal.to_json())?;
+        Ok(version)
     }
 
     pub fn add_user(&self, user: &UserRecord) -> Result<(), StoreError> {

@@ -83,6 +83,7 @@ pub enum Msg {
     Hello {
         scopes: Vec<ScopeRoot>,
         catalog_version: u32,
+        calendar_version: u32,
         pending: u32,
     },
     /// Response: the nodes that differ, scopes refused, and the catalogue JSON when the client's is
@@ -91,6 +92,8 @@ pub enum Msg {
         differ: Vec<NodeAnswer>,
         refused: Vec<Refusal>,
         catalog: Option<String>,
+        /// (version, tables JSON) when the client's working-day calendar is older.
+        calendar: Option<(u32, String)>,
     },
     /// Request: compare these nodes.
     Compare {
@@ -206,6 +209,7 @@ mod tests {
                 },
             }],
             catalog_version: 1,
+            calendar_version: 0,
             pending: 0,
         }
     }

@@ -62,6 +62,18 @@ pub trait Replica {
     ) -> Result<Result<(), String>, Self::Error> {
         Ok(Ok(()))
     }
+    /// Version of the working-day calendar tables this replica holds (0: only the built-in table).
+    fn calendar_version(&self) -> Result<u32, Self::Error> {
+        Ok(0)
+    }
+    /// The calendar tables as JSON (see `Calendar::to_json`).
+    fn calendar_json(&self) -> Result<String, Self::Error> {
+        Ok("[]".into())
+    }
+    /// Client side: takes the upstream's newer calendar tables, durably.
+    fn set_calendar(&mut self, _version: u32, _json: &str) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// Version of the service catalogue this replica holds.
     fn catalog_version(&self) -> Result<u32, Self::Error>;
     /// The catalogue as JSON (the server sends it to clients with an older version).
@@ -231,6 +243,7 @@ impl ClientSession {
                 .map(|(scope, fp)| ScopeRoot { scope, fp })
                 .collect(),
             catalog_version: r.catalog_version().map_err(storage)?,
+            calendar_version: r.calendar_version().map_err(storage)?,
             pending: self.pending,
         })
     }
@@ -246,8 +259,12 @@ impl ClientSession {
                     differ,
                     refused,
                     catalog,
+                    calendar,
                 },
             ) => {
+                if let Some((version, json)) = calendar {
+                    r.set_calendar(version, &json).map_err(storage)?;
+                }
                 self.stats.refused.extend(refused);
                 if let Some(json) = catalog {
                     r.set_catalog(&json).map_err(storage)?;
@@ -530,10 +547,11 @@ impl ServerSession {
             Msg::Hello {
                 scopes,
                 catalog_version,
+                calendar_version,
                 pending,
             } => {
                 self.stats.peer_pending = pending;
-                self.hello(r, scopes, catalog_version)
+                self.hello(r, scopes, catalog_version, calendar_version)
             }
             Msg::Compare { nodes } => {
                 if nodes.len() > COMPARE_NODES {
@@ -575,6 +593,7 @@ impl ServerSession {
         r: &R,
         scopes: Vec<ScopeRoot>,
         their_catalog: u32,
+        their_calendar: u32,
     ) -> Result<Msg, SessionError> {
         let mut refused = Vec::new();
         let mut theirs: BTreeMap<String, Fp> = BTreeMap::new();
@@ -605,10 +624,17 @@ impl ServerSession {
         } else {
             None
         };
+        let ours = r.calendar_version().map_err(storage)?;
+        let calendar = if ours > their_calendar {
+            Some((ours, r.calendar_json().map_err(storage)?))
+        } else {
+            None
+        };
         Ok(Msg::HelloReply {
             differ,
             refused,
             catalog,
+            calendar,
         })
     }
 

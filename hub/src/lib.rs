@@ -4,6 +4,7 @@
 //! - [`gate`]: which peers may sync, and their statistics.
 //! - [`web`]: hub routes (nodes, revocation, queues, dashboard) merged into the shared case web app.
 //! - [`charts`]: server-drawn SVG charts.
+//! - [`report`]: the monthly assessment workbook (.xlsx).
 //! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
 //! - [`demo`]: a demo county on loopback.
 
@@ -11,5 +12,6 @@ pub mod charts;
 pub mod county;
 pub mod demo;
 pub mod gate;
+pub mod report;
 pub mod server;
 pub mod web;

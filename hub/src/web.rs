@@ -35,6 +35,7 @@ pub fn routes(state: HubState) -> Router {
         .route("/api/nodes/{code}/revoke", post(revoke))
         .route("/api/catalog/publish", post(publish_catalog))
         .route("/api/calendar", post(add_calendar_year))
+        .route("/api/reports/monthly", get(monthly_report))
         .route("/nodes", get(nodes_page))
         .route("/queue", get(queue_page))
         .route("/dashboard", get(dashboard_page))
@@ -91,6 +92,48 @@ async fn nodes_json(
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
+}
+
+#[derive(serde::Deserialize)]
+struct MonthParam {
+    month: Option<String>,
+}
+
+/// `GET /api/reports/monthly?month=YYYY-MM` (admin, supervisor): the assessment workbook.
+async fn monthly_report(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    axum::extract::Query(q): axum::extract::Query<MonthParam>,
+) -> Result<Response, AppError> {
+    require_role(&user, &["admin", "supervisor"])?;
+    let month = q.month.unwrap_or_default();
+    let st = state.app.clone();
+    let m = month.clone();
+    let bytes = blocking(move || {
+        let monthly = crate::report::collect(&st.store, &m).map_err(|e| match e {
+            crate::report::ReportError::Month(_) => AppError::Invalid(vec![FieldError::new(
+                "month",
+                "月份格式应为YYYY-MM，例如2026-11。",
+            )]),
+            other => AppError::internal(other),
+        })?;
+        crate::report::workbook(&monthly).map_err(AppError::internal)
+    })
+    .await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"tongban-{month}.xlsx\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `POST /api/calendar` (admin): one year's table (`{"year", "holidays":[{"name","from","to"}],

@@ -5,6 +5,7 @@
 //! - [`web`]: hub routes (nodes, revocation, queues, dashboard) merged into the shared case web app.
 //! - [`charts`]: server-drawn SVG charts.
 //! - [`report`]: the monthly assessment workbook (.xlsx).
+//! - [`notify`]: the outbox sender (log by default).
 //! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
 //! - [`demo`]: a demo county on loopback.
 
@@ -12,6 +13,7 @@ pub mod charts;
 pub mod county;
 pub mod demo;
 pub mod gate;
+pub mod notify;
 pub mod report;
 pub mod server;
 pub mod web;

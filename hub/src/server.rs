@@ -66,6 +66,11 @@ pub async fn serve(
     ));
 
     let app_state = Arc::new(AppState::new(store, None)?);
+    let sender_task = tokio::spawn(crate::notify::run(
+        app_state.store.clone(),
+        Arc::new(crate::notify::LogSender),
+        app_state.outbox_wake.clone(),
+    ));
     let router = web::app(HubState {
         app: app_state.clone(),
         connections,
@@ -88,6 +93,7 @@ pub async fn serve(
         .map_err(ServeError::Serve)?;
     endpoint.close(0u32.into(), b"hub shutting down");
     sync_task.abort();
+    sender_task.abort();
     app_state.store.flush()?;
     tracing::info!("hub stopped");
     Ok(())

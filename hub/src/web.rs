@@ -36,6 +36,7 @@ pub fn routes(state: HubState) -> Router {
         .route("/api/catalog/publish", post(publish_catalog))
         .route("/api/calendar", post(add_calendar_year))
         .route("/api/reports/monthly", get(monthly_report))
+        .route("/api/outbox", get(outbox))
         .route("/nodes", get(nodes_page))
         .route("/queue", get(queue_page))
         .route("/dashboard", get(dashboard_page))
@@ -92,6 +93,27 @@ async fn nodes_json(
         })
         .collect();
     Ok(Json(json!({ "nodes": nodes })))
+}
+
+#[derive(serde::Deserialize)]
+struct OutboxParam {
+    case_no: Option<String>,
+}
+
+/// `GET /api/outbox[?case_no=]`: messages to applicants, sent or waiting.
+async fn outbox(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    axum::extract::Query(q): axum::extract::Query<OutboxParam>,
+) -> Result<Json<Value>, AppError> {
+    require_role(&user, &["admin", "supervisor", "window"])?;
+    let st = state.app.clone();
+    let messages = blocking(move || Ok(st.store.outbox(false)?)).await?;
+    let messages: Vec<_> = messages
+        .into_iter()
+        .filter(|m| q.case_no.as_deref().is_none_or(|c| m.case_no == c))
+        .collect();
+    Ok(Json(json!({ "messages": messages })))
 }
 
 #[derive(serde::Deserialize)]

@@ -40,6 +40,8 @@ pub struct AppState {
     pub started: Instant,
     /// Sync with the upstream; `None` while the node is standalone.
     pub sync: Option<Arc<crate::sync::SyncHandle>>,
+    /// Woken when the county queues a message to an applicant (the hub's sender task waits on it).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -60,6 +62,7 @@ impl AppState {
             sessions: Sessions::default(),
             started: Instant::now(),
             sync,
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
             store,
         })
     }
@@ -535,7 +538,21 @@ pub async fn take_action(
             Ok::<_, AppError>((doc.save(), summary))
         })??;
         st.store.flush()?;
-        outcome.ok_or_else(|| AppError::internal("action produced no case"))
+        let case = outcome.ok_or_else(|| AppError::internal("action produced no case"))?;
+        // The county tells the applicant what concerns them; nodes leave that to the county.
+        if st.identity.tier == tongban_shared::Tier::County {
+            if let Some((kind, text)) = workflow::applicant_notice(&input.action, &case) {
+                st.store.enqueue_message(
+                    &case.case_no,
+                    &case.applicant.phone,
+                    kind,
+                    &text,
+                    &now.to_rfc3339(),
+                )?;
+                st.outbox_wake.notify_one();
+            }
+        }
+        Ok(case)
     })
     .await?;
     if let Some(last) = case.history.last() {

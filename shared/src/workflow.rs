@@ -273,6 +273,38 @@ pub fn action_label(action: &str) -> &'static str {
     }
 }
 
+/// The message an action sends the applicant, if any.
+pub fn applicant_notice(action: &str, case: &CaseDoc) -> Option<(&'static str, String)> {
+    match action {
+        "request_correction" => {
+            let missing: Vec<&str> = case
+                .materials
+                .iter()
+                .filter(|m| case.workflow.missing.contains(&m.id))
+                .map(|m| m.name.as_str())
+                .collect();
+            Some((
+                "correction",
+                format!(
+                    "【通办】您的办件{}（{}）需补充材料：{}。请交给代办员{}。",
+                    case.case_no,
+                    case.item.name,
+                    missing.join("、"),
+                    case.agent.name
+                ),
+            ))
+        }
+        "issue_result" => Some((
+            "result_ready",
+            format!(
+                "【通办】您的办件{}（{}）已办结，结果将按“{}”方式交付。",
+                case.case_no, case.item.name, case.delivery
+            ),
+        )),
+        _ => None,
+    }
+}
+
 /// Applies `input` to the case in `doc` and commits the change with `now`. Every accepted action appends
 /// one history entry (who, where, when, note, resulting state); nothing else in the history changes.
 pub fn apply(

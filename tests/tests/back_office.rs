@@ -191,6 +191,37 @@ fn a_case_travels_from_intake_to_evaluation_and_both_tiers_agree() {
     assert_eq!(at_hub["history"][1]["node"], "420222");
     assert_eq!(at_hub["history"][3]["node"], V1);
 
+    // The applicant was told about the correction and the result; the log sender passed both on.
+    let outbox = {
+        let mut resp = client()
+            .get(format!("{hb}/api/outbox?case_no={no}"))
+            .header("Authorization", &basic_auth(window.0, window.1))
+            .call()
+            .unwrap();
+        serde_json::from_str::<Value>(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    let kinds: Vec<&str> = outbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["correction", "result_ready"], "{outbox}");
+    assert_eq!(outbox["messages"][0]["phone"], "13800271234");
+    assert!(eventually(std::time::Duration::from_secs(10), || {
+        let mut resp = client()
+            .get(format!("{hb}/api/outbox?case_no={no}"))
+            .header("Authorization", &basic_auth(window.0, window.1))
+            .call()
+            .unwrap();
+        let v: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["sender"] == "log")
+    }));
+
     // The county's statistics count it: evaluated, decided on time, five stars, in its township.
     let mut resp = client()
         .get(format!("{hb}/api/stats"))

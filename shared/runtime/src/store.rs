@@ -16,6 +16,7 @@
 //!   `tongban_shared::sync::summary`).
 //! - `actors`: automerge actor id → division code of the node it is bound to.
 //! - `nodes` (hub): division code → JSON [`NodeRecord`].
+//! - `outbox` (hub): message id (u64 BE) → JSON [`OutboxMessage`].
 //!
 //! Writes that belong together go in one sled transaction and are flushed (fsync) before the caller is
 //! told they succeeded: that is the moment a case may be acknowledged to a person.
@@ -100,6 +101,21 @@ pub struct NodeIdentity {
     pub created_at: String,
 }
 
+/// One text message to an applicant, kept until a sender has passed it on (and after, as a record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub id: u64,
+    pub case_no: String,
+    pub phone: String,
+    /// `correction`, `result_ready`, …
+    pub kind: String,
+    pub text: String,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    /// Which sender passed it on (`log` by default).
+    pub sender: Option<String>,
+}
+
 /// A node as the hub knows it: enrolment, revocation, and how its syncing goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
@@ -180,6 +196,7 @@ pub struct Store {
     sync_items: sled::Tree,
     actors: sled::Tree,
     nodes: sled::Tree,
+    outbox: sled::Tree,
     /// Serialises writes of existing cases (load, merge, write) so two sessions or a session and a local
     /// edit never overwrite each other's merge.
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
@@ -277,6 +294,7 @@ impl Store {
             sync_items: db.open_tree("sync_items")?,
             actors: db.open_tree("actors")?,
             nodes: db.open_tree("nodes")?,
+            outbox: db.open_tree("outbox")?,
             write_lock: Default::default(),
             db,
         })
@@ -398,6 +416,57 @@ impl Store {
                     .map_err(|e| corrupt(String::from_utf8_lossy(&k).into_owned(), e))
             })
             .collect()
+    }
+
+    /// Queues a message durably; returns its id.
+    pub fn enqueue_message(
+        &self,
+        case_no: &str,
+        phone: &str,
+        kind: &str,
+        text: &str,
+        created_at: &str,
+    ) -> Result<u64, StoreError> {
+        let id = self.db.generate_id()?;
+        let msg = OutboxMessage {
+            id,
+            case_no: case_no.to_string(),
+            phone: phone.to_string(),
+            kind: kind.to_string(),
+            text: text.to_string(),
+            created_at: created_at.to_string(),
+            sent_at: None,
+            sender: None,
+        };
+        let bytes = serde_json::to_vec(&msg).map_err(|e| corrupt("outbox", e))?;
+        self.outbox.insert(id.to_be_bytes(), bytes)?;
+        self.sync()?;
+        Ok(id)
+    }
+
+    /// Messages, oldest first; only unsent ones with `unsent_only`.
+    pub fn outbox(&self, unsent_only: bool) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.outbox.iter() {
+            let (_, v) = entry?;
+            let msg: OutboxMessage =
+                serde_json::from_slice(&v).map_err(|e| corrupt("outbox", e))?;
+            if !unsent_only || msg.sent_at.is_none() {
+                out.push(msg);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a sender passed message `id` on.
+    pub fn mark_sent(&self, id: u64, sender: &str, at: &str) -> Result<(), StoreError> {
+        self.outbox.fetch_and_update(id.to_be_bytes(), |old| {
+            let mut msg: OutboxMessage = serde_json::from_slice(old?).ok()?;
+            msg.sent_at = Some(at.to_string());
+            msg.sender = Some(sender.to_string());
+            serde_json::to_vec(&msg).ok()
+        })?;
+        self.sync()
     }
 
     /// Number of cases in a scope and below it (a township's count includes its villages').

@@ -1,0 +1,58 @@
+//! Notifications to applicants: the hub's outbox (written by `take_action` with the action that causes
+//! a message, see `tongban_shared::workflow::applicant_notice`) is drained by a pluggable sender. The
+//! default sender only logs; no SMS gateway is wired in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tongban_runtime::store::{OutboxMessage, Store};
+
+/// Passes a message on (an SMS gateway, in a deployment that has one).
+pub trait Sender: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn send(&self, msg: &OutboxMessage) -> Result<(), String>;
+}
+
+/// Writes each message to the log.
+pub struct LogSender;
+
+impl Sender for LogSender {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn send(&self, msg: &OutboxMessage) -> Result<(), String> {
+        tracing::info!(case_no = %msg.case_no, phone = %msg.phone, kind = %msg.kind, text = %msg.text, "sms (log sender)");
+        Ok(())
+    }
+}
+
+/// Drains the outbox whenever `wake` fires and every 30 s, until the task is aborted.
+pub async fn run(store: Store, sender: Arc<dyn Sender>, wake: Arc<Notify>) {
+    loop {
+        let s = store.clone();
+        let sender = sender.clone();
+        let drained = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let mut n = 0;
+            for msg in s.outbox(true).map_err(|e| e.to_string())? {
+                sender.send(&msg)?;
+                let at = tongban_node::app::beijing_now().to_rfc3339();
+                s.mark_sent(msg.id, sender.name(), &at)
+                    .map_err(|e| e.to_string())?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await;
+        match drained {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "outbox not drained; will retry"),
+            Err(e) => tracing::error!(error = %e, "outbox task failed"),
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
+}

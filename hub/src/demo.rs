@@ -19,6 +19,7 @@ pub const VILLAGES: [(&str, &str, &str); 2] = [
     ("420222100202", "兴国镇东风村便民服务站", "daiban2"),
 ];
 pub const AGENT_PASSWORD: &str = "daiban123";
+pub const DEPT_PASSWORD: &str = "dept123";
 
 pub struct DemoPorts {
     pub hub_http: SocketAddr,
@@ -43,6 +44,19 @@ pub fn prepare(dir: &Path, ports: &DemoPorts) -> Result<(), CountyError> {
     let now = beijing_now();
     let hub = county::init(&hub_dir, COUNTY, "阳新县", ADMIN_PASSWORD, now)?;
     county::add_user(&hub, WINDOW_USER.0, WINDOW_USER.1, "window", None, now)?;
+    // One back-office account per department of the catalogue, and a supervisor.
+    let catalog = hub.catalog()?;
+    for (i, dept) in catalog.departments().iter().enumerate() {
+        county::add_user(
+            &hub,
+            &format!("dept{}", i + 1),
+            DEPT_PASSWORD,
+            "dept",
+            Some(dept),
+            now,
+        )?;
+    }
+    county::add_user(&hub, "supervisor", DEPT_PASSWORD, "supervisor", None, now)?;
     let ca = county::ca(&hub_dir)?;
     for (i, (code, name, agent)) in VILLAGES.iter().enumerate() {
         let bundle_path = dir.join(format!("{code}.bundle.json"));
@@ -88,6 +102,9 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
     println!(
         "  county hub:  http://{}/   login admin / {ADMIN_PASSWORD}, {} / {}",
         ports.hub_http, WINDOW_USER.0, WINDOW_USER.1
+    );
+    println!(
+        "               back office dept1, dept2, … / {DEPT_PASSWORD} (one per department, see /queue), supervisor / {DEPT_PASSWORD}"
     );
     for (i, (code, name, agent)) in VILLAGES.iter().enumerate() {
         println!(

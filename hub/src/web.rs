@@ -39,6 +39,7 @@ pub fn routes(state: HubState) -> Router {
         .route("/api/outbox", get(outbox))
         .route("/nodes", get(nodes_page))
         .route("/queue", get(queue_page))
+        .route("/calendar", get(calendar_page).post(calendar_submit))
         .route("/dashboard", get(dashboard_page))
         .layer(axum::extract::DefaultBodyLimit::max(app::MAX_BODY_BYTES))
         .with_state(state)
@@ -661,5 +662,104 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "calendar.html")]
+struct CalendarPage {
+    county: String,
+    user: String,
+    csrf: String,
+    years: Vec<i32>,
+    version: u32,
+    example: String,
+    message: Option<String>,
+    ok: bool,
+}
+
+const CALENDAR_EXAMPLE: &str = r#"{
+  "year": 2027,
+  "source": "国务院办公厅关于2027年部分节假日安排的通知",
+  "holidays": [
+    { "name": "元旦", "from": "2027-01-01", "to": "2027-01-03" }
+  ],
+  "makeup_workdays": []
+}"#;
+
+async fn render_calendar(
+    state: &HubState,
+    user: &app::CurrentUser,
+    message: Option<String>,
+    ok: bool,
+) -> Response {
+    let cal = state.app.calendar();
+    let st = state.app.clone();
+    let version = blocking(move || Ok(st.store.calendar_version()?))
+        .await
+        .unwrap_or(0);
+    let page = CalendarPage {
+        county: state.app.identity.name.clone(),
+        user: user.display_name.clone(),
+        csrf: user.csrf.clone().unwrap_or_default(),
+        years: (2020..=2100).filter(|y| cal.covers(*y)).collect(),
+        version,
+        example: CALENDAR_EXAMPLE.to_string(),
+        message,
+        ok,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+/// `/calendar`: the admin enters a year's holiday arrangement.
+async fn calendar_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    if let Err(e) = require_role(&user, &["admin"]) {
+        return e.into_response();
+    }
+    render_calendar(&state, &user, None, false).await
+}
+
+async fn calendar_submit(
+    State(state): State<HubState>,
+    WebUser(user): WebUser,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if let Err(e) = require_role(&user, &["admin"]) {
+        return e.into_response();
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return tongban_node::api::body_error(e).into_response(),
+    };
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    if user.csrf.as_deref() != Some(get("csrf").as_str()) {
+        return AppError::Forbidden("页面已过期，请重新打开后再提交。".into()).into_response();
+    }
+    let table = get("table");
+    let st = state.app.clone();
+    let saved = blocking(move || Ok(st.store.add_calendar_year(&table))).await;
+    match saved {
+        Ok(Ok(version)) => {
+            tracing::info!(version, by = %user.name, "calendar year saved");
+            render_calendar(
+                &state,
+                &user,
+                Some(format!("已保存（版本 {version}）。")),
+                true,
+            )
+            .await
+        }
+        Ok(Err(e)) => render_calendar(&state, &user, Some(format!("未保存：{e}")), false).await,
+        Err(e) => e.into_response(),
     }
 }

@@ -230,6 +230,8 @@ pub fn enroll(
         node: cert,
     };
     bundle.save(out)?;
+    // The node's actor id follows from its certificate; bound now, so relayed changes are attributable.
+    store.bind_actor(&tls::actor_for_serial(&identity.serial), req.code)?;
     store.put_node(&NodeRecord {
         code: req.code.to_string(),
         name: name.to_string(),
@@ -237,7 +239,7 @@ pub fn enroll(
         parent: Some(expected_parent.to_string()),
         enrolled_at: now.to_rfc3339(),
         revoked: false,
-        serial: identity.serial,
+        serial: identity.serial.clone(),
         last_seen: None,
         sessions: 0,
         failed_sessions: 0,

@@ -132,7 +132,7 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
         let store = Store::open(&vdir)?;
         let addr = ports.village_http[i];
         villages.push(tokio::spawn(async move {
-            node_setup::serve(store, addr, &vdir, Duration::from_secs(10)).await
+            node_setup::serve(store, addr, &vdir, Duration::from_secs(10), None).await
         }));
     }
     hub.await?;

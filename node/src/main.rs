@@ -54,7 +54,7 @@ enum Command {
         /// Address of the web UI and API, e.g. 127.0.0.1:8080 (port 0 picks a free port).
         #[arg(long, env = "TONGBAN_HTTP", default_value = "127.0.0.1:8080")]
         http: SocketAddr,
-        /// Township relay endpoint for its villages (arrives with the three-tier issue).
+        /// A township's sync endpoint for its villages (UDP), e.g. 0.0.0.0:4434.
         #[arg(long)]
         quic: Option<SocketAddr>,
         /// Seconds between background sync sessions when nothing triggers one sooner.
@@ -153,15 +153,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quic,
             sync_interval,
         } => {
-            if quic.is_some() {
-                bail!("--quic (township relay) is not available in this build yet");
-            }
             let store = Store::open(&data)?;
             runtime()?.block_on(setup::serve(
                 store,
                 http,
                 &data,
                 std::time::Duration::from_secs(sync_interval.max(1)),
+                quic,
             ))?;
             Ok(())
         }
@@ -205,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 http,
                 &dir,
                 std::time::Duration::from_secs(30),
+                None,
             ))?;
             Ok(())
         }

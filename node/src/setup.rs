@@ -114,8 +114,11 @@ pub fn init_from_bundle(
         upstream_name: Some(bundle.upstream_name.clone()),
         created_at: now.to_rfc3339(),
     };
-    let mut actor = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut actor);
+    // Known to the hub from enrolment (see `actor_for_serial`).
+    let serial = tongban_runtime::tls::identity_of_pem(&bundle.node.cert_pem)
+        .map_err(|e| SetupError::Invalid(format!("bundle certificate: {e}")))?
+        .serial;
+    let actor = tongban_runtime::tls::actor_for_serial(&serial);
     let store = Store::create(data, &identity, &actor, BUILTIN_CATALOG_JSON)?;
     store.add_user(&UserRecord {
         name: user,
@@ -269,7 +272,17 @@ pub async fn serve(
     addr: SocketAddr,
     data: &Path,
     sync_period: std::time::Duration,
+    relay: Option<SocketAddr>,
 ) -> Result<(), SetupError> {
+    let relay = match relay {
+        Some(quic) => {
+            let (endpoint, local) = crate::relay::start(&store, data, quic)
+                .map_err(|e| SetupError::Invalid(e.to_string()))?;
+            println!("tongban-node relay quic {local}");
+            Some(endpoint)
+        }
+        None => None,
+    };
     let sync = crate::sync::SyncHandle::for_store(&store, data, sync_period)
         .map_err(|e| SetupError::Invalid(e.to_string()))?;
     let state = Arc::new(AppState::new(store, sync.clone())?);
@@ -291,6 +304,9 @@ pub async fn serve(
     stop_sync.notify_one();
     if let Some(task) = sync_task {
         let _ = task.await;
+    }
+    if let Some(endpoint) = relay {
+        endpoint.close(0u32.into(), b"township shutting down");
     }
     state.store.flush()?;
     tracing::info!("node stopped");

@@ -89,6 +89,8 @@ pub struct NodeProcess {
     /// `None` for a handle attached to a node someone else owns.
     child: Option<Child>,
     pub base: String,
+    /// Lines the process printed before the one that said it was serving.
+    pub preamble: Vec<String>,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -112,6 +114,7 @@ impl NodeProcess {
         NodeProcess {
             child: None,
             base: base.to_string(),
+            preamble: Vec::new(),
             stderr: None,
         }
     }
@@ -159,12 +162,14 @@ pub fn spawn_server(
         s
     });
     let mut lines = BufReader::new(stdout).lines();
+    let mut preamble = Vec::new();
     let rest = loop {
         match lines.next() {
             Some(Ok(line)) => {
                 if let Some(rest) = line.strip_prefix(prefix) {
                     break rest.to_string();
                 }
+                preamble.push(line);
             }
             _ => {
                 let _ = child.kill();
@@ -180,6 +185,7 @@ pub fn spawn_server(
         NodeProcess {
             child: Some(child),
             base: String::new(),
+            preamble,
             stderr: Some(stderr),
         },
         rest,
@@ -293,6 +299,18 @@ impl HubProcess {
 
     /// Enrols a village through the API and writes its bundle into `out`.
     pub fn enroll_village(&self, code: &str, out: &Path) -> anyhow::Result<()> {
+        self.enroll(code, "village", &self.quic, None, out)
+    }
+
+    /// Enrols any node through the API: its upstream address and TLS name (the hub's when `None`).
+    pub fn enroll(
+        &self,
+        code: &str,
+        tier: &str,
+        upstream: &str,
+        upstream_name: Option<&str>,
+        out: &Path,
+    ) -> anyhow::Result<()> {
         let agent = client();
         let mut resp = agent
             .post(self.url("/api/nodes"))
@@ -301,9 +319,10 @@ impl HubProcess {
             .send(
                 serde_json::to_vec(&serde_json::json!({
                     "code": code,
-                    "name": format!("测试村{code}"),
-                    "tier": "village",
-                    "upstream": self.quic,
+                    "name": format!("测试站{code}"),
+                    "tier": tier,
+                    "upstream": upstream,
+                    "upstream_name": upstream_name,
                 }))?
                 .as_slice(),
             )?;

@@ -182,6 +182,17 @@ pub fn identity_of(cert_der: &[u8]) -> Result<PeerIdentity, TlsError> {
     Err(TlsError::Peer("certificate names no tongban node".into()))
 }
 
+/// The automerge actor id of a node enrolled from a bundle, derived from its certificate's serial: the
+/// hub binds it to the node at enrolment, so every change the node makes is attributable from its very
+/// first session, also when it reaches the hub through a township.
+pub fn actor_for_serial(serial: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let full = Sha256::digest(format!("tongban-actor-v1:{serial}").as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
 /// The identity in a PEM certificate (the first one).
 pub fn identity_of_pem(pem: &str) -> Result<PeerIdentity, TlsError> {
     identity_of(&certs(pem)?[0])

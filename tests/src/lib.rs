@@ -4,6 +4,7 @@
 //! The binaries are the ones cargo built for this workspace (`target/<profile>/tongban-node`), or the
 //! path in `TONGBAN_NODE_BIN`.
 
+pub mod rogue;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read};

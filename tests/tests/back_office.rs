@@ -315,10 +315,8 @@ fn queues_and_dashboard_show_the_county() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     use automerge::transaction::Transactable;
-    use tongban_runtime::bundle::Bundle;
-    use tongban_runtime::store::{NodeIdentity, Store};
-    use tongban_runtime::transport::{self, Upstream};
-    use tongban_shared::case::{self, Agent, IntakeContext};
+    use tongban_shared::case;
+    use tongban_tests::rogue::Rogue;
 
     let hub_dir = tempfile::tempdir().unwrap();
     let hub =
@@ -326,75 +324,19 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     let v = tempfile::tempdir().unwrap();
     let bundle_path = v.path().join("b.json");
     tokio::task::block_in_place(|| hub.enroll_village(V1, &bundle_path)).unwrap();
-    let bundle = Bundle::load(&bundle_path).unwrap();
-
-    // The rogue node's own store, written directly: no web app stands between it and its documents.
-    let store = Store::create(
-        &v.path().join("rogue"),
-        &NodeIdentity {
-            code: V1.into(),
-            name: "rogue".into(),
-            tier: tongban_shared::Tier::Village,
-            parent: bundle.parent.clone(),
-            upstream: Some(bundle.upstream.clone()),
-            upstream_name: Some(bundle.upstream_name.clone()),
-            created_at: "2026-11-27T09:00:00+08:00".into(),
-        },
-        &[9; 16],
-        tongban_shared::catalog::BUILTIN_CATALOG_JSON,
-    )
-    .unwrap();
-    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
-    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
-    let make = |seq: u32, name: &str| {
-        let req: case::IntakeRequest = serde_json::from_value(valid_case_body(name)).unwrap();
-        let intake = case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
-        let no = case::format_case_no(V1, now.date_naive(), seq);
-        let (doc, c) = case::new_case_document(
-            &intake,
-            IntakeContext {
-                case_no: &no,
-                agent: Agent {
-                    user: "x".into(),
-                    name: "x".into(),
-                    node_code: V1.into(),
-                    node_name: "x".into(),
-                },
-                now,
-                query_password: "000000",
-                actor: automerge::ActorId::from([9u8; 16].as_slice()),
-            },
-        )
-        .unwrap();
-        (no, doc, c)
-    };
-    let put = |no: &str, doc: &mut automerge::AutoCommit| {
-        let summary = case::read_case(doc).unwrap().summary();
-        store
-            .merge_case(no, |_| Ok::<_, ()>((doc.save(), summary)))
-            .unwrap()
-            .unwrap();
-        store.flush().unwrap();
-    };
-    let upstream = Upstream {
-        addr: bundle.upstream.parse().unwrap(),
-        server_name: bundle.upstream_name.clone(),
-        config: tongban_runtime::tls::client_config(&bundle.ca_pem, &bundle.node).unwrap(),
-    };
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let session = || transport::sync_once(&endpoint, &upstream, &store, vec![V1.into()], 0);
+    let rogue = Rogue::new(&v.path().join("rogue"), &bundle_path).unwrap();
 
     // A new case that arrives with a county deadline already set.
-    let (forged_no, mut forged, _) = make(1, "伪造期限");
+    let (forged_no, mut forged) = rogue.case(V1, 1, "伪造期限", [9; 16]);
     forged
         .put(automerge::ROOT, "deadline", "2026-12-01")
         .unwrap();
     forged.commit();
-    put(&forged_no, &mut forged);
+    rogue.put(&forged_no, &mut forged);
     // An honest case in the same session.
-    let (honest_no, mut honest, _) = make(2, "老实人");
-    put(&honest_no, &mut honest);
-    let report = session().await.unwrap();
+    let (honest_no, mut honest) = rogue.case(V1, 2, "老实人", [9; 16]);
+    rogue.put(&honest_no, &mut honest);
+    let report = rogue.sync().await.unwrap();
     assert!(
         report
             .refused
@@ -403,17 +345,13 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
         "{report:?}"
     );
     let get = |no: &str| {
-        let (status, body) = {
-            let mut resp = client()
-                .get(hub.url(&format!("/api/cases/{no}")))
-                .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
-                .call()
-                .unwrap();
-            (
-                resp.status().as_u16(),
-                resp.body_mut().read_to_string().unwrap(),
-            )
-        };
+        let mut resp = client()
+            .get(hub.url(&format!("/api/cases/{no}")))
+            .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+            .call()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.body_mut().read_to_string().unwrap();
         (
             status,
             serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
@@ -426,13 +364,13 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
 
     // Rewrite the history of the case the hub already has.
     let mut doc =
-        automerge::AutoCommit::load(&store.document(&honest_no).unwrap().unwrap()).unwrap();
+        automerge::AutoCommit::load(&rogue.store.document(&honest_no).unwrap().unwrap()).unwrap();
     let mut c = case::read_case(&doc).unwrap();
     c.history[0].note = "从未收过材料".into();
     autosurgeon::reconcile(&mut doc, &c).unwrap();
     doc.commit();
-    put(&honest_no, &mut doc);
-    let report = session().await.unwrap();
+    rogue.put(&honest_no, &mut doc);
+    let report = rogue.sync().await.unwrap();
     assert!(
         report
             .refused
@@ -446,16 +384,13 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
         "the hub's history is untouched"
     );
 
-    let (_, nodes) = tokio::task::block_in_place(|| {
+    let nodes = tokio::task::block_in_place(|| {
         let mut resp = client()
             .get(hub.url("/api/nodes"))
             .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
             .call()
             .unwrap();
-        (
-            0,
-            serde_json::from_str::<Value>(&resp.body_mut().read_to_string().unwrap()).unwrap(),
-        )
+        serde_json::from_str::<Value>(&resp.body_mut().read_to_string().unwrap()).unwrap()
     });
     let refusals = nodes["nodes"][0]["refusals"].as_u64().unwrap();
     assert!(refusals >= 2, "refusals are counted per node: {nodes}");

@@ -187,3 +187,83 @@ fn a_village_syncs_through_its_township_with_or_without_the_county() {
         "a township's count includes its villages' cases"
     );
 }
+
+/// A township with its real certificate forges: a case in a village of another township, and a
+/// change to its own village's case made with the county's actor id. The county refuses both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_cannot_forge_for_villages_not_under_it() {
+    use tongban_tests::rogue::Rogue;
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub =
+        tokio::task::block_in_place(|| HubProcess::serve(hub_dir.path(), "127.0.0.1:0")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("t.json");
+    tokio::task::block_in_place(|| hub.enroll(TOWNSHIP_1, "township", &hub.quic, None, &bundle))
+        .unwrap();
+    let rogue = Rogue::new(&dir.path().join("rogue"), &bundle).unwrap();
+
+    // A case numbered in a village of township 2, offered under township 1's scope and under its own.
+    let (foreign_no, mut foreign) = rogue.case(FOREIGN_VILLAGE, 1, "冒名", [9; 16]);
+    rogue.put(&foreign_no, &mut foreign);
+    let report = rogue
+        .sync_scopes(vec![TOWNSHIP_1.into(), FOREIGN_VILLAGE.into()])
+        .await
+        .unwrap();
+    assert!(
+        report.refused.iter().any(|r| r.subject == FOREIGN_VILLAGE),
+        "{report:?}"
+    );
+    let admin = ("admin", HUB_ADMIN_PASSWORD);
+    let base = hub.process.base.clone();
+    let fno = foreign_no.clone();
+    let (status, _) =
+        tokio::task::block_in_place(|| get_as(&base, admin, &format!("/api/cases/{fno}")));
+    assert_eq!(status, 404, "the forged case must not reach the county");
+
+    // A case of its own village, written as if by the county's actor (bound to the hub at init).
+    let hub_actor = {
+        // The hub's own actor is not known to the township; any actor bound to another node will do:
+        // enrol a village of township 2 and use the actor the county bound to it.
+        let other = dir.path().join("v.json");
+        tokio::task::block_in_place(|| {
+            hub.enroll(FOREIGN_VILLAGE, "village", &hub.quic, None, &other)
+        })
+        .unwrap();
+        let b = tongban_runtime::bundle::Bundle::load(&other).unwrap();
+        let serial = tongban_runtime::tls::identity_of_pem(&b.node.cert_pem)
+            .unwrap()
+            .serial;
+        tongban_runtime::tls::actor_for_serial(&serial)
+    };
+    let (own_no, mut own) = rogue.case(VILLAGE_1, 1, "借用他人身份", hub_actor);
+    rogue.put(&own_no, &mut own);
+    let report = rogue.sync().await.unwrap();
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|r| r.subject == own_no && r.reason.contains("not bound")),
+        "{report:?}"
+    );
+    let ono = own_no.clone();
+    let (status, _) =
+        tokio::task::block_in_place(|| get_as(&base, admin, &format!("/api/cases/{ono}")));
+    assert_eq!(status, 404);
+
+    // The honest part of the same session lands: a case of its own village by its own actor.
+    let serial = tongban_runtime::tls::identity_of_pem(&rogue.bundle.node.cert_pem)
+        .unwrap()
+        .serial;
+    let (honest_no, mut honest) = rogue.case(
+        VILLAGE_1,
+        2,
+        "正常代办",
+        tongban_runtime::tls::actor_for_serial(&serial),
+    );
+    rogue.put(&honest_no, &mut honest);
+    rogue.sync().await.unwrap();
+    let hno = honest_no.clone();
+    let (status, _) =
+        tokio::task::block_in_place(|| get_as(&base, admin, &format!("/api/cases/{hno}")));
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,100 @@
+//! A misbehaving node with a real certificate: its own sled store written directly (no web app
+//! between it and its documents) and synced over real QUIC. For tests of what the county refuses.
+
+use std::path::Path;
+
+use automerge::AutoCommit;
+use tongban_runtime::bundle::Bundle;
+use tongban_runtime::store::{NodeIdentity, Store};
+use tongban_runtime::transport::{self, SyncReport, TransportError, Upstream};
+use tongban_shared::case::{self, Agent, IntakeContext};
+
+pub struct Rogue {
+    pub store: Store,
+    pub bundle: Bundle,
+    upstream: Upstream,
+    endpoint: quinn::Endpoint,
+}
+
+impl Rogue {
+    /// A store in `dir` with the identity and certificate of `bundle`. Needs a tokio runtime.
+    pub fn new(dir: &Path, bundle_path: &Path) -> anyhow::Result<Rogue> {
+        let bundle = Bundle::load(bundle_path)?;
+        let store = Store::create(
+            dir,
+            &NodeIdentity {
+                code: bundle.code.clone(),
+                name: "rogue".into(),
+                tier: bundle.tier,
+                parent: bundle.parent.clone(),
+                upstream: Some(bundle.upstream.clone()),
+                upstream_name: Some(bundle.upstream_name.clone()),
+                created_at: "2026-11-27T09:00:00+08:00".into(),
+            },
+            &[9; 16],
+            tongban_shared::catalog::BUILTIN_CATALOG_JSON,
+        )?;
+        let upstream = Upstream {
+            addr: bundle.upstream.parse()?,
+            server_name: bundle.upstream_name.clone(),
+            config: tongban_runtime::tls::client_config(&bundle.ca_pem, &bundle.node)?,
+        };
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+        Ok(Rogue {
+            store,
+            bundle,
+            upstream,
+            endpoint,
+        })
+    }
+
+    /// A well-formed new case numbered in `scope`, written by `actor`.
+    pub fn case(&self, scope: &str, seq: u32, name: &str, actor: [u8; 16]) -> (String, AutoCommit) {
+        let catalog = tongban_shared::catalog::Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let req: case::IntakeRequest =
+            serde_json::from_value(crate::valid_case_body(name)).unwrap_or_else(|e| panic!("{e}"));
+        let intake = case::validate_intake(&catalog, &req, now.date_naive())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let no = case::format_case_no(scope, now.date_naive(), seq);
+        let (doc, _) = case::new_case_document(
+            &intake,
+            IntakeContext {
+                case_no: &no,
+                agent: Agent {
+                    user: "x".into(),
+                    name: "x".into(),
+                    node_code: scope.into(),
+                    node_name: "x".into(),
+                },
+                now,
+                query_password: "000000",
+                actor: automerge::ActorId::from(actor.as_slice()),
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (no, doc)
+    }
+
+    /// Stores a document as it is (merged with what is stored), durably.
+    pub fn put(&self, case_no: &str, doc: &mut AutoCommit) {
+        let summary = case::read_case(doc)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .summary();
+        self.store
+            .merge_case(case_no, |_| Ok::<_, ()>((doc.save(), summary)))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|_| panic!("merge refused"));
+        self.store.flush().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// One sync session with its upstream, claiming its own code as scope.
+    pub async fn sync(&self) -> Result<SyncReport, TransportError> {
+        self.sync_scopes(vec![self.bundle.code.clone()]).await
+    }
+
+    pub async fn sync_scopes(&self, scopes: Vec<String>) -> Result<SyncReport, TransportError> {
+        transport::sync_once(&self.endpoint, &self.upstream, &self.store, scopes, 0).await
+    }
+}

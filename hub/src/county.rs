@@ -132,6 +132,7 @@ pub fn init(
             parent: None,
             upstream: None,
             upstream_name: None,
+            fallback: None,
             created_at: now.to_rfc3339(),
         },
         &actor,
@@ -155,6 +156,8 @@ pub struct EnrollRequest<'a> {
     pub upstream: &'a str,
     /// TLS name of the upstream; the hub's unless the node syncs through a township.
     pub upstream_name: Option<&'a str>,
+    /// The hub's own sync address, for a node whose upstream is a township.
+    pub fallback: Option<&'a str>,
 }
 
 /// Issues a node certificate and writes its bundle to `out`; records the node. Works on a store the
@@ -226,6 +229,7 @@ pub fn enroll(
         parent: Some(expected_parent.to_string()),
         upstream: req.upstream.to_string(),
         upstream_name: req.upstream_name.unwrap_or(HUB_SERVER_NAME).to_string(),
+        fallback: req.fallback.map(str::to_string),
         ca_pem: ca.cert_pem.clone(),
         node: cert,
     };

@@ -70,6 +70,7 @@ pub fn prepare(dir: &Path, ports: &DemoPorts) -> Result<(), CountyError> {
                 parent: None,
                 upstream: &ports.hub_quic.to_string(),
                 upstream_name: None,
+                fallback: None,
             },
             &bundle_path,
             now,
@@ -132,7 +133,17 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
         let store = Store::open(&vdir)?;
         let addr = ports.village_http[i];
         villages.push(tokio::spawn(async move {
-            node_setup::serve(store, addr, &vdir, Duration::from_secs(10), None).await
+            node_setup::serve(
+                store,
+                addr,
+                &vdir,
+                tongban_node::sync::SyncTiming {
+                    period: Duration::from_secs(10),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
         }));
     }
     hub.await?;

@@ -59,6 +59,9 @@ enum Command {
         /// TLS name of the upstream when it is a township node (default: the hub).
         #[arg(long)]
         upstream_name: Option<String>,
+        /// The hub's IP:PORT for a village behind a township: used when the township is unreachable.
+        #[arg(long)]
+        fallback: Option<String>,
         /// Where to write the bundle (must not exist).
         #[arg(long)]
         out: PathBuf,
@@ -154,6 +157,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             parent,
             upstream,
             upstream_name,
+            fallback,
             out,
         } => {
             let store = county::open(&data)?;
@@ -171,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     parent: parent.as_deref(),
                     upstream: &upstream,
                     upstream_name: upstream_name.as_deref(),
+                    fallback: fallback.as_deref(),
                 },
                 &out,
                 beijing_now(),

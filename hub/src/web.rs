@@ -195,6 +195,8 @@ struct EnrollBody {
     upstream: String,
     #[serde(default)]
     upstream_name: Option<String>,
+    #[serde(default)]
+    fallback: Option<String>,
 }
 
 /// `POST /api/nodes` (admin): `enroll` on a running hub. Answers the bundle itself (it contains the
@@ -225,6 +227,7 @@ async fn enroll_node(
                 parent: req.parent.as_deref(),
                 upstream: &req.upstream,
                 upstream_name: req.upstream_name.as_deref(),
+                fallback: req.fallback.as_deref(),
             },
             &tmp,
             app::beijing_now(),

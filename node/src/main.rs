@@ -60,6 +60,10 @@ enum Command {
         /// Seconds between background sync sessions when nothing triggers one sooner.
         #[arg(long, env = "TONGBAN_SYNC_INTERVAL", default_value_t = 30)]
         sync_interval: u64,
+        /// Seconds the township may stay unreachable before a village syncs with the hub directly
+        /// (needs a bundle with a fallback).
+        #[arg(long, env = "TONGBAN_FALLBACK_AFTER", default_value_t = 600)]
+        fallback_after: u64,
     },
     /// Attach a standalone node to the county with a bundle from `tongban-hub enroll`, keeping its cases.
     Enroll {
@@ -152,13 +156,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
             quic,
             sync_interval,
+            fallback_after,
         } => {
             let store = Store::open(&data)?;
             runtime()?.block_on(setup::serve(
                 store,
                 http,
                 &data,
-                std::time::Duration::from_secs(sync_interval.max(1)),
+                tongban_node::sync::SyncTiming {
+                    period: std::time::Duration::from_secs(sync_interval.max(1)),
+                    fallback_after: std::time::Duration::from_secs(fallback_after),
+                },
                 quic,
             ))?;
             Ok(())
@@ -202,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 store,
                 http,
                 &dir,
-                std::time::Duration::from_secs(30),
+                tongban_node::sync::SyncTiming::default(),
                 None,
             ))?;
             Ok(())

@@ -68,6 +68,7 @@ pub fn init(opts: &InitOptions<'_>, now: DateTime<FixedOffset>) -> Result<Store,
         parent,
         upstream: None,
         upstream_name: None,
+        fallback: None,
         created_at: now.to_rfc3339(),
     };
     let mut actor = [0u8; 16];
@@ -112,6 +113,7 @@ pub fn init_from_bundle(
         parent: bundle.parent.clone(),
         upstream: Some(bundle.upstream.clone()),
         upstream_name: Some(bundle.upstream_name.clone()),
+        fallback: bundle.fallback.clone(),
         created_at: now.to_rfc3339(),
     };
     // Known to the hub from enrolment (see `actor_for_serial`).
@@ -149,6 +151,7 @@ pub fn enroll(data: &Path, bundle_path: &Path) -> Result<(), SetupError> {
     identity.parent = bundle.parent.clone();
     identity.upstream = Some(bundle.upstream.clone());
     identity.upstream_name = Some(bundle.upstream_name.clone());
+    identity.fallback = bundle.fallback.clone();
     store.set_identity(&identity)?;
     Ok(())
 }
@@ -271,7 +274,7 @@ pub async fn serve(
     store: Store,
     addr: SocketAddr,
     data: &Path,
-    sync_period: std::time::Duration,
+    sync: crate::sync::SyncTiming,
     relay: Option<SocketAddr>,
 ) -> Result<(), SetupError> {
     let relay = match relay {
@@ -283,7 +286,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let sync = crate::sync::SyncHandle::for_store(&store, data, sync_period)
+    let sync = crate::sync::SyncHandle::for_store(&store, data, sync)
         .map_err(|e| SetupError::Invalid(e.to_string()))?;
     let state = Arc::new(AppState::new(store, sync.clone())?);
     let stop_sync = Arc::new(tokio::sync::Notify::new());

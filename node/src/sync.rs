@@ -68,10 +68,33 @@ pub fn install_bundle_files(data: &Path, bundle: &Bundle) -> Result<(), SyncSetu
     Ok(())
 }
 
+/// When a node syncs.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncTiming {
+    /// Between sessions when nothing triggers one sooner.
+    pub period: Duration,
+    /// How long the upstream (a township) may stay unreachable before sessions go to the fallback
+    /// (the hub) directly.
+    pub fallback_after: Duration,
+}
+
+impl Default for SyncTiming {
+    fn default() -> Self {
+        SyncTiming {
+            period: Duration::from_secs(30),
+            fallback_after: Duration::from_secs(600),
+        }
+    }
+}
+
 pub struct SyncHandle {
     store: Store,
     upstream_addr: String,
     server_name: String,
+    /// The hub's address, for a village behind a township.
+    fallback_addr: Option<String>,
+    /// Since when the upstream has been unreachable.
+    down_since: Mutex<Option<std::time::Instant>>,
     config: quinn::ClientConfig,
     endpoint: quinn::Endpoint,
     scopes: Vec<String>,
@@ -81,7 +104,7 @@ pub struct SyncHandle {
     run_lock: tokio::sync::Mutex<()>,
     /// Local writes not yet known to have gone up.
     pending: AtomicU64,
-    period: Duration,
+    timing: SyncTiming,
 }
 
 impl SyncHandle {
@@ -89,7 +112,7 @@ impl SyncHandle {
     pub fn for_store(
         store: &Store,
         data: &Path,
-        period: Duration,
+        timing: SyncTiming,
     ) -> Result<Option<Arc<SyncHandle>>, SyncSetupError> {
         let identity = store.identity().map_err(|e| SyncSetupError::Files {
             dir: data.display().to_string(),
@@ -124,12 +147,14 @@ impl SyncHandle {
                 ..Default::default()
             }),
             upstream_addr: upstream,
+            fallback_addr: identity.fallback.clone(),
+            down_since: Mutex::new(None),
             config,
             endpoint,
             trigger: Notify::new(),
             run_lock: tokio::sync::Mutex::new(()),
             pending: AtomicU64::new(0),
-            period,
+            timing,
         })))
     }
 
@@ -204,19 +229,47 @@ impl SyncHandle {
     }
 
     async fn session(&self) -> Result<SyncReport, TransportError> {
-        let addr = tokio::net::lookup_host(&self.upstream_addr)
+        let primary = self
+            .session_with(&self.upstream_addr, &self.server_name)
+            .await;
+        let down_for = {
+            let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+            match (&primary, *down) {
+                (Ok(_), _) => {
+                    *down = None;
+                    return primary;
+                }
+                (Err(_), None) => {
+                    *down = Some(std::time::Instant::now());
+                    Duration::ZERO
+                }
+                (Err(_), Some(since)) => since.elapsed(),
+            }
+        };
+        // The township has been away long enough: go to the county directly. Nothing is duplicated
+        // when the township returns: it reconciles the same documents.
+        match &self.fallback_addr {
+            Some(hub) if down_for >= self.timing.fallback_after => {
+                tracing::info!(%hub, down_s = down_for.as_secs(), "upstream unreachable; syncing with the hub directly");
+                self.session_with(hub, tls::HUB_SERVER_NAME).await
+            }
+            _ => primary,
+        }
+    }
+
+    async fn session_with(
+        &self,
+        addr: &str,
+        server_name: &str,
+    ) -> Result<SyncReport, TransportError> {
+        let resolved = tokio::net::lookup_host(addr)
             .await
             .ok()
             .and_then(|mut a| a.next())
-            .ok_or_else(|| {
-                TransportError::Connection(format!(
-                    "cannot resolve upstream {}",
-                    self.upstream_addr
-                ))
-            })?;
+            .ok_or_else(|| TransportError::Connection(format!("cannot resolve upstream {addr}")))?;
         let upstream = Upstream {
-            addr,
-            server_name: self.server_name.clone(),
+            addr: resolved,
+            server_name: server_name.to_string(),
             config: self.config.clone(),
         };
         let pending = u32::try_from(self.pending.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
@@ -251,7 +304,7 @@ impl SyncHandle {
             match self.run_now().await {
                 Ok(_) => {
                     failures = 0;
-                    wait = self.period;
+                    wait = self.timing.period;
                 }
                 Err(_) => {
                     failures = failures.saturating_add(1);

@@ -29,6 +29,7 @@ impl Rogue {
                 parent: bundle.parent.clone(),
                 upstream: Some(bundle.upstream.clone()),
                 upstream_name: Some(bundle.upstream_name.clone()),
+                fallback: bundle.fallback.clone(),
                 created_at: "2026-11-27T09:00:00+08:00".into(),
             },
             &[9; 16],

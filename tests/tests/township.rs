@@ -35,9 +35,13 @@ fn township(hub: &HubProcess, code: &str) -> Township {
     hub.enroll(code, "township", &hub.quic, None, &bundle)
         .unwrap();
     init_node_from_bundle(&dir.path().join("node"), &bundle).unwrap();
+    serve_township(dir, "127.0.0.1:0")
+}
+
+fn serve_township(dir: tempfile::TempDir, relay: &str) -> Township {
     let node = NodeProcess::serve_with(
         &dir.path().join("node"),
-        &["--quic", "127.0.0.1:0", "--sync-interval", "2"],
+        &["--quic", relay, "--sync-interval", "2"],
     )
     .unwrap();
     let relay = node
@@ -266,4 +270,86 @@ async fn a_township_cannot_forge_for_villages_not_under_it() {
     let (status, _) =
         tokio::task::block_in_place(|| get_as(&base, admin, &format!("/api/cases/{hno}")));
     assert_eq!(status, 200);
+}
+
+/// With its township away longer than the fallback time, a village syncs with the county directly;
+/// when the township returns it catches up, and nothing is doubled.
+#[test]
+fn a_village_falls_back_to_the_county_when_its_township_is_away() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let t1 = township(&hub, TOWNSHIP_1);
+    let relay = t1.relay.clone();
+    let vdir = tempfile::tempdir().unwrap();
+    let bundle = vdir.path().join("b.json");
+    let name = format!("{TOWNSHIP_1}.node.tongban");
+    // Enrolled with the township as upstream and the county as fallback.
+    let agent = client();
+    let mut resp = agent
+        .post(hub.url("/api/nodes"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(
+            serde_json::to_vec(&json!({
+                "code": VILLAGE_1, "name": "回退村", "tier": "village",
+                "upstream": relay, "upstream_name": name, "fallback": hub.quic,
+            }))
+            .unwrap()
+            .as_slice(),
+        )
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    std::fs::write(&bundle, resp.body_mut().read_to_string().unwrap()).unwrap();
+    init_node_from_bundle(&vdir.path().join("node"), &bundle).unwrap();
+    let village = NodeProcess::serve_with(
+        &vdir.path().join("node"),
+        &["--sync-interval", "1", "--fallback-after", "2"],
+    )
+    .unwrap();
+
+    // The township goes away; the village keeps taking cases.
+    let Township {
+        node, _dir: tdir, ..
+    } = t1;
+    drop(node.kill());
+    let (status, created) = post_json(
+        &client(),
+        &village.url("/api/cases"),
+        &valid_case_body("乡镇停电"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 201);
+    let no = created["case_no"].as_str().unwrap().to_string();
+    let admin = ("admin", HUB_ADMIN_PASSWORD);
+    assert!(
+        eventually(WITHIN, || get_as(
+            &hub.process.base,
+            admin,
+            &format!("/api/cases/{no}")
+        )
+        .0 == 200),
+        "the village did not fall back to the county"
+    );
+
+    // The township returns on its address and catches up from the county; still one case everywhere.
+    let t1 = serve_township(tdir, &relay);
+    assert!(
+        eventually(WITHIN, || get_as(
+            &t1.node.base,
+            (TEST_USER, TEST_PASSWORD),
+            &format!("/api/cases/{no}")
+        )
+        .0 == 200),
+        "the township did not catch up"
+    );
+    assert_eq!(get_as(&hub.process.base, admin, "/api/cases").1["total"], 1);
+    assert_eq!(
+        get_as(&t1.node.base, (TEST_USER, TEST_PASSWORD), "/api/cases").1["total"],
+        1
+    );
+    // And the village syncs through its township again.
+    let (status, report) =
+        post_json(&client(), &village.url("/api/sync/now"), &Value::Null, None).unwrap();
+    assert_eq!(status, 200, "{report}");
 }

@@ -23,6 +23,10 @@ pub struct Bundle {
     pub upstream: String,
     /// TLS server name of the upstream.
     pub upstream_name: String,
+    /// HOST:PORT of the hub, for a village behind a township: used when the township has been
+    /// unreachable for a while.
+    #[serde(default)]
+    pub fallback: Option<String>,
     pub ca_pem: String,
     pub node: CertKey,
 }

@@ -98,6 +98,9 @@ pub struct NodeIdentity {
     /// TLS server name of the upstream (`hub.tongban`, or a township's name).
     #[serde(default)]
     pub upstream_name: Option<String>,
+    /// The hub's address for a village behind a township, used when the township stays unreachable.
+    #[serde(default)]
+    pub fallback: Option<String>,
     pub created_at: String,
 }
 
@@ -1138,6 +1141,7 @@ mod tests {
             parent: None,
             upstream: None,
             upstream_name: None,
+            fallback: None,
             created_at: "2026-11-27T09:00:00+08:00".into(),
         }
     }

@@ -24,6 +24,7 @@ pub fn open(dir: &std::path::Path, code: &str, tier: Tier, actor: u8) -> Store {
             parent: None,
             upstream: None,
             upstream_name: None,
+            fallback: None,
             created_at: "2026-11-27T09:00:00+08:00".into(),
         },
         &[actor; 16],

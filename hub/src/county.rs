@@ -249,6 +249,9 @@ pub fn enroll(
         failed_sessions: 0,
         refusals: 0,
         pending: 0,
+        via: None,
+        relayed_sessions: 0,
+        relayed_refusals: 0,
         last_error: None,
     })?;
     Ok(bundle)

@@ -56,5 +56,22 @@ impl Gate for HubGate {
         if let Err(e) = updated {
             tracing::error!(node = %peer.code, error = %e, "cannot record sync session");
         }
+        // A township's report of its villages' links (already limited to its scope by the session).
+        if let Ok(report) = outcome {
+            for link in &report.peer_links {
+                let updated = self.store.update_node(&link.code, |rec| {
+                    if rec.last_seen.as_deref() < Some(link.last_seen.as_str()) {
+                        rec.last_seen = Some(link.last_seen.clone());
+                    }
+                    rec.via = Some(peer.code.clone());
+                    rec.pending = u64::from(link.pending);
+                    rec.relayed_sessions = u64::from(link.sessions);
+                    rec.relayed_refusals = u64::from(link.refusals);
+                });
+                if let Err(e) = updated {
+                    tracing::error!(node = %link.code, error = %e, "cannot record relayed link");
+                }
+            }
+        }
     }
 }

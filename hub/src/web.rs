@@ -12,8 +12,16 @@ use tongban_runtime::store::NodeRecord;
 use tongban_runtime::transport::Connections;
 use tongban_shared::FieldError;
 
-/// A node that has not synced for this long is highlighted on the node page.
+/// A node that has not synced for this long is highlighted on the node page (`TONGBAN_STALE_HOURS`).
 const STALE_HOURS: i64 = 24;
+
+fn stale_hours() -> i64 {
+    std::env::var("TONGBAN_STALE_HOURS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .filter(|h| *h > 0)
+        .unwrap_or(STALE_HOURS)
+}
 
 #[derive(Clone)]
 pub struct HubState {
@@ -89,6 +97,9 @@ async fn nodes_json(
                 "failed_sessions": rec.failed_sessions,
                 "refusals": rec.refusals,
                 "pending": rec.pending,
+                "via": rec.via,
+                "relayed_sessions": rec.relayed_sessions,
+                "relayed_refusals": rec.relayed_refusals,
                 "last_error": rec.last_error,
             })
         })
@@ -301,6 +312,10 @@ async fn publish_catalog(
 }
 
 struct NodeRow {
+    /// Villages are indented under their township: the page shows the tree county → township → village.
+    depth: usize,
+    via: String,
+    pending: u64,
     code: String,
     name: String,
     tier: &'static str,
@@ -329,6 +344,7 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         Err(e) => return e.into_response(),
     };
     let now = app::beijing_now();
+    let stale_hours = stale_hours();
     let rows = rows
         .into_iter()
         .map(|(rec, cases)| {
@@ -337,7 +353,14 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
                 .as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             NodeRow {
-                stale: seen.is_none_or(|t| (now - t).num_hours() >= STALE_HOURS),
+                depth: if rec.tier == tongban_shared::Tier::Village {
+                    1
+                } else {
+                    0
+                },
+                via: rec.via.clone().unwrap_or_else(|| "直连".into()),
+                pending: rec.pending,
+                stale: seen.is_none_or(|t| (now - t).num_hours() >= stale_hours),
                 last_seen: seen
                     .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
                     .unwrap_or_else(|| "从未同步".into()),
@@ -360,7 +383,7 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     let page = NodesPage {
         county: state.app.identity.name.clone(),
         user: user.display_name,
-        stale_hours: STALE_HOURS,
+        stale_hours,
         rows,
     };
     match page.render() {

@@ -2,18 +2,24 @@
 //! accepts only villages whose county certificate names this township as their parent. Their cases
 //! land in the township's store and go on to the county with the township's own sync.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tongban_runtime::store::Store;
 use tongban_runtime::tls::{self, CertKey, PeerIdentity};
 use tongban_runtime::transport::{self, Connections, Gate, SyncReport};
+use tongban_shared::sync::frame::LinkReport;
 use tongban_shared::Tier;
 
-/// Admits the township's own villages, nothing else.
+/// What the township knows of each village's link, by village code (reported to the county).
+pub type Links = Arc<Mutex<BTreeMap<String, LinkReport>>>;
+
+/// Admits the township's own villages, nothing else, and keeps their link statistics.
 pub struct TownshipGate {
     pub code: String,
+    pub links: Links,
 }
 
 impl Gate for TownshipGate {
@@ -31,6 +37,28 @@ impl Gate for TownshipGate {
     }
 
     fn record(&self, peer: &PeerIdentity, outcome: &Result<SyncReport, String>) {
+        {
+            let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            let link = links
+                .entry(peer.code.clone())
+                .or_insert_with(|| LinkReport {
+                    code: peer.code.clone(),
+                    last_seen: String::new(),
+                    sessions: 0,
+                    failed_sessions: 0,
+                    refusals: 0,
+                    pending: 0,
+                });
+            link.last_seen = crate::app::beijing_now().to_rfc3339();
+            link.sessions = link.sessions.saturating_add(1);
+            match outcome {
+                Ok(r) => {
+                    link.refusals = link.refusals.saturating_add(r.refused.len() as u32);
+                    link.pending = r.peer_pending.unwrap_or(0);
+                }
+                Err(_) => link.failed_sessions = link.failed_sessions.saturating_add(1),
+            }
+        }
         match outcome {
             Ok(r) => {
                 for refusal in &r.refused {
@@ -63,6 +91,7 @@ pub fn start(
     store: &Store,
     data: &Path,
     addr: SocketAddr,
+    links: Links,
 ) -> Result<(quinn::Endpoint, SocketAddr), RelayError> {
     let identity = store
         .identity()
@@ -90,6 +119,7 @@ pub fn start(
         store.clone(),
         Arc::new(TownshipGate {
             code: identity.code,
+            links,
         }),
         Connections::default(),
     ));

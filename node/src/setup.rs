@@ -277,16 +277,17 @@ pub async fn serve(
     sync: crate::sync::SyncTiming,
     relay: Option<SocketAddr>,
 ) -> Result<(), SetupError> {
+    let links = crate::relay::Links::default();
     let relay = match relay {
         Some(quic) => {
-            let (endpoint, local) = crate::relay::start(&store, data, quic)
+            let (endpoint, local) = crate::relay::start(&store, data, quic, links.clone())
                 .map_err(|e| SetupError::Invalid(e.to_string()))?;
             println!("tongban-node relay quic {local}");
             Some(endpoint)
         }
         None => None,
     };
-    let sync = crate::sync::SyncHandle::for_store(&store, data, sync)
+    let sync = crate::sync::SyncHandle::for_store(&store, data, sync, links)
         .map_err(|e| SetupError::Invalid(e.to_string()))?;
     let state = Arc::new(AppState::new(store, sync.clone())?);
     let stop_sync = Arc::new(tokio::sync::Notify::new());

@@ -105,6 +105,8 @@ pub struct SyncHandle {
     /// Local writes not yet known to have gone up.
     pending: AtomicU64,
     timing: SyncTiming,
+    /// A township's view of its villages' links, reported upstream in every session.
+    links: crate::relay::Links,
 }
 
 impl SyncHandle {
@@ -113,6 +115,7 @@ impl SyncHandle {
         store: &Store,
         data: &Path,
         timing: SyncTiming,
+        links: crate::relay::Links,
     ) -> Result<Option<Arc<SyncHandle>>, SyncSetupError> {
         let identity = store.identity().map_err(|e| SyncSetupError::Files {
             dir: data.display().to_string(),
@@ -155,6 +158,7 @@ impl SyncHandle {
             run_lock: tokio::sync::Mutex::new(()),
             pending: AtomicU64::new(0),
             timing,
+            links,
         })))
     }
 
@@ -273,12 +277,20 @@ impl SyncHandle {
             config: self.config.clone(),
         };
         let pending = u32::try_from(self.pending.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+        let links = self
+            .links
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         transport::sync_once(
             &self.endpoint,
             &upstream,
             &self.store,
             self.scopes.clone(),
             pending,
+            links,
         )
         .await
     }

@@ -96,6 +96,14 @@ impl Rogue {
     }
 
     pub async fn sync_scopes(&self, scopes: Vec<String>) -> Result<SyncReport, TransportError> {
-        transport::sync_once(&self.endpoint, &self.upstream, &self.store, scopes, 0).await
+        transport::sync_once(
+            &self.endpoint,
+            &self.upstream,
+            &self.store,
+            scopes,
+            0,
+            Vec::new(),
+        )
+        .await
     }
 }

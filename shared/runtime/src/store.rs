@@ -138,6 +138,14 @@ pub struct NodeRecord {
     /// Local writes the node reported as not yet gone up, at its last session.
     #[serde(default)]
     pub pending: u64,
+    /// The township the node last synced through, as that township reported.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Sessions and refusals on the node's link to its township (as the township reported them).
+    #[serde(default)]
+    pub relayed_sessions: u64,
+    #[serde(default)]
+    pub relayed_refusals: u64,
     pub last_error: Option<String>,
 }
 

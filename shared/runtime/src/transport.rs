@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use serde::Serialize;
-use tongban_shared::sync::frame::{encode, FrameDecoder, FrameError, Msg, Refusal};
+use tongban_shared::sync::frame::{encode, FrameDecoder, FrameError, LinkReport, Msg, Refusal};
 use tongban_shared::sync::{ClientSession, ServerSession, SessionError};
 
 use crate::replica::SledReplica;
@@ -57,6 +57,9 @@ pub struct SyncReport {
     /// Client side: a newer catalogue version received in this session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub catalog_received: Option<u32>,
+    /// Server side: the client's report of its own downstream links.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub peer_links: Vec<LinkReport>,
 }
 
 async fn read_msg(
@@ -124,6 +127,7 @@ pub async fn sync_once(
     store: &Store,
     scopes: Vec<String>,
     pending: u32,
+    links: Vec<LinkReport>,
 ) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
     let connect_err = |reason: String| TransportError::Connect {
@@ -146,7 +150,7 @@ pub async fn sync_once(
             }
             other => connect_err(other.to_string()),
         })?;
-    let result = run_client(&conn, store, scopes, pending).await;
+    let result = run_client(&conn, store, scopes, pending, links).await;
     // A server that refuses the peer closes the connection with its reason: report that, not the
     // broken stream it caused.
     let result = result.map_err(|e| match (&e, conn.close_reason()) {
@@ -166,13 +170,16 @@ async fn run_client(
     store: &Store,
     scopes: Vec<String>,
     pending: u32,
+    links: Vec<LinkReport>,
 ) -> Result<SyncReport, TransportError> {
     let (mut send, mut recv) = conn
         .open_bi()
         .await
         .map_err(|e| TransportError::Connection(e.to_string()))?;
     let mut report = SyncReport::default();
-    let mut session = ClientSession::new(scopes).with_pending(pending);
+    let mut session = ClientSession::new(scopes)
+        .with_pending(pending)
+        .with_links(links);
     let mut replica = SledReplica::new(store);
     let mut dec = FrameDecoder::default();
     let mut request = tokio::task::block_in_place(|| session.start(&replica))?;
@@ -349,6 +356,7 @@ async fn serve_session(
     report.cases_received = stats.cases_received;
     report.refused = stats.refused.clone();
     report.peer_pending = Some(stats.peer_pending);
+    report.peer_links = stats.peer_links.clone();
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -91,15 +91,29 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
     let endpoint = client_endpoint();
 
-    let first = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()], 0)
-        .await
-        .unwrap();
+    let first = transport::sync_once(
+        &endpoint,
+        &up,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(first.cases_sent, 320);
     assert_eq!(hub.store.count(None).unwrap(), 320);
 
-    let second = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()], 0)
-        .await
-        .unwrap();
+    let second = transport::sync_once(
+        &endpoint,
+        &up,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(second.round_trips, 1, "{second:?}");
     assert!(
         second.bytes_sent + second.bytes_received <= 2048,
@@ -107,9 +121,16 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     );
 
     add_case(&village, 321);
-    let one = transport::sync_once(&endpoint, &up, &village, vec![VILLAGE.into()], 0)
-        .await
-        .unwrap();
+    let one = transport::sync_once(
+        &endpoint,
+        &up,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(one.cases_sent, 1);
     assert!(one.bytes_sent + one.bytes_received <= 8 * 1024, "{one:?}");
 }
@@ -126,8 +147,15 @@ async fn a_node_of_another_ca_is_refused() {
     // It trusts the real county CA, so the server's side of the handshake is fine; its own
     // certificate is not.
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
-    let result =
-        transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()], 0).await;
+    let result = transport::sync_once(
+        &client_endpoint(),
+        &up,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+        Vec::new(),
+    )
+    .await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(hub.store.count(None).unwrap(), 0);
 
@@ -140,6 +168,7 @@ async fn a_node_of_another_ca_is_refused() {
         &village,
         vec![VILLAGE.into()],
         0,
+        Vec::new(),
     )
     .await;
     assert!(result.is_err());
@@ -153,13 +182,29 @@ async fn a_revoked_node_is_refused_with_the_reason() {
     let vdir = tempfile::tempdir().unwrap();
     let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
-    transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()], 0)
-        .await
-        .unwrap();
+    transport::sync_once(
+        &client_endpoint(),
+        &up,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     hub.gate.revoked.lock().unwrap().insert(VILLAGE.into());
     hub.connections.close_peer(VILLAGE, "revoked");
     add_case(&village, 1);
-    match transport::sync_once(&client_endpoint(), &up, &village, vec![VILLAGE.into()], 0).await {
+    match transport::sync_once(
+        &client_endpoint(),
+        &up,
+        &village,
+        vec![VILLAGE.into()],
+        0,
+        Vec::new(),
+    )
+    .await
+    {
         Err(TransportError::Refused(reason)) => assert!(reason.contains("revoked"), "{reason}"),
         other => panic!("expected refusal, got {other:?}"),
     }

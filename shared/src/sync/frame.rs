@@ -66,6 +66,19 @@ impl DocMsg {
     }
 }
 
+/// What a relaying node (a township) knows of one of its downstream links, passed up so the county
+/// sees every link of the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkReport {
+    pub code: String,
+    /// RFC 3339 time of the last session on that link.
+    pub last_seen: String,
+    pub sessions: u32,
+    pub failed_sessions: u32,
+    pub refusals: u32,
+    pub pending: u32,
+}
+
 /// Why a server would not take a scope or a case, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -85,6 +98,8 @@ pub enum Msg {
         catalog_version: u32,
         calendar_version: u32,
         pending: u32,
+        /// A township's view of its villages' links.
+        links: Vec<LinkReport>,
     },
     /// Response: the nodes that differ, scopes refused, and the catalogue JSON when the client's is
     /// older (an answer with nothing in it means "in sync").
@@ -211,6 +226,7 @@ mod tests {
             catalog_version: 1,
             calendar_version: 0,
             pending: 0,
+            links: Vec::new(),
         }
     }
 

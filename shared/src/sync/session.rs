@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{ActorId, AutoCommit};
 
-use super::frame::{DocMsg, Msg, NodeAnswer, NodeQuery, NodeView, Refusal, ScopeRoot};
+use super::frame::{DocMsg, LinkReport, Msg, NodeAnswer, NodeQuery, NodeView, Refusal, ScopeRoot};
 use super::scope;
 use super::summary::{Digest, Fp, Prefix, DEPTH, FANOUT, LEAF_ITEMS};
 
@@ -108,6 +108,8 @@ pub struct SessionStats {
     pub peer_pending: u32,
     /// Client side: the catalogue version received in this session, if any.
     pub catalog_received: Option<u32>,
+    /// Server side: what the client reported of its own downstream links.
+    pub peer_links: Vec<LinkReport>,
 }
 
 /// Brings a document held in memory during a session up to date with what is stored now (local edits or
@@ -196,6 +198,7 @@ pub struct ClientSession {
     batch: BTreeMap<String, DocProgress>,
     stats: SessionStats,
     pending: u32,
+    links: Vec<LinkReport>,
 }
 
 impl ClientSession {
@@ -209,7 +212,14 @@ impl ClientSession {
             batch: BTreeMap::new(),
             stats: SessionStats::default(),
             pending: 0,
+            links: Vec::new(),
         }
+    }
+
+    /// Reports the state of this node's downstream links (a township's villages) to the server.
+    pub fn with_links(mut self, links: Vec<LinkReport>) -> ClientSession {
+        self.links = links;
+        self
     }
 
     /// Reports `pending` local writes to the server (for its operators' view).
@@ -245,6 +255,7 @@ impl ClientSession {
             catalog_version: r.catalog_version().map_err(storage)?,
             calendar_version: r.calendar_version().map_err(storage)?,
             pending: self.pending,
+            links: std::mem::take(&mut self.links),
         })
     }
 
@@ -549,8 +560,15 @@ impl ServerSession {
                 catalog_version,
                 calendar_version,
                 pending,
+                links,
             } => {
                 self.stats.peer_pending = pending;
+                // Only links inside the peer's own scope count; the rest is noise or a lie.
+                self.stats.peer_links = links
+                    .into_iter()
+                    .filter(|l| scope::may_hold(&self.peer, &l.code) && l.code != self.peer)
+                    .take(1024)
+                    .collect();
                 self.hello(r, scopes, catalog_version, calendar_version)
             }
             Msg::Compare { nodes } => {

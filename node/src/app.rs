@@ -493,6 +493,11 @@ pub async fn take_action(
     use tongban_shared::workflow::{self, ActionError, Actor, Role};
     let role = Role::from_account(&user.role)
         .ok_or_else(|| AppError::Forbidden(format!("账号“{}”没有办件权限。", user.name)))?;
+    // At a township node its accounts act as the township (the relay for its villages).
+    let role = match (role, state.identity.tier) {
+        (Role::Agent, tongban_shared::Tier::Township) => Role::Township,
+        (r, _) => r,
+    };
     load_case(state, case_no).await?;
     let st = state.clone();
     let no = case_no.to_string();

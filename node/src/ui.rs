@@ -772,10 +772,14 @@ struct ActionForm {
     materials: Vec<(String, String, bool)>,
 }
 
-fn action_forms(c: &CaseDoc, role: &str) -> Vec<ActionForm> {
+fn action_forms(c: &CaseDoc, role: &str, tier: tongban_shared::Tier) -> Vec<ActionForm> {
     use tongban_shared::workflow::{action_label, available, Role};
     let Some(role) = Role::from_account(role) else {
         return Vec::new();
+    };
+    let role = match (role, tier) {
+        (Role::Agent, tongban_shared::Tier::Township) => Role::Township,
+        (r, _) => r,
     };
     available(c, &role)
         .into_iter()
@@ -928,7 +932,7 @@ pub async fn case_page(
             .as_deref()
             .map(|a| tongban_shared::workflow::action_label(a).to_string()),
         error: params.error.clone(),
-        actions: action_forms(&c, &user.role),
+        actions: action_forms(&c, &user.role, state.identity.tier),
         missing,
         evaluation,
         state_label: c.state().map(|s| s.label()).unwrap_or("未知状态"),

@@ -17,6 +17,8 @@ use crate::FieldError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     Agent,
+    /// A township clerk: an agent for the township's own cases, and the relay for its villages'.
+    Township,
     Window,
     /// Back office of a department (短名, e.g. 民政).
     Dept(String),
@@ -94,12 +96,13 @@ impl From<CaseDocError> for ActionError {
 }
 
 /// Actions a village or township node may take (and so may sync up to the hub).
-pub const NODE_ACTIONS: [&str; 5] = [
+pub const NODE_ACTIONS: [&str; 6] = [
     "intake",
     "submit_correction",
     "deliver",
     "evaluate",
     "escalate",
+    "township_receive",
 ];
 
 /// Evaluation levels, internal scale 5 = 非常满意 … 1 = 非常不满意 (exports map it explicitly).
@@ -164,10 +167,12 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
             Correction,
         ),
         "submit_correction" => (
-            matches!(role, Role::Agent | Role::Window),
+            matches!(role, Role::Agent | Role::Township | Role::Window),
             &[Correction],
             Received,
         ),
+        // The township takes a village's file on its way to the county; the case stays SUBMITTED.
+        "township_receive" => (matches!(role, Role::Township), &[Submitted], Submitted),
         "forward" => (
             matches!(role, Role::Window | Role::Admin) || is_dept,
             &[Accepted, Review],
@@ -178,17 +183,17 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
         "approve" | "deny" => (is_dept, &[Accepted, Review], Decided),
         "issue_result" => (is_dept, &[Decided], ResultReady),
         "deliver" => (
-            matches!(role, Role::Window | Role::Agent),
+            matches!(role, Role::Window | Role::Agent | Role::Township),
             &[ResultReady],
             Delivered,
         ),
         "evaluate" => (
-            matches!(role, Role::Window | Role::Agent),
+            matches!(role, Role::Window | Role::Agent | Role::Township),
             &[Delivered],
             Evaluated,
         ),
         "escalate" => (
-            matches!(role, Role::Window | Role::Agent),
+            matches!(role, Role::Window | Role::Agent | Role::Township),
             &[
                 Submitted,
                 Received,
@@ -220,7 +225,8 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
 }
 
 /// Every action.
-pub const ACTIONS: [&str; 14] = [
+pub const ACTIONS: [&str; 15] = [
+    "township_receive",
     "receive",
     "accept",
     "reject",
@@ -256,6 +262,7 @@ pub fn action_label(action: &str) -> &'static str {
     match action {
         "intake" => "收件",
         "receive" => "接收",
+        "township_receive" => "乡镇收件转报",
         "accept" => "受理",
         "reject" => "不予受理",
         "request_correction" => "要求补正",
@@ -457,13 +464,23 @@ pub fn apply(
 /// nothing else. Returns the reason for a refusal.
 pub fn check_node_change(old: Option<&CaseDoc>, new: &CaseDoc) -> Result<(), String> {
     let Some(old) = old else {
+        // New to the county: an intake, possibly followed by node actions (a township's receipt, an
+        // escalation) taken while the county was out of reach — never anything of the county's.
         if new.state() != Some(CaseState::Submitted) {
             return Err(format!("a new case must be SUBMITTED, not {}", new.state));
         }
-        if new.history.len() != 1 || new.history[0].action != "intake" {
-            return Err("a new case must have exactly its intake in the history".into());
+        if new.history.first().map(|h| h.action.as_str()) != Some("intake") {
+            return Err("a new case must begin with its intake".into());
         }
-        if new.deadline.is_some() || new.workflow != Default::default() {
+        if let Some(h) = new.history[1..]
+            .iter()
+            .find(|h| !NODE_ACTIONS.contains(&h.action.as_str()) || h.action == "intake")
+        {
+            return Err(format!("action {} is the county's, not a node's", h.action));
+        }
+        let mut county_part = new.workflow.clone();
+        county_part.escalations = 0;
+        if new.deadline.is_some() || county_part != Default::default() {
             return Err("a new case may not carry county workflow data".into());
         }
         return Ok(());

@@ -106,17 +106,34 @@ fn a_village_syncs_through_its_township_with_or_without_the_county() {
         "the case did not reach the township"
     );
 
-    // The county comes back on the same address: the township relays the case up.
+    // The township clerk takes the file on its way to the county; a village account may not.
+    let relay_receive = |base: &str| {
+        let mut resp = client()
+            .post(format!("{base}/api/cases/{no}/actions"))
+            .header("Authorization", &test_auth())
+            .header("Content-Type", "application/json")
+            .send(r#"{"action":"township_receive","note":"材料已到乡镇"}"#.as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        let _ = resp.body_mut().read_to_string();
+        status
+    };
+    assert_eq!(relay_receive(&village.base), 403);
+    assert_eq!(relay_receive(&t1.node.base), 200);
+
+    // The county comes back on the same address: the township relays the case up, with its entry.
     let hub = HubProcess::serve(hub_dir.path(), &quic).unwrap();
     assert!(
-        eventually(WITHIN, || get_as(
-            &hub.process.base,
-            admin,
-            &format!("/api/cases/{no}")
-        )
-        .0 == 200),
-        "the township did not relay the case to the county"
+        eventually(WITHIN, || {
+            get_as(&hub.process.base, admin, &format!("/api/cases/{no}")).1["history"]
+                .as_array()
+                .is_some_and(|h| h.len() == 2)
+        }),
+        "the township did not relay the case (and its receipt) to the county"
     );
+    let case = get_as(&hub.process.base, admin, &format!("/api/cases/{no}")).1;
+    assert_eq!(case["history"][1]["action"], "township_receive");
+    assert_eq!(case["history"][1]["node"], TOWNSHIP_1);
 
     // The county receives it; the decision travels down through the township to the village.
     let mut resp = client()

@@ -3,7 +3,8 @@
 //!
 //! - Work: intake at villages and townships, edits by every tier, catalogue updates from the county.
 //! - Sessions: many overlap, village↔township and township↔hub, over links that lose, duplicate and
-//!   reorder messages (messages of different sessions overtake each other).
+//!   reorder messages (messages of different sessions overtake each other), and partitions that cut
+//!   links for a while.
 //! - Crashes drop everything not yet durable.
 //!
 //! After the network heals:
@@ -42,6 +43,8 @@ const HUB: usize = 0;
 
 struct World {
     replicas: Vec<MemReplica>,
+    /// Links (by client index) cut by a partition: nothing crosses them until they heal.
+    cut: [bool; 7],
     next_seq: Vec<u32>,
     /// Every case a node acknowledged (committed locally): must reach the hub.
     acknowledged: BTreeSet<String>,
@@ -86,6 +89,7 @@ impl World {
         }
         World {
             replicas,
+            cut: [false; 7],
             next_seq: vec![1; CODES.len()],
             acknowledged: BTreeSet::new(),
         }
@@ -167,7 +171,7 @@ impl World {
 
 /// Advances one session by one message. Returns false when the session ended (done or aborted).
 fn step(world: &mut World, s: &mut Session, rng: &mut StdRng, loss: f64, dup: f64) -> bool {
-    if rng.gen_bool(loss) {
+    if world.cut[s.client_idx] || rng.gen_bool(loss) {
         return false; // message lost: the connection times out and both sides drop the session
     }
     let (client_replica, server_replica) = world.pair(s.client_idx);
@@ -279,7 +283,14 @@ fn run_seed(seed: u64) {
             0..=3 => world.random_local_work(&mut rng),
             4..=5 if sessions.len() < 6 => {
                 let idx = rng.gen_range(1..CODES.len());
-                sessions.push(world.start_session(idx));
+                if !world.cut[idx] {
+                    sessions.push(world.start_session(idx));
+                }
+            }
+            7 if rng.gen_bool(0.3) => {
+                // A partition starts or ends on one link (a township's link cuts off its whole branch).
+                let idx = rng.gen_range(1..CODES.len());
+                world.cut[idx] = !world.cut[idx];
             }
             6 => {
                 // A crash: uncommitted writes vanish, every session touching the replica dies.
@@ -297,6 +308,7 @@ fn run_seed(seed: u64) {
             _ => world.random_local_work(&mut rng),
         }
     }
+    world.cut = [false; 7];
     heal(&mut world, seed);
     check(&world, seed);
 }

@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_node::app::{self, blocking, ApiUser, AppError, SharedState, WebUser};
-use tongban_runtime::store::NodeRecord;
+use tongban_runtime::store::{NodeRecord, Store};
 use tongban_runtime::transport::Connections;
 use tongban_shared::FieldError;
 
@@ -177,21 +177,39 @@ async fn add_calendar_year(
     ApiUser(user): ApiUser,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, AppError> {
-    require_role(&user, &["admin"])?;
+    publish_county_data(
+        &state,
+        &user,
+        body,
+        "calendar",
+        "日历",
+        Store::add_calendar_year,
+    )
+    .await
+}
+
+/// Publishes county data that flows down to every node (catalogue, calendar): admin only, the body is
+/// JSON checked by `store_it`, which answers the new version.
+async fn publish_county_data(
+    state: &HubState,
+    user: &app::CurrentUser,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+    field: &'static str,
+    what: &'static str,
+    store_it: fn(&Store, &str) -> Result<u32, tongban_runtime::store::StoreError>,
+) -> Result<Json<Value>, AppError> {
+    require_role(user, &["admin"])?;
     let body = body.map_err(tongban_node::api::body_error)?;
     let json = String::from_utf8(body.to_vec())
-        .map_err(|_| AppError::Malformed("日历必须是UTF-8编码的JSON。".into()))?;
+        .map_err(|_| AppError::Malformed(format!("{what}必须是UTF-8编码的JSON。")))?;
     let st = state.app.clone();
     let version = blocking(move || {
-        st.store.add_calendar_year(&json).map_err(|e| {
-            AppError::Invalid(vec![FieldError::new(
-                "calendar",
-                format!("日历未保存：{e}"),
-            )])
+        store_it(&st.store, &json).map_err(|e| {
+            AppError::Invalid(vec![FieldError::new(field, format!("{what}未发布：{e}"))])
         })
     })
     .await?;
-    tracing::info!(version, by = %user.name, "calendar year published");
+    tracing::info!(version, by = %user.name, what = field, "county data published");
     Ok(Json(json!({ "version": version })))
 }
 
@@ -293,22 +311,15 @@ async fn publish_catalog(
     ApiUser(user): ApiUser,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>, AppError> {
-    require_role(&user, &["admin"])?;
-    let body = body.map_err(tongban_node::api::body_error)?;
-    let json = String::from_utf8(body.to_vec())
-        .map_err(|_| AppError::Malformed("事项目录必须是UTF-8编码的JSON。".into()))?;
-    let st = state.app.clone();
-    let version = blocking(move || {
-        st.store.set_catalog(&json).map_err(|e| {
-            AppError::Invalid(vec![FieldError::new(
-                "catalog",
-                format!("事项目录未发布：{e}"),
-            )])
-        })
-    })
-    .await?;
-    tracing::info!(version, by = %user.name, "catalogue published");
-    Ok(Json(json!({ "version": version })))
+    publish_county_data(
+        &state,
+        &user,
+        body,
+        "catalog",
+        "事项目录",
+        Store::set_catalog,
+    )
+    .await
 }
 
 struct NodeRow {

@@ -337,6 +337,42 @@ impl HubProcess {
     }
 }
 
+impl HubProcess {
+    /// A village enrolled with this hub, initialised from its bundle in a temp dir (node data in
+    /// `<dir>/node`), not yet serving.
+    pub fn enrolled_village(&self, code: &str) -> anyhow::Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir()?;
+        let bundle = dir.path().join("bundle.json");
+        self.enroll_village(code, &bundle)?;
+        init_node_from_bundle(&dir.path().join("node"), &bundle)?;
+        Ok(dir)
+    }
+
+    /// An enrolled village serving with `args`; keep the directory alive as long as the process.
+    pub fn village(
+        &self,
+        code: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(NodeProcess, tempfile::TempDir)> {
+        let dir = self.enrolled_village(code)?;
+        let node = NodeProcess::serve_with(&dir.path().join("node"), args)?;
+        Ok((node, dir))
+    }
+}
+
+/// Files a valid case at a node and returns its number (panics on anything but 201).
+pub fn file_case(node: &NodeProcess, applicant: &str) -> String {
+    let (status, body) = post_json(
+        &client(),
+        &node.url("/api/cases"),
+        &valid_case_body(applicant),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status, 201, "{body}");
+    body["case_no"].as_str().unwrap_or_default().to_string()
+}
+
 /// Initialises a node from a bundle with the test account.
 pub fn init_node_from_bundle(dir: &Path, bundle: &Path) -> anyhow::Result<()> {
     let (ok, _, err) = node_cmd(&[

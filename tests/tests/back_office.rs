@@ -48,21 +48,8 @@ fn a_case_travels_from_intake_to_evaluation_and_both_tiers_agree() {
     let dept = ("dept1", TEST_PASSWORD);
     let agent = (TEST_USER, TEST_PASSWORD);
 
-    let v = tempfile::tempdir().unwrap();
-    let bundle = v.path().join("b.json");
-    hub.enroll_village(V1, &bundle).unwrap();
-    init_node_from_bundle(&v.path().join("node"), &bundle).unwrap();
-    let node =
-        NodeProcess::serve_with(&v.path().join("node"), &["--sync-interval", "3600"]).unwrap();
-    let (status, created) = post_json(
-        &client(),
-        &node.url("/api/cases"),
-        &valid_case_body("全程甲"),
-        None,
-    )
-    .unwrap();
-    assert_eq!(status, 201);
-    let no = created["case_no"].as_str().unwrap().to_string();
+    let (node, _v) = hub.village(V1, &["--sync-interval", "3600"]).unwrap();
+    let no = file_case(&node, "全程甲");
     sync(&node);
 
     let hb = hub.process.base.clone();
@@ -247,20 +234,8 @@ fn queues_and_dashboard_show_the_county() {
     HubProcess::init(hub_dir.path()).unwrap();
     HubProcess::add_user(hub_dir.path(), "window1", "window", None).unwrap();
     let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
-    let v = tempfile::tempdir().unwrap();
-    let bundle = v.path().join("b.json");
-    hub.enroll_village(V1, &bundle).unwrap();
-    init_node_from_bundle(&v.path().join("node"), &bundle).unwrap();
-    let node =
-        NodeProcess::serve_with(&v.path().join("node"), &["--sync-interval", "3600"]).unwrap();
-    let (_, created) = post_json(
-        &client(),
-        &node.url("/api/cases"),
-        &valid_case_body("排队甲"),
-        None,
-    )
-    .unwrap();
-    let no = created["case_no"].as_str().unwrap().to_string();
+    let (node, _v) = hub.village(V1, &["--sync-interval", "3600"]).unwrap();
+    let no = file_case(&node, "排队甲");
     sync(&node);
     let page = |path: &str| {
         let mut resp = client()

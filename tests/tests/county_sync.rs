@@ -38,23 +38,11 @@ fn sync_now(node: &NodeProcess) -> (u16, Value) {
 }
 
 fn enrolled_village(hub: &HubProcess, code: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = dir.path().join("bundle.json");
-    hub.enroll_village(code, &bundle).unwrap();
-    init_node_from_bundle(&dir.path().join("node"), &bundle).unwrap();
-    dir
+    hub.enrolled_village(code).unwrap()
 }
 
 fn new_case(node: &NodeProcess, name: &str) -> String {
-    let (status, body) = post_json(
-        &client(),
-        &node.url("/api/cases"),
-        &valid_case_body(name),
-        None,
-    )
-    .unwrap();
-    assert_eq!(status, 201, "{body}");
-    body["case_no"].as_str().unwrap().to_string()
+    file_case(node, name)
 }
 
 #[test]

@@ -160,13 +160,14 @@ pub struct EnrollRequest<'a> {
     pub fallback: Option<&'a str>,
 }
 
-/// Issues a node certificate and writes its bundle to `out`; records the node. Works on a store the
-/// caller opened (a stopped hub, or the running hub's own store).
+/// Issues a node certificate, records the node and returns its bundle; with `out`, also writes the
+/// bundle there (never over an existing file). Works on a store the caller opened (a stopped hub, or
+/// the running hub's own store, whose API hands the bundle back instead of writing it).
 pub fn enroll(
     store: &Store,
     ca: &CertKey,
     req: &EnrollRequest<'_>,
-    out: &Path,
+    out: Option<&Path>,
     now: DateTime<FixedOffset>,
 ) -> Result<Bundle, CountyError> {
     let county = store.identity()?.code;
@@ -212,7 +213,7 @@ pub fn enroll(
             if existing.revoked { " and revoked" } else { "" }
         )));
     }
-    if out.exists() {
+    if let Some(out) = out.filter(|o| o.exists()) {
         return Err(CountyError::Invalid(format!(
             "--out {} exists; refusing to overwrite it",
             out.display()
@@ -233,7 +234,9 @@ pub fn enroll(
         ca_pem: ca.cert_pem.clone(),
         node: cert,
     };
-    bundle.save(out)?;
+    if let Some(out) = out {
+        bundle.save(out)?;
+    }
     // The node's actor id follows from its certificate; bound now, so relayed changes are attributable.
     store.bind_actor(&tls::actor_for_serial(&identity.serial), req.code)?;
     store.put_node(&NodeRecord {

@@ -72,7 +72,7 @@ pub fn prepare(dir: &Path, ports: &DemoPorts) -> Result<(), CountyError> {
                 upstream_name: None,
                 fallback: None,
             },
-            &bundle_path,
+            Some(&bundle_path),
             now,
         )?;
         let vdir = village_dir(dir, i);

@@ -177,7 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     upstream_name: upstream_name.as_deref(),
                     fallback: fallback.as_deref(),
                 },
-                &out,
+                Some(&out),
                 beijing_now(),
             )?;
             println!(

@@ -242,11 +242,7 @@ async fn enroll_node(
     let data = state.data.clone();
     let bundle = blocking(move || {
         let ca = crate::county::ca(&data).map_err(AppError::internal)?;
-        // The bundle file goes to a private temporary path and is read back, so that the API and the
-        // CLI share one enrolment path.
-        let tmp = data.join(format!("enroll-{}.json", req.code));
-        let _ = std::fs::remove_file(&tmp);
-        let result = crate::county::enroll(
+        crate::county::enroll(
             &st.store,
             &ca,
             &crate::county::EnrollRequest {
@@ -258,11 +254,10 @@ async fn enroll_node(
                 upstream_name: req.upstream_name.as_deref(),
                 fallback: req.fallback.as_deref(),
             },
-            &tmp,
+            None,
             app::beijing_now(),
-        );
-        let _ = std::fs::remove_file(&tmp);
-        result.map_err(|e| match e {
+        )
+        .map_err(|e| match e {
             crate::county::CountyError::Invalid(m) => {
                 AppError::Invalid(vec![FieldError::new("code", m)])
             }

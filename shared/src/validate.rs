@@ -4,7 +4,7 @@
 //! village PC, at the hub and in the simulator. Error messages are Chinese sentences that name the field,
 //! because they are shown to agents as they are.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 
 /// One invalid field: `field` is the JSON path (`applicant.id_number`), `message` a Chinese sentence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -108,16 +108,6 @@ pub fn id_with_check_char(first17: &str) -> Option<String> {
     ))
 }
 
-/// Birth date encoded in a valid ID number (used for age-dependent items such as 高龄津贴).
-pub fn birth_date_of(id: &str) -> Option<NaiveDate> {
-    let b = id.get(6..14)?;
-    NaiveDate::from_ymd_opt(
-        b[0..4].parse().ok()?,
-        b[4..6].parse().ok()?,
-        b[6..8].parse().ok()?,
-    )
-}
-
 const USCC_CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 const USCC_WEIGHTS: [u32; 17] = [
     1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
@@ -208,15 +198,6 @@ pub fn check_person_name(raw: &str, field: &str, label: &str) -> Result<String, 
         ));
     }
     Ok(name.to_string())
-}
-
-/// Age in whole years on `today` of someone born on `birth`.
-pub fn age_on(birth: NaiveDate, today: NaiveDate) -> i32 {
-    let mut age = today.year() - birth.year();
-    if (today.month(), today.day()) < (birth.month(), birth.day()) {
-        age -= 1;
-    }
-    age
 }
 
 #[cfg(test)]
@@ -316,11 +297,5 @@ mod tests {
         );
         assert!(check_division_code("4202221032").is_err());
         assert!(check_division_code("42022a").is_err());
-    }
-
-    #[test]
-    fn age_counts_birthdays() {
-        let birth = NaiveDate::from_ymd_opt(1949, 12, 31).unwrap();
-        assert_eq!(age_on(birth, today()), 76);
     }
 }

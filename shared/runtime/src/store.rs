@@ -973,11 +973,6 @@ impl Store {
             .sync_all()
             .map_err(|e| StoreError::Sled(sled::Error::Io(e)))
     }
-
-    /// Bytes of the store on disk (for the health page and benchmarks).
-    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
-    }
 }
 
 fn node_key(scope: &str, prefix: Prefix) -> Vec<u8> {

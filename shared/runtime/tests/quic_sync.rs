@@ -74,6 +74,15 @@ fn upstream(ca_pem: &str, own: &CertKey, addr: SocketAddr) -> Upstream {
     }
 }
 
+/// One session of the village's own scope.
+async fn sync(
+    endpoint: &quinn::Endpoint,
+    up: &Upstream,
+    village: &Store,
+) -> Result<SyncReport, TransportError> {
+    transport::sync_once(endpoint, up, village, vec![VILLAGE.into()], 0, Vec::new()).await
+}
+
 fn client_endpoint() -> quinn::Endpoint {
     quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap()
 }
@@ -91,29 +100,11 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
     let endpoint = client_endpoint();
 
-    let first = transport::sync_once(
-        &endpoint,
-        &up,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let first = sync(&endpoint, &up, &village).await.unwrap();
     assert_eq!(first.cases_sent, 320);
     assert_eq!(hub.store.count(None).unwrap(), 320);
 
-    let second = transport::sync_once(
-        &endpoint,
-        &up,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let second = sync(&endpoint, &up, &village).await.unwrap();
     assert_eq!(second.round_trips, 1, "{second:?}");
     assert!(
         second.bytes_sent + second.bytes_received <= 2048,
@@ -121,16 +112,7 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     );
 
     add_case(&village, 321);
-    let one = transport::sync_once(
-        &endpoint,
-        &up,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    let one = sync(&endpoint, &up, &village).await.unwrap();
     assert_eq!(one.cases_sent, 1);
     assert!(one.bytes_sent + one.bytes_received <= 8 * 1024, "{one:?}");
 }
@@ -147,30 +129,14 @@ async fn a_node_of_another_ca_is_refused() {
     // It trusts the real county CA, so the server's side of the handshake is fine; its own
     // certificate is not.
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
-    let result = transport::sync_once(
-        &client_endpoint(),
-        &up,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await;
+    let result = sync(&client_endpoint(), &up, &village).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(hub.store.count(None).unwrap(), 0);
 
     // And a node that trusts another CA refuses the real hub.
     let good = tls::issue_node(&ca, VILLAGE, Tier::Village, Some("420222100")).unwrap();
     let fooled = upstream(&other.cert_pem, &good, hub.addr);
-    let result = transport::sync_once(
-        &client_endpoint(),
-        &fooled,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await;
+    let result = sync(&client_endpoint(), &fooled, &village).await;
     assert!(result.is_err());
 }
 
@@ -182,29 +148,11 @@ async fn a_revoked_node_is_refused_with_the_reason() {
     let vdir = tempfile::tempdir().unwrap();
     let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
-    transport::sync_once(
-        &client_endpoint(),
-        &up,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
+    sync(&client_endpoint(), &up, &village).await.unwrap();
     hub.gate.revoked.lock().unwrap().insert(VILLAGE.into());
     hub.connections.close_peer(VILLAGE, "revoked");
     add_case(&village, 1);
-    match transport::sync_once(
-        &client_endpoint(),
-        &up,
-        &village,
-        vec![VILLAGE.into()],
-        0,
-        Vec::new(),
-    )
-    .await
-    {
+    match sync(&client_endpoint(), &up, &village).await {
         Err(TransportError::Refused(reason)) => assert!(reason.contains("revoked"), "{reason}"),
         other => panic!("expected refusal, got {other:?}"),
     }

@@ -232,10 +232,6 @@ impl ClientSession {
         &self.stats
     }
 
-    pub fn is_done(&self) -> bool {
-        self.phase == Phase::Done
-    }
-
     /// The opening request.
     pub fn start<R: Replica>(&mut self, r: &R) -> Result<Msg, SessionError> {
         let mut roots = BTreeMap::new();

@@ -29,6 +29,24 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     pub pending_up: u64,
     pub last_session: Option<SyncReport>,
+    /// Since this process started.
+    pub totals: SyncTotals,
+}
+
+/// What all sessions since start moved (`GET /api/sync`'s `totals`; the weak-link bench reads it).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncTotals {
+    pub sessions: u64,
+    pub failed_sessions: u64,
+    pub cases_sent: u64,
+    pub cases_received: u64,
+    /// Sync-protocol payload of the sessions that finished.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// UDP bytes of the sessions that finished, and what QUIC had to send again.
+    pub wire_bytes_sent: u64,
+    pub wire_bytes_received: u64,
+    pub lost_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +225,15 @@ impl SyncHandle {
                     s.last_success = Some(finished);
                     s.last_error = None;
                     s.last_session = Some(report.clone());
+                    let t = &mut s.totals;
+                    t.sessions += 1;
+                    t.cases_sent += u64::from(report.cases_sent);
+                    t.cases_received += u64::from(report.cases_received);
+                    t.bytes_sent += report.bytes_sent;
+                    t.bytes_received += report.bytes_received;
+                    t.wire_bytes_sent += report.wire_bytes_sent;
+                    t.wire_bytes_received += report.wire_bytes_received;
+                    t.lost_bytes += report.lost_bytes;
                 });
                 tracing::info!(
                     round_trips = report.round_trips,
@@ -225,6 +252,8 @@ impl SyncHandle {
                     s.running = false;
                     s.connected = false;
                     s.last_error = Some(message);
+                    s.totals.sessions += 1;
+                    s.totals.failed_sessions += 1;
                 });
                 tracing::info!(error = %e, "sync session failed");
             }

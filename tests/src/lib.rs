@@ -4,6 +4,7 @@
 //! The binaries are the ones cargo built for this workspace (`target/<profile>/tongban-node`), or the
 //! path in `TONGBAN_NODE_BIN`.
 
+pub mod faultproxy;
 pub mod rogue;
 pub mod webdriver;
 
@@ -437,10 +438,12 @@ pub fn test_auth() -> String {
 
 /// (status, parsed JSON body or Null).
 pub fn get_json(agent: &ureq::Agent, url: &str) -> anyhow::Result<(u16, Value)> {
-    let mut resp = agent
-        .get(url)
-        .header("Authorization", &test_auth())
-        .call()?;
+    get_json_as(agent, url, &test_auth())
+}
+
+/// `get_json` with another `Authorization` header (e.g. the hub's admin).
+pub fn get_json_as(agent: &ureq::Agent, url: &str, auth: &str) -> anyhow::Result<(u16, Value)> {
+    let mut resp = agent.get(url).header("Authorization", auth).call()?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string()?;
     Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))

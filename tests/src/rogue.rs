@@ -51,31 +51,7 @@ impl Rogue {
 
     /// A well-formed new case numbered in `scope`, written by `actor`.
     pub fn case(&self, scope: &str, seq: u32, name: &str, actor: [u8; 16]) -> (String, AutoCommit) {
-        let catalog = tongban_shared::catalog::Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let req: case::IntakeRequest =
-            serde_json::from_value(crate::valid_case_body(name)).unwrap_or_else(|e| panic!("{e}"));
-        let intake = case::validate_intake(&catalog, &req, now.date_naive())
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        let no = case::format_case_no(scope, now.date_naive(), seq);
-        let (doc, _) = case::new_case_document(
-            &intake,
-            IntakeContext {
-                case_no: &no,
-                agent: Agent {
-                    user: "x".into(),
-                    name: "x".into(),
-                    node_code: scope.into(),
-                    node_name: "x".into(),
-                },
-                now,
-                query_password: "000000",
-                actor: automerge::ActorId::from(actor.as_slice()),
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        (no, doc)
+        case_document(scope, seq, name, actor)
     }
 
     /// Stores a document as it is (merged with what is stored), durably.
@@ -106,4 +82,38 @@ impl Rogue {
         )
         .await
     }
+}
+
+/// A well-formed new case (as the intake form would make it) numbered `seq` in `scope`, written by
+/// `actor`, at a fixed time.
+pub fn case_document(scope: &str, seq: u32, name: &str, actor: [u8; 16]) -> (String, AutoCommit) {
+    static CATALOG: std::sync::OnceLock<tongban_shared::catalog::Catalog> =
+        std::sync::OnceLock::new();
+    let catalog = CATALOG.get_or_init(|| {
+        tongban_shared::catalog::Catalog::builtin().unwrap_or_else(|e| panic!("{e}"))
+    });
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let req: case::IntakeRequest =
+        serde_json::from_value(crate::valid_case_body(name)).unwrap_or_else(|e| panic!("{e}"));
+    let intake =
+        case::validate_intake(catalog, &req, now.date_naive()).unwrap_or_else(|e| panic!("{e:?}"));
+    let no = case::format_case_no(scope, now.date_naive(), seq);
+    let (doc, _) = case::new_case_document(
+        &intake,
+        IntakeContext {
+            case_no: &no,
+            agent: Agent {
+                user: "x".into(),
+                name: "x".into(),
+                node_code: scope.into(),
+                node_name: "x".into(),
+            },
+            now,
+            query_password: "000000",
+            actor: automerge::ActorId::from(actor.as_slice()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (no, doc)
 }

@@ -1,7 +1,9 @@
 //! The sync protocol's view of the sled store: summaries, documents, merge-on-store and actor bindings.
 
-use automerge::{ActorId, AutoCommit};
-use tongban_shared::case;
+use std::cell::RefCell;
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
+use tongban_shared::case::{self, CaseSummary};
 use tongban_shared::sync::scope;
 use tongban_shared::sync::summary::{Digest, Fp, Prefix, FANOUT};
 use tongban_shared::sync::Replica;
@@ -19,11 +21,88 @@ pub enum ReplicaError {
 /// A [`Replica`] over a node's or the hub's store.
 pub struct SledReplica<'a> {
     store: &'a Store,
+    /// The summary of the document last judged by `check_change`, by its heads: the server judges a
+    /// document and then stores it, and reading a case out of a document twice is a large part of
+    /// what storing costs.
+    judged: RefCell<Option<(Vec<ChangeHash>, CaseSummary)>>,
 }
 
 impl<'a> SledReplica<'a> {
     pub fn new(store: &'a Store) -> SledReplica<'a> {
-        SledReplica { store }
+        SledReplica {
+            store,
+            judged: RefCell::new(None),
+        }
+    }
+
+    /// The case summary of `doc`, reusing the one `check_change` made of the same version.
+    fn summary_of(&self, case_no: &str, doc: &mut AutoCommit) -> Result<CaseSummary, ReplicaError> {
+        let heads = doc.get_heads();
+        if let Some((judged_heads, summary)) = self.judged.borrow_mut().take() {
+            if judged_heads == heads && summary.case_no == case_no {
+                return Ok(summary);
+            }
+        }
+        let case = case::read_case(doc).map_err(|e| ReplicaError::Document {
+            case_no: case_no.to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok(case.summary())
+    }
+}
+
+impl SledReplica<'_> {
+    /// Merges `doc` into the stored case under the store's write lock. `saved` (the encoding `doc`
+    /// was decoded from) is stored as it is when there is no stored version to merge with: encoding a
+    /// document again costs more than everything else in storing it.
+    fn merge_in(
+        &mut self,
+        case_no: &str,
+        doc: &mut AutoCommit,
+        saved: Option<&[u8]>,
+    ) -> Result<(), ReplicaError> {
+        let doc_err = |reason: String| ReplicaError::Document {
+            case_no: case_no.to_string(),
+            reason,
+        };
+        // A document new here is read and encoded outside the store's write lock, so that two
+        // sessions can do that work at once; only if the case turns out to exist is it merged under
+        // the lock.
+        let prepared = match saved {
+            Some(saved) if !self.store.has_case(case_no)? => {
+                let summary = self.summary_of(case_no, doc)?;
+                if summary.case_no != case_no {
+                    return Err(doc_err(format!("document names case {}", summary.case_no)));
+                }
+                Some((saved.to_vec(), summary))
+            }
+            _ => None,
+        };
+        self.store.merge_case(case_no, |current| {
+            let mut merged = match current {
+                Some(bytes) => {
+                    let mut cur = AutoCommit::load(&bytes).map_err(|e| doc_err(e.to_string()))?;
+                    cur.merge(doc).map_err(|e| doc_err(e.to_string()))?;
+                    cur
+                }
+                None => {
+                    if let Some(prepared) = prepared {
+                        return Ok(prepared);
+                    }
+                    // Only well-formed cases are stored: the index and the lists depend on it.
+                    let case = case::read_case(doc).map_err(|e| doc_err(e.to_string()))?;
+                    if case.case_no != case_no {
+                        return Err(doc_err(format!("document names case {}", case.case_no)));
+                    }
+                    return Ok((doc.save(), case.summary()));
+                }
+            };
+            let case = case::read_case(&merged).map_err(|e| doc_err(e.to_string()))?;
+            if case.case_no != case_no {
+                return Err(doc_err(format!("document names case {}", case.case_no)));
+            }
+            Ok((merged.save(), case.summary()))
+        })?
     }
 }
 
@@ -61,26 +140,20 @@ impl Replica for SledReplica<'_> {
     }
 
     fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), ReplicaError> {
-        let doc_err = |reason: String| ReplicaError::Document {
-            case_no: case_no.to_string(),
-            reason,
-        };
-        self.store.merge_case(case_no, |current| {
-            let mut merged = match current {
-                Some(bytes) => {
-                    let mut cur = AutoCommit::load(&bytes).map_err(|e| doc_err(e.to_string()))?;
-                    cur.merge(doc).map_err(|e| doc_err(e.to_string()))?;
-                    cur
-                }
-                None => doc.clone(),
-            };
-            // Only well-formed cases are stored: the index and the lists depend on it.
-            let case = case::read_case(&merged).map_err(|e| doc_err(e.to_string()))?;
-            if case.case_no != case_no {
-                return Err(doc_err(format!("document names case {}", case.case_no)));
-            }
-            Ok((merged.save(), case.summary()))
-        })?
+        self.merge_in(case_no, doc, None)
+    }
+
+    fn load_saved(&self, case_no: &str) -> Result<Option<Vec<u8>>, ReplicaError> {
+        Ok(self.store.document(case_no)?)
+    }
+
+    fn store_whole(
+        &mut self,
+        case_no: &str,
+        doc: &mut AutoCommit,
+        saved: &[u8],
+    ) -> Result<(), ReplicaError> {
+        self.merge_in(case_no, doc, Some(saved))
     }
 
     fn commit(&mut self) -> Result<(), ReplicaError> {
@@ -93,10 +166,12 @@ impl Replica for SledReplica<'_> {
         old: Option<&mut AutoCommit>,
         new: &mut AutoCommit,
     ) -> Result<Result<(), String>, ReplicaError> {
+        let heads = new.get_heads();
         let new = match case::read_case(new) {
             Ok(c) => c,
             Err(e) => return Ok(Err(format!("not a valid case document: {e}"))),
         };
+        *self.judged.borrow_mut() = Some((heads, new.summary()));
         let old = match old {
             None => None,
             Some(d) => match case::read_case(d) {

@@ -712,6 +712,10 @@ impl Store {
         }))
     }
 
+    pub fn has_case(&self, case_no: &str) -> Result<bool, StoreError> {
+        Ok(self.cases.contains_key(case_no.as_bytes())?)
+    }
+
     pub fn document(&self, case_no: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.cases.get(case_no.as_bytes())?.map(|v| v.to_vec()))
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use quinn::{Connection, Endpoint, RecvStream, SendStream};
 use serde::Serialize;
 use tongban_shared::sync::frame::{encode, FrameDecoder, FrameError, LinkReport, Msg, Refusal};
-use tongban_shared::sync::{ClientSession, ServerSession, SessionError};
+use tongban_shared::sync::{ClientSession, Replica, ServerSession, SessionError};
 
 use crate::replica::SledReplica;
 use crate::store::Store;
@@ -50,6 +50,14 @@ pub struct SyncReport {
     pub cases_sent: u32,
     pub cases_received: u32,
     pub duration_ms: u64,
+    /// Client side: UDP bytes this connection put on the link and took from it (QUIC and TLS
+    /// included, handshake and retransmissions too), and the bytes QUIC judged lost and sent again.
+    #[serde(default)]
+    pub wire_bytes_sent: u64,
+    #[serde(default)]
+    pub wire_bytes_received: u64,
+    #[serde(default)]
+    pub lost_bytes: u64,
     pub refused: Vec<Refusal>,
     /// Server side: what the client reported as not yet gone up.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -129,6 +137,19 @@ pub async fn sync_once(
     pending: u32,
     links: Vec<LinkReport>,
 ) -> Result<SyncReport, TransportError> {
+    let mut replica = SledReplica::new(store);
+    sync_replica(endpoint, upstream, &mut replica, scopes, pending, links).await
+}
+
+/// [`sync_once`] over any replica (the fan-in bench drives hundreds of in-memory nodes with it).
+pub async fn sync_replica<R: Replica>(
+    endpoint: &Endpoint,
+    upstream: &Upstream,
+    replica: &mut R,
+    scopes: Vec<String>,
+    pending: u32,
+    links: Vec<LinkReport>,
+) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
     let connect_err = |reason: String| TransportError::Connect {
         addr: upstream.addr,
@@ -150,7 +171,7 @@ pub async fn sync_once(
             }
             other => connect_err(other.to_string()),
         })?;
-    let result = run_client(&conn, store, scopes, pending, links).await;
+    let result = run_client(&conn, replica, scopes, pending, links).await;
     // A server that refuses the peer closes the connection with its reason: report that, not the
     // broken stream it caused.
     let result = result.map_err(|e| match (&e, conn.close_reason()) {
@@ -162,12 +183,16 @@ pub async fn sync_once(
     conn.close(0u32.into(), b"done");
     let mut report = result?;
     report.duration_ms = started.elapsed().as_millis() as u64;
+    let wire = conn.stats();
+    report.wire_bytes_sent = wire.udp_tx.bytes;
+    report.wire_bytes_received = wire.udp_rx.bytes;
+    report.lost_bytes = wire.path.lost_bytes;
     Ok(report)
 }
 
-async fn run_client(
+async fn run_client<R: Replica>(
     conn: &Connection,
-    store: &Store,
+    replica: &mut R,
     scopes: Vec<String>,
     pending: u32,
     links: Vec<LinkReport>,
@@ -180,9 +205,8 @@ async fn run_client(
     let mut session = ClientSession::new(scopes)
         .with_pending(pending)
         .with_links(links);
-    let mut replica = SledReplica::new(store);
     let mut dec = FrameDecoder::default();
-    let mut request = tokio::task::block_in_place(|| session.start(&replica))?;
+    let mut request = tokio::task::block_in_place(|| session.start(replica))?;
     loop {
         write_msg(&mut send, &request, &mut report.bytes_sent).await?;
         let Some(response) = read_msg(&mut recv, &mut dec, &mut report.bytes_received).await?
@@ -191,7 +215,7 @@ async fn run_client(
                 "upstream closed the stream".into(),
             ));
         };
-        match tokio::task::block_in_place(|| session.handle(&mut replica, response))? {
+        match tokio::task::block_in_place(|| session.handle(replica, response))? {
             Some(next) => request = next,
             None => break,
         }
@@ -250,16 +274,24 @@ pub async fn serve(
     connections: Connections,
 ) {
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    // Store work of all sessions together runs at most this wide: the work is CPU and disk bound, and
+    // `block_in_place` would otherwise give every session its own thread. Hundreds of villages
+    // reconnecting at once then all crawl and all hold their documents in memory; with the limit
+    // they are served in turn (the semaphore is fair) and memory stays bounded.
+    let work = Arc::new(tokio::sync::Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ));
     while let Some(incoming) = endpoint.accept().await {
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };
         let (store, gate, connections) = (store.clone(), gate.clone(), connections.clone());
+        let work = work.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let remote = incoming.remote_address();
             match incoming.await {
-                Ok(conn) => handle_connection(conn, store, gate, connections).await,
+                Ok(conn) => handle_connection(conn, store, gate, connections, work).await,
                 Err(e) => tracing::info!(%remote, error = %e, "sync handshake failed"),
             }
         });
@@ -285,6 +317,7 @@ async fn handle_connection(
     store: Store,
     gate: Arc<dyn Gate>,
     connections: Connections,
+    work: Arc<tokio::sync::Semaphore>,
 ) {
     let remote = conn.remote_address();
     let peer = match peer_of(&conn) {
@@ -302,7 +335,7 @@ async fn handle_connection(
     }
     connections.add(&peer.code, conn.clone());
     while let Ok((send, recv)) = conn.accept_bi().await {
-        let outcome = serve_session(send, recv, &store, &peer)
+        let outcome = serve_session(send, recv, &store, &peer, &work)
             .await
             .map_err(|e| e.to_string());
         if let Err(e) = &outcome {
@@ -326,6 +359,7 @@ async fn serve_session(
     mut recv: RecvStream,
     store: &Store,
     peer: &PeerIdentity,
+    work: &tokio::sync::Semaphore,
 ) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
     let mut report = SyncReport::default();
@@ -342,7 +376,14 @@ async fn serve_session(
                 return Err(e);
             }
         };
-        match tokio::task::block_in_place(|| session.handle(&mut replica, request)) {
+        let handled = {
+            let _turn = work
+                .acquire()
+                .await
+                .map_err(|_| TransportError::Connection("server is shutting down".into()))?;
+            tokio::task::block_in_place(|| session.handle(&mut replica, request))
+        };
+        match handled {
             Ok(response) => write_msg(&mut send, &response, &mut report.bytes_sent).await?,
             Err(e) => {
                 say_error(&mut send, &e.to_string(), &mut report.bytes_sent).await;

@@ -47,6 +47,22 @@ pub trait Replica {
     /// Merging, never overwriting: a local edit or another session may have changed the case since
     /// `doc` was loaded, and none of those changes may be lost.
     fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), Self::Error>;
+    /// The stored document as saved, undecoded: what goes on the wire when the other side has none of
+    /// it. Replicas that keep saved bytes return them as they are, sparing a decode and a re-encode.
+    fn load_saved(&self, case_no: &str) -> Result<Option<Vec<u8>>, Self::Error> {
+        Ok(self.load(case_no)?.map(|mut d| d.save()))
+    }
+    /// Like [`Replica::store`] for a document that arrived whole, `saved` being its encoding as
+    /// received (it decoded to `doc`). A replica that has no version of the case yet may keep `saved`
+    /// as it is instead of encoding `doc` again; with a stored version it must merge as `store` does.
+    fn store_whole(
+        &mut self,
+        case_no: &str,
+        doc: &mut AutoCommit,
+        _saved: &[u8],
+    ) -> Result<(), Self::Error> {
+        self.store(case_no, doc)
+    }
     /// Makes everything stored so far durable.
     fn commit(&mut self) -> Result<(), Self::Error>;
     /// Server side: whether `peer` may author changes with `actor` (binds unknown actors on first use).
@@ -167,7 +183,9 @@ struct DocProgress {
     mode: Mode,
     /// Push/Pull documents are done after one exchange.
     done: bool,
+    /// Push documents travel as stored (`saved`) and are never decoded; the others are held decoded.
     doc: AutoCommit,
+    saved: Option<Vec<u8>>,
     state: State,
     /// Whether the server's last answer for this document carried a message (so we must answer too).
     server_spoke: bool,
@@ -384,7 +402,8 @@ impl ClientSession {
                 if let Some(bytes) = d.full {
                     let mut doc = AutoCommit::load(&bytes)
                         .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-                    r.store(&d.case_no, &mut doc).map_err(storage)?;
+                    r.store_whole(&d.case_no, &mut doc, &bytes)
+                        .map_err(storage)?;
                     self.stats.cases_received += 1;
                     changed = true;
                 }
@@ -434,7 +453,10 @@ impl ClientSession {
                         docs.push(DocMsg {
                             case_no: case_no.clone(),
                             msg: None,
-                            full: Some(progress.doc.save()),
+                            full: Some(match progress.saved.take() {
+                                Some(bytes) => bytes,
+                                None => progress.doc.save(),
+                            }),
                             want_full: false,
                         });
                         continue;
@@ -494,17 +516,32 @@ impl ClientSession {
             }
             let mut budget = 0usize;
             while let Some((case_no, mode)) = self.doc_queue.pop_front() {
-                let mut doc = r
-                    .load(&case_no)
-                    .map_err(storage)?
-                    .unwrap_or_else(AutoCommit::new);
-                budget += doc.save().len();
+                let (doc, saved) = match mode {
+                    Mode::Push => {
+                        let saved = r.load_saved(&case_no).map_err(storage)?;
+                        budget += saved.as_ref().map_or(0, Vec::len);
+                        (AutoCommit::new(), saved)
+                    }
+                    Mode::Pull => (AutoCommit::new(), None),
+                    Mode::Sync => {
+                        let saved = r.load_saved(&case_no).map_err(storage)?;
+                        budget += saved.as_ref().map_or(0, Vec::len);
+                        let doc = match saved {
+                            Some(bytes) => AutoCommit::load(&bytes).map_err(|e| {
+                                SessionError::Storage(format!("case {case_no}: {e}"))
+                            })?,
+                            None => AutoCommit::new(),
+                        };
+                        (doc, None)
+                    }
+                };
                 self.batch.insert(
                     case_no,
                     DocProgress {
                         mode,
                         done: false,
                         doc,
+                        saved,
                         state: State::new(),
                         server_spoke: false,
                         rounds: 0,
@@ -706,16 +743,21 @@ impl ServerSession {
             let before = doc.get_heads();
             // Merge into a copy: if any new change is not the peer's to make, the document stays
             // exactly as it was, in memory and on disk.
-            let mut merged = doc.fork();
             let mut merged_state = state.clone();
-            let whole = d.full.is_some();
-            if let Some(bytes) = d.full {
-                let mut theirs = AutoCommit::load(&bytes)
+            let whole = d.full;
+            let mut merged = match &whole {
+                // New here: what arrived is the whole document, nothing to merge into.
+                Some(bytes) if before.is_empty() => AutoCommit::load(bytes)
+                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?,
+                _ => doc.fork(),
+            };
+            if let (Some(bytes), false) = (&whole, before.is_empty()) {
+                let mut theirs = AutoCommit::load(bytes)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
                 merged
                     .merge(&mut theirs)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-            } else if let Some(bytes) = d.msg {
+            } else if let (None, Some(bytes)) = (&whole, d.msg) {
                 let message = Message::decode(&bytes)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
                 merged
@@ -725,12 +767,17 @@ impl ServerSession {
             }
             if merged.get_heads() != before {
                 let mut foreign = None;
-                for change in merged.get_changes(&before) {
-                    if !r
-                        .actor_allowed(&self.peer, change.actor_id())
-                        .map_err(storage)?
-                    {
-                        foreign = Some(change.actor_id().to_hex_string());
+                // Metadata only: collecting whole changes re-encodes every operation.
+                let mut actors: Vec<ActorId> = merged
+                    .get_changes_meta(&before)
+                    .into_iter()
+                    .map(|m| m.actor.into_owned())
+                    .collect();
+                actors.sort();
+                actors.dedup();
+                for actor in actors {
+                    if !r.actor_allowed(&self.peer, &actor).map_err(storage)? {
+                        foreign = Some(actor.to_hex_string());
                         break;
                     }
                 }
@@ -754,11 +801,17 @@ impl ServerSession {
                     });
                     continue;
                 }
-                r.store(&d.case_no, &mut merged).map_err(storage)?;
+                match &whole {
+                    Some(bytes) if before.is_empty() => {
+                        r.store_whole(&d.case_no, &mut merged, bytes)
+                    }
+                    _ => r.store(&d.case_no, &mut merged),
+                }
+                .map_err(storage)?;
                 self.stats.cases_received += 1;
                 changed = true;
             }
-            if whole {
+            if whole.is_some() {
                 // Acknowledged once it is durable (below); nothing more to say about it.
                 replies.push(DocMsg::sync(d.case_no.clone(), None));
                 self.docs.remove(&d.case_no);

@@ -67,9 +67,15 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
     Ok(took)
 }
 
+mod fanin;
+mod weaklink;
+
 fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("reconnect") {
-        return reconnect();
+    match std::env::args().nth(1).as_deref() {
+        Some("reconnect") => return reconnect(),
+        Some("fanin") => return fanin::run(),
+        Some("weaklink") => return weaklink::run(),
+        _ => {}
     }
     let args = parse_args()?;
     std::env::set_var("TONGBAN_NODE_BIN", &args.node);
@@ -283,7 +289,7 @@ fn walk_size(dir: &std::path::Path) -> u64 {
 }
 
 /// Peak resident set size (VmHWM) of a process in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
+pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
@@ -424,4 +430,48 @@ fn reconnect() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The value of `--name` (or `default`), parsed.
+pub(crate) fn flag<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let args: Vec<String> = std::env::args().collect();
+    let raw = args
+        .iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+        .unwrap_or(default);
+    raw.parse::<T>()
+        .map_err(|e| anyhow::anyhow!("{name} {raw}: {e}"))
+}
+
+/// A Markdown table, printed after a blank line so it can be pasted into docs/BENCHMARKS.md.
+pub(crate) struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(crate) fn row<const N: usize>(&mut self, cells: [String; N]) {
+        self.rows.push(cells.to_vec());
+    }
+
+    pub(crate) fn print(&self) {
+        println!();
+        println!("| {} |", self.header.join(" | "));
+        println!("|{}", "---|".repeat(self.header.len()));
+        for r in &self.rows {
+            println!("| {} |", r.join(" | "));
+        }
+    }
 }

@@ -488,12 +488,22 @@ pub fn valid_case_body(applicant_name: &str) -> Value {
 
 /// Every case number the node lists, following cursors.
 pub fn all_case_numbers(agent: &ureq::Agent, node: &NodeProcess) -> anyhow::Result<Vec<Value>> {
+    all_cases_as(agent, node, &test_auth())
+}
+
+/// Every case summary a node or hub lists, through its paginated API, as the user of `auth`.
+pub fn all_cases_as(
+    agent: &ureq::Agent,
+    node: &NodeProcess,
+    auth: &str,
+) -> anyhow::Result<Vec<Value>> {
     let mut out = Vec::new();
     let mut cursor = String::new();
     loop {
-        let (status, page) = get_json(
+        let (status, page) = get_json_as(
             agent,
             &node.url(&format!("/api/cases?limit=500&cursor={cursor}")),
+            auth,
         )?;
         if status != 200 {
             bail!("list answered {status}: {page}");

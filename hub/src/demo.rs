@@ -124,6 +124,7 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
         hub_store,
         ports.hub_http,
         ports.hub_quic,
+        tongban_runtime::transport::ServerLimits::default(),
         node_setup::shutdown_signal(),
         |_| {},
     );

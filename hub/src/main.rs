@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tongban_hub::county::{self, EnrollRequest};
 use tongban_hub::demo::{self, DemoPorts};
 use tongban_node::app::beijing_now;
+use tongban_runtime::transport::ServerLimits;
 use tongban_shared::calendar::Calendar;
 use tongban_shared::Tier;
 
@@ -79,6 +80,15 @@ enum Command {
         http: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:4433")]
         quic: SocketAddr,
+        /// Seconds a node may stay silent in the middle of a sync session before it is cut off.
+        #[arg(long, default_value_t = 60)]
+        sync_message_timeout: u64,
+        /// Open sync connections one node may hold.
+        #[arg(long, default_value_t = 4)]
+        sync_max_per_node: usize,
+        /// Sync sessions one node may start per minute (bursts of up to 30 are allowed).
+        #[arg(long, default_value_t = 60)]
+        sync_sessions_per_minute: u32,
     },
     /// Working-day calendar (statutory holidays and makeup working days).
     Calendar {
@@ -210,13 +220,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("added account {name} ({role})");
             Ok(())
         }
-        Command::Serve { data, http, quic } => {
+        Command::Serve {
+            data,
+            http,
+            quic,
+            sync_message_timeout,
+            sync_max_per_node,
+            sync_sessions_per_minute,
+        } => {
             let store = county::open(&data)?;
+            let limits = ServerLimits {
+                message_timeout: std::time::Duration::from_secs(sync_message_timeout.max(1)),
+                max_connections_per_peer: sync_max_per_node.max(1),
+                sessions_per_minute: sync_sessions_per_minute.max(1),
+                ..ServerLimits::default()
+            };
             runtime()?.block_on(tongban_hub::server::serve(
                 &data,
                 store,
                 http,
                 quic,
+                limits,
                 tongban_node::setup::shutdown_signal(),
                 |b| println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic),
             ))?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tongban_node::app::AppState;
 use tongban_runtime::store::Store;
 use tongban_runtime::tls;
-use tongban_runtime::transport::{self, Connections};
+use tongban_runtime::transport::{self, Connections, ServerLimits};
 
 use crate::county::{self, CountyError};
 use crate::gate::HubGate;
@@ -43,6 +43,7 @@ pub async fn serve(
     store: Store,
     http: SocketAddr,
     quic: SocketAddr,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServeError> {
@@ -58,11 +59,12 @@ pub async fn serve(
     let gate = Arc::new(HubGate {
         store: store.clone(),
     });
-    let sync_task = tokio::spawn(transport::serve(
+    let sync_task = tokio::spawn(transport::serve_with_limits(
         endpoint.clone(),
         store.clone(),
         gate,
         connections.clone(),
+        limits,
     ));
 
     let app_state = Arc::new(AppState::new(store, None)?);

@@ -269,22 +269,25 @@ impl HubProcess {
 
     /// `init`s (if needed) and serves a hub; `quic` may be `127.0.0.1:0`.
     pub fn serve(dir: &Path, quic: &str) -> anyhow::Result<HubProcess> {
+        HubProcess::serve_with(dir, quic, &[])
+    }
+
+    /// `serve` with extra arguments (e.g. `--sync-message-timeout 2`).
+    pub fn serve_with(dir: &Path, quic: &str, extra: &[&str]) -> anyhow::Result<HubProcess> {
         if !dir.join("db").exists() {
             HubProcess::init(dir)?;
         }
-        let (mut process, rest) = spawn_server(
-            &hub_bin(),
-            &[
-                "serve",
-                "--data",
-                path_str(dir)?,
-                "--http",
-                "127.0.0.1:0",
-                "--quic",
-                quic,
-            ],
-            "tongban-hub serving ",
-        )?;
+        let mut args = vec![
+            "serve",
+            "--data",
+            path_str(dir)?,
+            "--http",
+            "127.0.0.1:0",
+            "--quic",
+            quic,
+        ];
+        args.extend_from_slice(extra);
+        let (mut process, rest) = spawn_server(&hub_bin(), &args, "tongban-hub serving ")?;
         let mut parts = rest.split_whitespace();
         process.base = parts
             .next()

@@ -66,6 +66,19 @@ impl Rogue {
         self.store.flush().unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// A raw QUIC connection to the upstream with this node's certificate, for sending whatever
+    /// bytes a test likes.
+    pub async fn connect(&self) -> Result<quinn::Connection, quinn::ConnectionError> {
+        self.endpoint
+            .connect_with(
+                self.upstream.config.clone(),
+                self.upstream.addr,
+                &self.upstream.server_name,
+            )
+            .map_err(|_| quinn::ConnectionError::LocallyClosed)?
+            .await
+    }
+
     /// One sync session with its upstream, claiming its own code as scope.
     pub async fn sync(&self) -> Result<SyncReport, TransportError> {
         self.sync_scopes(vec![self.bundle.code.clone()]).await

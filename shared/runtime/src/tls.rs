@@ -298,6 +298,10 @@ fn transport() -> quinn::TransportConfig {
         30_000,
     ))));
     t.keep_alive_interval(Some(std::time::Duration::from_secs(10)));
+    // What a peer may send before it is read: bounds a connection's buffers (quinn's connection-wide
+    // default is unlimited). A sync frame is at most 4 MiB and is read as it arrives.
+    t.stream_receive_window(quinn::VarInt::from_u32(1024 * 1024));
+    t.receive_window(quinn::VarInt::from_u32(2 * 1024 * 1024));
     t
 }
 

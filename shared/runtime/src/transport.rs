@@ -22,8 +22,37 @@ use crate::tls::{identity_of, PeerIdentity};
 /// A peer that sends nothing for this long mid-session is cut off (slow links still send within it).
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections a server holds at once; more wait in the accept queue.
-const MAX_CONNECTIONS: usize = 512;
+
+/// What a server grants its peers, so that one enrolled but misbehaving node cannot starve the others.
+/// Memory is bounded by `max_connections` × (QUIC receive window + one frame of at most
+/// [`tongban_shared::sync::frame::MAX_FRAME`]), and per peer by `max_connections_per_peer` × the same.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// A peer that sends nothing for this long mid-session is cut off (slowloris).
+    pub message_timeout: Duration,
+    /// Connections held at once; more are closed with "server busy" and the node retries later.
+    pub max_connections: usize,
+    /// TLS handshakes in progress at once; more are refused before any work is done for them.
+    pub max_handshakes: usize,
+    /// Open connections of one node (a node needs one; a reconnect briefly makes two).
+    pub max_connections_per_peer: usize,
+    /// Sessions one node may start in a burst, refilled at `sessions_per_minute`.
+    pub session_burst: u32,
+    pub sessions_per_minute: u32,
+}
+
+impl Default for ServerLimits {
+    fn default() -> ServerLimits {
+        ServerLimits {
+            message_timeout: MESSAGE_TIMEOUT,
+            max_connections: 512,
+            max_handshakes: 128,
+            max_connections_per_peer: 4,
+            session_burst: 30,
+            sessions_per_minute: 60,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -74,6 +103,7 @@ async fn read_msg(
     recv: &mut RecvStream,
     dec: &mut FrameDecoder,
     counter: &mut u64,
+    timeout: Duration,
 ) -> Result<Option<Msg>, TransportError> {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -81,9 +111,9 @@ async fn read_msg(
             return Ok(Some(m));
         }
         let read =
-            match tokio::time::timeout(MESSAGE_TIMEOUT, recv.read(&mut buf))
+            match tokio::time::timeout(timeout, recv.read(&mut buf))
                 .await
-                .map_err(|_| TransportError::Timeout(MESSAGE_TIMEOUT))?
+                .map_err(|_| TransportError::Timeout(timeout))?
             {
                 Ok(r) => r,
                 // The peer closed the connection normally (code 0) between two messages: end of session.
@@ -209,7 +239,13 @@ async fn run_client<R: Replica>(
     let mut request = tokio::task::block_in_place(|| session.start(replica))?;
     loop {
         write_msg(&mut send, &request, &mut report.bytes_sent).await?;
-        let Some(response) = read_msg(&mut recv, &mut dec, &mut report.bytes_received).await?
+        let Some(response) = read_msg(
+            &mut recv,
+            &mut dec,
+            &mut report.bytes_received,
+            MESSAGE_TIMEOUT,
+        )
+        .await?
         else {
             return Err(TransportError::Connection(
                 "upstream closed the stream".into(),
@@ -238,18 +274,53 @@ pub trait Gate: Send + Sync + 'static {
     fn record(&self, peer: &PeerIdentity, outcome: &Result<SyncReport, String>);
 }
 
-/// Open connections by peer code, so that a revocation can close them at once.
+/// Open connections by peer code, so that a revocation can close them at once, and each peer's
+/// session allowance.
 #[derive(Default, Clone)]
 pub struct Connections {
     by_code: Arc<Mutex<HashMap<String, Vec<Connection>>>>,
+    buckets: Arc<Mutex<HashMap<String, SessionBucket>>>,
+}
+
+/// A token bucket of sessions per peer.
+struct SessionBucket {
+    tokens: f64,
+    refilled: Instant,
 }
 
 impl Connections {
-    fn add(&self, code: &str, conn: Connection) {
+    /// Registers a connection unless the peer already has `max` open ones.
+    fn try_add(&self, code: &str, conn: Connection, max: usize) -> bool {
         let mut map = self.by_code.lock().unwrap_or_else(|p| p.into_inner());
         let list = map.entry(code.to_string()).or_default();
         list.retain(|c| c.close_reason().is_none());
+        if list.len() >= max {
+            return false;
+        }
         list.push(conn);
+        true
+    }
+
+    /// Takes one session from the peer's allowance; `false` when it is used up.
+    fn take_session(&self, code: &str, limits: &ServerLimits) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let burst = f64::from(limits.session_burst.max(1));
+        let bucket = buckets.entry(code.to_string()).or_insert(SessionBucket {
+            tokens: burst,
+            refilled: now,
+        });
+        let per_second = f64::from(limits.sessions_per_minute) / 60.0;
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.refilled).as_secs_f64() * per_second)
+            .min(burst);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 
     /// Closes every open connection of `code`, telling the peer why.
@@ -266,14 +337,27 @@ impl Connections {
     }
 }
 
-/// Accepts sync connections until the endpoint is closed.
+/// Accepts sync connections until the endpoint is closed, with the default [`ServerLimits`].
 pub async fn serve(
     endpoint: Endpoint,
     store: Store,
     gate: Arc<dyn Gate>,
     connections: Connections,
 ) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    serve_with_limits(endpoint, store, gate, connections, ServerLimits::default()).await
+}
+
+/// Accepts sync connections until the endpoint is closed.
+pub async fn serve_with_limits(
+    endpoint: Endpoint,
+    store: Store,
+    gate: Arc<dyn Gate>,
+    connections: Connections,
+    limits: ServerLimits,
+) {
+    let limits = Arc::new(limits);
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(limits.max_handshakes));
     // Store work of all sessions together runs at most this wide: the work is CPU and disk bound, and
     // `block_in_place` would otherwise give every session its own thread. Hundreds of villages
     // reconnecting at once then all crawl and all hold their documents in memory; with the limit
@@ -282,18 +366,29 @@ pub async fn serve(
         std::thread::available_parallelism().map_or(2, |n| n.get()),
     ));
     while let Some(incoming) = endpoint.accept().await {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
+        let remote = incoming.remote_address();
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "sync connection refused: too many handshakes in progress");
+            incoming.refuse();
+            continue;
         };
         let (store, gate, connections) = (store.clone(), gate.clone(), connections.clone());
-        let work = work.clone();
+        let (work, open, limits) = (work.clone(), open.clone(), limits.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => handle_connection(conn, store, gate, connections, work).await,
-                Err(e) => tracing::info!(%remote, error = %e, "sync handshake failed"),
-            }
+            let conn = match incoming.await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::info!(%remote, error = %e, "sync handshake failed");
+                    return;
+                }
+            };
+            drop(handshake);
+            let Ok(_open) = open.try_acquire_owned() else {
+                tracing::warn!(%remote, "sync connection closed: server busy");
+                conn.close(2u32.into(), b"server busy: too many connections, try later");
+                return;
+            };
+            handle_connection(conn, store, gate, connections, work, &limits).await
         });
     }
 }
@@ -318,6 +413,7 @@ async fn handle_connection(
     gate: Arc<dyn Gate>,
     connections: Connections,
     work: Arc<tokio::sync::Semaphore>,
+    limits: &ServerLimits,
 ) {
     let remote = conn.remote_address();
     let peer = match peer_of(&conn) {
@@ -333,13 +429,37 @@ async fn handle_connection(
         conn.close(1u32.into(), reason.as_bytes());
         return;
     }
-    connections.add(&peer.code, conn.clone());
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        let outcome = serve_session(send, recv, &store, &peer, &work)
+    if !connections.try_add(&peer.code, conn.clone(), limits.max_connections_per_peer) {
+        let reason = format!(
+            "node {} already has {} open connections",
+            peer.code, limits.max_connections_per_peer
+        );
+        tracing::warn!(%remote, code = %peer.code, %reason, "sync connection refused");
+        gate.record(&peer, &Err(reason.clone()));
+        conn.close(2u32.into(), reason.as_bytes());
+        return;
+    }
+    while let Ok((mut send, recv)) = conn.accept_bi().await {
+        if !connections.take_session(&peer.code, limits) {
+            let reason = format!(
+                "too many sessions from node {}: at most {} a minute",
+                peer.code, limits.sessions_per_minute
+            );
+            tracing::warn!(%remote, code = %peer.code, %reason, "sync session refused");
+            say_error(&mut send, &reason, &mut 0).await;
+            gate.record(&peer, &Err(reason.clone()));
+            drop(recv);
+            // Let the reason arrive before the connection goes (closing discards unsent stream data).
+            let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+            // A flooding peer loses the connection; an honest one reconnects after its backoff.
+            conn.close(2u32.into(), reason.as_bytes());
+            return;
+        }
+        let outcome = serve_session(send, recv, &store, &peer, &work, limits)
             .await
             .map_err(|e| e.to_string());
         if let Err(e) = &outcome {
-            tracing::info!(code = %peer.code, error = %e, "sync session ended early");
+            tracing::warn!(code = %peer.code, error = %e, "sync session ended early");
         }
         gate.record(&peer, &outcome);
     }
@@ -360,6 +480,7 @@ async fn serve_session(
     store: &Store,
     peer: &PeerIdentity,
     work: &tokio::sync::Semaphore,
+    limits: &ServerLimits,
 ) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
     let mut report = SyncReport::default();
@@ -367,7 +488,14 @@ async fn serve_session(
     let mut replica = SledReplica::new(store);
     let mut dec = FrameDecoder::default();
     loop {
-        let request = match read_msg(&mut recv, &mut dec, &mut report.bytes_received).await {
+        let request = match read_msg(
+            &mut recv,
+            &mut dec,
+            &mut report.bytes_received,
+            limits.message_timeout,
+        )
+        .await
+        {
             Ok(Some(m)) => m,
             Ok(None) => break,
             Err(e) => {

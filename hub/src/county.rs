@@ -256,6 +256,7 @@ pub fn enroll(
         relayed_sessions: 0,
         relayed_refusals: 0,
         last_error: None,
+        clock_skew_s: None,
     })?;
     Ok(bundle)
 }

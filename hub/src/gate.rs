@@ -45,6 +45,9 @@ impl Gate for HubGate {
                 Ok(report) => {
                     rec.refusals += report.refused.len() as u64;
                     rec.pending = u64::from(report.peer_pending.unwrap_or(0));
+                    if let Some(ms) = report.clock_skew_ms {
+                        rec.clock_skew_s = Some(ms / 1000);
+                    }
                     rec.last_error = None;
                 }
                 Err(e) => {

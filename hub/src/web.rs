@@ -101,6 +101,7 @@ async fn nodes_json(
                 "relayed_sessions": rec.relayed_sessions,
                 "relayed_refusals": rec.relayed_refusals,
                 "last_error": rec.last_error,
+                "clock_skew_s": rec.clock_skew_s,
             })
         })
         .collect();

@@ -22,6 +22,8 @@ pub async fn health(State(state): State<SharedState>) -> Json<Value> {
         "role": state.identity.tier.role(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
+        "storage": if state.storage_fault().is_some() { "failed" } else { "ok" },
+        "storage_error": state.storage_fault(),
     }))
 }
 

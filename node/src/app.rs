@@ -42,6 +42,10 @@ pub struct AppState {
     pub sync: Option<Arc<crate::sync::SyncHandle>>,
     /// Woken when the county queues a message to an applicant (the hub's sender task waits on it).
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Set by the first failed write. From then on new cases are refused: after a failed write or
+    /// fsync the store's state on disk is unknown, and acknowledging more work would be a promise
+    /// the node cannot keep. Cleared by a restart (after the disk is fixed).
+    storage_fault: std::sync::Mutex<Option<String>>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -63,12 +67,40 @@ impl AppState {
             started: Instant::now(),
             sync,
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            storage_fault: std::sync::Mutex::new(None),
             store,
         })
     }
 }
 
 impl AppState {
+    /// Why the store failed, if a write has failed since start.
+    pub fn storage_fault(&self) -> Option<String> {
+        self.storage_fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records a failed write (the first reason is kept) when `error` is a storage failure.
+    pub fn note_write_error(&self, error: &AppError) {
+        if let AppError::Storage(detail) = error {
+            let mut fault = self.storage_fault.lock().unwrap_or_else(|p| p.into_inner());
+            if fault.is_none() {
+                tracing::error!(%detail, "store write failed; refusing new cases until restart");
+                *fault = Some(detail.clone());
+            }
+        }
+    }
+
+    /// Refuses a write while the store is known to be failing.
+    pub fn check_writable(&self) -> Result<(), AppError> {
+        match self.storage_fault() {
+            Some(detail) => Err(AppError::Storage(detail)),
+            None => Ok(()),
+        }
+    }
+
     /// The current calendar: reloaded from the store when a newer version arrived (sync, or the
     /// county's admin).
     pub fn calendar(&self) -> Arc<Calendar> {
@@ -122,7 +154,7 @@ impl AppState {
 /// China has one time zone; a village PC set to UTC must still date its cases in Beijing time.
 pub fn beijing_now() -> DateTime<FixedOffset> {
     let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
-    Utc::now().with_timezone(&beijing)
+    tongban_runtime::clock::now_utc().with_timezone(&beijing)
 }
 
 /// Every failure a handler can answer with. Internal details are logged, never sent.
@@ -138,6 +170,8 @@ pub enum AppError {
     Conflict(String),
     /// The upstream could not be reached (503).
     Unavailable(String),
+    /// The store failed to write (disk full, I/O error, corruption): nothing was acknowledged (507).
+    Storage(String),
     Internal(String),
 }
 
@@ -156,6 +190,7 @@ impl AppError {
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,6 +209,11 @@ impl AppError {
                 .first()
                 .map(|e| e.message.clone())
                 .unwrap_or_else(|| "提交的内容有误。".into()),
+            AppError::Storage(_) => {
+                "本机存储出错（磁盘已满或损坏），这一件没有保存。已保存的办件不受影响。\
+                 请联系技术人员处理后再录入，在此之前本机不再接收新办件。"
+                    .into()
+            }
             AppError::Internal(_) => "系统内部错误，数据未保存，请稍后重试或联系技术人员。".into(),
         }
     }
@@ -181,7 +221,10 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::Internal(e.to_string())
+        match e {
+            StoreError::Sled(_) | StoreError::Corrupt { .. } => AppError::Storage(e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
     }
 }
 
@@ -193,7 +236,7 @@ impl From<tokio::task::JoinError> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        if let AppError::Internal(detail) = &self {
+        if let AppError::Internal(detail) | AppError::Storage(detail) = &self {
             tracing::error!(%detail, "request failed");
         }
         let mut body = serde_json::json!({ "error": self.message() });
@@ -380,6 +423,7 @@ pub async fn file_case(
     req: IntakeRequest,
     request_key: Option<String>,
 ) -> Result<Created, AppError> {
+    state.check_writable()?;
     let now = beijing_now();
     let intake = case::validate_intake(&state.catalog(), &req, now.date_naive())
         .map_err(AppError::Invalid)?;
@@ -422,6 +466,7 @@ pub async fn file_case(
             sync.local_write();
         }
     })
+    .inspect_err(|e| state.note_write_error(e))
 }
 
 /// Loads and reads one case document; 404 for a number that is malformed or unknown.

@@ -358,6 +358,7 @@ pub fn cli_main<C>(
         )
         .with_writer(std::io::stderr)
         .init();
+    ignore_file_size_signal();
     match run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -376,4 +377,15 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+/// A write past the process's file-size limit (`ulimit -f`) raises SIGXFSZ, whose default action kills
+/// the process without a word. Ignored, the write fails with EFBIG instead, and the store reports it
+/// like a full disk: the case is refused with a reason, nothing acknowledged is lost.
+fn ignore_file_size_signal() {
+    // SAFETY: installs the predefined SIG_IGN disposition for one signal at start-up, before any
+    // threads exist; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }

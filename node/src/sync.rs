@@ -31,6 +31,8 @@ pub struct SyncStatus {
     pub last_session: Option<SyncReport>,
     /// Since this process started.
     pub totals: SyncTotals,
+    /// This machine's clock minus the upstream's, from the last session (seconds).
+    pub clock_skew_s: Option<i64>,
 }
 
 /// What all sessions since start moved (`GET /api/sync`'s `totals`; the weak-link bench reads it).
@@ -210,6 +212,7 @@ impl SyncHandle {
             s.last_attempt = Some(now.clone());
         });
         let result = self.session().await;
+        release_freed_memory();
         let finished = crate::app::beijing_now().to_rfc3339();
         match &result {
             Ok(report) => {
@@ -225,6 +228,9 @@ impl SyncHandle {
                     s.last_success = Some(finished);
                     s.last_error = None;
                     s.last_session = Some(report.clone());
+                    if let Some(ms) = report.clock_skew_ms {
+                        s.clock_skew_s = Some(-ms / 1000);
+                    }
                     let t = &mut s.totals;
                     t.sessions += 1;
                     t.cases_sent += u64::from(report.cases_sent);
@@ -356,5 +362,15 @@ impl SyncHandle {
             }
         }
         self.endpoint.close(0u32.into(), b"shutdown");
+    }
+}
+
+/// A session that moved many cases leaves the allocator holding freed memory it does not give back by
+/// itself; a village PC should not keep paying for yesterday's big upload.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

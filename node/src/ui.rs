@@ -729,6 +729,8 @@ struct HistoryView {
     by: String,
     action: String,
     note: String,
+    /// Written by a node whose clock is known to be off.
+    skewed: bool,
 }
 
 fn action_label(action: &str) -> String {
@@ -753,6 +755,7 @@ struct CasePage {
     deadline: String,
     limit: String,
     history: Vec<HistoryView>,
+    clock_warning: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -899,6 +902,7 @@ pub async fn case_page(
         Ok(loaded) => loaded,
         Err(e) => return page_error(e),
     };
+    let (skewed_node, clock_warning) = clock_warning(&state, &c);
     let history = c
         .history
         .iter()
@@ -911,6 +915,7 @@ pub async fn case_page(
             },
             action: action_label(&h.action),
             note: h.note.clone(),
+            skewed: skewed_node.as_deref() == Some(h.node.as_str()),
         })
         .collect();
     let missing = c
@@ -943,8 +948,42 @@ pub async fn case_page(
             .unwrap_or_else(|| "县级受理后计算".to_string()),
         limit: case_limit(&c),
         history,
+        clock_warning,
         c,
     })
+}
+
+/// Whether the times a node wrote into this case may be wrong: at a node, its own clock as measured
+/// against the county's in the last sync; at the hub, the clock of the node that took the case in.
+/// Returns the node whose entries are suspect and the sentence to show.
+fn clock_warning(state: &SharedState, c: &CaseDoc) -> (Option<String>, Option<String>) {
+    use tongban_runtime::clock::{describe_skew, SKEW_WARNING_SECS};
+    match &state.sync {
+        Some(sync) => match sync.status().clock_skew_s {
+            Some(s) if s.abs() > SKEW_WARNING_SECS => (
+                Some(state.identity.code.clone()),
+                Some(format!(
+                    "本机时钟比县级服务器{}，本机记下的时间可能不准，请校准电脑时间。办理期限以县级时间为准。",
+                    describe_skew(s)
+                )),
+            ),
+            _ => (None, None),
+        },
+        None => match state.store.node_record(&c.agent.node_code) {
+            Ok(Some(rec)) => match rec.clock_skew_s {
+                Some(s) if s.abs() > SKEW_WARNING_SECS => (
+                    Some(rec.code.clone()),
+                    Some(format!(
+                        "代办点“{}”的时钟比县级服务器{}，它记下的时间可能不准。办理期限以县级时间为准。",
+                        rec.name,
+                        describe_skew(s)
+                    )),
+                ),
+                _ => (None, None),
+            },
+            _ => (None, None),
+        },
+    }
 }
 
 // -------------------------------------------------------------------------------------------- receipt

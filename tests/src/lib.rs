@@ -111,6 +111,47 @@ impl NodeProcess {
         Ok(process)
     }
 
+    /// `serve` in a process whose files may not grow past `max_file_bytes` (`ulimit -f`): the
+    /// store's next write past it fails as on a full disk.
+    pub fn serve_with_file_limit(dir: &Path, max_file_bytes: u64) -> anyhow::Result<NodeProcess> {
+        use std::os::unix::process::CommandExt;
+        let args = ["serve", "--data", path_str(dir)?, "--http", "127.0.0.1:0"];
+        let (mut process, rest) =
+            spawn_server_with(&node_bin(), &args, "tongban-node serving ", |c| {
+                // SAFETY: only setrlimit, which is async-signal-safe, runs between fork and exec.
+                unsafe {
+                    c.pre_exec(move || {
+                        let limit = libc::rlimit {
+                            rlim_cur: max_file_bytes as libc::rlim_t,
+                            rlim_max: max_file_bytes as libc::rlim_t,
+                        };
+                        if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+            })?;
+        process.base = rest.trim_end_matches('/').to_string();
+        Ok(process)
+    }
+
+    /// `serve` with extra arguments and environment variables (e.g. a rehearsed clock offset).
+    pub fn serve_with_env(
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<NodeProcess> {
+        let mut args = vec!["serve", "--data", path_str(dir)?, "--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (mut process, rest) =
+            spawn_server_with(&node_bin(), &args, "tongban-node serving ", |c| {
+                c.envs(env.iter().copied());
+            })?;
+        process.base = rest.trim_end_matches('/').to_string();
+        Ok(process)
+    }
+
     /// A handle to a node at `base` that this handle does not own (never killed by it).
     pub fn attach(base: &str) -> NodeProcess {
         NodeProcess {
@@ -149,7 +190,19 @@ pub fn spawn_server(
     args: &[&str],
     prefix: &str,
 ) -> anyhow::Result<(NodeProcess, String)> {
-    let mut child = Command::new(bin)
+    spawn_server_with(bin, args, prefix, |_| {})
+}
+
+/// [`spawn_server`] with the command adjusted first (environment, resource limits).
+pub fn spawn_server_with(
+    bin: &Path,
+    args: &[&str],
+    prefix: &str,
+    adjust: impl FnOnce(&mut Command),
+) -> anyhow::Result<(NodeProcess, String)> {
+    let mut command = Command::new(bin);
+    adjust(&mut command);
+    let mut child = command
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())

@@ -147,6 +147,9 @@ pub struct NodeRecord {
     #[serde(default)]
     pub relayed_refusals: u64,
     pub last_error: Option<String>,
+    /// The node's clock minus the hub's at its last session (seconds).
+    #[serde(default)]
+    pub clock_skew_s: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

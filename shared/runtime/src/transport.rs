@@ -97,6 +97,9 @@ pub struct SyncReport {
     /// Server side: the client's report of its own downstream links.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub peer_links: Vec<LinkReport>,
+    /// The other side's clock minus ours, as exchanged in `Hello` (see `SessionStats`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<i64>,
 }
 
 async fn read_msg(
@@ -234,7 +237,8 @@ async fn run_client<R: Replica>(
     let mut report = SyncReport::default();
     let mut session = ClientSession::new(scopes)
         .with_pending(pending)
-        .with_links(links);
+        .with_links(links)
+        .with_clock(crate::clock::now_ms());
     let mut dec = FrameDecoder::default();
     let mut request = tokio::task::block_in_place(|| session.start(replica))?;
     loop {
@@ -263,6 +267,7 @@ async fn run_client<R: Replica>(
     report.cases_received = stats.cases_received;
     report.refused = stats.refused.clone();
     report.catalog_received = stats.catalog_received;
+    report.clock_skew_ms = stats.clock_skew_ms;
     Ok(report)
 }
 
@@ -484,7 +489,7 @@ async fn serve_session(
 ) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
     let mut report = SyncReport::default();
-    let mut session = ServerSession::new(&peer.code);
+    let mut session = ServerSession::new(&peer.code).with_clock(crate::clock::now_ms());
     let mut replica = SledReplica::new(store);
     let mut dec = FrameDecoder::default();
     loop {
@@ -526,6 +531,7 @@ async fn serve_session(
     report.refused = stats.refused.clone();
     report.peer_pending = Some(stats.peer_pending);
     report.peer_links = stats.peer_links.clone();
+    report.clock_skew_ms = stats.clock_skew_ms;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::summary::{Digest, Fp, Prefix};
 
-pub const PROTOCOL_VERSION: u8 = 1;
+/// 2: `Hello` and `HelloReply` carry the sender's clock.
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Largest payload accepted. Doc batches are cut well below it (see `session::BATCH_BYTES`).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 pub const HEADER_LEN: usize = 5;
@@ -100,6 +101,8 @@ pub enum Msg {
         pending: u32,
         /// A township's view of its villages' links.
         links: Vec<LinkReport>,
+        /// The client's clock (ms since the Unix epoch; 0: not told), for the county to see its skew.
+        clock_ms: i64,
     },
     /// Response: the nodes that differ, scopes refused, and the catalogue JSON when the client's is
     /// older (an answer with nothing in it means "in sync").
@@ -109,6 +112,8 @@ pub enum Msg {
         catalog: Option<String>,
         /// (version, tables JSON) when the client's working-day calendar is older.
         calendar: Option<(u32, String)>,
+        /// The server's clock (ms since the Unix epoch; 0: not told).
+        clock_ms: i64,
     },
     /// Request: compare these nodes.
     Compare {
@@ -227,6 +232,7 @@ mod tests {
             calendar_version: 0,
             pending: 0,
             links: Vec::new(),
+            clock_ms: 1_795_000_000_000,
         }
     }
 
@@ -259,8 +265,8 @@ mod tests {
     #[test]
     fn unknown_version_and_oversized_frames_are_refused_before_buffering() {
         let mut d = FrameDecoder::default();
-        d.push(&[2, 0, 0, 0, 1, 0]);
-        assert_eq!(d.next_msg(), Err(FrameError::UnknownVersion(2)));
+        d.push(&[3, 0, 0, 0, 1, 0]);
+        assert_eq!(d.next_msg(), Err(FrameError::UnknownVersion(3)));
         let mut d = FrameDecoder::default();
         d.push(&[1, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert!(matches!(d.next_msg(), Err(FrameError::TooLarge(_))));

@@ -126,6 +126,9 @@ pub struct SessionStats {
     pub catalog_received: Option<u32>,
     /// Server side: what the client reported of its own downstream links.
     pub peer_links: Vec<LinkReport>,
+    /// The other side's clock minus ours at the Hello exchange, when both told (server side: the
+    /// peer's skew; client side: the negative of our own). Accurate to about one network delay.
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// Brings a document held in memory during a session up to date with what is stored now (local edits or
@@ -217,6 +220,7 @@ pub struct ClientSession {
     stats: SessionStats,
     pending: u32,
     links: Vec<LinkReport>,
+    clock_ms: i64,
 }
 
 impl ClientSession {
@@ -231,7 +235,14 @@ impl ClientSession {
             stats: SessionStats::default(),
             pending: 0,
             links: Vec::new(),
+            clock_ms: 0,
         }
+    }
+
+    /// Tells the server this replica's clock (ms since the Unix epoch) in `Hello`.
+    pub fn with_clock(mut self, clock_ms: i64) -> ClientSession {
+        self.clock_ms = clock_ms;
+        self
     }
 
     /// Reports the state of this node's downstream links (a township's villages) to the server.
@@ -270,6 +281,7 @@ impl ClientSession {
             calendar_version: r.calendar_version().map_err(storage)?,
             pending: self.pending,
             links: std::mem::take(&mut self.links),
+            clock_ms: self.clock_ms,
         })
     }
 
@@ -285,8 +297,12 @@ impl ClientSession {
                     refused,
                     catalog,
                     calendar,
+                    clock_ms,
                 },
             ) => {
+                if clock_ms != 0 && self.clock_ms != 0 {
+                    self.stats.clock_skew_ms = Some(clock_ms.saturating_sub(self.clock_ms));
+                }
                 if let Some((version, json)) = calendar {
                     r.set_calendar(version, &json).map_err(storage)?;
                 }
@@ -568,6 +584,7 @@ pub struct ServerSession {
     docs: BTreeMap<String, (AutoCommit, State)>,
     refused_cases: BTreeSet<String>,
     stats: SessionStats,
+    clock_ms: i64,
 }
 
 impl ServerSession {
@@ -577,7 +594,14 @@ impl ServerSession {
             docs: BTreeMap::new(),
             refused_cases: BTreeSet::new(),
             stats: SessionStats::default(),
+            clock_ms: 0,
         }
+    }
+
+    /// Tells the client the server's clock (ms since the Unix epoch) in `HelloReply`.
+    pub fn with_clock(mut self, clock_ms: i64) -> ServerSession {
+        self.clock_ms = clock_ms;
+        self
     }
 
     pub fn stats(&self) -> &SessionStats {
@@ -594,8 +618,12 @@ impl ServerSession {
                 calendar_version,
                 pending,
                 links,
+                clock_ms,
             } => {
                 self.stats.peer_pending = pending;
+                if clock_ms != 0 && self.clock_ms != 0 {
+                    self.stats.clock_skew_ms = Some(clock_ms.saturating_sub(self.clock_ms));
+                }
                 // Only links inside the peer's own scope count; the rest is noise or a lie.
                 self.stats.peer_links = links
                     .into_iter()
@@ -686,6 +714,7 @@ impl ServerSession {
             refused,
             catalog,
             calendar,
+            clock_ms: self.clock_ms,
         })
     }
 

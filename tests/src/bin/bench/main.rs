@@ -10,7 +10,11 @@
 //! the village holding N cases already synced; then D new cases and one `POST /api/sync/now`:
 //! round trips, payload bytes both ways, wall time, and peak RSS of both processes.
 //!
-//! Usage: `cargo build --release && target/release/tongban-bench [intake|reconnect] [flags]`
+//! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`: see their
+//! modules. Every subcommand prints a Markdown table; with `--json` also one JSON object per row.
+//!
+//! Usage: `cargo build --release && target/release/tongban-bench
+//! [intake|reconnect|fanin|weaklink|footprint] [flags]`
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -68,12 +72,14 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
 }
 
 mod fanin;
+mod footprint;
 mod weaklink;
 
 fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("reconnect") => return reconnect(),
         Some("fanin") => return fanin::run(),
+        Some("footprint") => return footprint::run(),
         Some("weaklink") => return weaklink::run(),
         _ => {}
     }
@@ -274,7 +280,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn walk_size(dir: &std::path::Path) -> u64 {
+pub(crate) fn walk_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(Result::ok)

@@ -1,0 +1,115 @@
+//! Storage faults: a store that can no longer grow (a size-limited file, as on a full disk) refuses
+//! the case it cannot write with a clear reason and then refuses new cases, instead of acknowledging
+//! them; every case acknowledged before is intact after a restart.
+
+use std::collections::BTreeMap;
+
+use tongban_tests::*;
+
+/// Sizes of the files in the store directory (sled's log is the one that grows).
+fn largest_file(dir: &std::path::Path) -> u64 {
+    let mut largest = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            largest = largest.max(largest_file(&entry.path()));
+        } else {
+            largest = largest.max(meta.len());
+        }
+    }
+    largest
+}
+
+#[test]
+fn a_full_disk_refuses_new_cases_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    init_node(dir.path()).unwrap();
+    // Room for some cases, not for many: each one writes a few KB to sled's log.
+    let limit = largest_file(dir.path()) + 2 * 1024 * 1024;
+    let node = NodeProcess::serve_with_file_limit(dir.path(), limit).unwrap();
+    let agent = client();
+    let mut acknowledged = BTreeMap::new();
+    let mut refusal = None;
+    for i in 0..5000 {
+        let name = format!("满盘{i}");
+        let (status, body) = post_json(
+            &agent,
+            &node.url("/api/cases"),
+            &valid_case_body(&name),
+            None,
+        )
+        .unwrap();
+        match status {
+            201 => {
+                acknowledged.insert(name, body["case_no"].as_str().unwrap().to_string());
+            }
+            _ => {
+                refusal = Some((status, body, name));
+                break;
+            }
+        }
+    }
+    let (status, body, failed_name) = refusal.expect("the store fills up within 5000 cases");
+    assert!(
+        acknowledged.len() >= 5,
+        "some cases fit: {}",
+        acknowledged.len()
+    );
+    assert_eq!(status, 507, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("存储出错") && message.contains("没有保存"),
+        "{message}"
+    );
+
+    // From now on nothing is accepted, even a small case, and health says why.
+    let (status, body) = post_json(
+        &agent,
+        &node.url("/api/cases"),
+        &valid_case_body("之后"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 507, "{body}");
+    let (_, health) = get_json(&agent, &node.url("/api/health")).unwrap();
+    assert_eq!(health["storage"], "failed", "{health}");
+    assert!(health["storage_error"].as_str().is_some(), "{health}");
+    // Reading still works.
+    let (first_name, first_no) = acknowledged.iter().next().unwrap();
+    let (status, case) = get_json(&agent, &node.url(&format!("/api/cases/{first_no}"))).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(case["applicant"]["name"], first_name.as_str());
+    let _ = node.kill();
+
+    // The disk is fixed (no limit): every acknowledged case is there, and nothing else but perhaps
+    // the one whose write failed.
+    let node = NodeProcess::serve(dir.path()).unwrap();
+    let listed = all_case_numbers(&agent, &node).unwrap();
+    let mut found = BTreeMap::new();
+    for c in &listed {
+        found.insert(
+            c["applicant_name"].as_str().unwrap().to_string(),
+            c["case_no"].as_str().unwrap().to_string(),
+        );
+    }
+    for (name, no) in &acknowledged {
+        assert_eq!(found.get(name), Some(no), "acknowledged {name} lost");
+        let (status, _) = get_json(&agent, &node.url(&format!("/api/cases/{no}"))).unwrap();
+        assert_eq!(status, 200, "{no} unreadable");
+    }
+    for name in found.keys() {
+        assert!(
+            acknowledged.contains_key(name) || *name == failed_name,
+            "{name} stored but never sent"
+        );
+    }
+    // And the node takes cases again.
+    let (status, body) = post_json(
+        &agent,
+        &node.url("/api/cases"),
+        &valid_case_body("修好之后"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+}

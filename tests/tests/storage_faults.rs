@@ -1,6 +1,7 @@
 //! Storage faults: a store that can no longer grow (a size-limited file, as on a full disk) refuses
 //! the case it cannot write with a clear reason and then refuses new cases, instead of acknowledging
-//! them; every case acknowledged before is intact after a restart.
+//! them; every case acknowledged before is intact after a restart. A store whose log was damaged is
+//! refused at start with a clear error instead of being served short.
 
 use std::collections::BTreeMap;
 
@@ -112,4 +113,79 @@ fn a_full_disk_refuses_new_cases_and_loses_nothing_acknowledged() {
     )
     .unwrap();
     assert_eq!(status, 201, "{body}");
+}
+
+/// Bytes overwritten in a store's log at several places: the node either refuses to start, saying the
+/// store is damaged and what to do, or (damage where nothing lives) serves every case. It never
+/// serves a store that silently lost acknowledged cases, which is what sled alone does.
+#[test]
+fn a_damaged_store_is_refused_with_a_clear_error_never_served_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    init_node(&data).unwrap();
+    let (ok, out, err) = node_cmd(&[
+        "fill",
+        "--data",
+        path_str(&data).unwrap(),
+        "--count",
+        "300",
+        "--user",
+        TEST_USER,
+    ])
+    .unwrap();
+    assert!(ok, "{out} {err}");
+    let log_len = std::fs::metadata(data.join("db/db")).unwrap().len();
+    let mut refused = 0;
+    let mut served = 0;
+    for (i, offset) in [100_000u64, 200_000, 500_000, 800_000, 1_100_000]
+        .into_iter()
+        .enumerate()
+    {
+        assert!(offset < log_len);
+        let copy = dir.path().join(format!("damaged{i}"));
+        copy_dir(&data, &copy);
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(copy.join("db/db"))
+                .unwrap();
+            f.write_all_at(&[0xde, 0xad, 0xbe, 0xef].repeat(256), offset)
+                .unwrap();
+        }
+        match NodeProcess::serve(&copy) {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("is damaged") && e.contains("restore it from a backup"),
+                    "offset {offset}: {e}"
+                );
+                eprintln!("offset {offset}: refused: {e}");
+                refused += 1;
+            }
+            Ok(node) => {
+                let all = all_case_numbers(&client(), &node).unwrap();
+                assert_eq!(
+                    all.len(),
+                    300,
+                    "offset {offset}: a damaged store was served with cases missing"
+                );
+                eprintln!("offset {offset}: served all 300");
+                served += 1;
+            }
+        }
+    }
+    assert!(refused >= 2, "refused {refused}, served {served}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.metadata().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }

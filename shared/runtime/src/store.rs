@@ -73,6 +73,11 @@ pub enum StoreError {
     NewerFormat { found: u32 },
     #[error("corrupt store record {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error(
+        "the store in {dir} is damaged: {reason}. Do not write to it: keep a copy of the directory, then \
+         restore it from a backup or re-enrol the node (the county holds every case it has synced)"
+    )]
+    Damaged { dir: String, reason: String },
     #[error("account {0} already exists")]
     UserExists(String),
     #[error("catalogue: {0}")]
@@ -198,6 +203,8 @@ pub struct Store {
     /// `sync_file_range`, which neither persists the file's size nor empties the disk's write cache.
     /// `fsync` on this handle makes an acknowledged write survive a power cut, not just a process kill.
     log_file: std::sync::Arc<std::fs::File>,
+    /// The write seal (see [`Store::check_seal`]) and the highest count written to it.
+    seal: std::sync::Arc<std::sync::Mutex<(std::fs::File, u64)>>,
     meta: sled::Tree,
     cases: sled::Tree,
     index: sled::Tree,
@@ -224,6 +231,10 @@ const K_CATALOG_VERSION: &[u8] = b"catalog_version";
 const K_CALENDAR: &[u8] = b"calendar";
 const K_CALENDAR_VERSION: &[u8] = b"calendar_version";
 const K_COUNT_ALL: &[u8] = b"count/ALL";
+/// Case writes ever applied (creations and merges), counted inside each write's transaction.
+const K_WRITES: &[u8] = b"writes";
+/// File next to the database holding the count of case writes known flushed (8 bytes, big-endian).
+const SEAL_FILE: &str = "write-seal";
 
 fn db_path(dir: &Path) -> std::path::PathBuf {
     dir.join("db")
@@ -284,18 +295,66 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 impl Store {
     fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-        Ok(sled::Config::new()
+        let config = sled::Config::new()
             .path(db_path(dir))
-            .cache_capacity(CACHE_BYTES)
-            .open()?)
+            .cache_capacity(CACHE_BYTES);
+        // sled panics on some damaged logs instead of returning an error; the program must still say
+        // what is wrong rather than die with a backtrace.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {
+            Ok(opened) => Ok(opened?),
+            Err(panic) => Err(StoreError::Damaged {
+                dir: dir.display().to_string(),
+                reason: format!(
+                    "the database log cannot be read ({})",
+                    panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "sled panicked".into())
+                ),
+            }),
+        }
+    }
+
+    /// Fails if the database holds fewer case writes than were once known flushed. sled recovers a
+    /// damaged log by silently dropping everything after the damage; the seal, written outside the
+    /// database after each flush, is what notices that acknowledged cases went missing.
+    fn check_seal(&self, dir: &Path) -> Result<(), StoreError> {
+        let held = read_u64(self.meta.get(K_WRITES)?);
+        let sealed = self.seal.lock().unwrap_or_else(|p| p.into_inner()).1;
+        if held < sealed {
+            return Err(StoreError::Damaged {
+                dir: dir.display().to_string(),
+                reason: format!(
+                    "it holds {held} case writes, but {sealed} were stored and made durable before; \
+                     acknowledged work was lost"
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn from_db(db: sled::Db, dir: &Path) -> Result<Store, StoreError> {
         let log_path = db_path(dir).join("db");
         let log_file = std::fs::File::open(&log_path)
             .map_err(|e| corrupt(log_path.display().to_string(), e))?;
+        let seal_path = db_path(dir).join(SEAL_FILE);
+        let mut seal_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&seal_path)
+            .map_err(|e| corrupt(seal_path.display().to_string(), e))?;
+        let mut sealed = [0u8; 8];
+        let sealed = match std::io::Read::read(&mut seal_file, &mut sealed) {
+            Ok(8) => u64::from_be_bytes(sealed),
+            Ok(_) => 0,
+            Err(e) => return Err(corrupt(seal_path.display().to_string(), e)),
+        };
         Ok(Store {
             log_file: std::sync::Arc::new(log_file),
+            seal: std::sync::Arc::new(std::sync::Mutex::new((seal_file, sealed))),
             meta: db.open_tree("meta")?,
             cases: db.open_tree("cases")?,
             index: db.open_tree("case_index")?,
@@ -354,6 +413,7 @@ impl Store {
         if found > STORE_VERSION {
             return Err(StoreError::NewerFormat { found });
         }
+        store.check_seal(dir)?;
         for version in found..STORE_VERSION {
             let migrate = MIGRATIONS
                 .get(version as usize - 1)
@@ -975,10 +1035,27 @@ impl Store {
     }
 
     fn sync(&self) -> Result<(), StoreError> {
+        // Read before the flush: every write counted here is in what the flush makes durable.
+        let writes = read_u64(self.meta.get(K_WRITES)?);
         self.db.flush()?;
         self.log_file
             .sync_all()
-            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))
+            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        self.write_seal(writes)
+    }
+
+    /// Records `writes` as flushed. Not fsynced: a seal lost to a power cut only under-reports, so it
+    /// can never raise a false alarm; it exists to catch a database that later loses flushed data.
+    fn write_seal(&self, writes: u64) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let mut seal = self.seal.lock().unwrap_or_else(|p| p.into_inner());
+        if writes > seal.1 {
+            seal.0
+                .write_all_at(&writes.to_be_bytes(), 0)
+                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            seal.1 = writes;
+        }
+        Ok(())
     }
 }
 
@@ -1095,6 +1172,8 @@ impl CaseWrite {
         let key = count_key(&self.summary.state);
         let n = read_u64(tx.meta.get(&key)?) + 1;
         tx.meta.insert(key, &n.to_be_bytes())?;
+        let writes = read_u64(tx.meta.get(K_WRITES)?) + 1;
+        tx.meta.insert(K_WRITES, &writes.to_be_bytes())?;
         tx.cases.insert(no, self.doc.as_slice())?;
         tx.index.insert(no, self.summary_bytes.as_slice())?;
         tx.by_created.insert(ckey.as_slice(), &[])?;

@@ -40,6 +40,7 @@ pub struct SyncStatus {
 pub struct SyncTotals {
     pub sessions: u64,
     pub failed_sessions: u64,
+    pub round_trips: u64,
     pub cases_sent: u64,
     pub cases_received: u64,
     /// Sync-protocol payload of the sessions that finished.
@@ -233,6 +234,7 @@ impl SyncHandle {
                     }
                     let t = &mut s.totals;
                     t.sessions += 1;
+                    t.round_trips += u64::from(report.round_trips);
                     t.cases_sent += u64::from(report.cases_sent);
                     t.cases_received += u64::from(report.cases_received);
                     t.bytes_sent += report.bytes_sent;

@@ -382,8 +382,24 @@ mod tests {
         });
         let proxy = FaultProxy::start(echo_addr, profile).await.unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // One packet at a time, each read by the proxy before the next, and echoes read as they come:
+        // a burst of a thousand would overflow the sockets' kernel buffers, a loss the proxy did not
+        // decide and cannot count.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        let drain = |got: &mut Vec<u32>, buf: &mut [u8; 16]| {
+            while let Ok((n, _)) = client.try_recv_from(buf) {
+                assert_eq!(n, 4, "unexpected datagram");
+                got.push(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]));
+            }
+        };
         for i in 0..packets {
             client.send_to(&i.to_be_bytes(), proxy.addr).await.unwrap();
+            while proxy.stats.up.counts().offered_packets <= u64::from(i) {
+                drain(&mut got, &mut buf);
+                tokio::task::yield_now().await;
+            }
+            drain(&mut got, &mut buf);
         }
         // Done when every packet the up lane let through was echoed and every echo the down lane let
         // through has arrived (no blackouts or queue drops in these profiles).
@@ -395,14 +411,17 @@ mod tests {
                 && down.delivered_packets == down.offered_packets - down.lost + down.duplicated
                 && got as u64 == down.delivered_packets
         };
-        let mut got = Vec::new();
-        let mut buf = [0u8; 16];
         while !settled(got.len()) {
             // The limit only turns a hang into a failure; it does not decide the outcome.
             match tokio::time::timeout(Duration::from_secs(10), client.recv_from(&mut buf)).await {
                 Ok(Ok((4, _))) => got.push(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]])),
                 Ok(_) => panic!("unexpected datagram"),
-                Err(_) => break,
+                Err(_) => panic!(
+                    "not settled: got {} up {:?} down {:?}",
+                    got.len(),
+                    proxy.stats.up.counts(),
+                    proxy.stats.down.counts()
+                ),
             }
         }
         (got, proxy.stats.up.counts(), proxy.stats.down.counts())
@@ -447,6 +466,10 @@ mod tests {
         proxy.set_down(true);
         for _ in 0..10 {
             client.send_to(b"lost", proxy.addr).await.unwrap();
+        }
+        // The relay judges each packet when it reads it: wait until it has read all ten.
+        while proxy.stats.up.counts().offered_packets < 10 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         proxy.set_down(false);
         client.send_to(b"kept", proxy.addr).await.unwrap();

@@ -344,7 +344,7 @@ async fn stalled_sessions_and_floods_are_cut_off_while_an_honest_node_syncs() {
         conns.push(rogue.connect().await.unwrap());
     }
     let mut big = vec![PROTOCOL_VERSION, 0x00, 0x3D, 0x09, 0x00]; // announces 4 000 000 bytes
-    big.extend(std::iter::repeat(0u8).take(3_000_000));
+    big.extend(std::iter::repeat_n(0u8, 3_000_000));
     let stalls: Vec<_> = conns
         .iter()
         .enumerate()
@@ -434,7 +434,7 @@ async fn stalled_sessions_and_floods_are_cut_off_while_an_honest_node_syncs() {
             node_record(&hub, V1)["failed_sessions"]
                 .as_u64()
                 .unwrap_or(0)
-                >= 4 + 1 + served + 1
+                > 4 + 1 + served
         })
     });
     let record = node_record(&hub, V1);

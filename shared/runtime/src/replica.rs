@@ -21,6 +21,8 @@ pub enum ReplicaError {
 /// A [`Replica`] over a node's or the hub's store.
 pub struct SledReplica<'a> {
     store: &'a Store,
+    /// The client side of a session: what it stores came from the upstream and is not outgoing.
+    client: bool,
     /// The summary of the document last judged by `check_change`, by its heads: the server judges a
     /// document and then stores it, and reading a case out of a document twice is a large part of
     /// what storing costs.
@@ -31,7 +33,16 @@ impl<'a> SledReplica<'a> {
     pub fn new(store: &'a Store) -> SledReplica<'a> {
         SledReplica {
             store,
+            client: false,
             judged: RefCell::new(None),
+        }
+    }
+
+    /// The replica of a session's client side (a node syncing with its upstream).
+    pub fn client(store: &'a Store) -> SledReplica<'a> {
+        SledReplica {
+            client: true,
+            ..SledReplica::new(store)
         }
     }
 
@@ -78,7 +89,7 @@ impl SledReplica<'_> {
             }
             _ => None,
         };
-        self.store.merge_case(case_no, |current| {
+        let merge = |current: Option<Vec<u8>>| {
             let mut merged = match current {
                 Some(bytes) => {
                     let mut cur = AutoCommit::load(&bytes).map_err(|e| doc_err(e.to_string()))?;
@@ -102,7 +113,12 @@ impl SledReplica<'_> {
                 return Err(doc_err(format!("document names case {}", case.case_no)));
             }
             Ok((merged.save(), case.summary()))
-        })?
+        };
+        if self.client {
+            self.store.merge_case_from_upstream(case_no, merge)?
+        } else {
+            self.store.merge_case(case_no, merge)?
+        }
     }
 }
 
@@ -141,6 +157,14 @@ impl Replica for SledReplica<'_> {
 
     fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), ReplicaError> {
         self.merge_in(case_no, doc, None)
+    }
+
+    fn outgoing(&self) -> Result<Vec<tongban_shared::sync::Outgoing>, ReplicaError> {
+        Ok(self.store.outgoing()?)
+    }
+
+    fn clear_outgoing(&mut self, version: u64) -> Result<(), ReplicaError> {
+        Ok(self.store.clear_outgoing(version)?)
     }
 
     fn load_saved(&self, case_no: &str) -> Result<Option<Vec<u8>>, ReplicaError> {

@@ -218,6 +218,11 @@ pub struct Store {
     actors: sled::Tree,
     nodes: sled::Tree,
     outbox: sled::Tree,
+    /// Client side: case number → (version, new here) of local writes not yet gone up (a hint for the
+    /// next session; see `Replica::outgoing`).
+    outgoing: sled::Tree,
+    /// Whether writes are noted in `outgoing`: every tier but the county, which has no upstream.
+    notes_outgoing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Serialises writes of existing cases (load, merge, write) so two sessions or a session and a local
     /// edit never overwrite each other's merge.
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
@@ -368,6 +373,8 @@ impl Store {
             actors: db.open_tree("actors")?,
             nodes: db.open_tree("nodes")?,
             outbox: db.open_tree("outbox")?,
+            outgoing: db.open_tree("outgoing")?,
+            notes_outgoing: Default::default(),
             write_lock: Default::default(),
             db,
         })
@@ -389,6 +396,7 @@ impl Store {
         // The version goes in last: a crash half-way through init leaves a store that `open` refuses as
         // not initialised, rather than one that looks complete.
         store.meta.insert(K_IDENTITY, identity_json)?;
+        store.note_tier(identity.tier);
         store.meta.insert(K_ACTOR, actor)?;
         store.actors.insert(actor, identity.code.as_bytes())?;
         store.meta.insert(K_CATALOG, catalog_json.as_bytes())?;
@@ -414,6 +422,9 @@ impl Store {
             return Err(StoreError::NewerFormat { found });
         }
         store.check_seal(dir)?;
+        if let Ok(identity) = store.identity() {
+            store.note_tier(identity.tier);
+        }
         for version in found..STORE_VERSION {
             let migrate = MIGRATIONS
                 .get(version as usize - 1)
@@ -448,7 +459,65 @@ impl Store {
         }
         let json = serde_json::to_vec(identity).map_err(|e| corrupt("identity", e))?;
         self.meta.insert(K_IDENTITY, json)?;
+        self.note_tier(identity.tier);
         self.sync()
+    }
+
+    fn note_tier(&self, tier: Tier) {
+        self.notes_outgoing
+            .store(tier != Tier::County, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Notes a case written here for the next session to send first. Called under the write lock,
+    /// right after the write's transaction, so the version is that write's.
+    fn note_outgoing(&self, case_no: &str, new_here: bool) -> Result<(), StoreError> {
+        if !self
+            .notes_outgoing
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let version = read_u64(self.meta.get(K_WRITES)?);
+        let was_new = self
+            .outgoing
+            .get(case_no.as_bytes())?
+            .is_some_and(|v| v.get(8) == Some(&1));
+        let mut value = version.to_be_bytes().to_vec();
+        value.push(u8::from(new_here || was_new));
+        self.outgoing.insert(case_no.as_bytes(), value)?;
+        Ok(())
+    }
+
+    /// The cases noted by [`Store::note_outgoing`] and not yet cleared.
+    pub fn outgoing(&self) -> Result<Vec<tongban_shared::sync::Outgoing>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.outgoing.iter() {
+            let (k, v) = entry?;
+            let version = <[u8; 8]>::try_from(v.get(..8).unwrap_or_default())
+                .map(u64::from_be_bytes)
+                .map_err(|e| corrupt("outgoing", e))?;
+            out.push(tongban_shared::sync::Outgoing {
+                case_no: String::from_utf8_lossy(&k).into_owned(),
+                version,
+                new_here: v.get(8) == Some(&1),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Forgets the outgoing entries of writes up to `version` (a later write of the same case stays).
+    pub fn clear_outgoing(&self, version: u64) -> Result<(), StoreError> {
+        for entry in self.outgoing.iter() {
+            let (k, v) = entry?;
+            let written = <[u8; 8]>::try_from(v.get(..8).unwrap_or_default())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if written <= version {
+                // Only if unchanged since read: a write in between keeps its entry.
+                let _ = self.outgoing.compare_and_swap(&k, Some(v), None::<&[u8]>)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes a hub-side node record (durable).
@@ -766,6 +835,9 @@ impl Store {
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(e.into()),
         };
+        if replayed.is_none() {
+            self.note_outgoing(&summary.case_no, true)?;
+        }
         if flush {
             self.sync()?;
         }
@@ -830,8 +902,27 @@ impl Store {
         case_no: &str,
         merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
     ) -> Result<Result<(), E>, StoreError> {
+        self.merge_case_noting(case_no, true, merge)
+    }
+
+    /// [`Store::merge_case`] for a version that came from the upstream: not noted as outgoing.
+    pub fn merge_case_from_upstream<E>(
+        &self,
+        case_no: &str,
+        merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        self.merge_case_noting(case_no, false, merge)
+    }
+
+    fn merge_case_noting<E>(
+        &self,
+        case_no: &str,
+        note: bool,
+        merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
+    ) -> Result<Result<(), E>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.document(case_no)?;
+        let new_here = current.is_none();
         let (doc, summary) = match merge(current) {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
@@ -846,7 +937,12 @@ impl Store {
             Ok(())
         });
         match outcome {
-            Ok(()) => Ok(Ok(())),
+            Ok(()) => {
+                if note {
+                    self.note_outgoing(case_no, new_here)?;
+                }
+                Ok(Ok(()))
+            }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }

@@ -170,7 +170,7 @@ pub async fn sync_once(
     pending: u32,
     links: Vec<LinkReport>,
 ) -> Result<SyncReport, TransportError> {
-    let mut replica = SledReplica::new(store);
+    let mut replica = SledReplica::client(store);
     sync_replica(endpoint, upstream, &mut replica, scopes, pending, links).await
 }
 
@@ -261,6 +261,11 @@ async fn run_client<R: Replica>(
         }
     }
     let _ = send.finish();
+    if let Some(version) = session.outgoing_version() {
+        // Everything written before the session started is reconciled with the upstream now.
+        tokio::task::block_in_place(|| replica.clear_outgoing(version))
+            .map_err(|e| TransportError::Session(SessionError::Storage(e.to_string())))?;
+    }
     let stats = session.stats();
     report.round_trips = stats.round_trips;
     report.cases_sent = stats.cases_sent;

@@ -25,7 +25,7 @@ fn sled_summaries_match_the_reference_and_cases_flow_both_ways() {
 
     // The store's incremental trie equals the reference built from scratch.
     let mut reference = MemSummary::default();
-    let vr = SledReplica::new(&village);
+    let vr = SledReplica::client(&village);
     for no in &nos {
         let mut doc = vr.load(no).unwrap().unwrap();
         reference.set(VILLAGE, no, heads_digest(&doc.get_heads()));
@@ -46,7 +46,7 @@ fn sled_summaries_match_the_reference_and_cases_flow_both_ways() {
         assert_eq!(a, b);
     }
 
-    let mut vrep = SledReplica::new(&village);
+    let mut vrep = SledReplica::client(&village);
     let mut hrep = SledReplica::new(&hub);
     let first = converse(&mut vrep, vec![VILLAGE.into()], &mut hrep, VILLAGE).unwrap();
     assert_eq!(first.client.cases_sent, 300);

@@ -268,7 +268,7 @@ mod tests {
         d.push(&[3, 0, 0, 0, 1, 0]);
         assert_eq!(d.next_msg(), Err(FrameError::UnknownVersion(3)));
         let mut d = FrameDecoder::default();
-        d.push(&[1, 0xFF, 0xFF, 0xFF, 0xFF]);
+        d.push(&[PROTOCOL_VERSION, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert!(matches!(d.next_msg(), Err(FrameError::TooLarge(_))));
     }
 

@@ -218,6 +218,11 @@ pub fn converse<C: Replica, S: Replica>(
             .ok_or_else(|| super::SessionError::Protocol("incomplete frame".into()))?;
         request = c.handle(client, resp)?;
     }
+    if let Some(version) = c.outgoing_version() {
+        client
+            .clear_outgoing(version)
+            .map_err(|e| super::SessionError::Storage(e.to_string()))?;
+    }
     out.client = c.stats().clone();
     Ok(out)
 }

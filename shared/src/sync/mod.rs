@@ -11,4 +11,6 @@ pub mod session;
 pub mod summary;
 
 pub use frame::{FrameDecoder, FrameError, Msg};
-pub use session::{ClientSession, Replica, ServerSession, SessionError, SessionStats};
+pub use session::{
+    ClientSession, Outgoing, Replica, ServerSession, SessionError, SessionStats, MAX_OUTGOING_HINTS,
+};

@@ -47,6 +47,17 @@ pub trait Replica {
     /// Merging, never overwriting: a local edit or another session may have changed the case since
     /// `doc` was loaded, and none of those changes may be lost.
     fn store(&mut self, case_no: &str, doc: &mut AutoCommit) -> Result<(), Self::Error>;
+    /// Client side: cases written here since they last went up, each with the version of that write
+    /// and whether the case was new here (so the upstream cannot have it). A hint only: the summary
+    /// comparison that follows finds anything these miss. Replicas that keep no such list return none.
+    fn outgoing(&self) -> Result<Vec<Outgoing>, Self::Error> {
+        Ok(Vec::new())
+    }
+    /// Client side, after a complete session: forgets the outgoing entries up to `version` (the session
+    /// reconciled everything written before it started).
+    fn clear_outgoing(&mut self, _version: u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// The stored document as saved, undecoded: what goes on the wire when the other side has none of
     /// it. Replicas that keep saved bytes return them as they are, sparing a decode and a re-encode.
     fn load_saved(&self, case_no: &str) -> Result<Option<Vec<u8>>, Self::Error> {
@@ -98,6 +109,18 @@ pub trait Replica {
     /// check the catalogue and refuse versions that are not newer.
     fn set_catalog(&mut self, json: &str) -> Result<(), Self::Error>;
 }
+
+/// A case written locally that has not gone up yet (see [`Replica::outgoing`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub case_no: String,
+    pub version: u64,
+    pub new_here: bool,
+}
+
+/// More outgoing cases than this go the usual way (summary descent), which is cheaper per case for
+/// a bulk upload.
+pub const MAX_OUTGOING_HINTS: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -221,6 +244,10 @@ pub struct ClientSession {
     pending: u32,
     links: Vec<LinkReport>,
     clock_ms: i64,
+    /// Sending the outgoing cases before `Hello`, so that the summaries then already agree.
+    early: bool,
+    /// The highest outgoing version seen at the start (cleared after a complete session).
+    outgoing_version: Option<u64>,
 }
 
 impl ClientSession {
@@ -236,7 +263,15 @@ impl ClientSession {
             pending: 0,
             links: Vec::new(),
             clock_ms: 0,
+            early: false,
+            outgoing_version: None,
         }
+    }
+
+    /// The version up to which the replica's outgoing list was reconciled by this session; the driver
+    /// passes it to [`Replica::clear_outgoing`] once the session completed.
+    pub fn outgoing_version(&self) -> Option<u64> {
+        self.outgoing_version
     }
 
     /// Tells the server this replica's clock (ms since the Unix epoch) in `Hello`.
@@ -261,8 +296,38 @@ impl ClientSession {
         &self.stats
     }
 
-    /// The opening request.
+    /// The opening request: the cases written here since the last session first, when there are not
+    /// too many (each costs its own bytes and about 30 more, against a summary descent of several
+    /// hundred bytes per scattered case), then `Hello`.
     pub fn start<R: Replica>(&mut self, r: &R) -> Result<Msg, SessionError> {
+        let outgoing = r.outgoing().map_err(storage)?;
+        self.outgoing_version = outgoing.iter().map(|o| o.version).max();
+        let mine: Vec<&Outgoing> = outgoing
+            .iter()
+            .filter(|o| {
+                scope::scope_of(&o.case_no).is_some_and(|s| {
+                    self.scopes
+                        .iter()
+                        .any(|within| s.starts_with(within.as_str()))
+                })
+            })
+            .collect();
+        if !mine.is_empty() && mine.len() <= MAX_OUTGOING_HINTS {
+            for o in mine {
+                self.queue_doc(&o.case_no, if o.new_here { Mode::Push } else { Mode::Sync });
+            }
+            self.early = true;
+            if let Some(first) = self.next_request(r)? {
+                return Ok(first);
+            }
+            self.early = false;
+        }
+        self.hello(r)
+    }
+
+    fn hello<R: Replica>(&mut self, r: &R) -> Result<Msg, SessionError> {
+        // Cases sent early may differ again by now (a local edit): let the descent queue them anew.
+        self.queued.clear();
         let mut roots = BTreeMap::new();
         for within in &self.scopes {
             for (scope, fp) in r.scope_roots(within).map_err(storage)? {
@@ -287,6 +352,14 @@ impl ClientSession {
 
     /// Handles a response; returns the next request, or `None` when the session is complete.
     pub fn handle<R: Replica>(&mut self, r: &mut R, msg: Msg) -> Result<Option<Msg>, SessionError> {
+        guarded(|| self.handle_unguarded(r, msg))
+    }
+
+    fn handle_unguarded<R: Replica>(
+        &mut self,
+        r: &mut R,
+        msg: Msg,
+    ) -> Result<Option<Msg>, SessionError> {
         self.stats.round_trips += 1;
         match (&self.phase, msg) {
             (_, Msg::Error { reason }) => return Err(SessionError::Peer(reason)),
@@ -330,7 +403,14 @@ impl ClientSession {
                 )))
             }
         }
-        self.next_request(r)
+        match self.next_request(r)? {
+            Some(next) => Ok(Some(next)),
+            None if self.early => {
+                self.early = false;
+                self.hello(r).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     fn take_answer<R: Replica>(&mut self, r: &R, a: NodeAnswer) -> Result<(), SessionError> {
@@ -427,7 +507,7 @@ impl ClientSession {
             }
             progress.server_spoke = d.msg.is_some();
             let Some(bytes) = d.msg else { continue };
-            let message = Message::decode(&bytes)
+            let message = decode_sync_message(&bytes)
                 .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
             let doc = &mut progress.doc;
             let before = doc.get_heads();
@@ -446,7 +526,7 @@ impl ClientSession {
         Ok(())
     }
 
-    fn next_request<R: Replica>(&mut self, r: &mut R) -> Result<Option<Msg>, SessionError> {
+    fn next_request<R: Replica>(&mut self, r: &R) -> Result<Option<Msg>, SessionError> {
         if !self.compare_queue.is_empty() {
             let n = self.compare_queue.len().min(COMPARE_NODES);
             let nodes: Vec<NodeQuery> = self.compare_queue.drain(..n).collect();
@@ -610,6 +690,10 @@ impl ServerSession {
 
     /// Answers one request. Errors end the session; the driver sends `Msg::Error` with the reason.
     pub fn handle<R: Replica>(&mut self, r: &mut R, msg: Msg) -> Result<Msg, SessionError> {
+        guarded(|| self.handle_unguarded(r, msg))
+    }
+
+    fn handle_unguarded<R: Replica>(&mut self, r: &mut R, msg: Msg) -> Result<Msg, SessionError> {
         self.stats.round_trips += 1;
         match msg {
             Msg::Hello {
@@ -787,7 +871,7 @@ impl ServerSession {
                     .merge(&mut theirs)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
             } else if let (None, Some(bytes)) = (&whole, d.msg) {
-                let message = Message::decode(&bytes)
+                let message = decode_sync_message(&bytes)
                     .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
                 merged
                     .sync()
@@ -810,11 +894,18 @@ impl ServerSession {
                         break;
                     }
                 }
+                let new_here = whole.is_some() && before.is_empty();
                 let verdict = match foreign {
                     Some(actor) => Err(format!(
                         "change by actor {actor}, which is not bound to node {}",
                         self.peer
                     )),
+                    // automerge 0.12 accepts some malformed changes whose merged document then
+                    // saves into bytes it cannot load again; such a case would be lost at the hub.
+                    // (A document new here was loaded from the very bytes that will be stored.)
+                    None if !new_here && AutoCommit::load(&merged.save()).is_err() => {
+                        Err("the change leaves the case unreadable; not stored".to_string())
+                    }
                     None => {
                         let old = (!before.is_empty()).then_some(&mut *doc);
                         r.check_change(&self.peer, old, &mut merged)
@@ -864,4 +955,71 @@ impl ServerSession {
         self.stats.refused.extend(refused.iter().cloned());
         Ok(Msg::SyncReply { docs: out, refused })
     }
+}
+
+/// Runs a step of a session over what a peer sent, turning a panic inside automerge (0.12 panics on
+/// some malformed changes and documents, see shared/tests/fuzz.rs) into a protocol error that ends
+/// only this session. Whatever the step stored before the panic is whole documents only.
+fn guarded<T>(step: impl FnOnce() -> Result<T, SessionError>) -> Result<T, SessionError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(SessionError::Protocol(format!(
+                "malformed automerge data ({what})"
+            )))
+        }
+    }
+}
+
+/// Probes and bits per entry a bloom filter may ask for. automerge itself uses 7 and 10; a filter
+/// asking for 2³² probes makes it allocate 16 GiB and abort the process, which no `catch_unwind`
+/// can stop, and one with no bits divides by zero.
+const MAX_BLOOM_PROBES: u64 = 64;
+const MAX_BLOOM_BITS_PER_ENTRY: u64 = 64;
+
+/// Decodes a peer's automerge sync message and refuses what automerge would choke on: bloom filters
+/// with absurd parameters and hash lists out of order.
+pub fn decode_sync_message(bytes: &[u8]) -> Result<Message, String> {
+    let message = Message::decode(bytes).map_err(|e| e.to_string())?;
+    let sorted = |hashes: &[automerge::ChangeHash]| hashes.windows(2).all(|w| w[0] < w[1]);
+    if !sorted(&message.heads) || !sorted(&message.need) {
+        return Err("sync message with heads or needs out of order".into());
+    }
+    for have in &message.have {
+        if !sorted(&have.last_sync) {
+            return Err("sync message with last-sync heads out of order".into());
+        }
+        let bloom = have.bloom.to_bytes();
+        let mut pos = 0;
+        let mut next = || read_leb128(&bloom, &mut pos);
+        if let (Some(entries), Some(bits), Some(probes)) = (next(), next(), next()) {
+            if entries > 0
+                && !((1..=MAX_BLOOM_BITS_PER_ENTRY).contains(&bits)
+                    && (1..=MAX_BLOOM_PROBES).contains(&probes))
+            {
+                return Err(format!(
+                    "sync message with a bloom filter of {bits} bits per entry and {probes} probes"
+                ));
+            }
+        }
+    }
+    Ok(message)
+}
+
+fn read_leb128(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }

@@ -7,8 +7,10 @@
 //! 2. Scale: a store filled with `--cases` cases; start-to-serving time, list latencies, idle RSS.
 //!
 //! `reconnect --cases 1000,10000 --changed 0,1,100 [--json]`: a hub and an enrolled village node,
-//! the village holding N cases already synced; then D new cases and one `POST /api/sync/now`:
-//! round trips, payload bytes both ways, wall time, and peak RSS of both processes.
+//! the village holding N cases already synced; then the hub goes away, D new cases are filed, the hub
+//! returns and the node reconnects (`POST /api/sync/now`): round trips, payload bytes both ways and
+//! cases sent over every session from the hub's return until that call answers (the node's own
+//! retry may come first), wall time, and peak RSS of both processes.
 //!
 //! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`: see their
 //! modules. Every subcommand prints a Markdown table; with `--json` also one JSON object per row.
@@ -336,7 +338,7 @@ fn reconnect() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &n in &sizes {
         let hub_dir = tempfile::tempdir()?;
-        let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0")?;
+        let mut hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0")?;
         let village = tempfile::tempdir()?;
         let bundle = village.path().join("bundle.json");
         hub.enroll_village("420222100201", &bundle)?;
@@ -374,7 +376,14 @@ fn reconnect() -> anyhow::Result<()> {
             "N={n}: filled in {fill_s:.1} s, initial upload {} cases in {} ms",
             first["cases_sent"], first["duration_ms"]
         );
+        let mut hub_peak_kib = 0;
         for &d in &changes {
+            // The d cases are made while the county is away (otherwise the node's loop would send
+            // them as they are filed); then the county returns and the node reconnects once.
+            hub_peak_kib = hub_peak_kib.max(peak_rss_kib(hub.process.pid()));
+            let quic = hub.quic.clone();
+            let HubProcess { process, .. } = hub;
+            let _ = process.kill();
             for i in 0..d {
                 let (status, body) = post_json(
                     &agent,
@@ -386,6 +395,11 @@ fn reconnect() -> anyhow::Result<()> {
                     bail!("intake answered {status}: {body}");
                 }
             }
+            // Every session from the county's return until the node's `sync/now` answers counts:
+            // the node's own loop (retrying after the outage) may get there first.
+            let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
+            let before = st["totals"].clone();
+            hub = HubProcess::serve(hub_dir.path(), &quic)?;
             let start = Instant::now();
             let (status, report) = post_json(
                 &agent,
@@ -397,17 +411,21 @@ fn reconnect() -> anyhow::Result<()> {
             if status != 200 {
                 bail!("sync/now answered {status}: {report}");
             }
+            let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
+            let delta =
+                |k: &str| st["totals"][k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
             let row = serde_json::json!({
                 "cases": n,
                 "changed": d,
-                "round_trips": report["round_trips"],
-                "bytes": report["bytes_sent"].as_u64().unwrap_or(0) + report["bytes_received"].as_u64().unwrap_or(0),
-                "bytes_up": report["bytes_sent"],
-                "bytes_down": report["bytes_received"],
-                "cases_sent": report["cases_sent"],
+                "sessions": delta("sessions") - delta("failed_sessions"),
+                "round_trips": delta("round_trips"),
+                "bytes": delta("bytes_sent") + delta("bytes_received"),
+                "bytes_up": delta("bytes_sent"),
+                "bytes_down": delta("bytes_received"),
+                "cases_sent": delta("cases_sent"),
                 "wall_ms": wall.as_secs_f64() * 1000.0,
                 "node_peak_rss_mb": peak_rss_kib(node.pid()) as f64 / 1024.0,
-                "hub_peak_rss_mb": peak_rss_kib(hub.process.pid()) as f64 / 1024.0,
+                "hub_peak_rss_mb": hub_peak_kib.max(peak_rss_kib(hub.process.pid())) as f64 / 1024.0,
                 "initial_upload_ms": first["duration_ms"],
             });
             if as_json {
@@ -417,13 +435,14 @@ fn reconnect() -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("| cases N | changed d | round trips | bytes (up + down) | cases sent | wall | node peak RSS | hub peak RSS | initial upload of N |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| cases N | changed d | sessions | round trips | bytes (up + down) | cases sent | wall | node peak RSS | hub peak RSS | initial upload of N |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} ({} + {}) | {} | {:.1} ms | {:.1} MB | {:.1} MB | {:.1} s |",
+            "| {} | {} | {} | {} | {} ({} + {}) | {} | {:.1} ms | {:.1} MB | {:.1} MB | {:.1} s |",
             r["cases"],
             r["changed"],
+            r["sessions"],
             r["round_trips"],
             r["bytes"],
             r["bytes_up"],

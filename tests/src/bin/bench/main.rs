@@ -384,6 +384,7 @@ fn reconnect() -> anyhow::Result<()> {
             let quic = hub.quic.clone();
             let HubProcess { process, .. } = hub;
             let _ = process.kill();
+            let mut doc_bytes = 0u64;
             for i in 0..d {
                 let (status, body) = post_json(
                     &agent,
@@ -394,6 +395,13 @@ fn reconnect() -> anyhow::Result<()> {
                 if status != 201 {
                     bail!("intake answered {status}: {body}");
                 }
+                // The saved automerge document: what must travel whatever the protocol.
+                let no = body["case_no"].as_str().context("case_no")?;
+                let mut doc = agent
+                    .get(node.url(&format!("/api/cases/{no}/document")))
+                    .header("Authorization", &test_auth())
+                    .call()?;
+                doc_bytes += doc.body_mut().read_to_vec()?.len() as u64;
             }
             // Every session from the county's return until the node's `sync/now` answers counts:
             // the node's own loop (retrying after the outage) may get there first.
@@ -423,6 +431,8 @@ fn reconnect() -> anyhow::Result<()> {
                 "bytes_up": delta("bytes_sent"),
                 "bytes_down": delta("bytes_received"),
                 "cases_sent": delta("cases_sent"),
+                "document_bytes": doc_bytes,
+                "overhead_per_case": (d > 0).then(|| (delta("bytes_sent") + delta("bytes_received")).saturating_sub(doc_bytes) / d),
                 "wall_ms": wall.as_secs_f64() * 1000.0,
                 "node_peak_rss_mb": peak_rss_kib(node.pid()) as f64 / 1024.0,
                 "hub_peak_rss_mb": hub_peak_kib.max(peak_rss_kib(hub.process.pid())) as f64 / 1024.0,
@@ -435,11 +445,11 @@ fn reconnect() -> anyhow::Result<()> {
         }
     }
     println!();
-    println!("| cases N | changed d | sessions | round trips | bytes (up + down) | cases sent | wall | node peak RSS | hub peak RSS | initial upload of N |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| cases N | changed d | sessions | round trips | bytes (up + down) | documents' own bytes | beyond them, per case | cases sent | wall | node peak RSS | hub peak RSS | initial upload of N |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {} ({} + {}) | {} | {:.1} ms | {:.1} MB | {:.1} MB | {:.1} s |",
+            "| {} | {} | {} | {} | {} ({} + {}) | {} | {} | {} | {:.1} ms | {:.1} MB | {:.1} MB | {:.1} s |",
             r["cases"],
             r["changed"],
             r["sessions"],
@@ -447,6 +457,8 @@ fn reconnect() -> anyhow::Result<()> {
             r["bytes"],
             r["bytes_up"],
             r["bytes_down"],
+            r["document_bytes"],
+            r["overhead_per_case"].as_u64().map_or("–".to_string(), |b| format!("{b} B")),
             r["cases_sent"],
             r["wall_ms"].as_f64().unwrap_or(0.0),
             r["node_peak_rss_mb"].as_f64().unwrap_or(0.0),

@@ -65,6 +65,28 @@ pub fn hub_cert(data: &Path) -> Result<CertKey, CountyError> {
     })
 }
 
+/// The key the hub's QUIC endpoint derives stateless-reset tokens from, created on first use (hubs
+/// initialised before it existed get one at their next start). Kept across restarts so that a
+/// restarted hub can tell nodes at once that their old connection is gone, instead of leaving their
+/// sessions to time out after 30 s.
+pub fn reset_key(data: &Path) -> Result<Vec<u8>, CountyError> {
+    let path = tls_dir(data).join("reset.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() == 64 => Ok(key),
+        Ok(_) => Err(CountyError::Invalid(format!(
+            "{} is not a 64-byte key; delete it and restart the hub",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 64];
+            rand::thread_rng().fill_bytes(&mut key);
+            write_private(&path, &key).map_err(io(&path))?;
+            Ok(key)
+        }
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
 /// Opens the store with a hint when another process (a running hub) holds it.
 pub fn open(data: &Path) -> Result<Store, CountyError> {
     Store::open(data).map_err(|e| {

@@ -50,8 +50,28 @@ pub async fn serve(
     let ca = county::ca(data)?;
     let own = county::hub_cert(data)?;
     let config = tls::server_config(&ca.cert_pem, &own)?;
-    let endpoint = quinn::Endpoint::server(config, quic)
+    // Both keys survive restarts (see `county::reset_key`): the connection ids a restarted hub sees
+    // must validate as its own, and the reset tokens it derives from them must match the ones nodes
+    // were given, or the nodes' packets are dropped silently and their sessions wait out the idle
+    // timeout.
+    let key = county::reset_key(data)?;
+    let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..32]);
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&key[32..40]);
+    let cid_key = u64::from_be_bytes(cid_key);
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset));
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let socket = std::net::UdpSocket::bind(quic)
         .map_err(|source| ServeError::Bind { addr: quic, source })?;
+    let endpoint = quinn::Endpoint::new(
+        endpoint_config,
+        Some(config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| ServeError::Bind { addr: quic, source })?;
     let quic_addr = endpoint
         .local_addr()
         .map_err(|source| ServeError::Bind { addr: quic, source })?;

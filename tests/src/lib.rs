@@ -2,7 +2,8 @@
 //! (port 0, temp dirs), talk HTTP to them, and kill them. [`webdriver`] drives headless Chromium.
 //!
 //! The binaries are the ones cargo built for this workspace (`target/<profile>/tongban-node`), or the
-//! path in `TONGBAN_NODE_BIN`.
+//! path in `TONGBAN_NODE_BIN`. The processes log at `warn`; `TONGBAN_TEST_LOG=info` (any `RUST_LOG`
+//! filter) shows more, on the stderr a failing test prints.
 
 pub mod faultproxy;
 pub mod rogue;
@@ -43,7 +44,10 @@ pub fn node_cmd(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
     let bin = node_bin();
     let out = Command::new(&bin)
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TONGBAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .output()
         .with_context(|| {
             format!(
@@ -204,7 +208,10 @@ pub fn spawn_server_with(
     adjust(&mut command);
     let mut child = command
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TONGBAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -260,7 +267,10 @@ pub const HUB_ADMIN_PASSWORD: &str = "admin-test-1";
 pub fn hub_cmd(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
     let out = Command::new(hub_bin())
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("TONGBAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .output()
         .with_context(|| format!("running {}", hub_bin().display()))?;
     Ok((

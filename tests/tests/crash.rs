@@ -163,6 +163,7 @@ fn sigkill_of_either_side_during_sync_loses_and_doubles_nothing() {
     let mut kills = Vec::new();
 
     for round in 0..SYNC_ROUNDS {
+        let round_started = std::time::Instant::now();
         let batch = rng.gen_range(20..60);
         for i in 0..batch {
             let name = format!("同步轮{round}号{i}");
@@ -229,13 +230,14 @@ fn sigkill_of_either_side_during_sync_loses_and_doubles_nothing() {
         }
         acknowledged.extend(acks.lock().unwrap().drain(..));
         kills.push(format!(
-            "{} after {delay:?}{}",
+            "{} after {delay:?}{} (round took {:?})",
             if kill_hub { "hub" } else { "node" },
             if running {
                 ""
             } else {
                 " (session not seen running)"
-            }
+            },
+            round_started.elapsed()
         ));
     }
     if kill_hub_never(&kills) {
@@ -243,9 +245,16 @@ fn sigkill_of_either_side_during_sync_loses_and_doubles_nothing() {
     }
 
     // One clean sync (the node's loop may hold the session lock; retry until a session succeeds).
+    let clean_from = std::time::Instant::now();
     let synced = eventually(Duration::from_secs(120), || {
+        let attempt = post_json(
+            &agent,
+            &node.url("/api/sync/now"),
+            &serde_json::Value::Null,
+            None,
+        );
         matches!(
-            post_json(&agent, &node.url("/api/sync/now"), &serde_json::Value::Null, None),
+            attempt,
             Ok((200, ref report)) if report["refused"].as_array().is_some_and(|r| r.is_empty())
         )
     });
@@ -253,6 +262,7 @@ fn sigkill_of_either_side_during_sync_loses_and_doubles_nothing() {
         synced,
         "seed {seed}: no clean sync after the kills {kills:?}"
     );
+    eprintln!("seed {seed}: clean sync after {:?}", clean_from.elapsed());
 
     let at_node = all_case_numbers(&agent, &node).unwrap();
     let at_hub = all_cases_as(&agent, &hub.process, &admin).unwrap();

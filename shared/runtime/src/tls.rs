@@ -293,11 +293,14 @@ fn transport() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(2u32.into());
     t.max_concurrent_uni_streams(0u32.into());
-    // 30 s, in milliseconds.
+    // 30 s, in milliseconds: a village link may drop for a while and come back within a session.
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
         30_000,
     ))));
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(10)));
+    // A ping every 2 s while a session is open (connections close after each session): cheap, and a
+    // hub that restarted answers it with a stateless reset (see `county::reset_key`), so the node
+    // learns within seconds that its session is gone instead of waiting for the idle timeout.
+    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
     // What a peer may send before it is read: bounds a connection's buffers (quinn's connection-wide
     // default is unlimited). A sync frame is at most 4 MiB and is read as it arrives.
     t.stream_receive_window(quinn::VarInt::from_u32(1024 * 1024));

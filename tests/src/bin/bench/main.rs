@@ -39,7 +39,9 @@ fn parse_args() -> anyhow::Result<Args> {
         clients: 4,
         node: node_bin(),
     };
-    let mut it = std::env::args().skip(1).filter(|a| a != "intake");
+    let mut it = std::env::args()
+        .skip(1)
+        .filter(|a| a != "intake" && a != "--json");
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -274,6 +276,14 @@ fn main() -> anyhow::Result<()> {
     let _ = child.wait();
 
     println!();
+    if std::env::args().any(|a| a == "--json") {
+        for (what, result, target) in &rows {
+            println!(
+                "{}",
+                serde_json::json!({"measurement": what, "result": result, "target": target})
+            );
+        }
+    }
     println!("| measurement | result | target |");
     println!("|---|---|---|");
     for (what, result, target) in rows {

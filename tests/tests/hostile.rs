@@ -291,19 +291,6 @@ async fn stall(conn: &quinn::Connection, bytes: Vec<u8>) -> Result<Msg, String> 
         .ok_or_else(|| "no answer".to_string())
 }
 
-/// Peak resident set size (VmHWM) of a process in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Slowloris, too many connections and a session flood from one enrolled node, while an honest
 /// village files and syncs: the rogue is cut off with reasons and counted, the honest village's cases
 /// all arrive, and the hub's memory stays bounded.

@@ -14,7 +14,7 @@ use tongban_runtime::transport::{self, Upstream};
 use tongban_shared::sync::memory::MemReplica;
 use tongban_tests::*;
 
-use crate::{flag, peak_rss_kib, Table};
+use crate::{flag, Table};
 
 /// Village codes under county 420222: towns 100.., villages 201.. in each.
 fn village_code(i: usize) -> String {

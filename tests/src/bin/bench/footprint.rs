@@ -5,10 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use tongban_tests::*;
 
-use crate::{peak_rss_kib, walk_size, Table};
+use crate::{walk_size, Table};
 
 const V1: &str = "420222100201";
 
@@ -22,20 +21,7 @@ pub fn run() -> anyhow::Result<()> {
     hub.enroll_village(V1, &bundle)?;
     let data = village.path().join("node");
     init_node_from_bundle(&data, &bundle)?;
-    let fill_start = Instant::now();
-    let (ok, out, err) = node_cmd(&[
-        "fill",
-        "--data",
-        path_str(&data)?,
-        "--count",
-        &cases.to_string(),
-        "--user",
-        TEST_USER,
-    ])?;
-    if !ok {
-        bail!("fill failed: {out} {err}");
-    }
-    let fill_s = fill_start.elapsed().as_secs_f64();
+    let fill_s = crate::fill(&data, cases)?;
     let disk_before = walk_size(&data);
 
     let spawned = Instant::now();
@@ -44,17 +30,7 @@ pub fn run() -> anyhow::Result<()> {
     let start_to_serving = spawned.elapsed();
     let agent = client();
     // The first session starts at once and uploads every case.
-    let upload_start = Instant::now();
-    let first = loop {
-        let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
-        if !st["last_success"].is_null() && st["running"] == false {
-            break st["last_session"].clone();
-        }
-        if upload_start.elapsed() > Duration::from_secs(3600) {
-            bail!("the upload of {cases} cases did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let first = crate::first_session(&agent, &node)?;
     let peak_mb = peak_rss_kib(node.pid()) as f64 / 1024.0;
     // Idle: the agent has a page open and does nothing.
     for _ in 0..3 {

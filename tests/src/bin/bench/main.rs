@@ -306,27 +306,55 @@ pub(crate) fn walk_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Peak resident set size (VmHWM) of a process in KiB.
-pub(crate) fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+/// The word after `name` on the command line, or `default`.
+fn arg_value(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Fills a node's store with `n` generated cases (`tongban-node fill`); returns the seconds it took.
+pub(crate) fn fill(data: &std::path::Path, n: u64) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let (ok, out, err) = node_cmd(&[
+        "fill",
+        "--data",
+        path_str(data)?,
+        "--count",
+        &n.to_string(),
+        "--user",
+        TEST_USER,
+    ])?;
+    if !ok {
+        bail!("fill failed: {out} {err}");
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Waits for a node's first sync session (it starts at once and uploads what the node holds) and
+/// returns its report.
+pub(crate) fn first_session(
+    agent: &ureq::Agent,
+    node: &NodeProcess,
+) -> anyhow::Result<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        let (_, st) = get_json(agent, &node.url("/api/sync"))?;
+        if !st["last_success"].is_null() && st["running"] == false {
+            return Ok(st["last_session"].clone());
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            bail!("the node's first session did not finish within an hour");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn list_arg(name: &str, default: &str) -> anyhow::Result<Vec<u64>> {
-    let args: Vec<String> = std::env::args().collect();
-    let raw = args
-        .iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-        .unwrap_or(default);
+    let raw = arg_value(name, default);
     raw.split(',')
         .map(|v| {
             v.trim()
@@ -354,34 +382,11 @@ fn reconnect() -> anyhow::Result<()> {
         hub.enroll_village("420222100201", &bundle)?;
         let data = village.path().join("node");
         init_node_from_bundle(&data, &bundle)?;
-        let fill_start = Instant::now();
-        let (ok, out, err) = node_cmd(&[
-            "fill",
-            "--data",
-            path_str(&data)?,
-            "--count",
-            &n.to_string(),
-            "--user",
-            TEST_USER,
-        ])?;
-        if !ok {
-            bail!("fill failed: {out} {err}");
-        }
-        let fill_s = fill_start.elapsed().as_secs_f64();
+        let fill_s = fill(&data, n)?;
         let node = NodeProcess::serve_with(&data, &["--sync-interval", "86400"])?;
         let agent = client();
         // The node's first session (at start) uploads everything; wait for it and record it.
-        let upload_start = Instant::now();
-        let first = loop {
-            let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
-            if !st["last_success"].is_null() && st["running"] == false {
-                break st["last_session"].clone();
-            }
-            if upload_start.elapsed() > Duration::from_secs(3600) {
-                bail!("initial upload of {n} cases did not finish");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
+        let first = first_session(&agent, &node)?;
         eprintln!(
             "N={n}: filled in {fill_s:.1} s, initial upload {} cases in {} ms",
             first["cases_sent"], first["duration_ms"]
@@ -484,13 +489,7 @@ pub(crate) fn flag<T: std::str::FromStr>(name: &str, default: &str) -> anyhow::R
 where
     T::Err: std::fmt::Display,
 {
-    let args: Vec<String> = std::env::args().collect();
-    let raw = args
-        .iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-        .unwrap_or(default);
+    let raw = arg_value(name, default);
     raw.parse::<T>()
         .map_err(|e| anyhow::anyhow!("{name} {raw}: {e}"))
 }

@@ -536,6 +536,7 @@ pub async fn take_action(
     input: tongban_shared::workflow::ActionInput,
 ) -> Result<case::CaseDoc, AppError> {
     use tongban_shared::workflow::{self, ActionError, Actor, Role};
+    state.check_writable()?;
     let role = Role::from_account(&user.role)
         .ok_or_else(|| AppError::Forbidden(format!("账号“{}”没有办件权限。", user.name)))?;
     // At a township node its accounts act as the township (the relay for its villages).
@@ -604,7 +605,8 @@ pub async fn take_action(
         }
         Ok(case)
     })
-    .await?;
+    .await
+    .inspect_err(|e| state.note_write_error(e))?;
     if let Some(last) = case.history.last() {
         tracing::info!(case_no = %case.case_no, action = %last.action, by = %last.by, "case action");
     }

@@ -75,6 +75,18 @@ fn a_full_disk_refuses_new_cases_and_loses_nothing_acknowledged() {
     let (_, health) = get_json(&agent, &node.url("/api/health")).unwrap();
     assert_eq!(health["storage"], "failed", "{health}");
     assert!(health["storage_error"].as_str().is_some(), "{health}");
+    // Nor are actions on stored cases: their writes would go to the same failing disk.
+    let (status, body) = post_json(
+        &agent,
+        &node.url(&format!(
+            "/api/cases/{}/actions",
+            acknowledged.values().next().unwrap()
+        )),
+        &serde_json::json!({"action": "submit_correction"}),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 507, "{body}");
     // Reading still works.
     let (first_name, first_no) = acknowledged.iter().next().unwrap();
     let (status, case) = get_json(&agent, &node.url(&format!("/api/cases/{first_no}"))).unwrap();

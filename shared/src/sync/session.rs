@@ -574,7 +574,10 @@ impl ClientSession {
                     }
                     (Mode::Sync, ..) => {}
                 }
-                refresh(r, case_no, &mut progress.doc)?;
+                if progress.rounds > 0 {
+                    // Loaded when the batch began; later rounds catch up with writes since.
+                    refresh(r, case_no, &mut progress.doc)?;
+                }
                 let msg = progress
                     .doc
                     .sync()
@@ -830,7 +833,10 @@ impl ServerSession {
                 });
                 continue;
             }
-            if !self.docs.contains_key(&d.case_no) {
+            if let Some((held, _)) = self.docs.get_mut(&d.case_no) {
+                // Held since an earlier round: catch up with what was written since.
+                refresh(r, &d.case_no, held)?;
+            } else {
                 let doc = r
                     .load(&d.case_no)
                     .map_err(storage)?
@@ -840,7 +846,6 @@ impl ServerSession {
             let Some((doc, state)) = self.docs.get_mut(&d.case_no) else {
                 continue;
             };
-            refresh(r, &d.case_no, doc)?;
             if d.want_full {
                 // The client has none of it: the whole document, no conversation.
                 let full = (!doc.get_heads().is_empty()).then(|| doc.save());

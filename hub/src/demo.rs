@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tongban_node::app::beijing_now;
 use tongban_node::setup as node_setup;
+use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::Store;
 
 use crate::county::{self, CountyError, EnrollRequest};
@@ -125,7 +125,7 @@ pub async fn run(dir: &Path, ports: DemoPorts) -> anyhow::Result<()> {
         ports.hub_http,
         ports.hub_quic,
         tongban_runtime::transport::ServerLimits::default(),
-        node_setup::shutdown_signal(),
+        tongban_runtime::process::shutdown_signal(),
         |_| {},
     );
     let mut villages = Vec::new();

@@ -32,7 +32,7 @@ impl Gate for HubGate {
     }
 
     fn record(&self, peer: &PeerIdentity, outcome: &Result<SyncReport, String>) {
-        let now = tongban_node::app::beijing_now().to_rfc3339();
+        let now = tongban_runtime::clock::beijing_now().to_rfc3339();
         if let Ok(report) = outcome {
             for r in &report.refused {
                 tracing::warn!(node = %peer.code, subject = %r.subject, reason = %r.reason, "refused from node");

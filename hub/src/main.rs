@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tongban_hub::county::{self, EnrollRequest};
 use tongban_hub::demo::{self, DemoPorts};
-use tongban_node::app::beijing_now;
+use tongban_runtime::clock::beijing_now;
 use tongban_runtime::transport::ServerLimits;
 use tongban_shared::calendar::Calendar;
 use tongban_shared::Tier;
@@ -142,10 +142,10 @@ enum CalendarCommand {
 }
 
 fn main() -> ExitCode {
-    tongban_node::setup::cli_main(Cli::parse(), run)
+    tongban_runtime::process::cli_main(Cli::parse(), run)
 }
 
-use tongban_node::setup::runtime;
+use tongban_runtime::process::runtime;
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -241,7 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 http,
                 quic,
                 limits,
-                tongban_node::setup::shutdown_signal(),
+                tongban_runtime::process::shutdown_signal(),
                 |b| println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic),
             ))?;
             Ok(())

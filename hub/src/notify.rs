@@ -37,7 +37,7 @@ pub async fn run(store: Store, sender: Arc<dyn Sender>, wake: Arc<Notify>) {
             let mut n = 0;
             for msg in s.outbox(true).map_err(|e| e.to_string())? {
                 sender.send(&msg)?;
-                let at = tongban_node::app::beijing_now().to_rfc3339();
+                let at = tongban_runtime::clock::beijing_now().to_rfc3339();
                 s.mark_sent(msg.id, sender.name(), &at)
                     .map_err(|e| e.to_string())?;
                 n += 1;

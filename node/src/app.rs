@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use chrono::{DateTime, FixedOffset, Offset, Utc};
 use rand::Rng;
 use tongban_shared::calendar::Calendar;
 use tongban_shared::case::{self, Agent, IntakeContext, IntakeRequest};
@@ -151,11 +150,7 @@ impl AppState {
     }
 }
 
-/// China has one time zone; a village PC set to UTC must still date its cases in Beijing time.
-pub fn beijing_now() -> DateTime<FixedOffset> {
-    let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
-    tongban_runtime::clock::now_utc().with_timezone(&beijing)
-}
+pub use tongban_runtime::clock::beijing_now;
 
 /// Every failure a handler can answer with. Internal details are logged, never sent.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use tongban_node::app::beijing_now;
 use tongban_node::setup::{self, InitOptions};
+use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::Store;
 
 #[derive(Parser)]
@@ -96,10 +96,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tongban_node::setup::cli_main(Cli::parse(), run)
+    tongban_runtime::process::cli_main(Cli::parse(), run)
 }
 
-use tongban_node::setup::runtime;
+use tongban_runtime::process::runtime;
 
 const DEMO_USER: &str = "daiban";
 const DEMO_PASSWORD: &str = "daiban123";

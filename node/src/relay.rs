@@ -49,7 +49,7 @@ impl Gate for TownshipGate {
                     refusals: 0,
                     pending: 0,
                 });
-            link.last_seen = crate::app::beijing_now().to_rfc3339();
+            link.last_seen = tongban_runtime::clock::beijing_now().to_rfc3339();
             link.sessions = link.sessions.saturating_add(1);
             match outcome {
                 Ok(r) => {

@@ -207,14 +207,14 @@ impl SyncHandle {
     pub async fn run_now(&self) -> Result<SyncReport, TransportError> {
         let _one_at_a_time = self.run_lock.lock().await;
         let pending_at_start = self.pending.load(Ordering::SeqCst);
-        let now = crate::app::beijing_now().to_rfc3339();
+        let now = tongban_runtime::clock::beijing_now().to_rfc3339();
         self.update(|s| {
             s.running = true;
             s.last_attempt = Some(now.clone());
         });
         let result = self.session().await;
         release_freed_memory();
-        let finished = crate::app::beijing_now().to_rfc3339();
+        let finished = tongban_runtime::clock::beijing_now().to_rfc3339();
         match &result {
             Ok(report) => {
                 // Writes made during the session may not have gone up; keep counting those.

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, FixedOffset, Offset, Utc};
 
 /// Skews beyond this are shown to people as a warning: a few minutes are normal drift.
 pub const SKEW_WARNING_SECS: i64 = 300;
@@ -24,6 +24,12 @@ fn offset() -> Duration {
 /// Now, by this machine's clock (and the rehearsal offset, if any).
 pub fn now_utc() -> DateTime<Utc> {
     Utc::now() + offset()
+}
+
+/// China has one time zone; a village PC set to UTC must still date its cases in Beijing time.
+pub fn beijing_now() -> DateTime<FixedOffset> {
+    let beijing = FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix());
+    now_utc().with_timezone(&beijing)
 }
 
 /// Milliseconds since the Unix epoch, as sent in `Hello` / `HelloReply`.

@@ -3,12 +3,14 @@
 //! - [`store`]: the sled store of cases, indexes, sync summaries, accounts and identity.
 //! - [`bundle`]: the enrolment bundle a node joins the county with.
 //! - [`clock`]: the wall clock, and the skew between a node's and the county's.
+//! - [`process`]: logging, the async runtime and the shutdown signal of both binaries.
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
 //! - [`tls`]: the county CA, certificates and the mutual-TLS configurations.
 //! - [`transport`]: the QUIC driver of sync sessions (client and server).
 
 pub mod bundle;
 pub mod clock;
+pub mod process;
 pub mod replica;
 pub mod store;
 pub mod tls;

@@ -3,17 +3,17 @@
 //!
 //! Layout: `DIR/db` (the store), `DIR/tls/{ca.pem,ca.key,hub.pem,hub.key}` (keys readable by the owner).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, FixedOffset};
 use rand::RngCore;
-use tongban_node::auth;
 use tongban_runtime::bundle::{write_private, Bundle, BUNDLE_VERSION};
 use tongban_runtime::store::{NodeIdentity, NodeRecord, Store, StoreError, UserRecord};
 use tongban_runtime::tls::{self, CertKey, HUB_SERVER_NAME};
 use tongban_shared::catalog::BUILTIN_CATALOG_JSON;
 use tongban_shared::validate::check_division_code;
 use tongban_shared::Tier;
+use tongban_web::accounts as auth;
 
 pub const ROLES: [&str; 4] = ["admin", "window", "dept", "supervisor"];
 
@@ -41,9 +41,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CountyError + '_ {
     }
 }
 
-pub fn tls_dir(data: &Path) -> PathBuf {
-    data.join("tls")
-}
+pub use tongban_runtime::bundle::tls_dir;
 
 fn read(path: &Path) -> Result<String, CountyError> {
     std::fs::read_to_string(path).map_err(io(path))

@@ -6,14 +6,14 @@
 //! - [`charts`]: server-drawn SVG charts.
 //! - [`report`]: the monthly assessment workbook (.xlsx).
 //! - [`notify`]: the outbox sender (log by default).
+//! - [`site`]: what the hub adds to the shared case web app (texts to applicants, clock warnings, navigation).
 //! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
-//! - [`demo`]: a demo county on loopback.
 
 pub mod charts;
 pub mod county;
-pub mod demo;
 pub mod gate;
 pub mod notify;
 pub mod report;
 pub mod server;
+pub mod site;
 pub mod web;

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tongban_hub::county::{self, EnrollRequest};
-use tongban_hub::demo::{self, DemoPorts};
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::transport::ServerLimits;
 use tongban_shared::calendar::Calendar;
@@ -94,16 +93,6 @@ enum Command {
     Calendar {
         #[command(subcommand)]
         command: CalendarCommand,
-    },
-    /// Start a demo county on loopback: the hub and two village nodes, with accounts and cases.
-    Demo {
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// First HTTP port: hub on it, villages on the next two.
-        #[arg(long, default_value_t = 8080)]
-        http_port: u16,
-        #[arg(long, default_value_t = 4433)]
-        quic_port: u16,
     },
 }
 
@@ -235,15 +224,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 sessions_per_minute: sync_sessions_per_minute.max(1),
                 ..ServerLimits::default()
             };
-            runtime()?.block_on(tongban_hub::server::serve(
-                &data,
-                store,
-                http,
-                quic,
-                limits,
-                tongban_runtime::process::shutdown_signal(),
-                |b| println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic),
-            ))?;
+            runtime()?.block_on(async {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let on_signal = shutdown.clone();
+                tokio::spawn(async move {
+                    tongban_runtime::process::shutdown_signal().await;
+                    on_signal.cancel();
+                });
+                tongban_hub::server::serve(&data, store, http, quic, limits, shutdown, |b| {
+                    println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic)
+                })
+                .await
+            })?;
             Ok(())
         }
         Command::Calendar {
@@ -264,20 +256,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{}", due.format("%Y-%m-%d"));
             Ok(())
-        }
-        Command::Demo {
-            dir,
-            http_port,
-            quic_port,
-        } => {
-            let dir = dir.unwrap_or_else(|| std::env::temp_dir().join("tongban-demo-county"));
-            let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-            let ports = DemoPorts {
-                hub_http: local(http_port),
-                hub_quic: local(quic_port),
-                village_http: [local(http_port + 1), local(http_port + 2)],
-            };
-            runtime()?.block_on(demo::run(&dir, ports))
         }
     }
 }

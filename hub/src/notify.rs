@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tongban_runtime::store::{OutboxMessage, Store};
 
 /// Passes a message on (an SMS gateway, in a deployment that has one).
@@ -28,8 +29,13 @@ impl Sender for LogSender {
     }
 }
 
-/// Drains the outbox whenever `wake` fires and every 30 s, until the task is aborted.
-pub async fn run(store: Store, sender: Arc<dyn Sender>, wake: Arc<Notify>) {
+/// Drains the outbox whenever `wake` fires and every 30 s, until `shutdown` is cancelled.
+pub async fn run(
+    store: Store,
+    sender: Arc<dyn Sender>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     loop {
         let s = store.clone();
         let sender = sender.clone();
@@ -51,6 +57,8 @@ pub async fn run(store: Store, sender: Arc<dyn Sender>, wake: Arc<Notify>) {
             Err(e) => tracing::error!(error = %e, "outbox task failed"),
         }
         tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
             _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
         }

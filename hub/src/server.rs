@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tongban_node::app::AppState;
+use tokio_util::sync::CancellationToken;
 use tongban_runtime::store::Store;
 use tongban_runtime::tls;
 use tongban_runtime::transport::{self, Connections, ServerLimits};
+use tongban_web::{AppError, AppState};
 
 use crate::county::{self, CountyError};
 use crate::gate::HubGate;
@@ -29,6 +30,14 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("{0:?}")]
+    App(AppError),
+}
+
+impl From<AppError> for ServeError {
+    fn from(e: AppError) -> Self {
+        ServeError::App(e)
+    }
 }
 
 /// A running hub's addresses (port 0 resolved).
@@ -37,14 +46,14 @@ pub struct Bound {
     pub quic: SocketAddr,
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` is cancelled; every task started here is told to stop and awaited.
 pub async fn serve(
     data: &Path,
     store: Store,
     http: SocketAddr,
     quic: SocketAddr,
     limits: ServerLimits,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServeError> {
     let ca = county::ca(data)?;
@@ -87,11 +96,16 @@ pub async fn serve(
         limits,
     ));
 
-    let app_state = Arc::new(AppState::new(store, None)?);
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let site = Arc::new(crate::site::HubSite {
+        outbox_wake: outbox_wake.clone(),
+    });
+    let app_state = AppState::new(store, site).await?;
     let sender_task = tokio::spawn(crate::notify::run(
         app_state.store.clone(),
         Arc::new(crate::notify::LogSender),
-        app_state.outbox_wake.clone(),
+        outbox_wake,
+        shutdown.clone(),
     ));
     let router = web::app(HubState {
         app: app_state.clone(),
@@ -109,14 +123,23 @@ pub async fn serve(
         quic: quic_addr,
     });
     tracing::info!(%http_addr, %quic_addr, "hub serving");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
-        .map_err(ServeError::Serve)?;
+        .map_err(ServeError::Serve);
+    // However the server ended, the other tasks stop too: the sync endpoint's accept loop ends when
+    // the endpoint closes, the sender at its next wait.
+    shutdown.cancel();
     endpoint.close(0u32.into(), b"hub shutting down");
-    sync_task.abort();
-    sender_task.abort();
-    app_state.store.flush()?;
+    for (name, task) in [("sync", sync_task), ("outbox", sender_task)] {
+        if let Err(e) = task.await {
+            tracing::error!(task = name, error = %e, "hub task failed");
+        }
+    }
+    endpoint.wait_idle().await;
+    served?;
+    let st = app_state.clone();
+    tongban_web::blocking(move || Ok(st.store.flush()?)).await?;
     tracing::info!("hub stopped");
     Ok(())
 }

@@ -1,17 +1,19 @@
-//! Tongban node: the program on a village station's or township centre's PC.
+//! Tongban node: the program on a village station's or township centre's PC. It serves the case web
+//! app of `tongban-web` over the cases in its scope and syncs them with its upstream.
 //!
-//! The durable sled store lives in `tongban_runtime::store`, shared with the hub.
-//! - [`auth`]: accounts, password hashes, sessions.
-//! - [`app`]: state, errors, authentication, the intake service and the router.
-//! - [`api`] / [`ui`]: JSON endpoints and server-rendered pages.
-//! - [`setup`]: initialising a data directory, demo data, and running the server.
-//! - [`sync`]: the owner task that syncs with the upstream, and its status.
+//! Modules form a tree, leaves first:
+//! - [`setup`]: initialising a data directory, enrolling a standalone node.
+//! - [`demo_data`]: generated cases for demos and benchmarks.
+//! - [`links`]: a township's view of its villages' links.
 //! - [`relay`]: a township's sync endpoint for its villages.
+//! - [`uplink`]: the owner task that syncs with the upstream, its status and `/api/sync*`.
+//! - [`site`]: what the node adds to the web app (badge, clock warning, hand-off to the uplink).
+//! - [`serve`]: running all of it until shutdown.
 
-pub mod api;
-pub mod app;
-pub mod auth;
+pub mod demo_data;
+pub mod links;
 pub mod relay;
+pub mod serve;
 pub mod setup;
-pub mod sync;
-pub mod ui;
+pub mod site;
+pub mod uplink;

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use tongban_node::demo_data;
+use tongban_node::serve::{self, ServeOptions};
 use tongban_node::setup::{self, InitOptions};
+use tongban_node::uplink::SyncTiming;
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::Store;
 
@@ -159,16 +162,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fallback_after,
         } => {
             let store = Store::open(&data)?;
-            runtime()?.block_on(setup::serve(
-                store,
+            let opts = ServeOptions {
+                data: &data,
                 http,
-                &data,
-                tongban_node::sync::SyncTiming {
+                sync: SyncTiming {
                     period: std::time::Duration::from_secs(sync_interval.max(1)),
                     fallback_after: std::time::Duration::from_secs(fallback_after),
                 },
-                quic,
-            ))?;
+                relay: quic,
+            };
+            runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
             Ok(())
         }
         Command::Enroll { data, bundle } => {
@@ -197,7 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         },
                         beijing_now(),
                     )?;
-                    setup::fill(&store, 12, 2026, beijing_now(), DEMO_USER)?;
+                    demo_data::fill(&store, 12, 2026, beijing_now(), DEMO_USER)?;
                     store
                 }
                 Err(e) => return Err(e.into()),
@@ -206,13 +209,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("  data:  {}", dir.display());
             println!("  open:  http://{http}/");
             println!("  login: {DEMO_USER} / {DEMO_PASSWORD}");
-            runtime()?.block_on(setup::serve(
-                store,
+            let opts = ServeOptions {
+                data: &dir,
                 http,
-                &dir,
-                tongban_node::sync::SyncTiming::default(),
-                None,
-            ))?;
+                sync: SyncTiming::default(),
+                relay: None,
+            };
+            runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
             Ok(())
         }
         Command::Fill {
@@ -222,7 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             user,
         } => {
             let store = Store::open(&data)?;
-            let n = setup::fill(&store, count, seed, beijing_now(), &user)?;
+            let n = demo_data::fill(&store, count, seed, beijing_now(), &user)?;
             println!("stored {n} cases");
             Ok(())
         }

@@ -2,19 +2,18 @@
 //! accepts only villages whose county certificate names this township as their parent. Their cases
 //! land in the township's store and go on to the county with the township's own sync.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tongban_runtime::store::Store;
-use tongban_runtime::tls::{self, CertKey, PeerIdentity};
+use tongban_runtime::bundle::NodeTls;
+use tongban_runtime::store::{NodeIdentity, Store};
+use tongban_runtime::tls::{self, PeerIdentity};
 use tongban_runtime::transport::{self, Connections, Gate, SyncReport};
 use tongban_shared::sync::frame::LinkReport;
 use tongban_shared::Tier;
 
-/// What the township knows of each village's link, by village code (reported to the county).
-pub type Links = Arc<Mutex<BTreeMap<String, LinkReport>>>;
+use crate::links::Links;
 
 /// Admits the township's own villages, nothing else, and keeps their link statistics.
 pub struct TownshipGate {
@@ -75,7 +74,7 @@ impl Gate for TownshipGate {
 pub enum RelayError {
     #[error("only a township node relays for villages; this node is a {0:?}")]
     NotTownship(Tier),
-    #[error("this node is not enrolled (no TLS files in {0})")]
+    #[error("this node is not enrolled ({0})")]
     NotEnrolled(String),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
@@ -86,42 +85,54 @@ pub enum RelayError {
     },
 }
 
-/// Starts the relay endpoint; returns it (to close at shutdown) and the address it listens on.
+/// A running relay: its endpoint and the task accepting on it.
+pub struct Relay {
+    endpoint: quinn::Endpoint,
+    task: tokio::task::JoinHandle<()>,
+    pub addr: SocketAddr,
+}
+
+impl Relay {
+    /// Closes the endpoint (open sessions end) and waits for the accepting task to finish.
+    pub async fn stop(self) {
+        self.endpoint.close(0u32.into(), b"township shutting down");
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "relay task failed");
+        }
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// Starts the relay endpoint on `addr` for the township `identity`.
 pub fn start(
+    identity: &NodeIdentity,
     store: &Store,
     data: &Path,
     addr: SocketAddr,
     links: Links,
-) -> Result<(quinn::Endpoint, SocketAddr), RelayError> {
-    let identity = store
-        .identity()
-        .map_err(|_| RelayError::NotEnrolled(data.display().to_string()))?;
+) -> Result<Relay, RelayError> {
     if identity.tier != Tier::Township {
         return Err(RelayError::NotTownship(identity.tier));
     }
-    let dir = crate::sync::tls_dir(data);
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .map_err(|_| RelayError::NotEnrolled(dir.display().to_string()))
-    };
-    let own = CertKey {
-        cert_pem: read("node.pem")?,
-        key_pem: read("node.key")?,
-    };
-    let config = tls::server_config(&read("ca.pem")?, &own)?;
+    let files = NodeTls::load(data).map_err(|e| RelayError::NotEnrolled(e.to_string()))?;
+    let config = tls::server_config(&files.ca_pem, &files.own)?;
     let endpoint = quinn::Endpoint::server(config, addr)
         .map_err(|source| RelayError::Bind { addr, source })?;
     let local = endpoint
         .local_addr()
         .map_err(|source| RelayError::Bind { addr, source })?;
-    tokio::spawn(transport::serve(
+    let task = tokio::spawn(transport::serve(
         endpoint.clone(),
         store.clone(),
         Arc::new(TownshipGate {
-            code: identity.code,
+            code: identity.code.clone(),
             links,
         }),
         Connections::default(),
     ));
-    Ok((endpoint, local))
+    Ok(Relay {
+        endpoint,
+        task,
+        addr: local,
+    })
 }

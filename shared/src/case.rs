@@ -666,6 +666,30 @@ pub fn new_case_document(
     Ok((doc, case))
 }
 
+/// A new case as the store keeps it: number `seq` of its day at the agent's node, the saved document
+/// and its summary. The one way intake builds a case (the form, the API, demo and benchmark data).
+pub fn build_case(
+    intake: &ValidIntake,
+    agent: Agent,
+    now: DateTime<FixedOffset>,
+    seq: u32,
+    query_password: &str,
+    actor: ActorId,
+) -> Result<(Vec<u8>, CaseSummary), CaseDocError> {
+    let case_no = format_case_no(&agent.node_code, now.date_naive(), seq);
+    let (mut doc, case) = new_case_document(
+        intake,
+        IntakeContext {
+            case_no: &case_no,
+            agent,
+            now,
+            query_password,
+            actor,
+        },
+    )?;
+    Ok((doc.save(), case.summary()))
+}
+
 /// Reads the case out of a document, refusing schemas from the future.
 pub fn read_case(doc: &AutoCommit) -> Result<CaseDoc, CaseDocError> {
     let case: CaseDoc = hydrate(doc)?;

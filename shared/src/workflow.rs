@@ -37,6 +37,15 @@ impl Role {
             other => Role::Dept(other.strip_prefix("dept:")?.to_string()),
         })
     }
+
+    /// The role an account acts with at a node of `tier`: at a township its agents act as the
+    /// township (the relay for its villages). The one mapping the service and the pages both use.
+    pub fn acting(account_role: &str, tier: crate::Tier) -> Option<Role> {
+        match (Role::from_account(account_role)?, tier) {
+            (Role::Agent, crate::Tier::Township) => Some(Role::Township),
+            (role, _) => Some(role),
+        }
+    }
 }
 
 /// Who took an action, and where.

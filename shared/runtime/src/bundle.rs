@@ -102,3 +102,69 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()
 }
+
+/// Where a data directory keeps its TLS files (node and hub alike): the one place that says so.
+pub fn tls_dir(data: &Path) -> std::path::PathBuf {
+    data.join("tls")
+}
+
+/// The CA certificate, certificate and key of an enrolled node, as installed from its bundle.
+pub struct NodeTls {
+    pub ca_pem: String,
+    pub own: CertKey,
+}
+
+/// Why a node's TLS files cannot be installed or read.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS files in {dir}: {reason}")]
+pub struct TlsFilesError {
+    pub dir: String,
+    pub reason: String,
+}
+
+const CA_FILE: &str = "ca.pem";
+const NODE_CERT_FILE: &str = "node.pem";
+const NODE_KEY_FILE: &str = "node.key";
+
+impl NodeTls {
+    /// Writes the bundle's CA, certificate and key into the data directory (the key readable by the
+    /// owner only). Refuses to replace files that are already there.
+    pub fn install(data: &Path, bundle: &Bundle) -> Result<(), TlsFilesError> {
+        let dir = tls_dir(data);
+        let err = |reason: String| TlsFilesError {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        if dir.join(NODE_KEY_FILE).exists() {
+            return Err(err("this node is already enrolled".into()));
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        for (name, content) in [
+            (CA_FILE, &bundle.ca_pem),
+            (NODE_CERT_FILE, &bundle.node.cert_pem),
+            (NODE_KEY_FILE, &bundle.node.key_pem),
+        ] {
+            write_private(&dir.join(name), content.as_bytes())
+                .map_err(|e| err(format!("{name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the installed files.
+    pub fn load(data: &Path) -> Result<NodeTls, TlsFilesError> {
+        let dir = tls_dir(data);
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name)).map_err(|e| TlsFilesError {
+                dir: dir.display().to_string(),
+                reason: format!("{name}: {e}"),
+            })
+        };
+        Ok(NodeTls {
+            ca_pem: read(CA_FILE)?,
+            own: CertKey {
+                cert_pem: read(NODE_CERT_FILE)?,
+                key_pem: read(NODE_KEY_FILE)?,
+            },
+        })
+    }
+}

@@ -434,7 +434,7 @@ async fn handle_connection(
             return;
         }
     };
-    if let Err(reason) = gate.admit(&peer) {
+    if let Err(reason) = admit(&gate, &peer).await {
         tracing::warn!(%remote, code = %peer.code, %reason, "sync peer refused");
         conn.close(1u32.into(), reason.as_bytes());
         return;
@@ -445,7 +445,7 @@ async fn handle_connection(
             peer.code, limits.max_connections_per_peer
         );
         tracing::warn!(%remote, code = %peer.code, %reason, "sync connection refused");
-        gate.record(&peer, &Err(reason.clone()));
+        record(&gate, &peer, Err(reason.clone())).await;
         conn.close(2u32.into(), reason.as_bytes());
         return;
     }
@@ -457,7 +457,7 @@ async fn handle_connection(
             );
             tracing::warn!(%remote, code = %peer.code, %reason, "sync session refused");
             say_error(&mut send, &reason, &mut 0).await;
-            gate.record(&peer, &Err(reason.clone()));
+            record(&gate, &peer, Err(reason.clone())).await;
             drop(recv);
             // Let the reason arrive before the connection goes (closing discards unsent stream data).
             let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
@@ -471,7 +471,23 @@ async fn handle_connection(
         if let Err(e) = &outcome {
             tracing::warn!(code = %peer.code, error = %e, "sync session ended early");
         }
-        gate.record(&peer, &outcome);
+        record(&gate, &peer, outcome).await;
+    }
+}
+
+/// [`Gate::admit`] on a blocking thread: gates read the store.
+async fn admit(gate: &Arc<dyn Gate>, peer: &PeerIdentity) -> Result<(), String> {
+    let (gate, peer) = (gate.clone(), peer.clone());
+    tokio::task::spawn_blocking(move || gate.admit(&peer))
+        .await
+        .unwrap_or_else(|e| Err(format!("admission check failed: {e}")))
+}
+
+/// [`Gate::record`] on a blocking thread: gates write the store.
+async fn record(gate: &Arc<dyn Gate>, peer: &PeerIdentity, outcome: Result<SyncReport, String>) {
+    let (gate, peer) = (gate.clone(), peer.clone());
+    if let Err(e) = tokio::task::spawn_blocking(move || gate.record(&peer, &outcome)).await {
+        tracing::error!(error = %e, "recording a session failed");
     }
 }
 

@@ -1,19 +1,27 @@
 //! Syncing with the upstream (the hub, or a township node): one owner task that runs a session soon
 //! after a local write, periodically, and again after failures with exponential backoff and jitter;
-//! plus the status that `GET /api/sync` and the home page show.
+//! plus the status that `GET /api/sync` and the page badge show, and the node-only routes
+//! `GET /api/sync`, `POST /api/sync/now`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::{FromRef, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use rand::Rng;
 use serde::Serialize;
+use serde_json::{json, Value};
 use tokio::sync::Notify;
-use tongban_runtime::bundle::{write_private, Bundle};
+use tokio_util::sync::CancellationToken;
+use tongban_runtime::bundle::{NodeTls, TlsFilesError};
 use tongban_runtime::store::Store;
-use tongban_runtime::tls::{self, CertKey};
+use tongban_runtime::tls;
 use tongban_runtime::transport::{self, SyncReport, TransportError, Upstream};
+use tongban_web::extract::ApiUser;
+use tongban_web::{AppError, SharedState};
 
 /// A write is followed by a session after this pause, so a burst of intake goes up in one session.
 const AFTER_WRITE: Duration = Duration::from_secs(1);
@@ -54,39 +62,14 @@ pub struct SyncTotals {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncSetupError {
-    #[error("TLS files in {dir}: {reason}")]
-    Files { dir: String, reason: String },
+    #[error("{0}")]
+    Files(#[from] TlsFilesError),
+    #[error("cannot read the node's identity: {0}")]
+    Store(#[from] tongban_runtime::store::StoreError),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     #[error("cannot open a UDP socket for sync: {0}")]
     Socket(std::io::Error),
-}
-
-pub fn tls_dir(data: &Path) -> PathBuf {
-    data.join("tls")
-}
-
-/// Writes the bundle's CA, certificate and key into the data directory (the key readable by the owner
-/// only). Refuses to replace files that are already there.
-pub fn install_bundle_files(data: &Path, bundle: &Bundle) -> Result<(), SyncSetupError> {
-    let dir = tls_dir(data);
-    let err = |reason: String| SyncSetupError::Files {
-        dir: dir.display().to_string(),
-        reason,
-    };
-    if dir.join("node.key").exists() {
-        return Err(err("this node is already enrolled".into()));
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-    for (name, content) in [
-        ("ca.pem", &bundle.ca_pem),
-        ("node.pem", &bundle.node.cert_pem),
-        ("node.key", &bundle.node.key_pem),
-    ] {
-        write_private(&dir.join(name), content.as_bytes())
-            .map_err(|e| err(format!("{name}: {e}")))?;
-    }
-    Ok(())
 }
 
 /// When a node syncs.
@@ -127,7 +110,9 @@ pub struct SyncHandle {
     pending: AtomicU64,
     timing: SyncTiming,
     /// A township's view of its villages' links, reported upstream in every session.
-    links: crate::relay::Links,
+    links: crate::links::Links,
+    /// Told after every successful session (the node then picks up county data it brought).
+    finished: Notify,
 }
 
 impl SyncHandle {
@@ -136,27 +121,14 @@ impl SyncHandle {
         store: &Store,
         data: &Path,
         timing: SyncTiming,
-        links: crate::relay::Links,
+        links: crate::links::Links,
     ) -> Result<Option<Arc<SyncHandle>>, SyncSetupError> {
-        let identity = store.identity().map_err(|e| SyncSetupError::Files {
-            dir: data.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let identity = store.identity()?;
         let Some(upstream) = identity.upstream.clone() else {
             return Ok(None);
         };
-        let dir = tls_dir(data);
-        let read = |name: &str| {
-            std::fs::read_to_string(dir.join(name)).map_err(|e| SyncSetupError::Files {
-                dir: dir.display().to_string(),
-                reason: format!("{name}: {e}"),
-            })
-        };
-        let own = CertKey {
-            cert_pem: read("node.pem")?,
-            key_pem: read("node.key")?,
-        };
-        let config = tls::client_config(&read("ca.pem")?, &own)?;
+        let files = NodeTls::load(data)?;
+        let config = tls::client_config(&files.ca_pem, &files.own)?;
         let endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
             .map_err(SyncSetupError::Socket)?;
         Ok(Some(Arc::new(SyncHandle {
@@ -180,6 +152,7 @@ impl SyncHandle {
             pending: AtomicU64::new(0),
             timing,
             links,
+            finished: Notify::new(),
         })))
     }
 
@@ -253,6 +226,7 @@ impl SyncHandle {
                 for r in &report.refused {
                     tracing::warn!(subject = %r.subject, reason = %r.reason, "upstream refused");
                 }
+                self.finished.notify_one();
             }
             Err(e) => {
                 let message = e.to_string();
@@ -332,19 +306,25 @@ impl SyncHandle {
         .await
     }
 
+    /// Resolves after the next successful session (at once if one finished since the last call).
+    pub async fn session_finished(&self) {
+        self.finished.notified().await
+    }
+
     /// The owner loop: sync after local writes, every `period`, and with backoff after failures, until
-    /// `shutdown` fires.
-    pub async fn run_loop(self: Arc<Self>, shutdown: Arc<Notify>) {
+    /// `shutdown` is cancelled. A session in progress is finished first: its writes are durable
+    /// before they are acknowledged, and cutting it would only make the upstream wait for a timeout.
+    pub async fn run_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         // First session right away: the link may have come back while the node was off.
         let mut wait = Duration::ZERO;
         loop {
             tokio::select! {
                 biased;
-                _ = shutdown.notified() => break,
+                _ = shutdown.cancelled() => break,
                 _ = self.trigger.notified() => {
                     tokio::select! {
-                        _ = shutdown.notified() => break,
+                        _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(AFTER_WRITE) => {}
                     }
                 }
@@ -374,5 +354,63 @@ fn release_freed_memory() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it is thread-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// What the node-only routes need: the shared app (for the account check) and the uplink.
+#[derive(Clone)]
+pub struct UplinkState {
+    pub app: SharedState,
+    pub uplink: Option<Arc<SyncHandle>>,
+}
+
+impl FromRef<UplinkState> for SharedState {
+    fn from_ref(s: &UplinkState) -> SharedState {
+        s.app.clone()
+    }
+}
+
+/// `GET /api/sync`, `POST /api/sync/now`.
+pub fn routes(state: UplinkState) -> Router {
+    Router::new()
+        .route("/api/sync", get(sync_status))
+        .route("/api/sync/now", post(sync_now))
+        .with_state(state)
+}
+
+/// `GET /api/sync`: the link to the upstream as the last sessions left it.
+async fn sync_status(State(state): State<UplinkState>, _user: ApiUser) -> Json<Value> {
+    match &state.uplink {
+        None => Json(json!({
+            "upstream": null,
+            "connected": false,
+            "last_success": null,
+            "pending_up": 0,
+            "last_session": null,
+        })),
+        Some(sync) => Json(serde_json::to_value(sync.status()).unwrap_or_default()),
+    }
+}
+
+/// `POST /api/sync/now`: one session to completion; 503 when the upstream cannot be reached.
+async fn sync_now(
+    State(state): State<UplinkState>,
+    _user: ApiUser,
+) -> Result<Json<Value>, AppError> {
+    let Some(sync) = &state.uplink else {
+        return Err(AppError::Conflict(
+            "本站尚未接入县级平台（单机运行），无法同步。".into(),
+        ));
+    };
+    match sync.run_now().await {
+        Ok(report) => Ok(Json(
+            serde_json::to_value(report).map_err(AppError::internal)?,
+        )),
+        Err(e) => {
+            tracing::info!(error = %e, "sync now failed");
+            Err(AppError::Unavailable(format!(
+                "暂时连不上上级平台，办件已安全保存在本机，网络恢复后会自动上传。（{e}）"
+            )))
+        }
     }
 }

@@ -1,0 +1,112 @@
+//! `/dashboard`: county statistics with server-drawn charts.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tongban_web::extract::WebUser;
+use tongban_web::{service, AppError};
+
+use super::state::HubState;
+
+pub fn routes() -> Router<HubState> {
+    Router::new().route("/dashboard", get(dashboard_page))
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    county: String,
+    user: String,
+    total: u64,
+    overdue: u64,
+    yellow: u64,
+    on_time: String,
+    evaluation: String,
+    bad: u64,
+    escalations: u64,
+    /// (title, inline SVG)
+    charts: Vec<(String, String)>,
+}
+
+/// `/dashboard`: county statistics with server-drawn charts.
+async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    use crate::charts;
+    use tongban_shared::case::CaseState;
+    let stats = match service::compute_stats(&state.app).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let by_state: Vec<(String, Vec<u64>)> = stats
+        .by_state
+        .iter()
+        .map(|(s, n)| {
+            (
+                CaseState::parse(s)
+                    .map(|st| st.label().to_string())
+                    .unwrap_or_else(|| s.clone()),
+                vec![*n],
+            )
+        })
+        .collect();
+    let group_rows = |m: &std::collections::BTreeMap<String, tongban_shared::stats::Group>| {
+        m.iter()
+            .map(|(k, g)| (k.clone(), vec![g.overdue, g.yellow, g.total]))
+            .collect::<Vec<_>>()
+    };
+    let days: Vec<(String, u64)> = stats
+        .intake_per_day
+        .iter()
+        .map(|(d, n)| (d.clone(), *n))
+        .collect();
+    let pct = |r: Option<f64>| {
+        r.map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "—".into())
+    };
+    let charts = vec![
+        (
+            "各状态办件".to_string(),
+            charts::bars(&by_state, &["#0b57d0"], &["办件数"]),
+        ),
+        (
+            "各部门超期与黄灯".to_string(),
+            charts::bars(
+                &group_rows(&stats.per_department),
+                &["#b3261e", "#e0b000", "#9aa7b4"],
+                &["超期", "黄灯", "全部"],
+            ),
+        ),
+        (
+            "各乡镇超期与黄灯".to_string(),
+            charts::bars(
+                &group_rows(&stats.per_township),
+                &["#b3261e", "#e0b000", "#9aa7b4"],
+                &["超期", "黄灯", "全部"],
+            ),
+        ),
+        (
+            "近30天每日收件".to_string(),
+            charts::columns(&days, "#0b57d0"),
+        ),
+    ];
+    let page = DashboardPage {
+        county: state.app.identity.name.clone(),
+        user: user.display_name,
+        total: stats.total,
+        overdue: stats.overdue,
+        yellow: stats.yellow,
+        on_time: pct(stats.on_time_rate),
+        evaluation: stats
+            .avg_evaluation
+            .map(|e| format!("{e:.1}"))
+            .unwrap_or_else(|| "—".into()),
+        bad: stats.bad_reviews,
+        escalations: stats.escalations,
+        charts,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}

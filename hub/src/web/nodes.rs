@@ -1,0 +1,250 @@
+//! The county's nodes: `GET/POST /api/nodes` (list, enrol on a running hub), revocation, and the
+//! `/nodes` page that shows the tree county → township → village with each link's health.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tongban_runtime::clock::beijing_now;
+use tongban_runtime::store::NodeRecord;
+use tongban_shared::FieldError;
+use tongban_web::error::{body_error, parse_json};
+use tongban_web::extract::{ApiUser, WebUser};
+use tongban_web::{blocking, AppError};
+
+use super::state::HubState;
+
+pub fn routes() -> Router<HubState> {
+    Router::new()
+        .route("/api/nodes", get(nodes_json).post(enroll_node))
+        .route("/api/nodes/{code}/revoke", post(revoke))
+        .route("/nodes", get(nodes_page))
+}
+
+/// A node that has not synced for this long is highlighted on the node page (`TONGBAN_STALE_HOURS`).
+const STALE_HOURS: i64 = 24;
+
+fn stale_hours() -> i64 {
+    std::env::var("TONGBAN_STALE_HOURS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .filter(|h| *h > 0)
+        .unwrap_or(STALE_HOURS)
+}
+
+async fn node_rows(state: &HubState) -> Result<Vec<(NodeRecord, u64)>, AppError> {
+    let st = state.app.clone();
+    blocking(move || {
+        let mut out = Vec::new();
+        for rec in st.store.nodes()? {
+            let cases = st.store.cases_in_scope(&rec.code)?;
+            out.push((rec, cases));
+        }
+        Ok(out)
+    })
+    .await
+}
+
+async fn nodes_json(
+    State(state): State<HubState>,
+    _user: ApiUser,
+) -> Result<Json<Value>, AppError> {
+    let rows = node_rows(&state).await?;
+    let nodes: Vec<Value> = rows
+        .into_iter()
+        .map(|(rec, cases)| {
+            json!({
+                "code": rec.code,
+                "name": rec.name,
+                "tier": rec.tier,
+                "parent": rec.parent,
+                "last_seen": rec.last_seen,
+                "revoked": rec.revoked,
+                "cases": cases,
+                "sessions": rec.sessions,
+                "failed_sessions": rec.failed_sessions,
+                "refusals": rec.refusals,
+                "pending": rec.pending,
+                "via": rec.via,
+                "relayed_sessions": rec.relayed_sessions,
+                "relayed_refusals": rec.relayed_refusals,
+                "last_error": rec.last_error,
+                "clock_skew_s": rec.clock_skew_s,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "nodes": nodes })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    code: String,
+    name: String,
+    tier: tongban_shared::Tier,
+    #[serde(default)]
+    parent: Option<String>,
+    upstream: String,
+    #[serde(default)]
+    upstream_name: Option<String>,
+    #[serde(default)]
+    fallback: Option<String>,
+}
+
+/// `POST /api/nodes` (admin): `enroll` on a running hub. Answers the bundle itself (it contains the
+/// node's private key: hand it over as carefully as the file `tongban-hub enroll` writes).
+async fn enroll_node(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    user.require_role(&["admin"])?;
+    let body = body.map_err(body_error)?;
+    let req: EnrollBody = parse_json(&body)?;
+    let st = state.app.clone();
+    let data = state.data.clone();
+    let bundle = blocking(move || {
+        let ca = crate::county::ca(&data).map_err(AppError::internal)?;
+        crate::county::enroll(
+            &st.store,
+            &ca,
+            &crate::county::EnrollRequest {
+                code: &req.code,
+                name: &req.name,
+                tier: req.tier,
+                parent: req.parent.as_deref(),
+                upstream: &req.upstream,
+                upstream_name: req.upstream_name.as_deref(),
+                fallback: req.fallback.as_deref(),
+            },
+            None,
+            beijing_now(),
+        )
+        .map_err(|e| match e {
+            crate::county::CountyError::Invalid(m) => {
+                AppError::Invalid(vec![FieldError::new("code", m)])
+            }
+            other => AppError::internal(other),
+        })
+    })
+    .await?;
+    tracing::info!(node = %bundle.code, by = %user.name, "node enrolled");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(serde_json::to_value(&bundle).map_err(AppError::internal)?),
+    )
+        .into_response())
+}
+
+async fn revoke(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    Path(code): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    user.require_role(&["admin"])?;
+    let st = state.app.clone();
+    let c = code.clone();
+    let updated = blocking(move || {
+        let Some(mut rec) = st.store.node_record(&c)? else {
+            return Ok(None);
+        };
+        rec.revoked = true;
+        st.store.put_node(&rec)?;
+        Ok(Some(rec))
+    })
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("没有登记过站点“{code}”。")))?;
+    // Effective at once: open connections close now, the next handshake is refused by the gate.
+    state
+        .connections
+        .close_peer(&code, "node has been revoked by the county");
+    tracing::warn!(node = %code, by = %user.name, "node revoked");
+    Ok(Json(json!({ "code": updated.code, "revoked": true })))
+}
+
+/// `POST /api/catalog/publish` (admin): body is a complete catalogue JSON with a higher version. It
+
+struct NodeRow {
+    /// Villages are indented under their township: the page shows the tree county → township → village.
+    depth: usize,
+    via: String,
+    pending: u64,
+    code: String,
+    name: String,
+    tier: &'static str,
+    last_seen: String,
+    cases: u64,
+    sessions: u64,
+    failed: u64,
+    refusals: u64,
+    revoked: bool,
+    stale: bool,
+    last_error: String,
+}
+
+#[derive(Template)]
+#[template(path = "nodes.html")]
+struct NodesPage {
+    county: String,
+    user: String,
+    stale_hours: i64,
+    rows: Vec<NodeRow>,
+}
+
+async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    let rows = match node_rows(&state).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let now = beijing_now();
+    let stale_hours = stale_hours();
+    let rows = rows
+        .into_iter()
+        .map(|(rec, cases)| {
+            let seen = rec
+                .last_seen
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            NodeRow {
+                depth: if rec.tier == tongban_shared::Tier::Village {
+                    1
+                } else {
+                    0
+                },
+                via: rec.via.clone().unwrap_or_else(|| "直连".into()),
+                pending: rec.pending,
+                stale: seen.is_none_or(|t| (now - t).num_hours() >= stale_hours),
+                last_seen: seen
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "从未同步".into()),
+                code: rec.code,
+                name: rec.name,
+                tier: match rec.tier {
+                    tongban_shared::Tier::Township => "乡镇",
+                    tongban_shared::Tier::Village => "村（社区）",
+                    tongban_shared::Tier::County => "县",
+                },
+                cases,
+                sessions: rec.sessions,
+                failed: rec.failed_sessions,
+                refusals: rec.refusals,
+                revoked: rec.revoked,
+                last_error: rec.last_error.unwrap_or_default(),
+            }
+        })
+        .collect();
+    let page = NodesPage {
+        county: state.app.identity.name.clone(),
+        user: user.display_name,
+        stale_hours,
+        rows,
+    };
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}

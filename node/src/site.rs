@@ -1,0 +1,84 @@
+//! The node's [`Site`]: the header badge from the uplink's status, new writes handed to the uplink,
+//! and the warning when this PC's clock is off against the county's.
+
+use std::sync::Arc;
+
+use tongban_runtime::clock::{describe_skew, SKEW_WARNING_SECS};
+use tongban_runtime::store::Store;
+use tongban_shared::case::CaseDoc;
+use tongban_web::site::{Badge, ClockWarning, Site};
+use tongban_web::text::format_time;
+
+use crate::uplink::SyncHandle;
+
+pub struct NodeSite {
+    /// This node's code: its own history entries are the ones a wrong clock affects.
+    pub code: String,
+    /// `None` while the node works standalone.
+    pub uplink: Option<Arc<SyncHandle>>,
+}
+
+impl Site for NodeSite {
+    fn after_write(&self) {
+        if let Some(uplink) = &self.uplink {
+            uplink.local_write();
+        }
+    }
+
+    fn badge(&self) -> Badge {
+        let Some(uplink) = &self.uplink else {
+            return Badge {
+                class: "badge-offline",
+                text: "离线 · 单机运行".to_string(),
+                hint: "本站尚未接入县级平台：办件安全保存在本机，接入后自动上报。".to_string(),
+            };
+        };
+        let st = uplink.status();
+        let last = st
+            .last_success
+            .as_deref()
+            .map(format_time)
+            .unwrap_or_else(|| "尚未同步".to_string());
+        let (class, text, hint) = match (st.connected, st.pending_up) {
+            _ if st.running => (
+                "badge-online",
+                "正在同步…".to_string(),
+                format!("正在与上级平台同步。最近同步：{last}"),
+            ),
+            (true, 0) => (
+                "badge-online",
+                "在线 · 已同步".to_string(),
+                format!("最近同步：{last}"),
+            ),
+            (true, n) => (
+                "badge-online",
+                format!("在线 · 待上传 {n} 件"),
+                format!("最近同步：{last}，新办件将在几秒内上传。"),
+            ),
+            (false, n) => (
+                "badge-offline",
+                if n > 0 {
+                    format!("离线 · 待上传 {n} 件")
+                } else {
+                    "离线".to_string()
+                },
+                format!(
+                    "暂时连不上上级平台：办件照常保存在本机，网络恢复后自动上传。最近同步：{last}"
+                ),
+            ),
+        };
+        Badge { class, text, hint }
+    }
+
+    /// This PC's clock as measured against the county's in the last session.
+    fn clock_warning(&self, _store: &Store, _case: &CaseDoc) -> Option<ClockWarning> {
+        let skew = self.uplink.as_ref()?.status().clock_skew_s?;
+        (skew.abs() > SKEW_WARNING_SECS).then(|| ClockWarning {
+            node: self.code.clone(),
+            sentence: format!(
+                "本机时钟比县级服务器{}，本机记下的时间可能不准，请校准电脑时间。办理期限以县级时间为准。",
+                describe_skew(skew)
+            ),
+        })
+    }
+}

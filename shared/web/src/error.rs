@@ -1,0 +1,156 @@
+//! The one error type of the case web app: every handler and the service layer answer with
+//! [`AppError`], which maps to a status and a Chinese sentence. Internal details are logged, never sent.
+//!
+//! Also the two ways a request body becomes an error: [`body_error`] and [`parse_json`].
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tongban_runtime::store::StoreError;
+use tongban_shared::FieldError;
+
+/// Every failure a handler can answer with.
+#[derive(Debug)]
+pub enum AppError {
+    Malformed(String),
+    Unauthorized,
+    Forbidden(String),
+    NotFound(String),
+    TooLarge,
+    Invalid(Vec<FieldError>),
+    /// Not possible in the current state (409).
+    Conflict(String),
+    /// The upstream could not be reached (503).
+    Unavailable(String),
+    /// The store failed to write (disk full, I/O error, damage): nothing was acknowledged (507).
+    Storage(String),
+    Internal(String),
+}
+
+impl AppError {
+    pub fn internal(e: impl std::fmt::Display) -> AppError {
+        AppError::Internal(e.to_string())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Malformed(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The Chinese sentence shown to a person.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::Malformed(m)
+            | AppError::Forbidden(m)
+            | AppError::NotFound(m)
+            | AppError::Conflict(m)
+            | AppError::Unavailable(m) => m.clone(),
+            AppError::Unauthorized => "请先登录，或在请求中提供正确的账号和密码。".into(),
+            AppError::TooLarge => "提交的内容太大（超过1MB），请减少内容后重试。".into(),
+            AppError::Invalid(errors) => errors
+                .first()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| "提交的内容有误。".into()),
+            AppError::Storage(_) => {
+                "本机存储出错（磁盘已满或损坏），这一件没有保存。已保存的办件不受影响。\
+                 请联系技术人员处理后再录入，在此之前本机不再接收新办件。"
+                    .into()
+            }
+            AppError::Internal(_) => "系统内部错误，数据未保存，请稍后重试或联系技术人员。".into(),
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    /// Only a fault of the disk or the store becomes a storage error (507, and the latch that stops
+    /// intake); a refused write is the request's problem and says so.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Sled(_) | StoreError::Corrupt { .. } | StoreError::Damaged { .. } => {
+                AppError::Storage(e.to_string())
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(detail) | AppError::Storage(detail) = &self {
+            tracing::error!(%detail, "request failed");
+        }
+        let mut body = serde_json::json!({ "error": self.message() });
+        if let AppError::Invalid(errors) = &self {
+            if let Some(first) = errors.first() {
+                body["field"] = first.field.clone().into();
+            }
+            body["errors"] = serde_json::to_value(errors).unwrap_or_default();
+        }
+        let mut response = (self.status(), Json(body)).into_response();
+        if matches!(self, AppError::Unauthorized) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"tongban\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+/// Turns a body rejection into our error: 413 for an oversized body, 400 otherwise.
+pub fn body_error(rejection: BytesRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::TooLarge
+    } else {
+        AppError::Malformed("无法读取请求内容。".into())
+    }
+}
+
+/// Parses a JSON body: broken syntax is 400; well-formed JSON with a wrong or missing value is 422
+/// naming the field where serde can tell.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => {
+                let text = e.to_string();
+                let field = text
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| text.contains("field"))
+                    .unwrap_or("")
+                    .to_string();
+                let message = if text.starts_with("missing field") {
+                    format!("缺少字段“{field}”。")
+                } else if text.starts_with("unknown field") {
+                    format!("不认识的字段“{field}”。")
+                } else {
+                    "字段的类型不正确（例如应为文字却给了数字）。".to_string()
+                };
+                AppError::Invalid(vec![FieldError::new(field, message)])
+            }
+            _ => AppError::Malformed(format!(
+                "请求内容不是有效的JSON（第{}行第{}列）。",
+                e.line(),
+                e.column()
+            )),
+        }
+    })
+}

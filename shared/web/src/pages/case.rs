@@ -1,0 +1,245 @@
+//! `/cases/{no}`: one case with its history, what to do next, and the actions this account may take
+//! now (`POST /cases/{no}/actions`).
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tongban_shared::case::{CaseDoc, CaseState};
+use tongban_shared::workflow::{self, Role};
+
+use super::common::{case_limit, csrf_checked_form, field, page_error, render, PageCtx};
+use crate::error::AppError;
+use crate::extract::WebUser;
+use crate::service;
+use crate::state::{blocking, SharedState};
+use crate::text::{format_time, url_encode};
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/cases/{case_no}", get(case_page))
+        .route("/cases/{case_no}/actions", post(case_action_submit))
+}
+
+struct HistoryView {
+    at: String,
+    by: String,
+    action: String,
+    note: String,
+    /// Written by a node whose clock is known to be off.
+    skewed: bool,
+}
+
+fn action_label(action: &str) -> String {
+    tongban_shared::workflow::action_label(action).to_string()
+}
+
+#[derive(Template)]
+#[template(path = "case.html")]
+struct CasePage {
+    page: PageCtx,
+    c: CaseDoc,
+    created: bool,
+    /// Result of the last action form, shown as a banner.
+    done: Option<String>,
+    error: Option<String>,
+    actions: Vec<ActionForm>,
+    /// Names of the materials the county asked for (补正), if any.
+    missing: Vec<String>,
+    evaluation: String,
+    state_label: &'static str,
+    next_step: &'static str,
+    deadline: String,
+    limit: String,
+    history: Vec<HistoryView>,
+    clock_warning: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CreatedParam {
+    created: Option<String>,
+    done: Option<String>,
+    error: Option<String>,
+}
+
+/// One action the logged-in account may take on the case now, with the inputs it needs.
+struct ActionForm {
+    action: &'static str,
+    label: &'static str,
+    /// Which inputs to show: "note", "reason", "materials", "dept", "result", "score".
+    input: &'static str,
+    /// For "materials": (id, name, checked).
+    materials: Vec<(String, String, bool)>,
+}
+
+fn action_forms(c: &CaseDoc, role: Option<Role>) -> Vec<ActionForm> {
+    let Some(role) = role else {
+        return Vec::new();
+    };
+    workflow::available(c, &role)
+        .into_iter()
+        .map(|action| {
+            let input = match action {
+                "reject" | "suspend" | "escalate" => "reason",
+                "request_correction" | "submit_correction" => "materials",
+                "forward" => "dept",
+                "issue_result" => "result",
+                "evaluate" => "score",
+                _ => "note",
+            };
+            let materials = match action {
+                "request_correction" => c
+                    .materials
+                    .iter()
+                    .map(|m| (m.id.clone(), m.name.clone(), false))
+                    .collect(),
+                "submit_correction" => c
+                    .materials
+                    .iter()
+                    .filter(|m| c.workflow.missing.contains(&m.id))
+                    .map(|m| (m.id.clone(), m.name.clone(), true))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            ActionForm {
+                action,
+                label: workflow::action_label(action),
+                input,
+                materials,
+            }
+        })
+        .collect()
+}
+
+/// `POST /cases/{no}/actions`: the case page's action forms.
+async fn case_action_submit(
+    State(state): State<SharedState>,
+    WebUser(user): WebUser,
+    Path(case_no): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let pairs = match csrf_checked_form(&user, body) {
+        Ok(p) => p,
+        Err(e) => return page_error(e),
+    };
+    let all = |name: &str| -> Vec<String> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let action = field(&pairs, "action").to_string();
+    let input = tongban_shared::workflow::ActionInput {
+        action: action.clone(),
+        note: field(&pairs, "note").to_string(),
+        reason: field(&pairs, "reason").to_string(),
+        missing: if action == "request_correction" {
+            all("materials")
+        } else {
+            Vec::new()
+        },
+        materials: if action == "submit_correction" {
+            all("materials")
+        } else {
+            Vec::new()
+        },
+        dept: field(&pairs, "dept").to_string(),
+        result_name: field(&pairs, "result_name").to_string(),
+        result_no: field(&pairs, "result_no").to_string(),
+        score: field(&pairs, "score").parse().ok(),
+        comment: field(&pairs, "comment").to_string(),
+    };
+    let target = match service::take_action(&state, &user, &case_no, input).await {
+        Ok(_) => format!("/cases/{case_no}?done={}", url_encode(&action)),
+        Err(e @ AppError::Internal(_)) => return page_error(e),
+        Err(e) => format!("/cases/{case_no}?error={}", url_encode(&e.message())),
+    };
+    Redirect::to(&target).into_response()
+}
+
+fn next_step(state: Option<CaseState>) -> &'static str {
+    match state {
+        Some(CaseState::Submitted) => {
+            "将纸质材料按规定报送；本站接入县级平台后，办件信息自动上报。"
+        }
+        Some(CaseState::Correction) => "按县级要求补齐材料后提交补正。",
+        Some(CaseState::ResultReady) => "领取办理结果并送达群众。",
+        Some(CaseState::Delivered) => "请群众对本次服务进行评价。",
+        Some(CaseState::Evaluated | CaseState::Rejected) => "办件已结束。",
+        _ => "等待县级部门办理，无需操作。",
+    }
+}
+
+async fn case_page(
+    State(state): State<SharedState>,
+    WebUser(user): WebUser,
+    Path(case_no): Path<String>,
+    Query(params): Query<CreatedParam>,
+) -> Response {
+    let st = state.clone();
+    let loaded = blocking(move || {
+        let (_, c) = service::load_case_blocking(&st, &case_no)?;
+        let warning = st.site.clock_warning(&st.store, &c);
+        Ok((c, warning))
+    })
+    .await;
+    let (c, warning) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => return page_error(e),
+    };
+    let skewed_node = warning.as_ref().map(|w| w.node.clone());
+    let clock_warning = warning.map(|w| w.sentence);
+    let history = c
+        .history
+        .iter()
+        .map(|h| HistoryView {
+            at: format_time(&h.at),
+            by: if h.by_name.is_empty() {
+                h.by.clone()
+            } else {
+                format!("{}（{}）", h.by_name, h.node)
+            },
+            action: action_label(&h.action),
+            note: h.note.clone(),
+            skewed: skewed_node.as_deref() == Some(h.node.as_str()),
+        })
+        .collect();
+    let missing = c
+        .materials
+        .iter()
+        .filter(|m| c.workflow.missing.contains(&m.id))
+        .map(|m| m.name.clone())
+        .collect();
+    let evaluation = match c.workflow.evaluation {
+        1..=5 => tongban_shared::workflow::EVALUATION_LEVELS[c.workflow.evaluation as usize - 1]
+            .to_string(),
+        _ => String::new(),
+    };
+    render(&CasePage {
+        page: PageCtx::new(&state, &user),
+        created: params.created.is_some(),
+        done: params
+            .done
+            .as_deref()
+            .map(|a| tongban_shared::workflow::action_label(a).to_string()),
+        error: params.error.clone(),
+        actions: action_forms(&c, Role::acting(&user.role, state.identity.tier)),
+        missing,
+        evaluation,
+        state_label: c.state().map(|s| s.label()).unwrap_or("未知状态"),
+        next_step: next_step(c.state()),
+        deadline: c
+            .deadline
+            .clone()
+            .unwrap_or_else(|| "县级受理后计算".to_string()),
+        limit: case_limit(&c),
+        history,
+        clock_warning,
+        c,
+    })
+}

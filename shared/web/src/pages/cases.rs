@@ -1,0 +1,135 @@
+//! `/` (today's cases and counts) and `/cases` (search and filter every case this tier holds).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use chrono::TimeZone;
+use serde::Deserialize;
+use tongban_runtime::clock::beijing_now;
+use tongban_runtime::store::ListQuery;
+use tongban_shared::case::CaseState;
+
+use super::common::{page_error, render, rows, CaseRow, PageCtx};
+use crate::extract::{parse_state, WebUser};
+use crate::state::{blocking, SharedState};
+use crate::text::url_encode;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/cases", get(case_list))
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    page: PageCtx,
+    today: String,
+    today_count: u64,
+    pending_count: u64,
+    total_count: u64,
+    rows: Vec<CaseRow>,
+}
+
+async fn home(State(state): State<SharedState>, WebUser(user): WebUser) -> Response {
+    let now = beijing_now();
+    let midnight = now
+        .timezone()
+        .from_local_datetime(&now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default())
+        .single()
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    let st = state.clone();
+    let loaded = blocking(move || {
+        let today = st.store.list(&ListQuery {
+            since_ms: Some(midnight),
+            limit: 100,
+            ..Default::default()
+        })?;
+        Ok((
+            today,
+            st.store.count(Some(CaseState::Submitted))?,
+            st.store.count(None)?,
+        ))
+    })
+    .await;
+    match loaded {
+        Ok((today, pending, total)) => render(&HomePage {
+            page: PageCtx::new(&state, &user),
+            today: now.format("%Y年%m月%d日").to_string(),
+            today_count: today.total,
+            pending_count: pending,
+            total_count: total,
+            rows: rows(today.cases),
+        }),
+        Err(e) => page_error(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "cases.html")]
+struct CasesPage {
+    page: PageCtx,
+    q: String,
+    q_url: String,
+    state: String,
+    states: Vec<(&'static str, &'static str)>,
+    total: u64,
+    from: usize,
+    to: usize,
+    rows: Vec<CaseRow>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListForm {
+    q: Option<String>,
+    state: Option<String>,
+    cursor: Option<String>,
+    from: Option<usize>,
+}
+
+const PAGE_SIZE: usize = 50;
+
+async fn case_list(
+    State(state): State<SharedState>,
+    WebUser(user): WebUser,
+    Query(form): Query<ListForm>,
+) -> Response {
+    let filter_state = match parse_state(form.state.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return page_error(e),
+    };
+    let q = form.q.unwrap_or_default().trim().to_string();
+    let query = ListQuery {
+        state: filter_state,
+        text: Some(q.clone()),
+        since_ms: None,
+        limit: PAGE_SIZE,
+        cursor: form.cursor.filter(|c| !c.is_empty()),
+    };
+    let st = state.clone();
+    let page = match blocking(move || Ok(st.store.list(&query)?)).await {
+        Ok(p) => p,
+        Err(e) => return page_error(e),
+    };
+    let skipped = form.from.unwrap_or(0);
+    let shown = page.cases.len();
+    render(&CasesPage {
+        page: PageCtx::new(&state, &user),
+        q_url: url_encode(&q),
+        q,
+        state: filter_state.map(|s| s.as_str()).unwrap_or("").to_string(),
+        states: CaseState::ALL
+            .iter()
+            .map(|s| (s.as_str(), s.label()))
+            .collect(),
+        total: page.total,
+        from: skipped + 1,
+        to: skipped + shown,
+        rows: rows(page.cases),
+        next: page.next,
+    })
+}

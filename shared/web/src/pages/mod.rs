@@ -1,0 +1,25 @@
+//! Server-rendered pages every tier serves (askama templates under `templates/`, compiled into the
+//! binary): login, home and case list, intake, the case page, the receipt. One module per page family,
+//! each with its own `routes()`; `common` holds what they share.
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::SharedState;
+
+mod case;
+mod cases;
+pub mod common;
+mod intake;
+mod login;
+mod receipt;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .merge(login::routes())
+        .merge(cases::routes())
+        .merge(intake::routes())
+        .merge(case::routes())
+        .merge(receipt::routes())
+        .route("/assets/app.css", get(common::stylesheet))
+}

@@ -1,0 +1,138 @@
+//! `/cases/{no}/receipt`: the printable A4 receipt (受理凭证) in three parts, each with a QR code.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use chrono::Days;
+use tongban_shared::case::CaseDoc;
+
+use super::common::{case_limit, page_error, render};
+use crate::error::AppError;
+use crate::extract::WebUser;
+use crate::service;
+use crate::state::SharedState;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new().route("/cases/{case_no}/receipt", get(receipt))
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+struct ReceiptPage {
+    c: CaseDoc,
+    /// (copy name, who keeps it, full certificate number shown, query password shown)
+    parts: [(&'static str, &'static str, bool, bool); 3],
+    received: String,
+    masked_cert: String,
+    received_materials: Vec<String>,
+    missing_materials: String,
+    promise: String,
+    qr_svg: String,
+}
+
+fn mask(cert: &str) -> String {
+    let chars: Vec<char> = cert.chars().collect();
+    if chars.len() <= 10 {
+        return cert.to_string();
+    }
+    let head: String = chars[..6].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}********{tail}")
+}
+
+fn qr_svg(text: &str) -> Result<String, AppError> {
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(AppError::internal)?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(120, 120)
+        .build();
+    // The renderer emits a standalone XML document; inside HTML only the <svg> element belongs.
+    Ok(svg
+        .find("<svg")
+        .map(|i| svg[i..].to_string())
+        .unwrap_or(svg))
+}
+
+fn promise_text(state: &SharedState, c: &CaseDoc) -> String {
+    if c.item.kind == "即办" || c.item.promised_days == 0 {
+        return "即办件：县级窗口收到材料后当场办结".to_string();
+    }
+    let days = c.item.promised_days;
+    let Some(created) = c.created_at() else {
+        return case_limit(c);
+    };
+    let from = created.date_naive();
+    let estimate = if c.item.day_unit == "calendar" {
+        from.checked_add_days(Days::new(days)).unwrap_or(from)
+    } else {
+        state.calendar().due_date(from, days as u32)
+    };
+    format!(
+        "{}，自县级受理次日起计算（若当日受理，预计{}前办结）",
+        case_limit(c),
+        estimate.format("%Y年%m月%d日")
+    )
+}
+
+async fn receipt(
+    State(state): State<SharedState>,
+    WebUser(_user): WebUser,
+    Path(case_no): Path<String>,
+) -> Response {
+    let (_, c) = match service::load_case(&state, &case_no).await {
+        Ok(loaded) => loaded,
+        Err(e) => return page_error(e),
+    };
+    let qr = match qr_svg(&c.case_no) {
+        Ok(svg) => svg,
+        Err(e) => return page_error(e),
+    };
+    let received_materials = c
+        .materials
+        .iter()
+        .filter(|m| m.collected)
+        .map(|m| format!("{}（{}{}份）", m.name, m.form, m.copies))
+        .collect();
+    let missing_materials = c
+        .materials
+        .iter()
+        .filter(|m| !m.collected)
+        .map(|m| m.name.as_str())
+        .collect::<Vec<_>>()
+        .join("；");
+    render(&ReceiptPage {
+        parts: [
+            ("第一联", "申请人留存", true, true),
+            ("第二联", "代办员留存", false, false),
+            ("第三联", "随件存档", true, false),
+        ],
+        received: c
+            .created_at()
+            .map(|t| t.format("%Y年%m月%d日").to_string())
+            .unwrap_or_default(),
+        masked_cert: mask(&c.applicant.cert_no),
+        received_materials,
+        missing_materials,
+        promise: promise_text(&state, &c),
+        qr_svg: qr,
+        c,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_numbers_are_masked_on_the_agent_copy() {
+        assert_eq!(mask("11010519491231002X"), "110105********002X");
+    }
+
+    #[test]
+    fn qr_is_an_inline_svg_element() {
+        let svg = qr_svg("420222103201-20261127-0001").unwrap();
+        assert!(svg.starts_with("<svg"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The case service: what a person can do with cases, the same at every tier and from every door
+//! (JSON API, form, demo). No HTTP here: callers pass the account and plain values, and get a case or
+//! an [`AppError`]. Store work runs on blocking threads; writes are durable before these return.
+
+use rand::Rng;
+use tongban_runtime::clock::beijing_now;
+use tongban_runtime::store::Created;
+use tongban_shared::case::{self, Agent, CaseDoc, IntakeRequest};
+use tongban_shared::stats::{Stats, StatsBuilder};
+use tongban_shared::workflow::{self, ActionError, ActionInput, Actor, Role};
+use tongban_shared::FieldError;
+
+use crate::error::AppError;
+use crate::extract::CurrentUser;
+use crate::state::{blocking, SharedState};
+
+/// Deadline colour threshold: yellow when at most this many working days are left (DOMAIN.md default).
+pub const YELLOW_DAYS: u32 = 1;
+
+/// Validates an intake, builds its document and stores it durably. Shared by the JSON API and the form,
+/// so both apply exactly the same rules and both acknowledge only after the flush.
+pub async fn file_case(
+    state: &SharedState,
+    user: &CurrentUser,
+    req: IntakeRequest,
+    request_key: Option<String>,
+) -> Result<Created, AppError> {
+    state.check_writable()?;
+    let now = beijing_now();
+    let intake = case::validate_intake(&state.catalog(), &req, now.date_naive())
+        .map_err(AppError::Invalid)?;
+    let st = state.clone();
+    let agent = Agent {
+        user: user.name.clone(),
+        name: user.display_name.clone(),
+        node_code: state.identity.code.clone(),
+        node_name: state.identity.name.clone(),
+    };
+    blocking(move || {
+        let day = now.format("%Y%m%d").to_string();
+        let password = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
+        let created = st
+            .store
+            .create_case(&day, request_key.as_deref(), |seq| {
+                case::build_case(&intake, agent, now, seq, &password, st.actor.clone())
+                    .map_err(Box::new)
+            })?
+            .map_err(AppError::internal)?;
+        if let Created::New(summary) = &created {
+            tracing::info!(case_no = %summary.case_no, item = %summary.item_code, "case filed");
+        }
+        Ok(created)
+    })
+    .await
+    .inspect(|created| {
+        if let Created::New(_) = created {
+            state.site.after_write();
+        }
+    })
+    .inspect_err(|e| state.note_write_error(e))
+}
+
+/// Loads and reads one case document; 404 for a number that is malformed or unknown.
+pub async fn load_case(state: &SharedState, case_no: &str) -> Result<(Vec<u8>, CaseDoc), AppError> {
+    let st = state.clone();
+    let no = case_no.to_string();
+    blocking(move || load_case_blocking(&st, &no)).await
+}
+
+/// [`load_case`] for callers already on a blocking thread.
+pub fn load_case_blocking(
+    state: &SharedState,
+    case_no: &str,
+) -> Result<(Vec<u8>, CaseDoc), AppError> {
+    let not_found = || AppError::NotFound(format!("没有找到办件“{case_no}”。"));
+    if !case::is_case_no(case_no) {
+        return Err(not_found());
+    }
+    let bytes = state.store.document(case_no)?.ok_or_else(not_found)?;
+    let doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
+    let case = case::read_case(&doc).map_err(AppError::internal)?;
+    Ok((bytes, case))
+}
+
+/// The role `user` acts with at this tier; 403 for an account that may not act on cases.
+pub fn acting_role(state: &SharedState, user: &CurrentUser) -> Result<Role, AppError> {
+    Role::acting(&user.role, state.identity.tier)
+        .ok_or_else(|| AppError::Forbidden(format!("账号“{}”没有办件权限。", user.name)))
+}
+
+/// One workflow action by `user` on a case, with the roles and rules of `tongban_shared::workflow`.
+/// At a node the account acts as the agent and the change syncs up; at the hub it acts with its county
+/// role. Durable before it returns.
+pub async fn take_action(
+    state: &SharedState,
+    user: &CurrentUser,
+    case_no: &str,
+    input: ActionInput,
+) -> Result<CaseDoc, AppError> {
+    state.check_writable()?;
+    let role = acting_role(state, user)?;
+    let st = state.clone();
+    let no = case_no.to_string();
+    let user = user.clone();
+    let case = blocking(move || {
+        load_case_blocking(&st, &no)?;
+        let now = beijing_now();
+        let mut outcome = None;
+        st.store.merge_case(&no, |current| {
+            let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
+            let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
+            doc.set_actor(st.actor.clone());
+            let actor = Actor {
+                user: &user.name,
+                name: &user.display_name,
+                node: &st.identity.code,
+            };
+            let case = workflow::apply(&mut doc, &input, &actor, &role, now, &st.calendar())
+                .map_err(|e| action_error(e, &user.name))?;
+            let summary = case.summary();
+            outcome = Some(case);
+            Ok::<_, AppError>((doc.save(), summary))
+        })??;
+        st.store.flush()?;
+        let case = outcome.ok_or_else(|| AppError::internal("action produced no case"))?;
+        st.site
+            .after_action(&st.store, &input, &case, &now.to_rfc3339())?;
+        Ok(case)
+    })
+    .await
+    .inspect_err(|e| state.note_write_error(e))?;
+    if let Some(last) = case.history.last() {
+        tracing::info!(case_no = %case.case_no, action = %last.action, by = %last.by, "case action");
+    }
+    state.site.after_write();
+    Ok(case)
+}
+
+fn action_error(e: ActionError, user: &str) -> AppError {
+    match e {
+        ActionError::Forbidden(_) => {
+            AppError::Forbidden(format!("账号“{user}”无权对该办件进行此操作。"))
+        }
+        ActionError::WrongState { state, .. } => AppError::Conflict(format!(
+            "办件当前状态为“{}”，不能进行此操作。",
+            case::CaseState::parse(&state)
+                .map(|s| s.label())
+                .unwrap_or("未知")
+        )),
+        ActionError::Invalid(f) => AppError::Invalid(vec![f]),
+        ActionError::Unknown(a) => AppError::Invalid(vec![FieldError::new(
+            "action",
+            format!("不认识的操作“{a}”。"),
+        )]),
+        ActionError::Document(e) => AppError::internal(e),
+    }
+}
+
+/// Supervision numbers over every case this tier holds (the hub: the county).
+pub async fn compute_stats(state: &SharedState) -> Result<Stats, AppError> {
+    let st = state.clone();
+    blocking(move || {
+        let now = beijing_now();
+        let calendar = st.calendar();
+        let mut b = StatsBuilder::new(
+            now.date_naive(),
+            now.timestamp_millis(),
+            &calendar,
+            YELLOW_DAYS,
+        );
+        st.store.for_each_summary(|s| b.add(s))?;
+        Ok(b.finish())
+    })
+    .await
+}

@@ -24,7 +24,7 @@ impl Site for HubSite {
         case: &CaseDoc,
         now_rfc3339: &str,
     ) -> Result<(), StoreError> {
-        if let Some((kind, text)) = workflow::applicant_notice(&input.action, case) {
+        if let Some((kind, text)) = workflow::applicant_notice(input.action, case) {
             store.enqueue_message(
                 &case.case_no,
                 &case.applicant.phone,

@@ -330,29 +330,7 @@ impl CaseSummary {
     }
 }
 
-/// Case numbers: `<node division code>-<yyyymmdd>-<sequence>`, e.g. `420222103201-20261127-0007`.
-///
-/// Unique with no coordination because every node has its own division code and allocates its own
-/// sequence per day from a persistent counter; at most 12 + 1 + 8 + 1 + 6 characters, within the 50 that
-/// GB/T 39046 allows.
-pub fn format_case_no(node_code: &str, date: NaiveDate, seq: u32) -> String {
-    format!("{node_code}-{}-{seq:04}", date.format("%Y%m%d"))
-}
-
-/// Checks the shape of a case number from a URL before it is used as a store key.
-pub fn is_case_no(s: &str) -> bool {
-    let mut parts = s.split('-');
-    let (Some(code), Some(date), Some(seq), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    validate::check_division_code(code).is_ok()
-        && date.len() == 8
-        && NaiveDate::parse_from_str(date, "%Y%m%d").is_ok()
-        && (4..=6).contains(&seq.len())
-        && seq.bytes().all(|b| b.is_ascii_digit())
-}
+pub use crate::case_no::{format_case_no, is_case_no, CaseNo};
 
 /// Intake as the API and the web form submit it, before validation.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

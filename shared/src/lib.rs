@@ -3,7 +3,8 @@
 //! - [`catalog`]: the service-item catalogue (data, versioned).
 //! - [`calendar`]: the working-day calendar (data, one table a year).
 //! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
-//! - [`case`]: the case document (automerge), its states, case numbers and intake validation.
+//! - [`case`]: the case document (automerge), its states and intake validation.
+//! - [`case_no`]: case numbers, checked once where they enter.
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
 //! - [`workflow`]: actions, roles, transitions, deadlines, and the check of node changes.
 //! - [`stats`]: deadline colours, hand-over delays and the supervision counts.
@@ -13,6 +14,7 @@
 
 pub mod calendar;
 pub mod case;
+pub mod case_no;
 pub mod catalog;
 pub mod stats;
 pub mod sync;

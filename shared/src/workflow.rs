@@ -55,11 +55,135 @@ pub struct Actor<'a> {
     pub node: &'a str,
 }
 
+/// Every action a case can see, the one list of them: its name in documents and the API
+/// (`as_str`), what a person reads (`label`), whether a node may take it (`by_node`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Intake,
+    TownshipReceive,
+    Receive,
+    Accept,
+    Reject,
+    RequestCorrection,
+    SubmitCorrection,
+    Forward,
+    Suspend,
+    Resume,
+    Approve,
+    Deny,
+    IssueResult,
+    Deliver,
+    Evaluate,
+    Escalate,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 16] = [
+        ActionKind::Intake,
+        ActionKind::TownshipReceive,
+        ActionKind::Receive,
+        ActionKind::Accept,
+        ActionKind::Reject,
+        ActionKind::RequestCorrection,
+        ActionKind::SubmitCorrection,
+        ActionKind::Forward,
+        ActionKind::Suspend,
+        ActionKind::Resume,
+        ActionKind::Approve,
+        ActionKind::Deny,
+        ActionKind::IssueResult,
+        ActionKind::Deliver,
+        ActionKind::Evaluate,
+        ActionKind::Escalate,
+    ];
+
+    /// The name stored in a case's history and used by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Intake => "intake",
+            ActionKind::TownshipReceive => "township_receive",
+            ActionKind::Receive => "receive",
+            ActionKind::Accept => "accept",
+            ActionKind::Reject => "reject",
+            ActionKind::RequestCorrection => "request_correction",
+            ActionKind::SubmitCorrection => "submit_correction",
+            ActionKind::Forward => "forward",
+            ActionKind::Suspend => "suspend",
+            ActionKind::Resume => "resume",
+            ActionKind::Approve => "approve",
+            ActionKind::Deny => "deny",
+            ActionKind::IssueResult => "issue_result",
+            ActionKind::Deliver => "deliver",
+            ActionKind::Evaluate => "evaluate",
+            ActionKind::Escalate => "escalate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What a person reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            ActionKind::Intake => "收件",
+            ActionKind::Receive => "接收",
+            ActionKind::TownshipReceive => "乡镇收件转报",
+            ActionKind::Accept => "受理",
+            ActionKind::Reject => "不予受理",
+            ActionKind::RequestCorrection => "要求补正",
+            ActionKind::SubmitCorrection => "提交补正材料",
+            ActionKind::Forward => "转交部门",
+            ActionKind::Suspend => "暂停计时（特别程序）",
+            ActionKind::Resume => "恢复计时",
+            ActionKind::Approve => "准予",
+            ActionKind::Deny => "不予许可",
+            ActionKind::IssueResult => "出具结果",
+            ActionKind::Deliver => "送达",
+            ActionKind::Evaluate => "评价",
+            ActionKind::Escalate => "办不成事反映",
+        }
+    }
+
+    /// Whether a village or township node may take it (and so sync it up to the hub).
+    pub fn by_node(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Intake
+                | ActionKind::SubmitCorrection
+                | ActionKind::Deliver
+                | ActionKind::Evaluate
+                | ActionKind::Escalate
+                | ActionKind::TownshipReceive
+        )
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ActionKind {
+    type Err = ActionError;
+
+    fn from_str(s: &str) -> Result<ActionKind, ActionError> {
+        ActionKind::parse(s).ok_or_else(|| ActionError::Unknown(s.to_string()))
+    }
+}
+
+/// Whether a history entry's action is one a node may take (unknown names are not).
+fn by_node(action: &str) -> bool {
+    ActionKind::parse(action).is_some_and(ActionKind::by_node)
+}
+
 /// The body of `POST /api/cases/{no}/actions`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionInput {
-    pub action: String,
+    pub action: ActionKind,
     #[serde(default)]
     pub note: String,
     #[serde(default)]
@@ -84,6 +208,24 @@ pub struct ActionInput {
     pub comment: String,
 }
 
+impl ActionInput {
+    /// `action` with no inputs (what a page asks for first, and what tests start from).
+    pub fn new(action: ActionKind) -> ActionInput {
+        ActionInput {
+            action,
+            note: String::new(),
+            reason: String::new(),
+            missing: Vec::new(),
+            materials: Vec::new(),
+            dept: String::new(),
+            result_name: String::new(),
+            result_no: String::new(),
+            score: None,
+            comment: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     #[error("action {0} is not known")]
@@ -103,16 +245,6 @@ impl From<CaseDocError> for ActionError {
         ActionError::Document(Box::new(e))
     }
 }
-
-/// Actions a village or township node may take (and so may sync up to the hub).
-pub const NODE_ACTIONS: [&str; 6] = [
-    "intake",
-    "submit_correction",
-    "deliver",
-    "evaluate",
-    "escalate",
-    "township_receive",
-];
 
 /// Evaluation levels, internal scale 5 = 非常满意 … 1 = 非常不满意 (exports map it explicitly).
 pub const EVALUATION_LEVELS: [&str; 5] = ["非常不满意", "不满意", "基本满意", "满意", "非常满意"];
@@ -145,7 +277,7 @@ pub fn deadline(case: &CaseDoc, calendar: &Calendar) -> Option<NaiveDate> {
 fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, ActionError> {
     use CaseState::*;
     let state = case.state().ok_or_else(|| ActionError::WrongState {
-        action: input.action.clone(),
+        action: input.action.to_string(),
         state: case.state.clone(),
     })?;
     let dept_of_case = if case.workflow.dept.is_empty() {
@@ -154,54 +286,54 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
         case.workflow.dept.as_str()
     };
     let is_dept = matches!(role, Role::Dept(d) if d == dept_of_case);
-    let (allowed, from, to): (bool, &[CaseState], CaseState) = match input.action.as_str() {
-        "receive" => (
+    let (allowed, from, to): (bool, &[CaseState], CaseState) = match input.action {
+        ActionKind::Receive => (
             matches!(role, Role::Window | Role::Admin),
             &[Submitted],
             Received,
         ),
-        "accept" => (
+        ActionKind::Accept => (
             matches!(role, Role::Window | Role::Admin),
             &[Received],
             Accepted,
         ),
-        "reject" => (
+        ActionKind::Reject => (
             matches!(role, Role::Window | Role::Admin),
             &[Received, Correction],
             Rejected,
         ),
-        "request_correction" => (
+        ActionKind::RequestCorrection => (
             matches!(role, Role::Window | Role::Admin),
             &[Received],
             Correction,
         ),
-        "submit_correction" => (
+        ActionKind::SubmitCorrection => (
             matches!(role, Role::Agent | Role::Township | Role::Window),
             &[Correction],
             Received,
         ),
         // The township takes a village's file on its way to the county; the case stays SUBMITTED.
-        "township_receive" => (matches!(role, Role::Township), &[Submitted], Submitted),
-        "forward" => (
+        ActionKind::TownshipReceive => (matches!(role, Role::Township), &[Submitted], Submitted),
+        ActionKind::Forward => (
             matches!(role, Role::Window | Role::Admin) || is_dept,
             &[Accepted, Review],
             Review,
         ),
-        "suspend" => (is_dept, &[Accepted, Review], Suspended),
-        "resume" => (is_dept, &[Suspended], Review),
-        "approve" | "deny" => (is_dept, &[Accepted, Review], Decided),
-        "issue_result" => (is_dept, &[Decided], ResultReady),
-        "deliver" => (
+        ActionKind::Suspend => (is_dept, &[Accepted, Review], Suspended),
+        ActionKind::Resume => (is_dept, &[Suspended], Review),
+        ActionKind::Approve | ActionKind::Deny => (is_dept, &[Accepted, Review], Decided),
+        ActionKind::IssueResult => (is_dept, &[Decided], ResultReady),
+        ActionKind::Deliver => (
             matches!(role, Role::Window | Role::Agent | Role::Township),
             &[ResultReady],
             Delivered,
         ),
-        "evaluate" => (
+        ActionKind::Evaluate => (
             matches!(role, Role::Window | Role::Agent | Role::Township),
             &[Delivered],
             Evaluated,
         ),
-        "escalate" => (
+        ActionKind::Escalate => (
             matches!(role, Role::Window | Role::Agent | Role::Township),
             &[
                 Submitted,
@@ -216,7 +348,8 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
             ],
             state,
         ),
-        other => return Err(ActionError::Unknown(other.to_string())),
+        // An intake is how a case begins, never an action on one.
+        ActionKind::Intake => return Err(ActionError::Unknown("intake".into())),
     };
     if !allowed {
         return Err(ActionError::Forbidden(format!(
@@ -226,73 +359,30 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
     }
     if !from.contains(&state) {
         return Err(ActionError::WrongState {
-            action: input.action.clone(),
+            action: input.action.to_string(),
             state: case.state.clone(),
         });
     }
     Ok(to)
 }
 
-/// Every action.
-pub const ACTIONS: [&str; 15] = [
-    "township_receive",
-    "receive",
-    "accept",
-    "reject",
-    "request_correction",
-    "submit_correction",
-    "forward",
-    "suspend",
-    "resume",
-    "approve",
-    "deny",
-    "issue_result",
-    "deliver",
-    "evaluate",
-    "escalate",
-];
-
 /// The actions `role` may take on `case` now (what a page offers).
-pub fn available(case: &CaseDoc, role: &Role) -> Vec<&'static str> {
-    ACTIONS
+pub fn available(case: &CaseDoc, role: &Role) -> Vec<ActionKind> {
+    ActionKind::ALL
         .into_iter()
-        .filter(|a| {
-            let input = ActionInput {
-                action: a.to_string(),
-                ..Default::default()
-            };
-            check(case, &input, role).is_ok()
-        })
+        .filter(|a| check(case, &ActionInput::new(*a), role).is_ok())
         .collect()
 }
 
-/// What a person reads for an action.
+/// What a person reads for an action named in a history entry.
 pub fn action_label(action: &str) -> &'static str {
-    match action {
-        "intake" => "收件",
-        "receive" => "接收",
-        "township_receive" => "乡镇收件转报",
-        "accept" => "受理",
-        "reject" => "不予受理",
-        "request_correction" => "要求补正",
-        "submit_correction" => "提交补正材料",
-        "forward" => "转交部门",
-        "suspend" => "暂停计时（特别程序）",
-        "resume" => "恢复计时",
-        "approve" => "准予",
-        "deny" => "不予许可",
-        "issue_result" => "出具结果",
-        "deliver" => "送达",
-        "evaluate" => "评价",
-        "escalate" => "办不成事反映",
-        _ => "其他",
-    }
+    ActionKind::parse(action).map_or("其他", ActionKind::label)
 }
 
 /// The message an action sends the applicant, if any.
-pub fn applicant_notice(action: &str, case: &CaseDoc) -> Option<(&'static str, String)> {
+pub fn applicant_notice(action: ActionKind, case: &CaseDoc) -> Option<(&'static str, String)> {
     match action {
-        "request_correction" => {
+        ActionKind::RequestCorrection => {
             let missing: Vec<&str> = case
                 .materials
                 .iter()
@@ -310,7 +400,7 @@ pub fn applicant_notice(action: &str, case: &CaseDoc) -> Option<(&'static str, S
                 ),
             ))
         }
-        "issue_result" => Some((
+        ActionKind::IssueResult => Some((
             "result_ready",
             format!(
                 "【通办】您的办件{}（{}）已办结，结果将按“{}”方式交付。",
@@ -335,21 +425,21 @@ pub fn apply(
     let next = check(&case, input, role)?;
     let mut note = input.note.trim().to_string();
     let wf = &mut case.workflow;
-    match input.action.as_str() {
-        "accept" => {
+    match input.action {
+        ActionKind::Accept => {
             wf.accepted_on = Some(date_of(now));
             if wf.dept.is_empty() {
                 wf.dept = case.item.department.clone();
             }
         }
-        "reject" => {
+        ActionKind::Reject => {
             if input.reason.trim().is_empty() {
                 return Err(invalid("reason", "不予受理必须写明理由。"));
             }
             wf.reason = input.reason.trim().to_string();
             note = wf.reason.clone();
         }
-        "request_correction" => {
+        ActionKind::RequestCorrection => {
             if input.missing.is_empty() {
                 return Err(invalid("missing", "请列出需要补正的材料。"));
             }
@@ -368,7 +458,7 @@ pub fn apply(
                 .collect();
             note = format!("需补正：{}。{note}", names.join("、"));
         }
-        "submit_correction" => {
+        ActionKind::SubmitCorrection => {
             if input.materials.is_empty() {
                 return Err(invalid("materials", "请勾选补交的材料。"));
             }
@@ -389,14 +479,14 @@ pub fn apply(
                 ));
             }
         }
-        "forward" => {
+        ActionKind::Forward => {
             if input.dept.trim().is_empty() {
                 return Err(invalid("dept", "请写明转交的部门。"));
             }
             wf.dept = input.dept.trim().to_string();
             note = format!("转交{}。{note}", wf.dept);
         }
-        "suspend" => {
+        ActionKind::Suspend => {
             if input.reason.trim().is_empty() {
                 return Err(invalid(
                     "reason",
@@ -407,15 +497,15 @@ pub fn apply(
             wf.reason = input.reason.trim().to_string();
             note = wf.reason.clone();
         }
-        "resume" => {
+        ActionKind::Resume => {
             if let Some(since) = wf.suspended_since.take().as_deref().and_then(parse_date) {
                 wf.suspended_days +=
                     u64::from(calendar.working_days_between(since, now.date_naive()));
             }
         }
-        "approve" => wf.decision = "approved".into(),
-        "deny" => wf.decision = "denied".into(),
-        "issue_result" => {
+        ActionKind::Approve => wf.decision = "approved".into(),
+        ActionKind::Deny => wf.decision = "denied".into(),
+        ActionKind::IssueResult => {
             if input.result_name.trim().is_empty() {
                 return Err(invalid("result_name", "请填写结果（证照）名称。"));
             }
@@ -425,7 +515,7 @@ pub fn apply(
             wf.result_name = input.result_name.trim().to_string();
             wf.result_no = input.result_no.trim().to_string();
         }
-        "evaluate" => {
+        ActionKind::Evaluate => {
             let score = input
                 .score
                 .filter(|s| (1..=5).contains(s))
@@ -438,7 +528,7 @@ pub fn apply(
                 wf.evaluation_comment
             );
         }
-        "escalate" => {
+        ActionKind::Escalate => {
             if input.reason.trim().is_empty() {
                 return Err(invalid("reason", "请写明反映的问题。"));
             }
@@ -454,14 +544,14 @@ pub fn apply(
         by: by.user.to_string(),
         by_name: by.name.to_string(),
         node: by.node.to_string(),
-        action: input.action.clone(),
+        action: input.action.to_string(),
         note: note.trim_end_matches('。').trim().to_string(),
         state: next.as_str().to_string(),
     });
     reconcile(doc, &case).map_err(CaseDocError::from)?;
     doc.commit_with(
         CommitOptions::default()
-            .with_message(input.action.clone())
+            .with_message(input.action.to_string())
             .with_time(now.timestamp()),
     );
     Ok(case)
@@ -478,12 +568,12 @@ pub fn check_node_change(old: Option<&CaseDoc>, new: &CaseDoc) -> Result<(), Str
         if new.state() != Some(CaseState::Submitted) {
             return Err(format!("a new case must be SUBMITTED, not {}", new.state));
         }
-        if new.history.first().map(|h| h.action.as_str()) != Some("intake") {
+        if new.history.first().map(|h| h.action.as_str()) != Some(ActionKind::Intake.as_str()) {
             return Err("a new case must begin with its intake".into());
         }
         if let Some(h) = new.history[1..]
             .iter()
-            .find(|h| !NODE_ACTIONS.contains(&h.action.as_str()) || h.action == "intake")
+            .find(|h| !by_node(&h.action) || h.action == ActionKind::Intake.as_str())
         {
             return Err(format!("action {} is the county's, not a node's", h.action));
         }
@@ -499,7 +589,7 @@ pub fn check_node_change(old: Option<&CaseDoc>, new: &CaseDoc) -> Result<(), Str
         return Err("history rewritten: entries already recorded were changed or removed".into());
     }
     for entry in &new.history[old.history.len()..] {
-        if !NODE_ACTIONS.contains(&entry.action.as_str()) || entry.action == "intake" {
+        if !by_node(&entry.action) || entry.action == ActionKind::Intake.as_str() {
             return Err(format!(
                 "action {} is the county's, not a node's",
                 entry.action
@@ -560,10 +650,7 @@ mod tests {
         now: &str,
         f: impl FnOnce(&mut ActionInput),
     ) -> Result<CaseDoc, ActionError> {
-        let mut input = ActionInput {
-            action: action.into(),
-            ..Default::default()
-        };
+        let mut input = ActionInput::new(action.parse()?);
         f(&mut input);
         let node = if *role == Role::Agent {
             "420222103201"

@@ -7,8 +7,7 @@
 
 /// The scope (division code) a case number belongs to.
 pub fn scope_of(case_no: &str) -> Option<&str> {
-    let code = case_no.split('-').next()?;
-    (matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+    crate::case_no::division_code(case_no)
 }
 
 /// Whether a node with `node_code` may hold cases of `scope`.

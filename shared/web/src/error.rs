@@ -124,33 +124,48 @@ pub fn body_error(rejection: BytesRejection) -> AppError {
 }
 
 /// Parses a JSON body: broken syntax is 400; well-formed JSON with a wrong or missing value is 422
-/// naming the field where serde can tell.
+/// naming the field by its path (`applicant.name`, `action`).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => {
-                let text = e.to_string();
-                let field = text
-                    .split('`')
-                    .nth(1)
-                    .filter(|_| text.contains("field"))
-                    .unwrap_or("")
-                    .to_string();
-                let message = if text.starts_with("missing field") {
-                    format!("缺少字段“{field}”。")
-                } else if text.starts_with("unknown field") {
-                    format!("不认识的字段“{field}”。")
-                } else {
-                    "字段的类型不正确（例如应为文字却给了数字）。".to_string()
-                };
-                AppError::Invalid(vec![FieldError::new(field, message)])
-            }
-            _ => AppError::Malformed(format!(
-                "请求内容不是有效的JSON（第{}行第{}列）。",
-                e.line(),
-                e.column()
-            )),
+    use serde_json::error::Category;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let (path, inner) = match serde_path_to_error::deserialize(&mut de) {
+        // Trailing characters after the value are broken JSON too.
+        Ok(v) => match de.end() {
+            Ok(()) => return Ok(v),
+            Err(e) => (String::new(), e),
+        },
+        Err(e) => (e.path().to_string(), e.into_inner()),
+    };
+    if inner.classify() != Category::Data {
+        return Err(AppError::Malformed(format!(
+            "请求内容不是有效的JSON（第{}行第{}列）。",
+            inner.line(),
+            inner.column()
+        )));
+    }
+    let text = inner.to_string();
+    let quoted = text.split('`').nth(1).unwrap_or("").to_string();
+    let under = |name: &str| {
+        if path == "." || path.is_empty() {
+            name.to_string()
+        } else {
+            format!("{path}.{name}")
         }
-    })
+    };
+    let (field, message) = if text.starts_with("missing field") {
+        (under(&quoted), format!("缺少字段“{quoted}”。"))
+    } else if text.starts_with("unknown field") {
+        (under(&quoted), format!("不认识的字段“{quoted}”。"))
+    } else if text.starts_with("unknown variant") {
+        (
+            path.clone(),
+            format!("“{path}”的取值“{quoted}”不在允许的范围内。"),
+        )
+    } else {
+        (
+            path.clone(),
+            "字段的类型不正确（例如应为文字却给了数字）。".to_string(),
+        )
+    };
+    Err(AppError::Invalid(vec![FieldError::new(field, message)]))
 }

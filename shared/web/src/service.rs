@@ -5,7 +5,7 @@
 use rand::Rng;
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::Created;
-use tongban_shared::case::{self, Agent, CaseDoc, IntakeRequest};
+use tongban_shared::case::{self, Agent, CaseDoc, CaseNo, IntakeRequest};
 use tongban_shared::stats::{Stats, StatsBuilder};
 use tongban_shared::workflow::{self, ActionError, ActionInput, Actor, Role};
 use tongban_shared::FieldError;
@@ -60,23 +60,34 @@ pub async fn file_case(
     .inspect_err(|e| state.note_write_error(e))
 }
 
-/// Loads and reads one case document; 404 for a number that is malformed or unknown.
-pub async fn load_case(state: &SharedState, case_no: &str) -> Result<(Vec<u8>, CaseDoc), AppError> {
+fn not_found(case_no: &str) -> AppError {
+    AppError::NotFound(format!("没有找到办件“{case_no}”。"))
+}
+
+/// A case number from a URL or form: 404 when it is not one (no such case can exist).
+pub fn case_no(raw: &str) -> Result<CaseNo, AppError> {
+    raw.parse().map_err(|_| not_found(raw))
+}
+
+/// Loads and reads one case document; 404 for an unknown number.
+pub async fn load_case(
+    state: &SharedState,
+    case_no: &CaseNo,
+) -> Result<(Vec<u8>, CaseDoc), AppError> {
     let st = state.clone();
-    let no = case_no.to_string();
+    let no = case_no.clone();
     blocking(move || load_case_blocking(&st, &no)).await
 }
 
 /// [`load_case`] for callers already on a blocking thread.
 pub fn load_case_blocking(
     state: &SharedState,
-    case_no: &str,
+    case_no: &CaseNo,
 ) -> Result<(Vec<u8>, CaseDoc), AppError> {
-    let not_found = || AppError::NotFound(format!("没有找到办件“{case_no}”。"));
-    if !case::is_case_no(case_no) {
-        return Err(not_found());
-    }
-    let bytes = state.store.document(case_no)?.ok_or_else(not_found)?;
+    let bytes = state
+        .store
+        .document(case_no.as_str())?
+        .ok_or_else(|| not_found(case_no.as_str()))?;
     let doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
     let case = case::read_case(&doc).map_err(AppError::internal)?;
     Ok((bytes, case))
@@ -94,19 +105,19 @@ pub fn acting_role(state: &SharedState, user: &CurrentUser) -> Result<Role, AppE
 pub async fn take_action(
     state: &SharedState,
     user: &CurrentUser,
-    case_no: &str,
+    case_no: &CaseNo,
     input: ActionInput,
 ) -> Result<CaseDoc, AppError> {
     state.check_writable()?;
     let role = acting_role(state, user)?;
     let st = state.clone();
-    let no = case_no.to_string();
+    let no = case_no.clone();
     let user = user.clone();
     let case = blocking(move || {
         load_case_blocking(&st, &no)?;
         let now = beijing_now();
         let mut outcome = None;
-        st.store.merge_case(&no, |current| {
+        st.store.merge_case(no.as_str(), |current| {
             let bytes = current.ok_or_else(|| AppError::NotFound("办件不存在。".into()))?;
             let mut doc = automerge::AutoCommit::load(&bytes).map_err(AppError::internal)?;
             doc.set_actor(st.actor.clone());

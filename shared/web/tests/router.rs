@@ -199,6 +199,27 @@ async fn refusals_answer_their_status_with_a_chinese_reason() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(json_of(&body)["error"].as_str().unwrap().contains("无权"));
 
+    // 422 for an action nobody knows, naming the field; a case number that is none is 404.
+    let (status, _, body) = send(
+        &app,
+        post_json(
+            &format!("/api/cases/{no}/actions"),
+            &json!({"action": "fly"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(json_of(&body)["field"], "action");
+    let (status, _, _) = send(
+        &app,
+        post_json(
+            "/api/cases/..%2Fdb/actions",
+            &json!({"action": "escalate"}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // 404 for an unknown case, as JSON under /api.
     let (status, _, _) = send(
         &app,

@@ -95,7 +95,7 @@ async fn get_case(
     _user: ApiUser,
     Path(case_no): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let (_, case) = service::load_case(&state, &case_no).await?;
+    let (_, case) = service::load_case(&state, &service::case_no(&case_no)?).await?;
     let mut body = serde_json::to_value(&case).map_err(AppError::internal)?;
     body["item_code"] = case.item.code.clone().into();
     body["item_name"] = case.item.name.clone().into();
@@ -108,7 +108,7 @@ async fn document(
     _user: ApiUser,
     Path(case_no): Path<String>,
 ) -> Result<Response, AppError> {
-    let (bytes, _) = service::load_case(&state, &case_no).await?;
+    let (bytes, _) = service::load_case(&state, &service::case_no(&case_no)?).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -132,7 +132,7 @@ async fn case_action(
 ) -> Result<Json<Value>, AppError> {
     let body = body.map_err(body_error)?;
     let input: ActionInput = parse_json(&body)?;
-    let case = service::take_action(&state, &user, &case_no, input).await?;
+    let case = service::take_action(&state, &user, &service::case_no(&case_no)?, input).await?;
     Ok(Json(
         serde_json::to_value(&case).map_err(AppError::internal)?,
     ))

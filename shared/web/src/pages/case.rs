@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use tongban_shared::case::{CaseDoc, CaseState};
-use tongban_shared::workflow::{self, Role};
+use tongban_shared::workflow::{self, ActionInput, ActionKind, Role};
 
 use super::common::{case_limit, csrf_checked_form, field, page_error, render, PageCtx};
 use crate::error::AppError;
@@ -84,20 +84,20 @@ fn action_forms(c: &CaseDoc, role: Option<Role>) -> Vec<ActionForm> {
         .into_iter()
         .map(|action| {
             let input = match action {
-                "reject" | "suspend" | "escalate" => "reason",
-                "request_correction" | "submit_correction" => "materials",
-                "forward" => "dept",
-                "issue_result" => "result",
-                "evaluate" => "score",
+                ActionKind::Reject | ActionKind::Suspend | ActionKind::Escalate => "reason",
+                ActionKind::RequestCorrection | ActionKind::SubmitCorrection => "materials",
+                ActionKind::Forward => "dept",
+                ActionKind::IssueResult => "result",
+                ActionKind::Evaluate => "score",
                 _ => "note",
             };
             let materials = match action {
-                "request_correction" => c
+                ActionKind::RequestCorrection => c
                     .materials
                     .iter()
                     .map(|m| (m.id.clone(), m.name.clone(), false))
                     .collect(),
-                "submit_correction" => c
+                ActionKind::SubmitCorrection => c
                     .materials
                     .iter()
                     .filter(|m| c.workflow.missing.contains(&m.id))
@@ -106,8 +106,8 @@ fn action_forms(c: &CaseDoc, role: Option<Role>) -> Vec<ActionForm> {
                 _ => Vec::new(),
             };
             ActionForm {
-                action,
-                label: workflow::action_label(action),
+                action: action.as_str(),
+                label: action.label(),
                 input,
                 materials,
             }
@@ -133,17 +133,20 @@ async fn case_action_submit(
             .map(|(_, v)| v.clone())
             .collect()
     };
-    let action = field(&pairs, "action").to_string();
-    let input = tongban_shared::workflow::ActionInput {
-        action: action.clone(),
+    let action = match ActionKind::parse(field(&pairs, "action")) {
+        Some(a) => a,
+        None => return page_error(AppError::Malformed("不认识的操作。".into())),
+    };
+    let input = ActionInput {
+        action,
         note: field(&pairs, "note").to_string(),
         reason: field(&pairs, "reason").to_string(),
-        missing: if action == "request_correction" {
+        missing: if action == ActionKind::RequestCorrection {
             all("materials")
         } else {
             Vec::new()
         },
-        materials: if action == "submit_correction" {
+        materials: if action == ActionKind::SubmitCorrection {
             all("materials")
         } else {
             Vec::new()
@@ -154,8 +157,12 @@ async fn case_action_submit(
         score: field(&pairs, "score").parse().ok(),
         comment: field(&pairs, "comment").to_string(),
     };
-    let target = match service::take_action(&state, &user, &case_no, input).await {
-        Ok(_) => format!("/cases/{case_no}?done={}", url_encode(&action)),
+    let no = match service::case_no(&case_no) {
+        Ok(no) => no,
+        Err(e) => return page_error(e),
+    };
+    let target = match service::take_action(&state, &user, &no, input).await {
+        Ok(_) => format!("/cases/{case_no}?done={}", url_encode(action.as_str())),
         Err(e @ AppError::Internal(_)) => return page_error(e),
         Err(e) => format!("/cases/{case_no}?error={}", url_encode(&e.message())),
     };
@@ -183,7 +190,7 @@ async fn case_page(
 ) -> Response {
     let st = state.clone();
     let loaded = blocking(move || {
-        let (_, c) = service::load_case_blocking(&st, &case_no)?;
+        let (_, c) = service::load_case_blocking(&st, &service::case_no(&case_no)?)?;
         let warning = st.site.clock_warning(&st.store, &c);
         Ok((c, warning))
     })

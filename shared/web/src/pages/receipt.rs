@@ -81,7 +81,11 @@ async fn receipt(
     WebUser(_user): WebUser,
     Path(case_no): Path<String>,
 ) -> Response {
-    let (_, c) = match service::load_case(&state, &case_no).await {
+    let loaded = match service::case_no(&case_no) {
+        Ok(no) => service::load_case(&state, &no).await,
+        Err(e) => Err(e),
+    };
+    let (_, c) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return page_error(e),
     };

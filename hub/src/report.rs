@@ -72,11 +72,7 @@ fn day(at: &str) -> Option<NaiveDate> {
 /// Counts one case's history entries that fall in `[first, next)`.
 fn count_case(m: &mut Monthly, case: &CaseDoc, first: NaiveDate, next: NaiveDate, cal: &Calendar) {
     let in_month = |at: &str| day(at).is_some_and(|d| d >= first && d < next);
-    let dept = if case.workflow.dept.is_empty() {
-        case.item.department.clone()
-    } else {
-        case.workflow.dept.clone()
-    };
+    let dept = case.handling_dept().to_string();
     let node = case.agent.node_code.clone();
     let deadline = case.deadline.as_deref().and_then(day);
     let accepted_on = case.workflow.accepted_on.as_deref().and_then(day);
@@ -100,7 +96,7 @@ fn count_case(m: &mut Monthly, case: &CaseDoc, first: NaiveDate, next: NaiveDate
             "evaluate" if case.workflow.evaluation > 0 => {
                 row.evaluations += 1;
                 row.evaluation_sum += case.workflow.evaluation;
-                if case.workflow.evaluation <= 2 {
+                if tongban_shared::stats::is_bad_review(case.workflow.evaluation) {
                     row.bad_reviews += 1;
                 }
             }

@@ -11,7 +11,7 @@ use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, Item};
+use crate::catalog::{Catalog, DayUnit, Item, ItemKind};
 use crate::validate::{self, FieldError};
 
 /// Version of the document layout below; a reader refuses documents from a newer schema.
@@ -236,7 +236,32 @@ pub struct Workflow {
     pub escalations: u64,
 }
 
+impl ItemRef {
+    /// The item's kind as the catalogue names it; an unknown label counts as a promised item.
+    pub fn kind(&self) -> ItemKind {
+        match self.kind.as_str() {
+            "即办" => ItemKind::Immediate,
+            "上报" => ItemKind::ReportUp,
+            "联办" => ItemKind::Joint,
+            _ => ItemKind::Promised,
+        }
+    }
+
+    pub fn day_unit(&self) -> DayUnit {
+        DayUnit::parse(&self.day_unit)
+    }
+}
+
 impl CaseDoc {
+    /// The department handling the case now: the one it was forwarded to, else the item's.
+    pub fn handling_dept(&self) -> &str {
+        if self.workflow.dept.is_empty() {
+            &self.item.department
+        } else {
+            &self.workflow.dept
+        }
+    }
+
     pub fn state(&self) -> Option<CaseState> {
         CaseState::parse(&self.state)
     }
@@ -266,11 +291,7 @@ impl CaseDoc {
                 .filter(|m| m.required && !m.collected)
                 .count() as u32,
             kind: self.item.kind.clone(),
-            handling_dept: if self.workflow.dept.is_empty() {
-                self.item.department.clone()
-            } else {
-                self.workflow.dept.clone()
-            },
+            handling_dept: self.handling_dept().to_string(),
             decided_on: self
                 .history
                 .iter()
@@ -593,11 +614,7 @@ pub fn new_case_document(
             case_type: intake.item.kind.case_type().to_string(),
             legal_days: intake.item.legal_days.into(),
             promised_days: intake.item.promised_days.into(),
-            day_unit: match intake.item.day_unit {
-                crate::catalog::DayUnit::Working => "working",
-                crate::catalog::DayUnit::Calendar => "calendar",
-            }
-            .to_string(),
+            day_unit: intake.item.day_unit.as_str().to_string(),
             catalog_version: intake.catalog_version.into(),
         },
         channel: "代办".to_string(),

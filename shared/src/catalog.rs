@@ -52,6 +52,36 @@ pub enum DayUnit {
 }
 
 impl DayUnit {
+    /// The name a case document stores (`working`, `calendar`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayUnit::Working => "working",
+            DayUnit::Calendar => "calendar",
+        }
+    }
+
+    /// From a case document: anything but `calendar` counts working days, as the county does.
+    pub fn parse(s: &str) -> DayUnit {
+        if s == "calendar" {
+            DayUnit::Calendar
+        } else {
+            DayUnit::Working
+        }
+    }
+
+    /// The day `days` of this unit after `from` (counting from the day after it).
+    pub fn due_date(
+        self,
+        from: chrono::NaiveDate,
+        days: u64,
+        calendar: &crate::calendar::Calendar,
+    ) -> Option<chrono::NaiveDate> {
+        match self {
+            DayUnit::Calendar => from.checked_add_days(chrono::Days::new(days)),
+            DayUnit::Working => Some(calendar.due_date(from, u32::try_from(days).ok()?)),
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             DayUnit::Working => "个工作日",

@@ -21,6 +21,14 @@ pub enum Urgency {
 }
 
 /// Colour of a case that is with the county and whose clock runs (accepted or under review).
+/// Evaluations at or below this (不满意, 非常不满意) are bad reviews the supervisor follows up.
+pub const BAD_REVIEW_MAX: u64 = 2;
+
+/// Whether an evaluation score (1–5; 0 for none yet) is a bad review.
+pub fn is_bad_review(score: u64) -> bool {
+    (1..=BAD_REVIEW_MAX).contains(&score)
+}
+
 pub fn urgency(
     s: &CaseSummary,
     today: NaiveDate,
@@ -95,7 +103,7 @@ impl Group {
             self.evaluations += 1;
             self.evaluation_sum += u64::from(s.evaluation);
             self.avg_evaluation = Some(self.evaluation_sum as f64 / self.evaluations as f64);
-            if s.evaluation <= 2 {
+            if is_bad_review(u64::from(s.evaluation)) {
                 self.bad_reviews += 1;
             }
         }
@@ -173,7 +181,7 @@ impl<'a> StatsBuilder<'a> {
             st.handover_late += 1;
         }
         st.escalations += u64::from(s.escalations);
-        if s.evaluation > 0 && s.evaluation <= 2 {
+        if is_bad_review(u64::from(s.evaluation)) {
             st.bad_reviews += 1;
         }
         st.all.add(s, colour);

@@ -6,7 +6,7 @@
 
 use automerge::{transaction::CommitOptions, AutoCommit};
 use autosurgeon::reconcile;
-use chrono::{DateTime, Days, FixedOffset, NaiveDate};
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Deserialize;
 
 use crate::calendar::Calendar;
@@ -266,11 +266,7 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 pub fn deadline(case: &CaseDoc, calendar: &Calendar) -> Option<NaiveDate> {
     let accepted = parse_date(case.workflow.accepted_on.as_deref()?)?;
     let days = case.item.promised_days + case.workflow.suspended_days;
-    Some(if case.item.day_unit == "calendar" {
-        accepted.checked_add_days(Days::new(days))?
-    } else {
-        calendar.due_date(accepted, u32::try_from(days).ok()?)
-    })
+    case.item.day_unit().due_date(accepted, days, calendar)
 }
 
 /// Checks who may act and that the case is in a state that allows it; returns the state afterwards.
@@ -280,11 +276,7 @@ fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, 
         action: input.action.to_string(),
         state: case.state.clone(),
     })?;
-    let dept_of_case = if case.workflow.dept.is_empty() {
-        case.item.department.as_str()
-    } else {
-        case.workflow.dept.as_str()
-    };
+    let dept_of_case = case.handling_dept();
     let is_dept = matches!(role, Role::Dept(d) if d == dept_of_case);
     let (allowed, from, to): (bool, &[CaseState], CaseState) = match input.action {
         ActionKind::Receive => (

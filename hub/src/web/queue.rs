@@ -46,7 +46,9 @@ struct QueuePage {
 /// to hand out; the supervisor overdue cases, bad reviews and 办不成事 escalations.
 async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
     use tongban_shared::case::{CaseState, CaseSummary};
-    use tongban_shared::stats::{handover_late_minutes, handover_limit_minutes, urgency, Urgency};
+    use tongban_shared::stats::{
+        handover_late_minutes, handover_limit_minutes, is_bad_review, urgency, Urgency,
+    };
     use tongban_shared::workflow::Role;
     let role = Role::from_account(&user.role);
     let st = state.app.clone();
@@ -57,7 +59,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
                 CaseState::parse(&s.state),
                 Some(CaseState::Evaluated | CaseState::Rejected)
             );
-            if open || (s.evaluation > 0 && s.evaluation <= 2) {
+            if open || is_bad_review(u64::from(s.evaluation)) {
                 v.push(s.clone());
             }
         })?;
@@ -187,7 +189,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
             clock_title: "评价",
             rows: all
                 .iter()
-                .filter(|s| s.evaluation > 0 && s.evaluation <= 2)
+                .filter(|s| is_bad_review(u64::from(s.evaluation)))
                 .map(|s| row(s, format!("{}分", s.evaluation), "red"))
                 .collect(),
         });

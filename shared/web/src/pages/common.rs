@@ -162,14 +162,9 @@ pub fn limit_text(kind: ItemKind, days: u32, unit: DayUnit) -> String {
 
 /// The promised limit of a case, from the item facts copied into it at intake.
 pub fn case_limit(c: &CaseDoc) -> String {
-    let kind = match c.item.kind.as_str() {
-        "即办" => ItemKind::Immediate,
-        _ => ItemKind::Promised,
-    };
-    let unit = if c.item.day_unit == "calendar" {
-        DayUnit::Calendar
-    } else {
-        DayUnit::Working
-    };
-    limit_text(kind, c.item.promised_days as u32, unit)
+    limit_text(
+        c.item.kind(),
+        u32::try_from(c.item.promised_days).unwrap_or(u32::MAX),
+        c.item.day_unit(),
+    )
 }

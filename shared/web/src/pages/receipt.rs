@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::Days;
 use tongban_shared::case::CaseDoc;
+use tongban_shared::catalog::ItemKind;
 
 use super::common::{case_limit, page_error, render};
 use crate::error::AppError;
@@ -56,7 +56,7 @@ fn qr_svg(text: &str) -> Result<String, AppError> {
 }
 
 fn promise_text(state: &SharedState, c: &CaseDoc) -> String {
-    if c.item.kind == "即办" || c.item.promised_days == 0 {
+    if c.item.kind() == ItemKind::Immediate || c.item.promised_days == 0 {
         return "即办件：县级窗口收到材料后当场办结".to_string();
     }
     let days = c.item.promised_days;
@@ -64,11 +64,11 @@ fn promise_text(state: &SharedState, c: &CaseDoc) -> String {
         return case_limit(c);
     };
     let from = created.date_naive();
-    let estimate = if c.item.day_unit == "calendar" {
-        from.checked_add_days(Days::new(days)).unwrap_or(from)
-    } else {
-        state.calendar().due_date(from, days as u32)
-    };
+    let estimate = c
+        .item
+        .day_unit()
+        .due_date(from, days, &state.calendar())
+        .unwrap_or(from);
     format!(
         "{}，自县级受理次日起计算（若当日受理，预计{}前办结）",
         case_limit(c),

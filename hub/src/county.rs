@@ -8,7 +8,8 @@ use std::path::Path;
 use chrono::{DateTime, FixedOffset};
 use rand::RngCore;
 use tongban_runtime::bundle::{write_private, Bundle, BUNDLE_VERSION};
-use tongban_runtime::store::{NodeIdentity, NodeRecord, Store, StoreError, UserRecord};
+use tongban_runtime::store::county::NodeRecord;
+use tongban_runtime::store::{NodeIdentity, Store, StoreError, UserRecord};
 use tongban_runtime::tls::{self, CertKey, HUB_SERVER_NAME};
 use tongban_shared::catalog::BUILTIN_CATALOG_JSON;
 use tongban_shared::validate::check_division_code;
@@ -225,7 +226,7 @@ pub fn enroll(
     req.upstream.parse::<std::net::SocketAddr>().map_err(|e| {
         CountyError::Invalid(format!("--upstream {}: {e} (use IP:PORT)", req.upstream))
     })?;
-    if let Some(existing) = store.node_record(req.code)? {
+    if let Some(existing) = store.county().node_record(req.code)? {
         return Err(CountyError::Invalid(format!(
             "node {} ({}) is already enrolled{}",
             existing.code,
@@ -259,7 +260,7 @@ pub fn enroll(
     }
     // The node's actor id follows from its certificate; bound now, so relayed changes are attributable.
     store.bind_actor(&tls::actor_for_serial(&identity.serial), req.code)?;
-    store.put_node(&NodeRecord {
+    store.county().put_node(&NodeRecord {
         code: req.code.to_string(),
         name: name.to_string(),
         tier,

@@ -13,6 +13,7 @@ impl Gate for HubGate {
     fn admit(&self, peer: &PeerIdentity) -> Result<(), String> {
         let record = self
             .store
+            .county()
             .node_record(&peer.code)
             .map_err(|e| format!("hub storage error: {e}"))?
             .ok_or_else(|| format!("node {} is not enrolled at this hub", peer.code))?;
@@ -38,7 +39,7 @@ impl Gate for HubGate {
                 tracing::warn!(node = %peer.code, subject = %r.subject, reason = %r.reason, "refused from node");
             }
         }
-        let updated = self.store.update_node(&peer.code, |rec| {
+        let updated = self.store.county().update_node(&peer.code, |rec| {
             rec.last_seen = Some(now.clone());
             rec.sessions += 1;
             match outcome {
@@ -62,7 +63,7 @@ impl Gate for HubGate {
         // A township's report of its villages' links (already limited to its scope by the session).
         if let Ok(report) = outcome {
             for link in &report.peer_links {
-                let updated = self.store.update_node(&link.code, |rec| {
+                let updated = self.store.county().update_node(&link.code, |rec| {
                     if rec.last_seen.as_deref() < Some(link.last_seen.as_str()) {
                         rec.last_seen = Some(link.last_seen.clone());
                     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tongban_runtime::store::{OutboxMessage, Store};
+use tongban_runtime::store::county::OutboxMessage;
+use tongban_runtime::store::Store;
 
 /// Passes a message on (an SMS gateway, in a deployment that has one).
 pub trait Sender: Send + Sync + 'static {
@@ -41,10 +42,11 @@ pub async fn run(
         let sender = sender.clone();
         let drained = tokio::task::spawn_blocking(move || -> Result<usize, String> {
             let mut n = 0;
-            for msg in s.outbox(true).map_err(|e| e.to_string())? {
+            for msg in s.county().outbox(true).map_err(|e| e.to_string())? {
                 sender.send(&msg)?;
                 let at = tongban_runtime::clock::beijing_now().to_rfc3339();
-                s.mark_sent(msg.id, sender.name(), &at)
+                s.county()
+                    .mark_sent(msg.id, sender.name(), &at)
                     .map_err(|e| e.to_string())?;
                 n += 1;
             }

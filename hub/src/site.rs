@@ -25,7 +25,7 @@ impl Site for HubSite {
         now_rfc3339: &str,
     ) -> Result<(), StoreError> {
         if let Some((kind, text)) = workflow::applicant_notice(input.action, case) {
-            store.enqueue_message(
+            store.county().enqueue_message(
                 &case.case_no,
                 &case.applicant.phone,
                 kind,
@@ -47,7 +47,7 @@ impl Site for HubSite {
 
     /// The clock of the node that took the case in, as measured in its last session.
     fn clock_warning(&self, store: &Store, case: &CaseDoc) -> Option<ClockWarning> {
-        let rec = store.node_record(&case.agent.node_code).ok()??;
+        let rec = store.county().node_record(&case.agent.node_code).ok()??;
         let skew = rec.clock_skew_s?;
         (skew.abs() > SKEW_WARNING_SECS).then(|| ClockWarning {
             node: rec.code.clone(),

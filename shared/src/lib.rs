@@ -1,5 +1,6 @@
 //! Tongban shared core: what every tier (village node, township node, county hub) must agree on.
 //!
+//! - [`action`]: every action a case can see (names, labels, which tiers take them).
 //! - [`catalog`]: the service-item catalogue (data, versioned).
 //! - [`calendar`]: the working-day calendar (data, one table a year).
 //! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
@@ -12,6 +13,7 @@
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
 //! in the node, the hub and a deterministic simulator.
 
+pub mod action;
 pub mod calendar;
 pub mod case;
 pub mod case_no;

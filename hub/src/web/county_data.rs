@@ -70,7 +70,7 @@ async fn publish_county_data(
 /// A refused publication names the field; a broken disk is a storage fault like any other.
 fn publish_error(e: StoreError, field: &str, what: &str) -> AppError {
     match e {
-        StoreError::Sled(_) | StoreError::Damaged { .. } => AppError::from(e),
+        e if e.is_fault() => AppError::from(e),
         refused => AppError::Invalid(vec![FieldError::new(
             field,
             format!("{what}未发布：{refused}"),

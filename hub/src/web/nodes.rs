@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_runtime::clock::beijing_now;
-use tongban_runtime::store::NodeRecord;
+use tongban_runtime::store::county::NodeRecord;
 use tongban_shared::FieldError;
 use tongban_web::error::{body_error, parse_json};
 use tongban_web::extract::{ApiUser, WebUser};
@@ -40,7 +40,7 @@ async fn node_rows(state: &HubState) -> Result<Vec<(NodeRecord, u64)>, AppError>
     let st = state.app.clone();
     blocking(move || {
         let mut out = Vec::new();
-        for rec in st.store.nodes()? {
+        for rec in st.store.county().nodes()? {
             let cases = st.store.cases_in_scope(&rec.code)?;
             out.push((rec, cases));
         }
@@ -149,11 +149,11 @@ async fn revoke(
     let st = state.app.clone();
     let c = code.clone();
     let updated = blocking(move || {
-        let Some(mut rec) = st.store.node_record(&c)? else {
+        let Some(mut rec) = st.store.county().node_record(&c)? else {
             return Ok(None);
         };
         rec.revoked = true;
-        st.store.put_node(&rec)?;
+        st.store.county().put_node(&rec)?;
         Ok(Some(rec))
     })
     .await?

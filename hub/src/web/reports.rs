@@ -30,7 +30,7 @@ async fn outbox(
 ) -> Result<Json<Value>, AppError> {
     user.require_role(&["admin", "supervisor", "window"])?;
     let st = state.app.clone();
-    let messages = blocking(move || Ok(st.store.outbox(false)?)).await?;
+    let messages = blocking(move || Ok(st.store.county().outbox(false)?)).await?;
     let messages: Vec<_> = messages
         .into_iter()
         .filter(|m| q.case_no.as_deref().is_none_or(|c| m.case_no == c))

@@ -238,7 +238,15 @@ impl Replica for SledReplica<'_> {
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, ReplicaError> {
         match self.store.actor_node(actor.to_bytes())? {
             // A revoked node's changes are refused also when a township relays them.
-            Some(node) if self.store.node_record(&node)?.is_some_and(|r| r.revoked) => Ok(false),
+            Some(node)
+                if self
+                    .store
+                    .county()
+                    .node_record(&node)?
+                    .is_some_and(|r| r.revoked) =>
+            {
+                Ok(false)
+            }
             Some(node) => Ok(scope::may_hold(peer, &node)),
             None => {
                 self.store.bind_actor(actor.to_bytes(), peer)?;

@@ -7,7 +7,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tongban_runtime::store::StoreError;
+use tongban_runtime::store::{Refusal, StoreError};
 use tongban_shared::FieldError;
 
 /// Every failure a handler can answer with.
@@ -77,11 +77,28 @@ impl From<StoreError> for AppError {
     /// intake); a refused write is the request's problem and says so.
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Sled(_) | StoreError::Corrupt { .. } | StoreError::Damaged { .. } => {
-                AppError::Storage(e.to_string())
-            }
+            e if e.is_fault() => AppError::Storage(e.to_string()),
+            StoreError::Refused(refusal) => refused(&refusal),
             other => AppError::Internal(other.to_string()),
         }
+    }
+}
+
+/// A refused store write as the person reads it: the request's problem, never the disk's.
+fn refused(refusal: &Refusal) -> AppError {
+    match refusal {
+        Refusal::NotNewer { .. } => {
+            AppError::Conflict("提交的版本不比现有版本新，未作更改。".into())
+        }
+        Refusal::WrongNode { this, other } => {
+            AppError::Conflict(format!("本站是{this}，提交的内容属于{other}，未作更改。"))
+        }
+        Refusal::Invalid { what, .. } => AppError::Invalid(vec![FieldError::new(
+            "",
+            format!("提交的内容未通过检查（{what}），未作更改。"),
+        )]),
+        Refusal::Exists(what) => AppError::Conflict(format!("{what}已存在，未作更改。")),
+        Refusal::InUse(no) => AppError::Conflict(format!("办件编号{no}已被占用，请重试。")),
     }
 }
 

@@ -10,7 +10,7 @@ use axum::Router;
 use base64::Engine;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use tongban_runtime::store::{NodeIdentity, Store, StoreError, UserRecord};
+use tongban_runtime::store::{NodeIdentity, Refusal, Store, StoreError, UserRecord};
 use tongban_shared::case::CaseDoc;
 use tongban_shared::catalog::{Catalog, BUILTIN_CATALOG_JSON};
 use tongban_shared::workflow::ActionInput;
@@ -50,7 +50,9 @@ impl Site for TestSite {
             Hook::Fault => Err(StoreError::Sled(sled::Error::Io(std::io::Error::other(
                 "disk full",
             )))),
-            Hook::Refusal => Err(StoreError::UserExists("daiban".into())),
+            Hook::Refusal => Err(StoreError::Refused(Refusal::Exists(
+                "account daiban".into(),
+            ))),
         }
     }
 

@@ -1,0 +1,197 @@
+//! Opening a store, and making writes durable: sled's flush, an fsync of its log, and the write seal
+//! beside the database that notices when sled has silently lost flushed writes.
+
+use std::path::Path;
+
+use tongban_shared::catalog::Catalog;
+
+use super::error::{corrupt, invalid, io, StoreError};
+use super::keys::read_u64;
+use super::meta::NodeIdentity;
+use super::migrations::STORE_VERSION;
+use super::tables::*;
+use super::Store;
+
+/// sled's page cache; the default (1 GiB) is far more than an old village PC should give a background
+/// service, and lists read the small index tree, so a modest cache keeps them fast.
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// File next to the database holding the count of case writes known flushed (8 bytes, big-endian).
+const SEAL_FILE: &str = "write-seal";
+
+fn db_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("db")
+}
+
+/// Overwrites the first bytes of `file` without moving a shared cursor.
+#[cfg(unix)]
+fn write_at_start(file: &std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(bytes, 0)
+}
+
+/// Overwrites the first bytes of `file` (Windows has positioned writes as `seek_write`).
+#[cfg(windows)]
+fn write_at_start(file: &std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    let mut done = 0;
+    while done < bytes.len() {
+        done += file.seek_write(&bytes[done..], done as u64)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+        let config = sled::Config::new()
+            .path(db_path(dir))
+            .cache_capacity(CACHE_BYTES);
+        // sled panics on some damaged logs instead of returning an error; the program must still say
+        // what is wrong rather than die with a backtrace.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {
+            Ok(opened) => Ok(opened?),
+            Err(panic) => Err(StoreError::Damaged {
+                dir: dir.display().to_string(),
+                reason: format!(
+                    "the database log cannot be read ({})",
+                    panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "sled panicked".into())
+                ),
+            }),
+        }
+    }
+
+    /// Fails if the database holds fewer case writes than were once known flushed. sled recovers a
+    /// damaged log by silently dropping everything after the damage; the seal, written outside the
+    /// database after each flush, is what notices that acknowledged cases went missing.
+    pub(super) fn check_seal(&self, dir: &Path) -> Result<(), StoreError> {
+        let held = read_u64(self.meta.get(K_WRITES)?);
+        let sealed = self.seal.lock().unwrap_or_else(|p| p.into_inner()).1;
+        if held < sealed {
+            return Err(StoreError::Damaged {
+                dir: dir.display().to_string(),
+                reason: format!(
+                    "it holds {held} case writes, but {sealed} were stored and made durable before; \
+                     acknowledged work was lost"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn from_db(db: sled::Db, dir: &Path) -> Result<Store, StoreError> {
+        let log_path = db_path(dir).join("db");
+        let log_file = std::fs::File::open(&log_path).map_err(io)?;
+        let seal_path = db_path(dir).join(SEAL_FILE);
+        let mut seal_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&seal_path)
+            .map_err(io)?;
+        let mut sealed = [0u8; 8];
+        let sealed = match std::io::Read::read(&mut seal_file, &mut sealed) {
+            Ok(8) => u64::from_be_bytes(sealed),
+            Ok(_) => 0,
+            Err(e) => return Err(io(e)),
+        };
+        Ok(Store {
+            log_file: std::sync::Arc::new(log_file),
+            seal: std::sync::Arc::new(std::sync::Mutex::new((seal_file, sealed))),
+            meta: db.open_tree(META)?,
+            cases: db.open_tree(CASES)?,
+            index: db.open_tree(CASE_INDEX)?,
+            by_created: db.open_tree(BY_CREATED)?,
+            by_state: db.open_tree(BY_STATE)?,
+            idempotency: db.open_tree(IDEMPOTENCY)?,
+            users: db.open_tree(USERS)?,
+            sync_roots: db.open_tree(SYNC_ROOTS)?,
+            sync_nodes: db.open_tree(SYNC_NODES)?,
+            sync_items: db.open_tree(SYNC_ITEMS)?,
+            actors: db.open_tree(ACTORS)?,
+            nodes: db.open_tree(NODES)?,
+            outbox: db.open_tree(OUTBOX)?,
+            outgoing: db.open_tree(OUTGOING)?,
+            notes_outgoing: Default::default(),
+            write_lock: Default::default(),
+            db,
+        })
+    }
+
+    /// Creates a new store in `dir`. Refuses a directory that already holds one.
+    pub fn create(
+        dir: &Path,
+        identity: &NodeIdentity,
+        actor: &[u8],
+        catalog_json: &str,
+    ) -> Result<Store, StoreError> {
+        if db_path(dir).exists() {
+            return Err(StoreError::AlreadyInitialised(dir.display().to_string()));
+        }
+        Catalog::from_json(catalog_json).map_err(|e| invalid("catalogue", e))?;
+        let store = Store::from_db(Store::open_db(dir)?, dir)?;
+        let identity_json = serde_json::to_vec(identity).map_err(|e| corrupt("identity", e))?;
+        // The version goes in last: a crash half-way through init leaves a store that `open` refuses as
+        // not initialised, rather than one that looks complete.
+        store.meta.insert(K_IDENTITY, identity_json)?;
+        store.note_tier(identity.tier);
+        store.meta.insert(K_ACTOR, actor)?;
+        store.actors.insert(actor, identity.code.as_bytes())?;
+        store.meta.insert(K_CATALOG, catalog_json.as_bytes())?;
+        store.sync()?;
+        store.meta.insert(K_VERSION, &STORE_VERSION.to_be_bytes())?;
+        store.sync()?;
+        Ok(store)
+    }
+
+    /// Opens an initialised store, running any migrations from an older format.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        if !db_path(dir).exists() {
+            return Err(StoreError::NotInitialised(dir.display().to_string()));
+        }
+        let store = Store::from_db(Store::open_db(dir)?, dir)?;
+        let Some(raw) = store.meta.get(K_VERSION)? else {
+            return Err(StoreError::NotInitialised(dir.display().to_string()));
+        };
+        let found = u32::from_be_bytes(
+            <[u8; 4]>::try_from(raw.as_ref()).map_err(|e| corrupt("store_version", e))?,
+        );
+        if found > STORE_VERSION {
+            return Err(StoreError::NewerFormat { found });
+        }
+        store.check_seal(dir)?;
+        if let Ok(identity) = store.identity() {
+            store.note_tier(identity.tier);
+        }
+        store.migrate_from(found)?;
+        Ok(store)
+    }
+
+    /// Makes everything written so far durable (sled flush, then fsync of its log file).
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.sync()
+    }
+
+    pub(super) fn sync(&self) -> Result<(), StoreError> {
+        // Read before the flush: every write counted here is in what the flush makes durable.
+        let writes = read_u64(self.meta.get(K_WRITES)?);
+        self.db.flush()?;
+        self.log_file.sync_all().map_err(io)?;
+        self.write_seal(writes)
+    }
+
+    /// Records `writes` as flushed. Not fsynced: a seal lost to a power cut only under-reports, so it
+    /// can never raise a false alarm; it exists to catch a database that later loses flushed data.
+    fn write_seal(&self, writes: u64) -> Result<(), StoreError> {
+        let mut seal = self.seal.lock().unwrap_or_else(|p| p.into_inner());
+        if writes > seal.1 {
+            write_at_start(&seal.0, &writes.to_be_bytes()).map_err(io)?;
+            seal.1 = writes;
+        }
+        Ok(())
+    }
+}

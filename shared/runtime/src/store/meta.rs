@@ -1,0 +1,168 @@
+//! Who this node is (identity, actor id) and the county data it uses (catalogue, calendar), all kept
+//! in the `meta` tree. A stored value that does not decode is a fault; offered data that fails its
+//! checks, or is not newer, is refused.
+
+use serde::{Deserialize, Serialize};
+use tongban_shared::calendar::Calendar;
+use tongban_shared::catalog::Catalog;
+use tongban_shared::Tier;
+
+use super::error::{corrupt, invalid, Refusal, StoreError};
+use super::tables::*;
+use super::Store;
+
+/// Who this node is. Set at `init`; later replaced by the enrolment bundle's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    pub code: String,
+    pub name: String,
+    pub tier: Tier,
+    pub parent: Option<String>,
+    /// Upstream sync address; `None` while the node works standalone.
+    pub upstream: Option<String>,
+    /// TLS server name of the upstream (`hub.tongban`, or a township's name).
+    #[serde(default)]
+    pub upstream_name: Option<String>,
+    /// The hub's address for a village behind a township, used when the township stays unreachable.
+    #[serde(default)]
+    pub fallback: Option<String>,
+    pub created_at: String,
+}
+
+impl Store {
+    pub fn identity(&self) -> Result<NodeIdentity, StoreError> {
+        let raw = self
+            .meta
+            .get(K_IDENTITY)?
+            .ok_or_else(|| corrupt("identity", "missing"))?;
+        serde_json::from_slice(&raw).map_err(|e| corrupt("identity", e))
+    }
+
+    /// Replaces the identity (enrolment of a standalone node). The code may not change: every case the
+    /// node holds is numbered with it.
+    pub fn set_identity(&self, identity: &NodeIdentity) -> Result<(), StoreError> {
+        let current = self.identity()?;
+        if current.code != identity.code {
+            return Err(StoreError::Refused(Refusal::WrongNode {
+                this: current.code,
+                other: identity.code.clone(),
+            }));
+        }
+        let json = serde_json::to_vec(identity).map_err(|e| corrupt("identity", e))?;
+        self.meta.insert(K_IDENTITY, json)?;
+        self.note_tier(identity.tier);
+        self.sync()
+    }
+
+    pub(super) fn note_tier(&self, tier: Tier) {
+        self.notes_outgoing
+            .store(tier != Tier::County, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn actor(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(self
+            .meta
+            .get(K_ACTOR)?
+            .ok_or_else(|| corrupt("actor", "missing"))?
+            .to_vec())
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, StoreError> {
+        let raw = self
+            .meta
+            .get(K_CATALOG)?
+            .ok_or_else(|| corrupt("catalog", "missing"))?;
+        let json = std::str::from_utf8(&raw).map_err(|e| corrupt("catalog", e))?;
+        Catalog::from_json(json).map_err(|e| corrupt("catalog", e))
+    }
+
+    /// The catalogue as stored (JSON text).
+    pub fn catalog_json(&self) -> Result<String, StoreError> {
+        let raw = self
+            .meta
+            .get(K_CATALOG)?
+            .ok_or_else(|| corrupt("catalog", "missing"))?;
+        String::from_utf8(raw.to_vec()).map_err(|e| corrupt("catalog", e))
+    }
+
+    /// Version of the stored catalogue, without parsing all of it.
+    pub fn catalog_version(&self) -> Result<u32, StoreError> {
+        match self.meta.get(K_CATALOG_VERSION)? {
+            Some(v) => Ok(u32::from_be_bytes(
+                <[u8; 4]>::try_from(v.as_ref()).map_err(|e| corrupt("catalog_version", e))?,
+            )),
+            // Stores from before the version key: read it from the catalogue itself.
+            None => Ok(self.catalog()?.version),
+        }
+    }
+
+    /// Replaces the catalogue with a newer, valid version (durably). An older or equal version, or a
+    /// catalogue that fails its checks, is refused and the current one stays.
+    pub fn set_catalog(&self, json: &str) -> Result<u32, StoreError> {
+        let catalog = Catalog::from_json(json).map_err(|e| invalid("catalogue", e))?;
+        let current = self.catalog_version()?;
+        if catalog.version <= current {
+            return Err(StoreError::Refused(Refusal::NotNewer {
+                what: "catalogue",
+                offered: catalog.version,
+                current,
+            }));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(K_CATALOG, json.as_bytes());
+        batch.insert(K_CATALOG_VERSION, &catalog.version.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.sync()?;
+        Ok(catalog.version)
+    }
+
+    /// The working-day calendar: the built-in table plus every year stored here.
+    pub fn calendar(&self) -> Result<Calendar, StoreError> {
+        let cal = match self.meta.get(K_CALENDAR)? {
+            Some(raw) => {
+                let json = std::str::from_utf8(&raw).map_err(|e| corrupt("calendar", e))?;
+                Calendar::from_tables_json(json)
+            }
+            None => Calendar::builtin(),
+        };
+        cal.map_err(|e| corrupt("calendar", e))
+    }
+
+    /// 0 while only the built-in table is used.
+    pub fn calendar_version(&self) -> Result<u32, StoreError> {
+        Ok(self
+            .meta
+            .get(K_CALENDAR_VERSION)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+            .map(u32::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    /// Stores calendar tables received from upstream (checked; only a newer version replaces).
+    pub fn set_calendar(&self, version: u32, tables_json: &str) -> Result<(), StoreError> {
+        Calendar::from_tables_json(tables_json).map_err(|e| invalid("calendar", e))?;
+        let current = self.calendar_version()?;
+        if version <= current {
+            return Err(StoreError::Refused(Refusal::NotNewer {
+                what: "calendar",
+                offered: version,
+                current,
+            }));
+        }
+        let mut batch = sled::Batch::default();
+        batch.insert(K_CALENDAR, tables_json.as_bytes());
+        batch.insert(K_CALENDAR_VERSION, &version.to_be_bytes());
+        self.meta.apply_batch(batch)?;
+        self.sync()
+    }
+
+    /// The county adds or replaces one year's table; returns the new calendar version.
+    pub fn add_calendar_year(&self, year_json: &str) -> Result<u32, StoreError> {
+        let mut cal = self.calendar()?;
+        cal.add_year_json(year_json)
+            .map_err(|e| invalid("calendar year", e))?;
+        let version = self.calendar_version()? + 1;
+        self.set_calendar(version, &cal.to_json())?;
+        Ok(version)
+    }
+}

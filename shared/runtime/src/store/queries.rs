@@ -1,0 +1,135 @@
+//! Reading many cases at once from the index trees, never the documents: newest-first pages with
+//! state and text filters, counts from the counters, and a walk over every summary.
+
+use tongban_shared::case::{CaseState, CaseSummary};
+
+use super::error::{corrupt, StoreError};
+use super::keys::{
+    case_no_of_created_key, cases_last_key, count_key, created_key, hex, read_u64, state_key, unhex,
+};
+use super::tables::K_COUNT_ALL;
+use super::Store;
+
+/// Filters of the case list.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub state: Option<CaseState>,
+    pub text: Option<String>,
+    /// Only cases created at or after this instant (ms since epoch): the home page's "today".
+    pub since_ms: Option<i64>,
+    pub limit: usize,
+    /// Opaque cursor from a previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub cases: Vec<CaseSummary>,
+    pub total: u64,
+    pub next: Option<String>,
+}
+
+impl Store {
+    /// Calls `f` with every case summary (dashboards and reports; documents are never loaded).
+    pub fn for_each_summary(&self, mut f: impl FnMut(&CaseSummary)) -> Result<(), StoreError> {
+        for entry in self.index.iter() {
+            let (k, v) = entry?;
+            let s: CaseSummary = postcard::from_bytes(&v)
+                .map_err(|e| corrupt(String::from_utf8_lossy(&k).into_owned(), e))?;
+            f(&s);
+        }
+        Ok(())
+    }
+
+    /// Number of cases, all or in one state, from the counters (no scan).
+    pub fn count(&self, state: Option<CaseState>) -> Result<u64, StoreError> {
+        let key = match state {
+            Some(s) => count_key(s.as_str()),
+            None => K_COUNT_ALL.to_vec(),
+        };
+        Ok(read_u64(self.meta.get(key)?))
+    }
+
+    /// Newest-first page of cases. Without a text filter the total comes from counters and only one
+    /// page of the index is read; a text filter scans the index (summaries only, never documents).
+    pub fn list(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
+        let limit = q.limit.clamp(1, 500);
+        let text = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        let prefix: Vec<u8> = match q.state {
+            Some(s) => state_key(s.as_str(), &[]),
+            None => Vec::new(),
+        };
+        let tree = if q.state.is_some() {
+            &self.by_state
+        } else {
+            &self.by_created
+        };
+        let start: Vec<u8> = match q.cursor.as_deref().and_then(unhex) {
+            // The cursor is the last key served; start just after it.
+            Some(mut k) => {
+                k.push(0);
+                let mut full = prefix.clone();
+                full.extend_from_slice(&k);
+                full
+            }
+            None => prefix.clone(),
+        };
+        // The largest key of the `since` millisecond: flipped case-number bytes sort below 0xFF.
+        let since_key = q.since_ms.map(|ms| {
+            let mut k = created_key(ms, "");
+            k.push(0xFF);
+            k
+        });
+
+        let mut cases = Vec::with_capacity(limit);
+        let mut next = None;
+        let mut total: u64 = 0;
+        let counting_by_scan = text.is_some() || q.since_ms.is_some();
+        for entry in tree.range(start..) {
+            let (key, _) = entry?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let created = &key[prefix.len()..];
+            if let Some(since) = &since_key {
+                if created > since.as_slice() {
+                    break;
+                }
+            }
+            let no = case_no_of_created_key(created)?;
+            if cases.len() == limit && !counting_by_scan {
+                next = Some(hex(&cases_last_key(&cases)));
+                break;
+            }
+            let summary = self.summary_required(&no)?;
+            if let Some(t) = text {
+                if !summary.matches_text(t) {
+                    continue;
+                }
+            }
+            if cases.len() < limit {
+                cases.push(summary);
+            } else if next.is_none() {
+                next = Some(hex(&cases_last_key(&cases)));
+            }
+            total += 1;
+        }
+        if !counting_by_scan {
+            total = self.count(q.state)?;
+        } else if q.cursor.is_some() {
+            // A scan that started at a cursor only saw what lies after it; the total of every match
+            // needs the whole range once more (rare: the second page of a text search).
+            total = self.count_matches(q)?;
+        }
+        Ok(ListPage { cases, total, next })
+    }
+
+    fn count_matches(&self, q: &ListQuery) -> Result<u64, StoreError> {
+        let all = ListQuery {
+            cursor: None,
+            limit: 1,
+            ..q.clone()
+        };
+        Ok(self.list(&all)?.total)
+    }
+}

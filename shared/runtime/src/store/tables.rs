@@ -1,0 +1,117 @@
+//! The trees of the store and what each holds (store format [`super::migrations::STORE_VERSION`]).
+//! One constant per tree; the comment beside it is the layout. Trees the county alone uses are marked
+//! (hub).
+//!
+//! Writes that belong together go in one sled transaction over [`CaseTx`] and are flushed (fsync)
+//! before the caller is told they succeeded: that is the moment a case may be acknowledged to a person.
+
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, Transactional, TransactionalTree,
+};
+
+use super::error::StoreError;
+use super::Store;
+
+/// Format version, node identity, automerge actor id, catalogue JSON and its version, calendar tables
+/// and their version, per-day case-number counters (`seq/<yyyymmdd>`), case counters (`count/ALL`,
+/// `count/<STATE>`), the count of case writes (`writes`).
+pub(super) const META: &str = "meta";
+/// Case number → `Automerge::save` bytes of the case document.
+pub(super) const CASES: &str = "cases";
+/// Case number → postcard `CaseSummary` (lists never load documents).
+pub(super) const CASE_INDEX: &str = "case_index";
+/// `created_ms (i64 BE, sign-flipped) ‖ case number, bytes flipped` → () for newest-first lists.
+pub(super) const BY_CREATED: &str = "by_created";
+/// `state ‖ 0 ‖ created key` → () for the state filter.
+pub(super) const BY_STATE: &str = "by_state";
+/// Client request key → case number, so a retried submission never doubles a case.
+pub(super) const IDEMPOTENCY: &str = "idempotency";
+/// Account name → postcard `UserRecord`.
+pub(super) const USERS: &str = "users";
+/// Scope → root fingerprint of the scope's summary trie (see `tongban_shared::sync::summary`).
+pub(super) const SYNC_ROOTS: &str = "sync_roots";
+/// `scope ‖ 0 ‖ Prefix::key` → fingerprint, for the trie levels below the root.
+pub(super) const SYNC_NODES: &str = "sync_nodes";
+/// `scope ‖ 0 ‖ bucket ‖ case number` → heads digest.
+pub(super) const SYNC_ITEMS: &str = "sync_items";
+/// Automerge actor id → division code of the node it is bound to.
+pub(super) const ACTORS: &str = "actors";
+/// (hub) Division code → JSON `NodeRecord`.
+pub(super) const NODES: &str = "nodes";
+/// (hub) Message id (u64 BE) → JSON `OutboxMessage`.
+pub(super) const OUTBOX: &str = "outbox";
+/// (nodes) Case number → (write count u64 BE, new-here byte) of local writes not yet gone up.
+pub(super) const OUTGOING: &str = "outgoing";
+
+// Keys of `META`.
+pub(super) const K_VERSION: &[u8] = b"store_version";
+pub(super) const K_IDENTITY: &[u8] = b"identity";
+pub(super) const K_ACTOR: &[u8] = b"actor";
+pub(super) const K_CATALOG: &[u8] = b"catalog";
+pub(super) const K_CATALOG_VERSION: &[u8] = b"catalog_version";
+pub(super) const K_CALENDAR: &[u8] = b"calendar";
+pub(super) const K_CALENDAR_VERSION: &[u8] = b"calendar_version";
+pub(super) const K_COUNT_ALL: &[u8] = b"count/ALL";
+/// Case writes ever applied (creations and merges), counted inside each write's transaction.
+pub(super) const K_WRITES: &[u8] = b"writes";
+
+/// The trees one case write changes, open in one transaction, by name.
+pub(super) struct CaseTx<'a> {
+    pub meta: &'a TransactionalTree,
+    pub cases: &'a TransactionalTree,
+    pub index: &'a TransactionalTree,
+    pub by_created: &'a TransactionalTree,
+    pub by_state: &'a TransactionalTree,
+    pub idempotency: &'a TransactionalTree,
+    pub sync_roots: &'a TransactionalTree,
+    pub sync_nodes: &'a TransactionalTree,
+    pub sync_items: &'a TransactionalTree,
+}
+
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Store {
+    /// Runs `f` in one transaction over the trees of a case write (sled may run it more than once).
+    pub(super) fn case_transaction<T>(
+        &self,
+        f: impl Fn(&CaseTx<'_>) -> TxResult<T>,
+    ) -> Result<T, StoreError> {
+        let trees = [
+            &self.meta,
+            &self.cases,
+            &self.index,
+            &self.by_created,
+            &self.by_state,
+            &self.idempotency,
+            &self.sync_roots,
+            &self.sync_nodes,
+            &self.sync_items,
+        ];
+        let outcome = trees[..].transaction(|views: &Vec<TransactionalTree>| {
+            let [meta, cases, index, by_created, by_state, idempotency, sync_roots, sync_nodes, sync_items] =
+                views.as_slice()
+            else {
+                return Err(ConflictableTransactionError::Abort(super::error::corrupt(
+                    "transaction",
+                    "sled returned another number of trees",
+                )));
+            };
+            f(&CaseTx {
+                meta,
+                cases,
+                index,
+                by_created,
+                by_state,
+                idempotency,
+                sync_roots,
+                sync_nodes,
+                sync_items,
+            })
+        });
+        match outcome {
+            Ok(v) => Ok(v),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The actions of a case's life, the one table of them: the name stored in history and used by the
+//! API, what a person reads, and whether a node may take one. Who may take which action in which state
+//! is the workflow's (`workflow.rs`).
+
+use serde::Deserialize;
+
+/// Every action a case can see, the one list of them: its name in documents and the API
+/// (`as_str`), what a person reads (`label`), whether a node may take it (`by_node`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Intake,
+    TownshipReceive,
+    Receive,
+    Accept,
+    Reject,
+    RequestCorrection,
+    SubmitCorrection,
+    Forward,
+    Suspend,
+    Resume,
+    Approve,
+    Deny,
+    IssueResult,
+    Deliver,
+    Evaluate,
+    Escalate,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 16] = [
+        ActionKind::Intake,
+        ActionKind::TownshipReceive,
+        ActionKind::Receive,
+        ActionKind::Accept,
+        ActionKind::Reject,
+        ActionKind::RequestCorrection,
+        ActionKind::SubmitCorrection,
+        ActionKind::Forward,
+        ActionKind::Suspend,
+        ActionKind::Resume,
+        ActionKind::Approve,
+        ActionKind::Deny,
+        ActionKind::IssueResult,
+        ActionKind::Deliver,
+        ActionKind::Evaluate,
+        ActionKind::Escalate,
+    ];
+
+    /// The name stored in a case's history and used by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Intake => "intake",
+            ActionKind::TownshipReceive => "township_receive",
+            ActionKind::Receive => "receive",
+            ActionKind::Accept => "accept",
+            ActionKind::Reject => "reject",
+            ActionKind::RequestCorrection => "request_correction",
+            ActionKind::SubmitCorrection => "submit_correction",
+            ActionKind::Forward => "forward",
+            ActionKind::Suspend => "suspend",
+            ActionKind::Resume => "resume",
+            ActionKind::Approve => "approve",
+            ActionKind::Deny => "deny",
+            ActionKind::IssueResult => "issue_result",
+            ActionKind::Deliver => "deliver",
+            ActionKind::Evaluate => "evaluate",
+            ActionKind::Escalate => "escalate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// What a person reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            ActionKind::Intake => "收件",
+            ActionKind::Receive => "接收",
+            ActionKind::TownshipReceive => "乡镇收件转报",
+            ActionKind::Accept => "受理",
+            ActionKind::Reject => "不予受理",
+            ActionKind::RequestCorrection => "要求补正",
+            ActionKind::SubmitCorrection => "提交补正材料",
+            ActionKind::Forward => "转交部门",
+            ActionKind::Suspend => "暂停计时（特别程序）",
+            ActionKind::Resume => "恢复计时",
+            ActionKind::Approve => "准予",
+            ActionKind::Deny => "不予许可",
+            ActionKind::IssueResult => "出具结果",
+            ActionKind::Deliver => "送达",
+            ActionKind::Evaluate => "评价",
+            ActionKind::Escalate => "办不成事反映",
+        }
+    }
+
+    /// Whether a village or township node may take it (and so sync it up to the hub).
+    pub fn by_node(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Intake
+                | ActionKind::SubmitCorrection
+                | ActionKind::Deliver
+                | ActionKind::Evaluate
+                | ActionKind::Escalate
+                | ActionKind::TownshipReceive
+        )
+    }
+}
+
+impl std::fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ActionKind {
+    type Err = crate::workflow::ActionError;
+
+    fn from_str(s: &str) -> Result<ActionKind, Self::Err> {
+        ActionKind::parse(s).ok_or_else(|| crate::workflow::ActionError::Unknown(s.to_string()))
+    }
+}

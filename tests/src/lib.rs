@@ -261,6 +261,15 @@ pub fn hub_bin() -> PathBuf {
     bin_dir().join("tongban-hub")
 }
 
+/// The demo county binary (`deploy/demo`); like the others, built by `cargo build -p tongban-demo`
+/// (or any workspace build) before the tests run, or named by `TONGBAN_DEMO_BIN`.
+pub fn demo_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TONGBAN_DEMO_BIN") {
+        return PathBuf::from(p);
+    }
+    bin_dir().join("tongban-demo")
+}
+
 pub const HUB_ADMIN_PASSWORD: &str = "admin-test-1";
 
 /// Runs a `tongban-hub` subcommand to completion; returns (success, stdout, stderr).

@@ -265,64 +265,6 @@ fn foreign_ca_and_revoked_nodes_are_refused_and_villages_see_only_their_own() {
     assert_eq!(rec["revoked"], true);
 }
 
-/// The README's run command: the demo county starts, and the villages' sample cases reach the hub.
-#[test]
-fn demo_county_starts_and_its_villages_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    // Three consecutive TCP ports are needed; retry with another base if one is taken.
-    let (demo, base) = (0..5)
-        .find_map(|_| {
-            let base = free();
-            let quic = std::net::UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let args = [
-                "demo",
-                "--dir",
-                path_str(dir.path()).unwrap(),
-                "--http-port",
-                &base.to_string(),
-                "--quic-port",
-                &quic.to_string(),
-            ];
-            spawn_server(&hub_bin(), &args, "  stop with ctrl-c")
-                .ok()
-                .map(|(p, _)| (p, base))
-        })
-        .expect("demo did not start");
-    let hub = NodeProcess::attach(&format!("http://127.0.0.1:{base}"));
-    let village = NodeProcess::attach(&format!("http://127.0.0.1:{}", base + 1));
-    // The logins are printed just before the servers bind.
-    assert!(eventually(WITHIN, || {
-        get_json(&client(), &village.url("/api/health"))
-            .map(|(_, h)| h["role"] == "village")
-            .unwrap_or(false)
-    }));
-    assert!(
-        eventually(WITHIN, || {
-            let mut resp = client()
-                .get(hub.url("/api/cases?limit=1"))
-                .header("Authorization", &basic_auth("admin", "admin123"))
-                .call()
-                .unwrap();
-            let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap())
-                .unwrap_or_default();
-            body["total"] == 12
-        }),
-        "the demo villages' cases did not reach the hub"
-    );
-    drop(demo);
-}
-
 /// A station that worked standalone joins the county and keeps every case it already had.
 #[test]
 fn a_standalone_node_enrols_and_keeps_its_cases() {

@@ -166,8 +166,6 @@ async fn revoke(
     Ok(Json(json!({ "code": updated.code, "revoked": true })))
 }
 
-/// `POST /api/catalog/publish` (admin): body is a complete catalogue JSON with a higher version. It
-
 struct NodeRow {
     /// Villages are indented under their township: the page shows the tree county → township → village.
     depth: usize,

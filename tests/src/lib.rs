@@ -185,6 +185,51 @@ impl NodeProcess {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
+
+    /// The address a township's relay listens on, as `serve --quic` printed it.
+    pub fn relay_addr(&self) -> Option<String> {
+        self.preamble
+            .iter()
+            .find_map(|l| l.strip_prefix("tongban-node relay quic "))
+            .map(str::to_string)
+    }
+
+    /// SIGTERM, as a service manager stops the program: waits up to `within` for it to exit and
+    /// returns its exit status and what it logged. A process still running then is killed and the
+    /// call fails.
+    #[cfg(unix)]
+    pub fn terminate(
+        mut self,
+        within: Duration,
+    ) -> anyhow::Result<(std::process::ExitStatus, String)> {
+        let mut child = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("not our process"))?;
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: sends a signal to our own child, whose pid cannot have been reused: it has not
+        // been waited for yet.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send(());
+            status
+        });
+        if rx.recv_timeout(within).is_err() {
+            // SAFETY: as above; the child is still not reaped (the waiter is blocked on it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = waiter.join();
+            bail!("still running {within:?} after SIGTERM");
+        }
+        let status = waiter.join().map_err(|_| anyhow!("waiter panicked"))??;
+        let log = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        Ok((status, log))
+    }
 }
 
 /// Spawns a server binary and waits for the stdout line starting with `prefix`; returns the process

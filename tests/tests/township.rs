@@ -44,12 +44,7 @@ fn serve_township(dir: tempfile::TempDir, relay: &str) -> Township {
         &["--quic", relay, "--sync-interval", "2"],
     )
     .unwrap();
-    let relay = node
-        .preamble
-        .iter()
-        .find_map(|l| l.strip_prefix("tongban-node relay quic "))
-        .expect("relay address printed")
-        .to_string();
+    let relay = node.relay_addr().expect("relay address printed");
     Township {
         node,
         relay,

@@ -151,6 +151,29 @@ fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// `POST /api/cases/{no}/actions` with `body`, as the agent.
+async fn act(app: &App, no: &str, body: Value) -> (StatusCode, String) {
+    let (status, _, text) = send(
+        app,
+        post_json(&format!("/api/cases/{no}/actions"), &body.to_string()),
+    )
+    .await;
+    (status, text)
+}
+
+/// `GET uri` as the agent.
+async fn get(app: &App, uri: &str) -> (StatusCode, String) {
+    let (status, _, text) = send(
+        app,
+        Request::get(uri)
+            .header(header::AUTHORIZATION, basic())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    (status, text)
+}
+
 async fn file_case(app: &App) -> String {
     let (status, _, body) = send(app, post_json("/api/cases", &case_body().to_string())).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -190,26 +213,12 @@ async fn refusals_answer_their_status_with_a_chinese_reason() {
 
     // 403: an agent may not take the window's action.
     let no = file_case(&app).await;
-    let (status, _, body) = send(
-        &app,
-        post_json(
-            &format!("/api/cases/{no}/actions"),
-            &json!({"action": "receive"}).to_string(),
-        ),
-    )
-    .await;
+    let (status, body) = act(&app, &no, json!({"action": "receive"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(json_of(&body)["error"].as_str().unwrap().contains("无权"));
 
     // 422 for an action nobody knows, naming the field; a case number that is none is 404.
-    let (status, _, body) = send(
-        &app,
-        post_json(
-            &format!("/api/cases/{no}/actions"),
-            &json!({"action": "fly"}).to_string(),
-        ),
-    )
-    .await;
+    let (status, body) = act(&app, &no, json!({"action": "fly"})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(json_of(&body)["field"], "action");
     let (status, _, _) = send(
@@ -223,14 +232,7 @@ async fn refusals_answer_their_status_with_a_chinese_reason() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // 404 for an unknown case, as JSON under /api.
-    let (status, _, _) = send(
-        &app,
-        Request::get("/api/cases/420222100201-20261201-9999")
-            .header(header::AUTHORIZATION, basic())
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = get(&app, "/api/cases/420222100201-20261201-9999").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -253,14 +255,7 @@ async fn a_retried_submission_answers_the_first_case() {
     assert_eq!(b["replayed"], true);
     // Only the first was a write the uplink had to send.
     assert_eq!(*app.site.writes.lock().unwrap(), 1);
-    let (_, _, list) = send(
-        &app,
-        Request::get("/api/cases")
-            .header(header::AUTHORIZATION, basic())
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (_, list) = get(&app, "/api/cases").await;
     assert_eq!(json_of(&list)["total"], 1);
 }
 
@@ -298,27 +293,17 @@ async fn a_form_without_this_sessions_csrf_token_is_refused() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("页面已过期"), "{body}");
-    let (_, _, list) = send(
-        &app,
-        Request::get("/api/cases")
-            .header(header::AUTHORIZATION, basic())
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (_, list) = get(&app, "/api/cases").await;
     assert_eq!(json_of(&list)["total"], 0, "nothing was filed");
 }
 
 async fn escalate(app: &App, no: &str) -> (StatusCode, String) {
-    let (status, _, body) = send(
+    act(
         app,
-        post_json(
-            &format!("/api/cases/{no}/actions"),
-            &json!({"action": "escalate", "reason": "等了很久没有结果"}).to_string(),
-        ),
+        no,
+        json!({"action": "escalate", "reason": "等了很久没有结果"}),
     )
-    .await;
-    (status, body)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,11 +319,7 @@ async fn a_refused_write_leaves_the_node_taking_cases() {
     );
     // The store is fine: the next case is taken.
     file_case(&app).await;
-    let (_, _, health) = send(
-        &app,
-        Request::get("/api/health").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (_, health) = get(&app, "/api/health").await;
     assert_eq!(json_of(&health)["storage"], "ok");
 }
 
@@ -357,10 +338,6 @@ async fn a_storage_fault_answers_507_and_stops_intake_until_restart() {
     *app.site.next.lock().unwrap() = Hook::Ok;
     let (status, _, _) = send(&app, post_json("/api/cases", &case_body().to_string())).await;
     assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
-    let (_, _, health) = send(
-        &app,
-        Request::get("/api/health").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (_, health) = get(&app, "/api/health").await;
     assert_eq!(json_of(&health)["storage"], "failed");
 }

@@ -63,7 +63,7 @@ pub async fn serve(
         }
         None => None,
     };
-    let uplink = SyncHandle::for_store(&store, opts.data, opts.sync, links)
+    let uplink = SyncHandle::for_store(&store, &identity, opts.data, opts.sync, links)
         .map_err(|e| ServeError::Start(e.to_string()))?;
     let site = Arc::new(NodeSite {
         code: identity.code.clone(),

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tongban_runtime::bundle::{NodeTls, TlsFilesError};
-use tongban_runtime::store::Store;
+use tongban_runtime::store::{NodeIdentity, Store};
 use tongban_runtime::tls;
 use tongban_runtime::transport::{self, SyncReport, TransportError, Upstream};
 use tongban_web::extract::ApiUser;
@@ -64,8 +64,6 @@ pub struct SyncTotals {
 pub enum SyncSetupError {
     #[error("{0}")]
     Files(#[from] TlsFilesError),
-    #[error("cannot read the node's identity: {0}")]
-    Store(#[from] tongban_runtime::store::StoreError),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
     #[error("cannot open a UDP socket for sync: {0}")]
@@ -119,11 +117,11 @@ impl SyncHandle {
     /// The handle of an enrolled node; `None` for a standalone one.
     pub fn for_store(
         store: &Store,
+        identity: &NodeIdentity,
         data: &Path,
         timing: SyncTiming,
         links: crate::links::Links,
     ) -> Result<Option<Arc<SyncHandle>>, SyncSetupError> {
-        let identity = store.identity()?;
         let Some(upstream) = identity.upstream.clone() else {
             return Ok(None);
         };

@@ -54,6 +54,8 @@ fn cases_go_up_and_county_actions_come_down_without_any_button() {
 
     let (_, health) = get_json(&client(), &node.url("/api/health")).unwrap();
     assert_eq!(health["code"], V1);
+    // `/api/sync*` belongs to a node's uplink; the county has no upstream and does not answer it.
+    assert_eq!(hub_get(&hub, "/api/sync").0, 404);
     let no = new_case(&node, "上行甲");
     assert!(
         eventually(WITHIN, || hub_get(&hub, &format!("/api/cases/{no}")).0

@@ -337,6 +337,11 @@ pub struct CaseSummary {
 }
 
 impl CaseSummary {
+    /// The state, parsed from the stored name (`None` for a name this program does not know).
+    pub fn state(&self) -> Option<CaseState> {
+        CaseState::parse(&self.state)
+    }
+
     /// Free-text filter of the case list: case number, applicant, certificate number, phone or item.
     pub fn matches_text(&self, q: &str) -> bool {
         let q = q.trim();

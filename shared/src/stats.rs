@@ -35,7 +35,7 @@ pub fn urgency(
     calendar: &Calendar,
     yellow_days: u32,
 ) -> Option<Urgency> {
-    let state = CaseState::parse(&s.state)?;
+    let state = s.state()?;
     if !matches!(state, CaseState::Accepted | CaseState::Review) {
         return None;
     }

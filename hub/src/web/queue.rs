@@ -55,10 +55,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     let all = match blocking(move || {
         let mut v: Vec<CaseSummary> = Vec::new();
         st.store.for_each_summary(|s| {
-            let open = !matches!(
-                CaseState::parse(&s.state),
-                Some(CaseState::Evaluated | CaseState::Rejected)
-            );
+            let open = !matches!(s.state(), Some(CaseState::Evaluated | CaseState::Rejected));
             if open || is_bad_review(u64::from(s.evaluation)) {
                 v.push(s.clone());
             }
@@ -92,7 +89,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     };
     let in_state = |states: &[CaseState]| -> Vec<&CaseSummary> {
         all.iter()
-            .filter(|s| CaseState::parse(&s.state).is_some_and(|st| states.contains(&st)))
+            .filter(|s| s.state().is_some_and(|st| states.contains(&st)))
             .collect()
     };
     let is = |r: &Role| role.as_ref() == Some(r);

@@ -90,12 +90,22 @@ impl CountyRecords<'_> {
         f: impl Fn(&mut NodeRecord),
     ) -> Result<Option<NodeRecord>, StoreError> {
         let mut out = None;
+        let mut undecodable = false;
+        // Returning `None` from the closure would delete the key: a record that does not decode is
+        // kept as it is and reported, never dropped.
         self.store.nodes.fetch_and_update(code.as_bytes(), |old| {
-            let mut rec: NodeRecord = serde_json::from_slice(old?).ok()?;
+            let old = old?;
+            let Ok(mut rec) = serde_json::from_slice::<NodeRecord>(old) else {
+                undecodable = true;
+                return Some(old.to_vec());
+            };
             f(&mut rec);
             out = Some(rec.clone());
-            serde_json::to_vec(&rec).ok()
+            Some(serde_json::to_vec(&rec).unwrap_or_else(|_| old.to_vec()))
         })?;
+        if undecodable {
+            return Err(corrupt(code, "node record does not decode"));
+        }
         Ok(out)
     }
 
@@ -156,10 +166,14 @@ impl CountyRecords<'_> {
         self.store
             .outbox
             .fetch_and_update(id.to_be_bytes(), |old| {
-                let mut msg: OutboxMessage = serde_json::from_slice(old?).ok()?;
+                let old = old?;
+                // Kept as it is when it does not decode (`None` would delete it).
+                let Ok(mut msg) = serde_json::from_slice::<OutboxMessage>(old) else {
+                    return Some(old.to_vec());
+                };
                 msg.sent_at = Some(at.to_string());
                 msg.sender = Some(sender.to_string());
-                serde_json::to_vec(&msg).ok()
+                Some(serde_json::to_vec(&msg).unwrap_or_else(|_| old.to_vec()))
             })?;
         self.store.sync()
     }

@@ -30,6 +30,9 @@ fn reindex_summaries(db: &sled::Db) -> Result<(), StoreError> {
 impl Store {
     /// Runs every migration from `found` to [`STORE_VERSION`], each made durable before the next.
     pub(super) fn migrate_from(&self, found: u32) -> Result<(), StoreError> {
+        if found == 0 {
+            return Err(corrupt("store_version", "format 0 was never written"));
+        }
         for version in found..STORE_VERSION {
             let migrate = MIGRATIONS
                 .get(version as usize - 1)

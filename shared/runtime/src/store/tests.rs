@@ -356,3 +356,30 @@ fn a_record_that_does_not_decode_is_a_fault() {
     store.meta.insert(tables::K_IDENTITY, &b"{"[..]).unwrap();
     assert!(store.identity().unwrap_err().is_fault());
 }
+
+#[test]
+fn a_node_record_that_does_not_decode_is_kept_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    store
+        .nodes
+        .insert(b"420222103202", &b"{broken"[..])
+        .unwrap();
+    let e = store
+        .county()
+        .update_node("420222103202", |r| r.sessions += 1)
+        .unwrap_err();
+    assert!(e.is_fault(), "{e}");
+    assert_eq!(
+        store.nodes.get(b"420222103202").unwrap().as_deref(),
+        Some(&b"{broken"[..]),
+        "the damaged record must not be deleted"
+    );
+}
+
+#[test]
+fn a_store_claiming_format_0_is_a_fault_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    assert!(store.migrate_from(0).unwrap_err().is_fault());
+}

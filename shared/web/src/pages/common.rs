@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use tongban_shared::case::{CaseDoc, CaseState, CaseSummary};
+use tongban_shared::case::{CaseDoc, CaseSummary};
 use tongban_shared::catalog::{DayUnit, ItemKind};
 
 use crate::error::{body_error, AppError};
@@ -110,9 +110,7 @@ pub fn rows(cases: Vec<CaseSummary>) -> Vec<CaseRow> {
     cases
         .into_iter()
         .map(|c| CaseRow {
-            state_label: CaseState::parse(&c.state)
-                .map(|s| s.label())
-                .unwrap_or("未知状态"),
+            state_label: c.state().map(|s| s.label()).unwrap_or("未知状态"),
             created: format_time(&c.created_at),
             case_no: c.case_no,
             item_name: c.item_name,

@@ -64,6 +64,7 @@ impl Site for HubSite {
             ("/queue", "待办"),
             ("/dashboard", "统计"),
             ("/nodes", "站点同步"),
+            ("/calendar", "日历"),
         ]
     }
 }

@@ -13,6 +13,7 @@ use tongban_runtime::store::{Store, StoreError};
 use tongban_shared::FieldError;
 use tongban_web::error::body_error;
 use tongban_web::extract::{ApiUser, CurrentUser, WebUser};
+use tongban_web::pages::common::PageCtx;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -99,9 +100,8 @@ async fn publish_catalog(
 #[derive(Template)]
 #[template(path = "calendar.html")]
 struct CalendarPage {
-    county: String,
-    user: String,
-    csrf: String,
+    /// The shared header: place, link badge, navigation, logout.
+    page: PageCtx,
     years: Vec<i32>,
     version: u32,
     example: String,
@@ -130,9 +130,7 @@ async fn render_calendar(
         .await
         .unwrap_or(0);
     let page = CalendarPage {
-        county: state.app.identity.name.clone(),
-        user: user.display_name.clone(),
-        csrf: user.csrf.clone().unwrap_or_default(),
+        page: PageCtx::new(&state.app, user),
         years: (2020..=2100).filter(|y| cal.covers(*y)).collect(),
         version,
         example: CALENDAR_EXAMPLE.to_string(),

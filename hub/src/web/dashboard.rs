@@ -6,6 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tongban_web::extract::WebUser;
+use tongban_web::pages::common::PageCtx;
 use tongban_web::{service, AppError};
 
 use super::state::HubState;
@@ -17,8 +18,8 @@ pub fn routes() -> Router<HubState> {
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
-    county: String,
-    user: String,
+    /// The shared header: place, link badge, navigation, logout.
+    page: PageCtx,
     total: u64,
     overdue: u64,
     yellow: u64,
@@ -91,8 +92,7 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
         ),
     ];
     let page = DashboardPage {
-        county: state.app.identity.name.clone(),
-        user: user.display_name,
+        page: PageCtx::new(&state.app, &user),
         total: stats.total,
         overdue: stats.overdue,
         yellow: stats.yellow,

@@ -14,6 +14,7 @@ use tongban_runtime::store::county::NodeRecord;
 use tongban_shared::FieldError;
 use tongban_web::error::{body_error, parse_json};
 use tongban_web::extract::{ApiUser, WebUser};
+use tongban_web::pages::common::PageCtx;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -187,8 +188,8 @@ struct NodeRow {
 #[derive(Template)]
 #[template(path = "nodes.html")]
 struct NodesPage {
-    county: String,
-    user: String,
+    /// The shared header: place, link badge, navigation, logout.
+    page: PageCtx,
     stale_hours: i64,
     rows: Vec<NodeRow>,
 }
@@ -236,8 +237,7 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         })
         .collect();
     let page = NodesPage {
-        county: state.app.identity.name.clone(),
-        user: user.display_name,
+        page: PageCtx::new(&state.app, &user),
         stale_hours,
         rows,
     };

@@ -7,6 +7,7 @@ use axum::routing::get;
 use axum::Router;
 use tongban_runtime::clock::beijing_now;
 use tongban_web::extract::WebUser;
+use tongban_web::pages::common::PageCtx;
 use tongban_web::service::YELLOW_DAYS;
 use tongban_web::{blocking, AppError};
 
@@ -36,8 +37,8 @@ struct Queue {
 #[derive(Template)]
 #[template(path = "queue.html")]
 struct QueuePage {
-    county: String,
-    user: String,
+    /// The shared header: place, link badge, navigation, logout.
+    page: PageCtx,
     queues: Vec<Queue>,
 }
 
@@ -202,8 +203,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         });
     }
     let page = QueuePage {
-        county: state.app.identity.name.clone(),
-        user: user.display_name,
+        page: PageCtx::new(&state.app, &user),
         queues,
     };
     match page.render() {

@@ -194,6 +194,20 @@ fn demo_county_starts_with_a_township_relaying_county_actions_down_to_its_villag
         let via = if behind { json!(TOWNSHIP) } else { Value::Null };
         assert_eq!(node["via"], via, "{node}");
     }
+    // The node page draws the tree: the township's villages under it, the direct village on its own.
+    let mut resp = client()
+        .get(format!("{hub}/nodes"))
+        .header("Authorization", &basic_auth(ADMIN.0, ADMIN.1))
+        .call()
+        .unwrap();
+    let page = resp.body_mut().read_to_string().unwrap();
+    for (code, _, behind) in VILLAGES {
+        assert_eq!(
+            page.contains(&format!("└ {code}")),
+            behind,
+            "{code} drawn in the wrong place of the tree"
+        );
+    }
 
     // A case the demo took through the county's workflow (accepted there, by the county's node) shows
     // the same state and history at its village behind the township.

@@ -201,6 +201,10 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     };
     let now = beijing_now();
     let stale_hours = stale_hours();
+    // Rows come in code order, so a village follows its township when that township is enrolled;
+    // a village whose township is not (it syncs with the county directly) stands on its own.
+    let enrolled: std::collections::BTreeSet<String> =
+        rows.iter().map(|(rec, _)| rec.code.clone()).collect();
     let rows = rows
         .into_iter()
         .map(|(rec, cases)| {
@@ -209,11 +213,10 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
                 .as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
             NodeRow {
-                depth: if rec.tier == tongban_shared::Tier::Village {
-                    1
-                } else {
-                    0
-                },
+                depth: usize::from(
+                    rec.tier == tongban_shared::Tier::Village
+                        && rec.parent.as_ref().is_some_and(|p| enrolled.contains(p)),
+                ),
                 via: rec.via.clone().unwrap_or_else(|| "直连".into()),
                 pending: rec.pending,
                 stale: seen.is_none_or(|t| (now - t).num_hours() >= stale_hours),

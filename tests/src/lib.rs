@@ -116,7 +116,8 @@ impl NodeProcess {
     }
 
     /// `serve` in a process whose files may not grow past `max_file_bytes` (`ulimit -f`): the
-    /// store's next write past it fails as on a full disk.
+    /// store's next write past it fails as on a full disk. Unix only: Windows has no file-size limit.
+    #[cfg(unix)]
     pub fn serve_with_file_limit(dir: &Path, max_file_bytes: u64) -> anyhow::Result<NodeProcess> {
         use std::os::unix::process::CommandExt;
         let args = ["serve", "--data", path_str(dir)?, "--http", "127.0.0.1:0"];
@@ -196,7 +197,8 @@ impl NodeProcess {
 
     /// SIGTERM, as a service manager stops the program: waits up to `within` for it to exit and
     /// returns its exit status and what it logged. A process still running then is killed and the
-    /// call fails.
+    /// call fails. Unix only: Windows has no SIGTERM (a service is stopped through the service control
+    /// manager, which the Windows service build handles), so `tests/shutdown.rs` runs on Unix.
     #[cfg(unix)]
     pub fn terminate(
         mut self,

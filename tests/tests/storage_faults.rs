@@ -2,6 +2,10 @@
 //! the case it cannot write with a clear reason and then refuses new cases, instead of acknowledging
 //! them; every case acknowledged before is intact after a restart. A store whose log was damaged is
 //! refused at start with a clear error instead of being served short.
+//!
+//! Unix only: the full disk is rehearsed with `RLIMIT_FSIZE` and the damage with positioned writes;
+//! Windows has neither limit, and its storage faults are for the Windows build's own tests.
+#![cfg(unix)]
 
 use std::collections::BTreeMap;
 

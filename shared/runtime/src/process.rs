@@ -66,11 +66,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// A write past the process's file-size limit (`ulimit -f`) raises SIGXFSZ, whose default action kills
 /// the process without a word. Ignored, the write fails with EFBIG instead, and the store reports it
 /// like a full disk: the case is refused with a reason, nothing acknowledged is lost.
+#[cfg(unix)]
 fn ignore_file_size_signal() {
-    #[cfg(unix)]
     // SAFETY: installs the predefined SIG_IGN disposition for one signal at start-up, before any
     // threads exist; no handler code runs.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
+
+/// Windows has no file-size signal: a write that does not fit fails with an error (disk full), which
+/// the store already reports as a fault.
+#[cfg(windows)]
+fn ignore_file_size_signal() {}

@@ -115,7 +115,8 @@ impl IntoResponse for AppError {
         }
         let mut body = serde_json::json!({ "error": self.message() });
         if let AppError::Invalid(errors) = &self {
-            if let Some(first) = errors.first() {
+            // `field` only when the error is about one field (a refused document is about none).
+            if let Some(first) = errors.first().filter(|e| !e.field.is_empty()) {
                 body["field"] = first.field.clone().into();
             }
             body["errors"] = serde_json::to_value(errors).unwrap_or_default();

@@ -34,10 +34,6 @@ struct HistoryView {
     skewed: bool,
 }
 
-fn action_label(action: &str) -> String {
-    tongban_shared::workflow::action_label(action).to_string()
-}
-
 #[derive(Template)]
 #[template(path = "case.html")]
 struct CasePage {
@@ -211,7 +207,7 @@ async fn case_page(
             } else {
                 format!("{}（{}）", h.by_name, h.node)
             },
-            action: action_label(&h.action),
+            action: workflow::action_label(&h.action).to_string(),
             note: h.note.clone(),
             skewed: skewed_node.as_deref() == Some(h.node.as_str()),
         })
@@ -233,7 +229,7 @@ async fn case_page(
         done: params
             .done
             .as_deref()
-            .map(|a| tongban_shared::workflow::action_label(a).to_string()),
+            .map(|a| workflow::action_label(a).to_string()),
         error: params.error.clone(),
         actions: action_forms(&c, Role::acting(&user.role, state.identity.tier)),
         missing,

@@ -25,10 +25,24 @@ pub enum ActionKind {
     Deliver,
     Evaluate,
     Escalate,
+    /// The agent corrects the applicant's data before the county received the case.
+    Amend,
+    /// 村级可直接办结: intake to a result handed over, offline, for items the catalogue allows.
+    CompleteOnSite,
+    /// 即办: the county window completes the item in one step.
+    CompleteAtWindow,
+    /// The department signs for the file (签收): ends the hand-over clock.
+    DeptReceive,
+    /// 上报: the department's 初审意见, and the file goes to the higher authority.
+    ReportUp,
+    /// 联办: an assisting department's opinion; the lead decides after all of them.
+    AssistOpinion,
+    /// An upstream did not adopt an event (县级未采纳): written by the ingress check, never by a person.
+    Refuse,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 16] = [
+    pub const ALL: [ActionKind; 23] = [
         ActionKind::Intake,
         ActionKind::TownshipReceive,
         ActionKind::Receive,
@@ -45,6 +59,13 @@ impl ActionKind {
         ActionKind::Deliver,
         ActionKind::Evaluate,
         ActionKind::Escalate,
+        ActionKind::Amend,
+        ActionKind::CompleteOnSite,
+        ActionKind::CompleteAtWindow,
+        ActionKind::DeptReceive,
+        ActionKind::ReportUp,
+        ActionKind::AssistOpinion,
+        ActionKind::Refuse,
     ];
 
     /// The name stored in a case's history and used by the API.
@@ -66,6 +87,13 @@ impl ActionKind {
             ActionKind::Deliver => "deliver",
             ActionKind::Evaluate => "evaluate",
             ActionKind::Escalate => "escalate",
+            ActionKind::Amend => "amend",
+            ActionKind::CompleteOnSite => "complete_on_site",
+            ActionKind::CompleteAtWindow => "complete_at_window",
+            ActionKind::DeptReceive => "dept_receive",
+            ActionKind::ReportUp => "report_up",
+            ActionKind::AssistOpinion => "assist_opinion",
+            ActionKind::Refuse => "refuse",
         }
     }
 
@@ -92,6 +120,13 @@ impl ActionKind {
             ActionKind::Deliver => "送达",
             ActionKind::Evaluate => "评价",
             ActionKind::Escalate => "办不成事反映",
+            ActionKind::Amend => "修改收件信息",
+            ActionKind::CompleteOnSite => "村级当场办结",
+            ActionKind::CompleteAtWindow => "窗口即办办结",
+            ActionKind::DeptReceive => "部门签收",
+            ActionKind::ReportUp => "初审并转报上级",
+            ActionKind::AssistOpinion => "协办部门意见",
+            ActionKind::Refuse => "未采纳",
         }
     }
 
@@ -105,6 +140,8 @@ impl ActionKind {
                 | ActionKind::Evaluate
                 | ActionKind::Escalate
                 | ActionKind::TownshipReceive
+                | ActionKind::Amend
+                | ActionKind::CompleteOnSite
         )
     }
 }

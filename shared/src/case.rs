@@ -11,7 +11,9 @@ use autosurgeon::{hydrate, reconcile, Hydrate, Reconcile};
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::action::ActionKind;
 use crate::catalog::{Catalog, DayUnit, Item, ItemKind};
+use crate::event::{Author, Event, Inputs};
 use crate::validate::{self, FieldError};
 
 /// Version of the document layout below; a reader refuses documents from a newer schema.
@@ -29,6 +31,8 @@ pub enum CaseState {
     Rejected,
     Review,
     Suspended,
+    /// 上报: the department gave its 初审意见 and the file is with the higher authority.
+    ReportedUp,
     Decided,
     ResultReady,
     Delivered,
@@ -36,7 +40,7 @@ pub enum CaseState {
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 11] = [
+    pub const ALL: [CaseState; 12] = [
         CaseState::Submitted,
         CaseState::Received,
         CaseState::Correction,
@@ -44,6 +48,7 @@ impl CaseState {
         CaseState::Rejected,
         CaseState::Review,
         CaseState::Suspended,
+        CaseState::ReportedUp,
         CaseState::Decided,
         CaseState::ResultReady,
         CaseState::Delivered,
@@ -59,6 +64,7 @@ impl CaseState {
             CaseState::Rejected => "REJECTED",
             CaseState::Review => "REVIEW",
             CaseState::Suspended => "SUSPENDED",
+            CaseState::ReportedUp => "REPORTED_UP",
             CaseState::Decided => "DECIDED",
             CaseState::ResultReady => "RESULT_READY",
             CaseState::Delivered => "DELIVERED",
@@ -80,6 +86,7 @@ impl CaseState {
             CaseState::Rejected => "不予受理",
             CaseState::Review => "部门审查中",
             CaseState::Suspended => "特别程序（暂停计时）",
+            CaseState::ReportedUp => "已转报上级机关审批",
             CaseState::Decided => "已作出决定",
             CaseState::ResultReady => "结果待领取",
             CaseState::Delivered => "已送达",
@@ -116,6 +123,18 @@ pub struct ItemRef {
     pub day_unit: String,
     /// Catalogue version the checklist was taken from: a later catalogue must not rewrite old cases.
     pub catalog_version: u64,
+    /// "办结" when the catalogue lets the village station complete the item itself (村级可直接办结).
+    #[autosurgeon(missing = "Default::default")]
+    pub village: String,
+    /// Urgent items are handed to the department within 10 minutes of the county's receipt.
+    #[autosurgeon(missing = "Default::default")]
+    pub urgent: bool,
+    /// 联办: the departments whose opinion the lead department needs before it decides.
+    #[autosurgeon(missing = "Default::default")]
+    pub assist_departments: Vec<String>,
+    /// 上报: the authority the department reports the file to.
+    #[autosurgeon(missing = "Default::default")]
+    pub higher_authority: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
@@ -155,9 +174,13 @@ pub struct MaterialEntry {
     pub collected: bool,
 }
 
-/// One line of the append-only history (全程留痕).
+/// One line of the history (全程留痕) as people read it: an event of the case's log with what the fold
+/// made of it. In documents, the list is a projection for nodes still on the previous release.
 #[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// The event's id (empty in lists written by the previous release).
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
     /// RFC 3339 with offset, from the clock of the node that wrote the entry.
     pub at: String,
     /// Account that acted.
@@ -170,6 +193,25 @@ pub struct HistoryEntry {
     pub note: String,
     /// State after the action.
     pub state: String,
+    /// Whether the event took effect (a delivery after another delivery does not).
+    #[autosurgeon(missing = "Default::default")]
+    pub effective: bool,
+    /// Why it did not take effect, or the upstream's reason for refusing it.
+    #[autosurgeon(missing = "Default::default")]
+    pub why: String,
+    /// An upstream did not adopt it (县级未采纳): forged author, a county-only action, wrong scope.
+    #[autosurgeon(missing = "Default::default")]
+    pub refused: bool,
+    /// Tier of the author (`county`, `township`, `village`).
+    #[autosurgeon(missing = "Default::default")]
+    pub tier: String,
+}
+
+/// A 联办 assisting department's opinion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct AssistOpinion {
+    pub dept: String,
+    pub opinion: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
@@ -234,6 +276,30 @@ pub struct Workflow {
     /// 办不成事 escalations to the supervisor.
     #[autosurgeon(missing = "Default::default")]
     pub escalations: u64,
+    /// When the township took the file on its way (its clock), empty if it did not.
+    #[autosurgeon(missing = "Default::default")]
+    pub township_received_at: String,
+    /// When the county window received the case (county clock): the hand-over clock starts here.
+    #[autosurgeon(missing = "Default::default")]
+    pub received_at: String,
+    /// When the department signed for it (county clock): the hand-over clock stops here.
+    #[autosurgeon(missing = "Default::default")]
+    pub dept_received_at: String,
+    /// Urgent (by the item, or marked at the window when accepting): 10-minute hand-over.
+    #[autosurgeon(missing = "Default::default")]
+    pub urgent: bool,
+    /// 上报: the department's 初审意见.
+    #[autosurgeon(missing = "Default::default")]
+    pub preliminary_opinion: String,
+    /// 联办: the assisting departments' opinions so far.
+    #[autosurgeon(missing = "Default::default")]
+    pub assist_opinions: Vec<AssistOpinion>,
+    /// Day of the decision (YYYY-MM-DD).
+    #[autosurgeon(missing = "Default::default")]
+    pub decided_on: String,
+    /// Completed at the village in one step (村级当场办结).
+    #[autosurgeon(missing = "Default::default")]
+    pub completed_on_site: bool,
 }
 
 impl ItemRef {
@@ -292,16 +358,21 @@ impl CaseDoc {
                 .count() as u32,
             kind: self.item.kind.clone(),
             handling_dept: self.handling_dept().to_string(),
-            decided_on: self
-                .history
-                .iter()
-                .rev()
-                .find(|h| h.action == "approve" || h.action == "deny")
-                .and_then(|h| h.at.get(..10))
-                .map(str::to_string),
+            decided_on: (!self.workflow.decided_on.is_empty())
+                .then(|| self.workflow.decided_on.clone()),
             evaluation: u8::try_from(self.workflow.evaluation).unwrap_or(0),
             escalations: u32::try_from(self.workflow.escalations).unwrap_or(u32::MAX),
             correction_rounds: u32::try_from(self.workflow.correction_rounds).unwrap_or(u32::MAX),
+            received_ms: millis(&self.workflow.received_at),
+            dept_received_ms: millis(&self.workflow.dept_received_at),
+            urgent: self.workflow.urgent || self.item.urgent,
+            not_adopted: self
+                .history
+                .iter()
+                .filter(|h| !h.effective)
+                .count()
+                .try_into()
+                .unwrap_or(u32::MAX),
         }
     }
 }
@@ -334,6 +405,24 @@ pub struct CaseSummary {
     pub evaluation: u8,
     pub escalations: u32,
     pub correction_rounds: u32,
+    /// County receipt and department sign-in (ms since the epoch, county clock; 0 = not yet): the
+    /// hand-over clock runs between them.
+    #[serde(default)]
+    pub received_ms: i64,
+    #[serde(default)]
+    pub dept_received_ms: i64,
+    /// 10-minute hand-over instead of 30.
+    #[serde(default)]
+    pub urgent: bool,
+    /// Events that did not take effect or were not adopted (shown as 未生效 / 未采纳).
+    #[serde(default)]
+    pub not_adopted: u32,
+}
+
+fn millis(rfc3339: &str) -> i64 {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0)
 }
 
 impl CaseSummary {
@@ -599,7 +688,8 @@ pub enum CaseDocError {
     NewerSchema(u64),
 }
 
-/// Builds the first version of a case document from a validated intake.
+/// Builds the first version of a case document from a validated intake: the fixed intake fields, the
+/// intake event, and the projection of the derived case (for nodes on the previous release).
 pub fn new_case_document(
     intake: &ValidIntake,
     ctx: IntakeContext<'_>,
@@ -607,8 +697,34 @@ pub fn new_case_document(
     let at = ctx
         .now
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-    let state = CaseState::Submitted;
-    let case = CaseDoc {
+    let tier = crate::fold::tier_of_code(&ctx.agent.node_code).unwrap_or(crate::Tier::Village);
+    let intake_event = Event {
+        id: INTAKE_EVENT_ID.to_string(),
+        kind: ActionKind::Intake,
+        by: Author {
+            account: ctx.agent.user.clone(),
+            name: ctx.agent.name.clone(),
+            role: if tier == crate::Tier::County {
+                "window"
+            } else {
+                "agent"
+            }
+            .to_string(),
+            tier,
+            node: ctx.agent.node_code.clone(),
+        },
+        at: at.clone(),
+        saw: String::new(),
+        after: Vec::new(),
+        input: Inputs {
+            note: intake.note.clone(),
+            materials: intake.collected.clone(),
+            applicant: Some(intake.applicant.clone()),
+            delivery: intake.delivery.clone(),
+            ..Default::default()
+        },
+    };
+    let base = CaseDoc {
         schema: CASE_SCHEMA,
         case_no: ctx.case_no.to_string(),
         item: ItemRef {
@@ -621,6 +737,10 @@ pub fn new_case_document(
             promised_days: intake.item.promised_days.into(),
             day_unit: intake.item.day_unit.as_str().to_string(),
             catalog_version: intake.catalog_version.into(),
+            village: intake.item.village.clone(),
+            urgent: intake.item.urgent,
+            assist_departments: intake.item.assist_departments.clone(),
+            higher_authority: intake.item.higher_authority.clone(),
         },
         channel: "代办".to_string(),
         applicant: intake.applicant.clone(),
@@ -640,23 +760,17 @@ pub fn new_case_document(
         delivery: intake.delivery.clone(),
         note: intake.note.clone(),
         query_password: ctx.query_password.to_string(),
-        state: state.as_str().to_string(),
-        created_at: at.clone(),
+        state: CaseState::Submitted.as_str().to_string(),
+        created_at: at,
         deadline: None,
         workflow: Workflow::default(),
-        history: vec![HistoryEntry {
-            at,
-            by: ctx.agent.user.clone(),
-            by_name: ctx.agent.name.clone(),
-            node: ctx.agent.node_code.clone(),
-            action: "intake".to_string(),
-            note: format!("代办员收件，收取材料{}件", intake.collected.len()),
-            state: state.as_str().to_string(),
-        }],
+        history: Vec::new(),
         agent: ctx.agent,
     };
+    let case = crate::fold::fold(base, std::slice::from_ref(&intake_event));
     let mut doc = AutoCommit::new();
     doc.set_actor(ctx.actor);
+    crate::event::write_event(&mut doc, &intake_event)?;
     reconcile(&mut doc, &case)?;
     doc.commit_with(
         CommitOptions::default()
@@ -665,6 +779,9 @@ pub fn new_case_document(
     );
     Ok((doc, case))
 }
+
+/// The id of a case's intake event: there is one intake per case.
+pub const INTAKE_EVENT_ID: &str = "intake";
 
 /// A new case as the store keeps it: number `seq` of its day at the agent's node, the saved document
 /// and its summary. The one way intake builds a case (the form, the API, demo and benchmark data).
@@ -690,14 +807,42 @@ pub fn build_case(
     Ok((doc.save(), case.summary()))
 }
 
-/// Reads the case out of a document, refusing schemas from the future.
+/// Reads the case out of a document, refusing schemas from the future: the fixed intake fields, and
+/// everything else derived from the events ([`crate::fold`]). A document of the previous format (a
+/// history list, no events) is read through the same fold, its list converted on the fly.
 pub fn read_case(doc: &AutoCommit) -> Result<CaseDoc, CaseDocError> {
-    let case: CaseDoc = hydrate(doc)?;
-    if case.schema > CASE_SCHEMA {
-        return Err(CaseDocError::NewerSchema(case.schema));
-    }
-    Ok(case)
+    let (base, events) = read_parts(doc)?;
+    Ok(crate::fold::fold(base, &events))
 }
+
+/// The document's fields as stored (the history and workflow there being the projection) and its
+/// events: what the fold and the ingress check start from.
+pub fn read_parts(doc: &AutoCommit) -> Result<(CaseDoc, Vec<Event>), CaseDocError> {
+    let base: CaseDoc = hydrate(doc)?;
+    if base.schema > CASE_SCHEMA {
+        return Err(CaseDocError::NewerSchema(base.schema));
+    }
+    let (stored, _) = crate::event::read_events(doc);
+    let events = if stored.is_empty() {
+        crate::legacy::events_from_history(&base)
+    } else {
+        stored.into_iter().map(|s| s.event).collect()
+    };
+    Ok((base, events))
+}
+
+/// Writes the derived case into the document's plain fields (state, deadline, history, workflow…), for
+/// readers on the previous release, which know only those. Nothing on this release reads them back as
+/// truth. Returns whether anything changed; the caller commits.
+pub fn project(doc: &mut AutoCommit, case: &CaseDoc) -> Result<bool, CaseDocError> {
+    let stored: Result<CaseDoc, _> = hydrate(doc);
+    if stored.as_ref().ok() == Some(case) {
+        return Ok(false);
+    }
+    reconcile(doc, case)?;
+    Ok(true)
+}
+
 
 /// A valid case document for other modules' tests.
 #[cfg(test)]
@@ -712,7 +857,11 @@ pub(crate) mod tests_support {
         let item = catalog
             .items
             .iter()
-            .find(|i| i.promised_days > 0 && i.day_unit == crate::catalog::DayUnit::Working)
+            .find(|i| {
+                i.promised_days > 0
+                    && i.day_unit == crate::catalog::DayUnit::Working
+                    && i.kind == ItemKind::Promised
+            })
             .unwrap();
         let req = IntakeRequest {
             item_code: item.code.clone(),

@@ -121,8 +121,18 @@ pub struct Item {
     /// items): deadlines must use the unit the law uses.
     #[serde(default)]
     pub day_unit: DayUnit,
-    /// "办结" when the village station completes the item itself, "代收" when it collects and forwards.
+    /// "办结" when the village station completes the item itself (村级可直接办结: the authorisation
+    /// matrix lets it record a `complete_on_site`), "代收" when it collects and forwards.
     pub village: String,
+    /// Urgent items go from the county's receipt to the department within 10 minutes (else 30).
+    #[serde(default)]
+    pub urgent: bool,
+    /// 联办: the assisting departments; the lead (`department`) decides after each has given its opinion.
+    #[serde(default)]
+    pub assist_departments: Vec<String>,
+    /// 上报: the higher authority the department reports to with its 初审意见.
+    #[serde(default)]
+    pub higher_authority: String,
     #[serde(default)]
     pub keywords: Vec<String>,
     pub materials: Vec<Material>,
@@ -197,6 +207,15 @@ impl Catalog {
             }
             if !item.materials.iter().any(|m| m.required) {
                 return Err(fail("no required material"));
+            }
+            if item.kind == ItemKind::Joint && item.assist_departments.is_empty() {
+                return Err(fail("a joint item names its assisting departments"));
+            }
+            if item.assist_departments.contains(&item.department) {
+                return Err(fail("the lead department cannot also assist"));
+            }
+            if item.village != "办结" && item.village != "代收" {
+                return Err(fail("village must be 办结 or 代收"));
             }
             let mut ids = std::collections::BTreeSet::new();
             if !item.materials.iter().all(|m| ids.insert(m.id.as_str())) {

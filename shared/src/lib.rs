@@ -6,8 +6,12 @@
 //! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
 //! - [`case`]: the case document (automerge), its states and intake validation.
 //! - [`case_no`]: case numbers, checked once where they enter.
+//! - [`event`]: the case's event log as stored in its document.
+//! - [`fold`]: the case's state and workflow derived from its events, with the conflict rules.
+//! - [`ingress`]: an upstream's check of the events a node sends (authority per event).
+//! - [`legacy`]: converting the history list of the previous document format into events.
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
-//! - [`workflow`]: actions, roles, transitions, deadlines, and the check of node changes.
+//! - [`workflow`]: roles and taking an action (checked against the fold, written as an event).
 //! - [`stats`]: deadline colours, hand-over delays and the supervision counts.
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
@@ -18,6 +22,10 @@ pub mod calendar;
 pub mod case;
 pub mod case_no;
 pub mod catalog;
+pub mod event;
+pub mod fold;
+pub mod ingress;
+pub mod legacy;
 pub mod stats;
 pub mod sync;
 pub mod validate;
@@ -39,6 +47,15 @@ impl Tier {
     pub fn role(self) -> &'static str {
         match self {
             Tier::County => "hub",
+            Tier::Township => "township",
+            Tier::Village => "village",
+        }
+    }
+
+    /// The name stored in documents (`county`, `township`, `village`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::County => "county",
             Tier::Township => "township",
             Tier::Village => "village",
         }

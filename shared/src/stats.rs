@@ -49,23 +49,39 @@ pub fn urgency(
     })
 }
 
-/// Minutes within which a submitted case must reach the county: 10 for immediate items, 30 otherwise.
+/// Minutes the county has from its receipt of a case to the department's sign-in (签收): 10 for
+/// urgent cases, 30 otherwise (the county notice's 流转 limits).
 pub fn handover_limit_minutes(s: &CaseSummary) -> i64 {
-    if s.kind == "即办" {
+    if s.urgent {
         10
     } else {
         30
     }
 }
 
-/// Minutes a submitted case has waited for the county beyond its hand-over limit (0 when in time or
-/// not waiting).
+/// Minutes the hand-over from the county's receipt to the department's sign-in took or has taken
+/// beyond its limit (0 when in time, not started, or not applicable). Both ends are county clocks;
+/// the village→county transit never counts here (see [`transit_minutes`]).
 pub fn handover_late_minutes(s: &CaseSummary, now_ms: i64) -> i64 {
-    if s.state != CaseState::Submitted.as_str() {
+    if s.received_ms == 0 {
         return 0;
     }
-    let waited = (now_ms - s.created_ms) / 60_000;
-    (waited - handover_limit_minutes(s)).max(0)
+    let end = if s.dept_received_ms > 0 {
+        s.dept_received_ms
+    } else if matches!(s.state(), Some(CaseState::Received | CaseState::Accepted)) {
+        now_ms
+    } else {
+        return 0;
+    };
+    ((end - s.received_ms) / 60_000 - handover_limit_minutes(s)).max(0)
+}
+
+/// Minutes from the intake at the node (its clock) to the county's receipt (the county's): the
+/// village→county transit, its own figure. `None` until the county received the case, or when the
+/// node's clock makes it negative.
+pub fn transit_minutes(s: &CaseSummary) -> Option<i64> {
+    (s.received_ms > 0 && s.received_ms >= s.created_ms)
+        .then(|| (s.received_ms - s.created_ms) / 60_000)
 }
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -122,6 +138,14 @@ pub struct Stats {
     pub overdue: u64,
     pub yellow: u64,
     pub handover_late: u64,
+    /// Average village→county transit of the cases the county has received, in minutes.
+    pub transit_avg_minutes: Option<f64>,
+    /// Cases filed at a node that the county has not received yet.
+    pub in_transit: u64,
+    #[serde(skip)]
+    transit_sum: i64,
+    #[serde(skip)]
+    transit_count: u64,
     pub escalations: u64,
     pub bad_reviews: u64,
     pub on_time_rate: Option<f64>,
@@ -179,6 +203,13 @@ impl<'a> StatsBuilder<'a> {
         }
         if handover_late_minutes(s, self.now_ms) > 0 {
             st.handover_late += 1;
+        }
+        if let Some(t) = transit_minutes(s) {
+            st.transit_sum += t;
+            st.transit_count += 1;
+            st.transit_avg_minutes = Some(st.transit_sum as f64 / st.transit_count as f64);
+        } else if s.state() == Some(CaseState::Submitted) {
+            st.in_transit += 1;
         }
         st.escalations += u64::from(s.escalations);
         if is_bad_review(u64::from(s.evaluation)) {
@@ -256,6 +287,10 @@ mod tests {
             evaluation: 0,
             escalations: 0,
             correction_rounds: 0,
+            received_ms: 0,
+            dept_received_ms: 0,
+            urgent: false,
+            not_adopted: 0,
         }
     }
 
@@ -294,12 +329,22 @@ mod tests {
     }
 
     #[test]
-    fn handover_limits_depend_on_the_kind() {
+    fn handover_runs_from_county_receipt_to_department_sign_in_and_transit_is_apart() {
         let mut s = summary("420222100201-20261120-0001", CaseState::Submitted, None);
-        assert_eq!(handover_late_minutes(&s, 29 * 60_000), 0);
-        assert_eq!(handover_late_minutes(&s, 45 * 60_000), 15);
-        s.kind = "即办".into();
-        assert_eq!(handover_late_minutes(&s, 15 * 60_000), 5);
+        // Still on its way from the village: two hours of transit are not a late hand-over.
+        assert_eq!(handover_late_minutes(&s, 120 * 60_000), 0);
+        assert_eq!(transit_minutes(&s), None);
+        s.state = CaseState::Accepted.as_str().into();
+        s.received_ms = 100 * 60_000;
+        assert_eq!(transit_minutes(&s), Some(100));
+        assert_eq!(handover_late_minutes(&s, 129 * 60_000), 0);
+        assert_eq!(handover_late_minutes(&s, 145 * 60_000), 15);
+        s.urgent = true;
+        assert_eq!(handover_late_minutes(&s, 115 * 60_000), 5);
+        // Signed for after 12 minutes: 2 late for an urgent case, and it stays so.
+        s.dept_received_ms = 112 * 60_000;
+        s.state = CaseState::Review.as_str().into();
+        assert_eq!(handover_late_minutes(&s, 999 * 60_000), 2);
     }
 
     #[test]

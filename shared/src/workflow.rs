@@ -1,17 +1,19 @@
-//! The 一窗通办 workflow: one definition of every action, who may take it, in which state, with what
-//! input, and what it changes. Node, hub and the hub's check of incoming node changes all use it.
+//! The 一窗通办 workflow as people take it: roles, an action's inputs, and taking it (checked against
+//! the case as its events make it, written as one new event). Who may write which event in which
+//! state is the fold's (`fold.rs`), so taking an action and judging one that arrives agree.
 //!
 //! Time comes from the caller (the hub's clock for county actions, the node's for the agent's own);
 //! deadlines come from the working-day [`Calendar`].
 
 use automerge::{transaction::CommitOptions, AutoCommit};
-use autosurgeon::reconcile;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Deserialize;
 
 use crate::calendar::Calendar;
-use crate::case::{read_case, CaseDoc, CaseDocError, CaseState, HistoryEntry};
-use crate::FieldError;
+use crate::case::{read_parts, CaseDoc, CaseDocError};
+use crate::event::{Author, Event, Inputs};
+use crate::fold;
+use crate::{FieldError, Tier};
 
 /// Who acts. Village and township accounts are agents; county accounts have the roles of CONTRACT.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,19 +50,17 @@ impl Role {
     }
 }
 
-/// Who took an action, and where.
+/// Who takes an action, and where.
 pub struct Actor<'a> {
     pub user: &'a str,
     pub name: &'a str,
+    /// The account's stored role (`agent`, `window`, `dept:民政` …).
+    pub role: &'a str,
+    pub tier: Tier,
     pub node: &'a str,
 }
 
 pub use crate::action::ActionKind;
-
-/// Whether a history entry's action is one a node may take (unknown names are not).
-fn by_node(action: &str) -> bool {
-    ActionKind::parse(action).is_some_and(ActionKind::by_node)
-}
 
 /// The body of `POST /api/cases/{no}/actions`.
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +89,16 @@ pub struct ActionInput {
     pub score: Option<u8>,
     #[serde(default)]
     pub comment: String,
+    /// accept: the case is urgent (10-minute hand-over to the department).
+    #[serde(default)]
+    pub urgent: bool,
+    /// amend: the applicant's corrected phone, address, or the delivery method.
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub delivery: String,
 }
 
 impl ActionInput {
@@ -105,6 +115,10 @@ impl ActionInput {
             result_no: String::new(),
             score: None,
             comment: String::new(),
+            urgent: false,
+            phone: String::new(),
+            address: String::new(),
+            delivery: String::new(),
         }
     }
 }
@@ -136,10 +150,6 @@ fn invalid(field: &str, message: impl Into<String>) -> ActionError {
     ActionError::Invalid(FieldError::new(field, message))
 }
 
-fn date_of(now: DateTime<FixedOffset>) -> String {
-    now.date_naive().format("%Y-%m-%d").to_string()
-}
-
 fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
@@ -152,100 +162,34 @@ pub fn deadline(case: &CaseDoc, calendar: &Calendar) -> Option<NaiveDate> {
     case.item.day_unit().due_date(accepted, days, calendar)
 }
 
-/// Checks who may act and that the case is in a state that allows it; returns the state afterwards.
-fn check(case: &CaseDoc, input: &ActionInput, role: &Role) -> Result<CaseState, ActionError> {
-    use CaseState::*;
-    let state = case.state().ok_or_else(|| ActionError::WrongState {
-        action: input.action.to_string(),
-        state: case.state.clone(),
-    })?;
-    let dept_of_case = case.handling_dept();
-    let is_dept = matches!(role, Role::Dept(d) if d == dept_of_case);
-    let (allowed, from, to): (bool, &[CaseState], CaseState) = match input.action {
-        ActionKind::Receive => (
-            matches!(role, Role::Window | Role::Admin),
-            &[Submitted],
-            Received,
-        ),
-        ActionKind::Accept => (
-            matches!(role, Role::Window | Role::Admin),
-            &[Received],
-            Accepted,
-        ),
-        ActionKind::Reject => (
-            matches!(role, Role::Window | Role::Admin),
-            &[Received, Correction],
-            Rejected,
-        ),
-        ActionKind::RequestCorrection => (
-            matches!(role, Role::Window | Role::Admin),
-            &[Received],
-            Correction,
-        ),
-        ActionKind::SubmitCorrection => (
-            matches!(role, Role::Agent | Role::Township | Role::Window),
-            &[Correction],
-            Received,
-        ),
-        // The township takes a village's file on its way to the county; the case stays SUBMITTED.
-        ActionKind::TownshipReceive => (matches!(role, Role::Township), &[Submitted], Submitted),
-        ActionKind::Forward => (
-            matches!(role, Role::Window | Role::Admin) || is_dept,
-            &[Accepted, Review],
-            Review,
-        ),
-        ActionKind::Suspend => (is_dept, &[Accepted, Review], Suspended),
-        ActionKind::Resume => (is_dept, &[Suspended], Review),
-        ActionKind::Approve | ActionKind::Deny => (is_dept, &[Accepted, Review], Decided),
-        ActionKind::IssueResult => (is_dept, &[Decided], ResultReady),
-        ActionKind::Deliver => (
-            matches!(role, Role::Window | Role::Agent | Role::Township),
-            &[ResultReady],
-            Delivered,
-        ),
-        ActionKind::Evaluate => (
-            matches!(role, Role::Window | Role::Agent | Role::Township),
-            &[Delivered],
-            Evaluated,
-        ),
-        ActionKind::Escalate => (
-            matches!(role, Role::Window | Role::Agent | Role::Township),
-            &[
-                Submitted,
-                Received,
-                Correction,
-                Accepted,
-                Review,
-                Suspended,
-                Decided,
-                ResultReady,
-                Delivered,
-            ],
-            state,
-        ),
-        // An intake is how a case begins, never an action on one.
-        ActionKind::Intake => return Err(ActionError::Unknown("intake".into())),
-    };
-    if !allowed {
-        return Err(ActionError::Forbidden(format!(
-            "this account may not {} this case",
-            input.action
-        )));
+/// The inputs that make `action` pass the state rules when nothing concurrent interferes (what a page
+/// needs to know to offer it).
+fn probe_inputs(action: ActionKind, case: &CaseDoc) -> Inputs {
+    Inputs {
+        materials: if action == ActionKind::SubmitCorrection {
+            case.workflow.missing.clone()
+        } else {
+            Vec::new()
+        },
+        ..Default::default()
     }
-    if !from.contains(&state) {
-        return Err(ActionError::WrongState {
-            action: input.action.to_string(),
-            state: case.state.clone(),
-        });
-    }
-    Ok(to)
 }
 
-/// The actions `role` may take on `case` now (what a page offers).
+/// The actions `role` may take on `case` now (what a page offers). Intake, amendments (API only for
+/// now) and refusals (the ingress check's) are never offered.
 pub fn available(case: &CaseDoc, role: &Role) -> Vec<ActionKind> {
     ActionKind::ALL
         .into_iter()
-        .filter(|a| check(case, &ActionInput::new(*a), role).is_ok())
+        .filter(|a| {
+            !matches!(
+                a,
+                ActionKind::Intake | ActionKind::Refuse | ActionKind::Amend
+            )
+        })
+        .filter(|a| {
+            fold::authorised(*a, role, case).is_ok()
+                && fold::transition(*a, case, &probe_inputs(*a, case)).is_ok()
+        })
         .collect()
 }
 
@@ -286,33 +230,78 @@ pub fn applicant_notice(action: ActionKind, case: &CaseDoc) -> Option<(&'static 
     }
 }
 
-/// Applies `input` to the case in `doc` and commits the change with `now`. Every accepted action appends
-/// one history entry (who, where, when, note, resulting state); nothing else in the history changes.
-pub fn apply(
-    doc: &mut AutoCommit,
+/// What an action needs beyond the person's inputs: the moment (the acting tier's clock), the county's
+/// calendar (deadlines), the departments the catalogue knows (forward), and a fresh event id.
+pub struct Context<'a> {
+    pub now: DateTime<FixedOffset>,
+    pub calendar: &'a Calendar,
+    pub departments: Vec<String>,
+    pub event_id: String,
+}
+
+/// Checks the person's inputs for `action` and turns them into the event's inputs, computing what the
+/// county computes when it acts (deadline, days stopped).
+fn event_inputs(
+    case: &CaseDoc,
     input: &ActionInput,
-    by: &Actor<'_>,
-    role: &Role,
-    now: DateTime<FixedOffset>,
-    calendar: &Calendar,
-) -> Result<CaseDoc, ActionError> {
-    let mut case = read_case(doc)?;
-    let next = check(&case, input, role)?;
-    let mut note = input.note.trim().to_string();
-    let wf = &mut case.workflow;
+    ctx: &Context<'_>,
+) -> Result<Inputs, ActionError> {
+    let trimmed = |s: &str| s.trim().to_string();
+    let mut out = Inputs {
+        note: trimmed(&input.note),
+        reason: trimmed(&input.reason),
+        comment: trimmed(&input.comment),
+        ..Default::default()
+    };
+    let today = ctx.now.date_naive();
+    let wf = &case.workflow;
     match input.action {
-        ActionKind::Accept => {
-            wf.accepted_on = Some(date_of(now));
-            if wf.dept.is_empty() {
-                wf.dept = case.item.department.clone();
-            }
+        ActionKind::Reject if out.reason.is_empty() => {
+            return Err(invalid("reason", "不予受理必须写明理由。"))
         }
-        ActionKind::Reject => {
-            if input.reason.trim().is_empty() {
-                return Err(invalid("reason", "不予受理必须写明理由。"));
-            }
-            wf.reason = input.reason.trim().to_string();
-            note = wf.reason.clone();
+        ActionKind::Deny if out.reason.is_empty() => {
+            return Err(invalid("reason", "不予许可必须写明理由和依据。"))
+        }
+        ActionKind::Suspend if out.reason.is_empty() => {
+            return Err(invalid(
+                "reason",
+                "暂停计时必须写明理由（听证、检验、专家评审等）。",
+            ))
+        }
+        ActionKind::Escalate if out.reason.is_empty() => {
+            return Err(invalid("reason", "请写明反映的问题。"))
+        }
+        ActionKind::ReportUp | ActionKind::AssistOpinion if out.note.is_empty() => {
+            return Err(invalid("note", "请写明意见。"))
+        }
+        ActionKind::Accept => {
+            out.urgent = input.urgent;
+            out.deadline = case
+                .item
+                .day_unit()
+                .due_date(today, case.item.promised_days, ctx.calendar)
+                .map(|d| d.format("%Y-%m-%d").to_string());
+        }
+        ActionKind::Resume => {
+            let stopped = wf
+                .suspended_since
+                .as_deref()
+                .and_then(parse_date)
+                .map(|since| u64::from(ctx.calendar.working_days_between(since, today)))
+                .unwrap_or(0);
+            out.stopped_days = Some(stopped);
+            out.deadline = wf
+                .accepted_on
+                .as_deref()
+                .and_then(parse_date)
+                .and_then(|accepted| {
+                    case.item.day_unit().due_date(
+                        accepted,
+                        case.item.promised_days + wf.suspended_days + stopped,
+                        ctx.calendar,
+                    )
+                })
+                .map(|d| d.format("%Y-%m-%d").to_string());
         }
         ActionKind::RequestCorrection => {
             if input.missing.is_empty() {
@@ -323,192 +312,177 @@ pub fn apply(
                     return Err(invalid("missing", format!("材料“{id}”不是该事项的材料。")));
                 }
             }
-            wf.missing = input.missing.clone();
-            wf.correction_rounds += 1;
-            let names: Vec<&str> = case
-                .materials
-                .iter()
-                .filter(|m| input.missing.contains(&m.id))
-                .map(|m| m.name.as_str())
-                .collect();
-            note = format!("需补正：{}。{note}", names.join("、"));
+            out.missing = input.missing.clone();
         }
         ActionKind::SubmitCorrection => {
             if input.materials.is_empty() {
                 return Err(invalid("materials", "请勾选补交的材料。"));
             }
             for id in &input.materials {
-                let Some(m) = case.materials.iter_mut().find(|m| &m.id == id) else {
+                if !case.materials.iter().any(|m| &m.id == id) {
                     return Err(invalid(
                         "materials",
                         format!("材料“{id}”不是该事项的材料。"),
                     ));
-                };
-                m.collected = true;
+                }
             }
-            wf.missing.retain(|id| !input.materials.contains(id));
-            if !wf.missing.is_empty() {
+            if !wf.missing.iter().all(|m| input.materials.contains(m)) {
                 return Err(invalid(
                     "materials",
                     "还有要求补正的材料没有补交，请收齐后再提交。",
                 ));
             }
+            out.materials = input.materials.clone();
         }
         ActionKind::Forward => {
-            if input.dept.trim().is_empty() {
-                return Err(invalid("dept", "请写明转交的部门。"));
+            let dept = trimmed(&input.dept);
+            if dept.is_empty() {
+                return Err(invalid("dept", "请选择转交的部门。"));
             }
-            wf.dept = input.dept.trim().to_string();
-            note = format!("转交{}。{note}", wf.dept);
-        }
-        ActionKind::Suspend => {
-            if input.reason.trim().is_empty() {
+            if !ctx.departments.contains(&dept) {
                 return Err(invalid(
-                    "reason",
-                    "暂停计时必须写明理由（听证、检验、专家评审等）。",
+                    "dept",
+                    format!("“{dept}”不是事项目录中的部门，请从列表中选择。"),
                 ));
             }
-            wf.suspended_since = Some(date_of(now));
-            wf.reason = input.reason.trim().to_string();
-            note = wf.reason.clone();
-        }
-        ActionKind::Resume => {
-            if let Some(since) = wf.suspended_since.take().as_deref().and_then(parse_date) {
-                wf.suspended_days +=
-                    u64::from(calendar.working_days_between(since, now.date_naive()));
+            if dept == case.handling_dept() {
+                return Err(invalid("dept", "办件已在该部门。"));
             }
+            out.dept = dept;
         }
-        ActionKind::Approve => wf.decision = "approved".into(),
-        ActionKind::Deny => wf.decision = "denied".into(),
-        ActionKind::IssueResult => {
-            if input.result_name.trim().is_empty() {
-                return Err(invalid("result_name", "请填写结果（证照）名称。"));
+        ActionKind::AssistOpinion => {
+            // The opinion is the acting department's own.
+            out.dept = trimmed(&input.dept);
+        }
+        ActionKind::IssueResult | ActionKind::CompleteAtWindow | ActionKind::CompleteOnSite => {
+            out.result_name = trimmed(&input.result_name);
+            out.result_no = trimmed(&input.result_no);
+            if out.result_name.is_empty() {
+                if input.action == ActionKind::CompleteOnSite {
+                    out.result_name = format!("{}（村级当场办结）", case.item.name);
+                } else {
+                    return Err(invalid("result_name", "请填写结果（证照）名称。"));
+                }
             }
-            if input.result_no.trim().is_empty() {
+            if out.result_no.is_empty() && input.action == ActionKind::IssueResult {
                 return Err(invalid("result_no", "请填写结果（证照）编号。"));
             }
-            wf.result_name = input.result_name.trim().to_string();
-            wf.result_no = input.result_no.trim().to_string();
         }
         ActionKind::Evaluate => {
             let score = input
                 .score
                 .filter(|s| (1..=5).contains(s))
                 .ok_or_else(|| invalid("score", "评价分数应为1到5。"))?;
-            wf.evaluation = u64::from(score);
-            wf.evaluation_comment = input.comment.trim().to_string();
-            note = format!(
-                "{}。{}",
-                EVALUATION_LEVELS[usize::from(score) - 1],
-                wf.evaluation_comment
-            );
+            out.score = Some(score);
         }
-        ActionKind::Escalate => {
-            if input.reason.trim().is_empty() {
-                return Err(invalid("reason", "请写明反映的问题。"));
+        ActionKind::Amend => {
+            let mut applicant = case.applicant.clone();
+            if !input.phone.trim().is_empty() {
+                applicant.phone = crate::validate::check_mobile(&input.phone)
+                    .ok_or_else(|| invalid("phone", "手机号码应为以1开头的11位数字。"))?;
             }
-            wf.escalations += 1;
-            note = format!("办不成事反映：{}", input.reason.trim());
+            if !input.address.trim().is_empty() {
+                if input.address.chars().count() > 200 {
+                    return Err(invalid("address", "地址不能超过200个字。"));
+                }
+                applicant.address = trimmed(&input.address);
+            }
+            if !input.delivery.trim().is_empty() {
+                if !crate::case::DELIVERY_METHODS.contains(&input.delivery.trim()) {
+                    return Err(invalid(
+                        "delivery",
+                        "送达方式应为“窗口领取”“邮寄”或“代办员送达”之一。",
+                    ));
+                }
+                out.delivery = trimmed(&input.delivery);
+            }
+            if applicant == case.applicant && out.delivery.is_empty() {
+                return Err(invalid("phone", "没有要修改的内容。"));
+            }
+            out.applicant = Some(applicant);
         }
         _ => {}
     }
-    case.state = next.as_str().to_string();
-    case.deadline = deadline(&case, calendar).map(|d| d.format("%Y-%m-%d").to_string());
-    case.history.push(HistoryEntry {
-        at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-        by: by.user.to_string(),
-        by_name: by.name.to_string(),
-        node: by.node.to_string(),
+    Ok(out)
+}
+
+/// Takes `input` on the case in `doc` as `by` acting with `role`: checks it against the case as its
+/// events make it now, appends one event (never touching another), refreshes the projection for
+/// nodes on the previous release and commits. Returns the case as it is afterwards.
+pub fn apply(
+    doc: &mut AutoCommit,
+    input: &ActionInput,
+    by: &Actor<'_>,
+    role: &Role,
+    ctx: &Context<'_>,
+) -> Result<CaseDoc, ActionError> {
+    let (base, mut events) = read_parts(doc)?;
+    if crate::event::read_events(doc).0.is_empty() {
+        // A document of the previous format: its history becomes events first (deterministically, so
+        // a tier converting the same case concurrently writes the same ones).
+        for e in &events {
+            crate::event::write_event(doc, e).map_err(CaseDocError::from)?;
+        }
+    }
+    let case = fold::fold(base.clone(), &events);
+    if matches!(input.action, ActionKind::Intake | ActionKind::Refuse) {
+        return Err(ActionError::Unknown(input.action.to_string()));
+    }
+    let mut inputs = event_inputs(&case, input, ctx)?;
+    if input.action == ActionKind::AssistOpinion {
+        if let Role::Dept(d) = role {
+            inputs.dept = d.clone();
+        }
+    }
+    fold::authorised(input.action, role, &case).map_err(ActionError::Forbidden)?;
+    fold::transition(input.action, &case, &inputs).map_err(|_| ActionError::WrongState {
         action: input.action.to_string(),
-        note: note.trim_end_matches('。').trim().to_string(),
-        state: next.as_str().to_string(),
-    });
-    reconcile(doc, &case).map_err(CaseDocError::from)?;
+        state: case.state.clone(),
+    })?;
+    let event = Event {
+        id: ctx.event_id.clone(),
+        kind: input.action,
+        by: Author {
+            account: by.user.to_string(),
+            name: by.name.to_string(),
+            role: by.role.to_string(),
+            tier: by.tier,
+            node: by.node.to_string(),
+        },
+        at: ctx
+            .now
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        saw: case.state.clone(),
+        after: crate::event::frontier(&events),
+        input: inputs,
+    };
+    crate::event::write_event(doc, &event).map_err(CaseDocError::from)?;
+    events.push(event);
+    let after = fold::fold(base, &events);
+    if let Some(h) = after.history.iter().find(|h| h.id == ctx.event_id) {
+        if !h.effective {
+            // The fold and the checks above disagree: a bug, never a silent no-op.
+            return Err(ActionError::WrongState {
+                action: format!("{} ({})", input.action, h.why),
+                state: case.state.clone(),
+            });
+        }
+    }
+    crate::case::project(doc, &after)?;
     doc.commit_with(
         CommitOptions::default()
             .with_message(input.action.to_string())
-            .with_time(now.timestamp()),
+            .with_time(ctx.now.timestamp()),
     );
-    Ok(case)
-}
-
-/// The hub's check of what a node's changes did to a case (`old` as the hub had it, `new` after
-/// merging the node's changes). A node may open a case (as SUBMITTED, with one intake entry), edit the
-/// intake fields before the county receives it, take its own actions, and append to the history;
-/// nothing else. Returns the reason for a refusal.
-pub fn check_node_change(old: Option<&CaseDoc>, new: &CaseDoc) -> Result<(), String> {
-    let Some(old) = old else {
-        // New to the county: an intake, possibly followed by node actions (a township's receipt, an
-        // escalation) taken while the county was out of reach — never anything of the county's.
-        if new.state() != Some(CaseState::Submitted) {
-            return Err(format!("a new case must be SUBMITTED, not {}", new.state));
-        }
-        if new.history.first().map(|h| h.action.as_str()) != Some(ActionKind::Intake.as_str()) {
-            return Err("a new case must begin with its intake".into());
-        }
-        if let Some(h) = new.history[1..]
-            .iter()
-            .find(|h| !by_node(&h.action) || h.action == ActionKind::Intake.as_str())
-        {
-            return Err(format!("action {} is the county's, not a node's", h.action));
-        }
-        let mut county_part = new.workflow.clone();
-        county_part.escalations = 0;
-        if new.deadline.is_some() || county_part != Default::default() {
-            return Err("a new case may not carry county workflow data".into());
-        }
-        return Ok(());
-    };
-    if new.history.len() < old.history.len() || new.history[..old.history.len()] != old.history[..]
-    {
-        return Err("history rewritten: entries already recorded were changed or removed".into());
-    }
-    for entry in &new.history[old.history.len()..] {
-        if !by_node(&entry.action) || entry.action == ActionKind::Intake.as_str() {
-            return Err(format!(
-                "action {} is the county's, not a node's",
-                entry.action
-            ));
-        }
-    }
-    let receiving_done = old.state() != Some(CaseState::Submitted);
-    let mut allowed = old.clone();
-    // What node actions may change.
-    allowed.state = new.state.clone();
-    allowed.history = new.history.clone();
-    allowed.workflow.missing = new.workflow.missing.clone();
-    allowed.workflow.evaluation = new.workflow.evaluation;
-    allowed.workflow.evaluation_comment = new.workflow.evaluation_comment.clone();
-    allowed.workflow.escalations = new.workflow.escalations;
-    for (a, n) in allowed.materials.iter_mut().zip(&new.materials) {
-        a.collected = n.collected;
-    }
-    if !receiving_done {
-        // Before the county receives it, the intake is still the agent's to correct.
-        allowed.applicant = new.applicant.clone();
-        allowed.materials = new.materials.clone();
-        allowed.delivery = new.delivery.clone();
-        allowed.note = new.note.clone();
-    }
-    if &allowed != new {
-        return Err("the change writes fields only the county may write".into());
-    }
-    // The resulting state must be the one the last appended entry recorded.
-    if let Some(last) = new.history.last() {
-        if new.history.len() > old.history.len() && last.state != new.state {
-            return Err("state does not match the history".into());
-        }
-    }
-    if new.history.len() == old.history.len() && new.state != old.state {
-        return Err("state changed without a history entry".into());
-    }
-    Ok(())
+    Ok(after)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::case::tests_support::{new_doc, ACCEPT_NOW};
+    use crate::case::CaseState;
+    use crate::catalog::Catalog;
 
     fn cal() -> Calendar {
         Calendar::builtin().unwrap()
@@ -527,22 +501,37 @@ mod tests {
     ) -> Result<CaseDoc, ActionError> {
         let mut input = ActionInput::new(action.parse()?);
         f(&mut input);
-        let node = if *role == Role::Agent {
-            "420222103201"
-        } else {
-            "420222"
+        let (node, tier, account_role) = match role {
+            Role::Agent => ("420222103201", Tier::Village, "agent".to_string()),
+            Role::Township => ("420222103", Tier::Township, "agent".to_string()),
+            Role::Window => ("420222", Tier::County, "window".to_string()),
+            Role::Dept(d) => ("420222", Tier::County, format!("dept:{d}")),
+            Role::Supervisor => ("420222", Tier::County, "supervisor".to_string()),
+            Role::Admin => ("420222", Tier::County, "admin".to_string()),
         };
+        let n = crate::event::read_events(doc).0.len() as u64;
         apply(
             doc,
             &input,
             &Actor {
                 user: "u",
                 name: "U",
+                role: &account_role,
+                tier,
                 node,
             },
             role,
-            at(now),
-            &cal(),
+            &Context {
+                now: at(now),
+                calendar: &cal(),
+                departments: Catalog::builtin()
+                    .unwrap()
+                    .departments()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                event_id: crate::event::event_id(0xa000 + n * 7 + now.len() as u64),
+            },
         )
     }
 
@@ -675,41 +664,4 @@ mod tests {
         act(&mut doc, "approve", &dept, ACCEPT_NOW, |_| {}).unwrap();
     }
 
-    #[test]
-    fn node_changes_are_checked_field_by_field() {
-        let (mut doc, _) = new_doc();
-        let fresh = read_case(&doc).unwrap();
-        assert!(check_node_change(None, &fresh).is_ok());
-        act(&mut doc, "receive", &Role::Window, ACCEPT_NOW, |_| {}).unwrap();
-        let received = read_case(&doc).unwrap();
-
-        // An honest escalation from the village.
-        let mut esc = doc.fork();
-        act(&mut esc, "escalate", &Role::Agent, ACCEPT_NOW, |i| {
-            i.reason = "等太久".into()
-        })
-        .unwrap();
-        assert!(check_node_change(Some(&received), &read_case(&esc).unwrap()).is_ok());
-
-        // Writing the deadline (hub-only) is refused.
-        let mut forged = received.clone();
-        forged.deadline = Some("2026-12-01".into());
-        assert!(check_node_change(Some(&received), &forged).is_err());
-        // Rewriting history is refused.
-        let mut rewritten = received.clone();
-        rewritten.history[0].note = "改写".into();
-        assert!(check_node_change(Some(&received), &rewritten).is_err());
-        // Taking a county action is refused.
-        let mut accepted = doc.fork();
-        act(&mut accepted, "accept", &Role::Window, ACCEPT_NOW, |_| {}).unwrap();
-        assert!(check_node_change(Some(&received), &read_case(&accepted).unwrap()).is_err());
-        // Changing the applicant after the county received the case is refused.
-        let mut renamed = received.clone();
-        renamed.applicant.name = "别人".into();
-        assert!(check_node_change(Some(&received), &renamed).is_err());
-        // ... but before, it is the agent's intake to correct.
-        let mut early = fresh.clone();
-        early.applicant.phone = "13900000000".into();
-        assert!(check_node_change(Some(&fresh), &early).is_ok());
-    }
 }

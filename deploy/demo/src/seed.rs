@@ -26,6 +26,8 @@ enum Desk {
     Dept,
     /// The village agent, at the village node, handing the result back.
     Agent,
+    /// A 联办 item's assisting department (its index in the item's list).
+    Assist(u8),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,28 @@ const PLANS: [&[Step]; 8] = [
         step("evaluate", Desk::Agent),
     ],
 ];
+
+/// A plan as `item` needs it: a 上报 item is reported up with the department's 初审意见 before the
+/// decision, a 联办 item gets each assisting department's opinion first.
+fn for_item(plan: &[Step], item: &tongban_shared::catalog::Item) -> Vec<Step> {
+    use tongban_shared::catalog::ItemKind;
+    let mut out = Vec::new();
+    for s in plan {
+        if *s == APPROVE {
+            match item.kind {
+                ItemKind::ReportUp => out.push(step("report_up", Desk::Dept)),
+                ItemKind::Joint => {
+                    for i in 0..item.assist_departments.len() {
+                        out.push(step("assist_opinion", Desk::Assist(i as u8)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(*s);
+    }
+    out
+}
 
 /// How long a server may take to answer its first health check after the start.
 const UP_WITHIN: Duration = Duration::from_secs(30);
@@ -106,6 +130,11 @@ fn input(step: Step, case: &Planned, catalog: &Catalog) -> anyhow::Result<Value>
             "reason": "申请人不符合该事项的申请条件（演示数据）",
         }),
         "approve" => json!({"action": step.action, "note": "经审查符合条件，准予办理（演示）"}),
+        "report_up" => json!({
+            "action": step.action,
+            "note": format!("经初审符合条件，报{}审批（演示）", item.higher_authority),
+        }),
+        "assist_opinion" => json!({"action": step.action, "note": "经核查，同意办理（演示）"}),
         "issue_result" => json!({
             "action": step.action,
             "result_name": format!("{}办理结果", item.name),
@@ -130,7 +159,7 @@ enum Place {
 fn place(desk: Desk) -> Place {
     match desk {
         Desk::Township => Place::Township,
-        Desk::Window | Desk::Dept => Place::County,
+        Desk::Window | Desk::Dept | Desk::Assist(_) => Place::County,
         Desk::Agent => Place::Village,
     }
 }
@@ -194,7 +223,11 @@ impl Seeder<'_> {
                 if node.via_township {
                     steps.push(step("township_receive", Desk::Township));
                 }
-                steps.extend_from_slice(plan);
+                let item = self
+                    .catalog
+                    .item(&case.item_code)
+                    .with_context(|| format!("item {} is not in the catalogue", case.item_code))?;
+                steps.extend(for_item(plan, item));
                 out.push(Planned {
                     village: i,
                     case_no: case.case_no,
@@ -265,14 +298,19 @@ impl Seeder<'_> {
             Desk::Township => self.county.township.login,
             Desk::Window => county::WINDOW,
             Desk::Agent => village.login,
-            Desk::Dept => {
-                let dept = self
+            Desk::Dept | Desk::Assist(_) => {
+                let item = self
                     .catalog
-                    .items
-                    .iter()
-                    .find(|i| i.code == case.item_code)
-                    .map(|i| i.department.as_str())
+                    .item(&case.item_code)
                     .with_context(|| format!("item {} is not in the catalogue", case.item_code))?;
+                let dept = match desk {
+                    Desk::Assist(i) => item
+                        .assist_departments
+                        .get(usize::from(i))
+                        .map(String::as_str)
+                        .with_context(|| format!("item {} has no assisting department {i}", item.code))?,
+                    _ => item.department.as_str(),
+                };
                 let account = self
                     .depts
                     .iter()
@@ -293,13 +331,23 @@ mod tests {
     use tongban_shared::calendar::Calendar;
     use tongban_shared::case::{self, Agent, IntakeContext};
     use tongban_shared::workflow::{self, ActionInput, Actor, Role};
+    use tongban_shared::Tier;
 
-    fn role(desk: Desk, dept: &str) -> Role {
+    fn role(desk: Desk, item: &tongban_shared::catalog::Item) -> (Role, String, Tier, &'static str) {
         match desk {
-            Desk::Township => Role::Township,
-            Desk::Window => Role::Window,
-            Desk::Dept => Role::Dept(dept.to_string()),
-            Desk::Agent => Role::Agent,
+            Desk::Township => (Role::Township, "agent".into(), Tier::Township, "420222100"),
+            Desk::Window => (Role::Window, "window".into(), Tier::County, "420222"),
+            Desk::Dept => (
+                Role::Dept(item.department.clone()),
+                format!("dept:{}", item.department),
+                Tier::County,
+                "420222",
+            ),
+            Desk::Assist(i) => {
+                let d = item.assist_departments[usize::from(i)].clone();
+                (Role::Dept(d.clone()), format!("dept:{d}"), Tier::County, "420222")
+            }
+            Desk::Agent => (Role::Agent, "agent".into(), Tier::Village, "420222100201"),
         }
     }
 
@@ -348,25 +396,29 @@ mod tests {
                     steps: via_township
                         .then_some(step("township_receive", Desk::Township))
                         .into_iter()
-                        .chain(plan.iter().copied())
+                        .chain(for_item(plan, item))
                         .collect(),
                 };
+                let mut n = 0;
                 for s in &planned.steps {
                     let body = input(*s, &planned, &catalog).unwrap();
                     let action: ActionInput = serde_json::from_value(body).unwrap();
+                    let (role, stored, tier, node) = role(s.desk, item);
                     let by = Actor {
                         user: "u",
                         name: "U",
-                        node: "420222",
+                        role: &stored,
+                        tier,
+                        node,
                     };
-                    workflow::apply(
-                        &mut doc,
-                        &action,
-                        &by,
-                        &role(s.desk, &item.department),
+                    let ctx = workflow::Context {
                         now,
-                        &calendar,
-                    )
+                        calendar: &calendar,
+                        departments: catalog.departments().into_iter().map(String::from).collect(),
+                        event_id: format!("e{n}"),
+                    };
+                    n += 1;
+                    workflow::apply(&mut doc, &action, &by, &role, &ctx)
                     .unwrap_or_else(|e| panic!("{} {}: {e}", item.code, s.action));
                 }
             }

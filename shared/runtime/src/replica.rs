@@ -7,6 +7,8 @@ use tongban_shared::case::{self, CaseSummary};
 use tongban_shared::sync::scope;
 use tongban_shared::sync::summary::{Digest, Fp, Prefix, FANOUT};
 use tongban_shared::sync::Replica;
+use tongban_shared::ingress::{self, Judged, Upstream};
+use tongban_shared::event::Author;
 
 use crate::store::{Store, StoreError};
 
@@ -27,6 +29,9 @@ pub struct SledReplica<'a> {
     /// document and then stores it, and reading a case out of a document twice is a large part of
     /// what storing costs.
     judged: RefCell<Option<(Vec<ChangeHash>, CaseSummary)>>,
+    /// Server side: the verdicts of `check_change` by case, written into the stored document when the
+    /// case is stored (refusals, imported history, projection).
+    verdicts: RefCell<std::collections::BTreeMap<String, Judged>>,
 }
 
 impl<'a> SledReplica<'a> {
@@ -35,6 +40,7 @@ impl<'a> SledReplica<'a> {
             store,
             client: false,
             judged: RefCell::new(None),
+            verdicts: RefCell::new(Default::default()),
         }
     }
 
@@ -63,6 +69,23 @@ impl<'a> SledReplica<'a> {
 }
 
 impl SledReplica<'_> {
+    /// Who writes this upstream's refusals: the hub, or the township relaying for its villages.
+    fn upstream_author(&self) -> Result<Author, ReplicaError> {
+        let identity = self.store.identity()?;
+        Ok(Author {
+            account: "system".into(),
+            name: identity.name.clone(),
+            role: if identity.tier == tongban_shared::Tier::County {
+                "admin"
+            } else {
+                "agent"
+            }
+            .into(),
+            tier: identity.tier,
+            node: identity.code,
+        })
+    }
+
     /// Merges `doc` into the stored case under the store's write lock. `saved` (the encoding `doc`
     /// was decoded from) is stored as it is when there is no stored version to merge with: encoding a
     /// document again costs more than everything else in storing it.
@@ -89,6 +112,20 @@ impl SledReplica<'_> {
             }
             _ => None,
         };
+        let verdict = self.verdicts.borrow_mut().remove(case_no);
+        let settle = |merged: &mut AutoCommit| -> Result<bool, ReplicaError> {
+            let Some(verdict) = &verdict else {
+                return Ok(false);
+            };
+            let author = self.upstream_author()?;
+            merged.set_actor(ActorId::from(self.store.actor()?.as_slice()));
+            let wrote = ingress::settle(merged, verdict, &author, crate::clock::beijing_now())
+                .map_err(doc_err)?;
+            if wrote {
+                merged.commit();
+            }
+            Ok(wrote)
+        };
         let merge = |current: Option<Vec<u8>>| {
             let mut merged = match current {
                 Some(bytes) => {
@@ -98,16 +135,24 @@ impl SledReplica<'_> {
                 }
                 None => {
                     if let Some(prepared) = prepared {
+                        let mut doc = doc.clone();
+                        if settle(&mut doc)? {
+                            let case = case::read_case(&doc).map_err(|e| doc_err(e.to_string()))?;
+                            return Ok((doc.save(), case.summary()));
+                        }
                         return Ok(prepared);
                     }
                     // Only well-formed cases are stored: the index and the lists depend on it.
-                    let case = case::read_case(doc).map_err(|e| doc_err(e.to_string()))?;
+                    let mut doc = doc.clone();
+                    settle(&mut doc)?;
+                    let case = case::read_case(&doc).map_err(|e| doc_err(e.to_string()))?;
                     if case.case_no != case_no {
                         return Err(doc_err(format!("document names case {}", case.case_no)));
                     }
                     return Ok((doc.save(), case.summary()));
                 }
             };
+            settle(&mut merged)?;
             let case = case::read_case(&merged).map_err(|e| doc_err(e.to_string()))?;
             if case.case_no != case_no {
                 return Err(doc_err(format!("document names case {}", case.case_no)));
@@ -186,28 +231,42 @@ impl Replica for SledReplica<'_> {
 
     fn check_change(
         &self,
-        _peer: &str,
+        peer: &str,
         old: Option<&mut AutoCommit>,
         new: &mut AutoCommit,
     ) -> Result<Result<(), String>, ReplicaError> {
         let heads = new.get_heads();
-        let new = match case::read_case(new) {
+        let case = match case::read_case(new) {
             Ok(c) => c,
             Err(e) => return Ok(Err(format!("not a valid case document: {e}"))),
         };
-        *self.judged.borrow_mut() = Some((heads, new.summary()));
-        let old = match old {
-            None => None,
-            Some(d) => match case::read_case(d) {
-                Ok(c) => Some(c),
-                // What we hold does not read as a case: nothing may be judged against it.
-                Err(e) => return Ok(Err(format!("stored case unreadable: {e}"))),
-            },
+        let case_no = case.case_no.clone();
+        *self.judged.borrow_mut() = Some((heads, case.summary()));
+        let catalogs = |version: u64| {
+            u32::try_from(version)
+                .ok()
+                .and_then(|v| self.store.catalog_at(v).ok().flatten())
         };
-        Ok(tongban_shared::workflow::check_node_change(
-            old.as_ref(),
-            &new,
-        ))
+        let actor_node = |actor: &ActorId| self.store.actor_node(actor.to_bytes()).ok().flatten();
+        let up = Upstream {
+            author: self.upstream_author()?,
+            catalog: &catalogs,
+            actor_node: &actor_node,
+            now: crate::clock::beijing_now(),
+        };
+        match ingress::judge(old.as_deref(), new, peer, &up) {
+            Ok(verdict) => {
+                for (id, flag) in &verdict.clock_flags {
+                    tracing::warn!(case_no, event = %id, peer, "{flag}");
+                }
+                for (id, reason) in &verdict.refused {
+                    tracing::warn!(case_no, event = %id, peer, "event not adopted: {reason}");
+                }
+                self.verdicts.borrow_mut().insert(case_no, verdict);
+                Ok(Ok(()))
+            }
+            Err(reason) => Ok(Err(reason)),
+        }
     }
 
     fn calendar_version(&self) -> Result<u32, ReplicaError> {

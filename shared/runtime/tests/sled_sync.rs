@@ -63,8 +63,26 @@ fn sled_summaries_match_the_reference_and_cases_flow_both_ways() {
     // The hub changes a case's state; it comes down and the village's index follows.
     let mut doc = AutoCommit::load(&hub.document(&nos[9]).unwrap().unwrap()).unwrap();
     doc.set_actor(ActorId::from([200u8; 16].as_slice()));
-    doc.put(automerge::ROOT, "state", "RECEIVED").unwrap();
-    doc.commit();
+    let calendar = tongban_shared::calendar::Calendar::builtin().unwrap();
+    tongban_shared::workflow::apply(
+        &mut doc,
+        &tongban_shared::workflow::ActionInput::new(tongban_shared::action::ActionKind::Receive),
+        &tongban_shared::workflow::Actor {
+            user: "window",
+            name: "窗口",
+            role: "window",
+            tier: Tier::County,
+            node: HUB,
+        },
+        &tongban_shared::workflow::Role::Window,
+        &tongban_shared::workflow::Context {
+            now: chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00+08:00").unwrap(),
+            calendar: &calendar,
+            departments: Vec::new(),
+            event_id: "receive1".into(),
+        },
+    )
+    .unwrap();
     hrep.store(&nos[9], &mut doc).unwrap();
     hrep.commit().unwrap();
     let down = converse(&mut vrep, vec![VILLAGE.into()], &mut hrep, VILLAGE).unwrap();

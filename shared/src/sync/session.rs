@@ -953,6 +953,11 @@ impl ServerSession {
         let mut out = replies;
         for case_no in answered {
             if let Some((doc, state)) = self.docs.get_mut(&case_no) {
+                if changed {
+                    // Storing may have added the upstream's own changes (its verdict on the peer's
+                    // events): they go back in this same answer.
+                    refresh(r, &case_no, doc)?;
+                }
                 let msg = doc.sync().generate_sync_message(state).map(Message::encode);
                 out.push(DocMsg::sync(case_no, msg));
             }

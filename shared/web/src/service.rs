@@ -112,6 +112,8 @@ pub async fn take_action(
     let role = acting_role(state, user)?;
     let st = state.clone();
     let no = case_no.clone();
+    let input_action = input.action;
+    let user_name = user.name.clone();
     let user = user.clone();
     let case = blocking(move || {
         load_case_blocking(&st, &no)?;
@@ -124,9 +126,23 @@ pub async fn take_action(
             let actor = Actor {
                 user: &user.name,
                 name: &user.display_name,
+                role: &user.role,
+                tier: st.identity.tier,
                 node: &st.identity.code,
             };
-            let case = workflow::apply(&mut doc, &input, &actor, &role, now, &st.calendar())
+            let calendar = st.calendar();
+            let ctx = workflow::Context {
+                now,
+                calendar: &calendar,
+                departments: st
+                    .catalog()
+                    .departments()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                event_id: tongban_shared::event::event_id(rand::thread_rng().gen()),
+            };
+            let case = workflow::apply(&mut doc, &input, &actor, &role, &ctx)
                 .map_err(|e| action_error(e, &user.name))?;
             let summary = case.summary();
             outcome = Some(case);
@@ -140,9 +156,7 @@ pub async fn take_action(
     })
     .await
     .inspect_err(|e| state.note_write_error(e))?;
-    if let Some(last) = case.history.last() {
-        tracing::info!(case_no = %case.case_no, action = %last.action, by = %last.by, "case action");
-    }
+    tracing::info!(case_no = %case.case_no, action = %input_action, by = %user_name, "case action");
     state.site.after_write();
     Ok(case)
 }

@@ -96,6 +96,22 @@ impl Store {
         }
     }
 
+    /// The catalogue of `version` if this store has held it (or the binary carries it): what a case
+    /// filed under that version is checked against.
+    pub fn catalog_at(&self, version: u32) -> Result<Option<Catalog>, StoreError> {
+        if version == self.catalog_version()? {
+            return self.catalog().map(Some);
+        }
+        if let Some(raw) = self.meta.get(past_catalog_key(version))? {
+            let json = std::str::from_utf8(&raw).map_err(|e| corrupt("past catalogue", e))?;
+            return Catalog::from_json(json)
+                .map(Some)
+                .map_err(|e| corrupt("past catalogue", e));
+        }
+        let builtin = Catalog::builtin().map_err(|e| corrupt("built-in catalogue", e))?;
+        Ok((builtin.version == version).then_some(builtin))
+    }
+
     /// Replaces the catalogue with a newer, valid version (durably). An older or equal version, or a
     /// catalogue that fails its checks, is refused and the current one stays.
     pub fn set_catalog(&self, json: &str) -> Result<u32, StoreError> {
@@ -109,6 +125,8 @@ impl Store {
             }));
         }
         let mut batch = sled::Batch::default();
+        // The version it replaces stays readable: cases filed under it are checked against it.
+        batch.insert(past_catalog_key(current), self.catalog_json()?.as_bytes());
         batch.insert(K_CATALOG, json.as_bytes());
         batch.insert(K_CATALOG_VERSION, &catalog.version.to_be_bytes());
         self.meta.apply_batch(batch)?;
@@ -165,4 +183,11 @@ impl Store {
         self.set_calendar(version, &cal.to_json())?;
         Ok(version)
     }
+}
+
+/// Meta key of a catalogue version that has been replaced.
+fn past_catalog_key(version: u32) -> Vec<u8> {
+    let mut key = b"catalog@".to_vec();
+    key.extend_from_slice(&version.to_be_bytes());
+    key
 }

@@ -5,17 +5,17 @@ use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 2;
+pub const STORE_VERSION: u32 = 3;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
-type Migration = fn(&sled::Db) -> Result<(), StoreError>;
-const MIGRATIONS: &[Migration] = &[reindex_summaries];
+type Migration = fn(&Store) -> Result<(), StoreError>;
+const MIGRATIONS: &[Migration] = &[reindex_summaries, history_to_events];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
 /// escalations, correction rounds); every summary is rebuilt from its document. Index keys do not change.
-fn reindex_summaries(db: &sled::Db) -> Result<(), StoreError> {
-    let cases = db.open_tree(CASES)?;
-    let index = db.open_tree(CASE_INDEX)?;
+fn reindex_summaries(store: &Store) -> Result<(), StoreError> {
+    let cases = store.db.open_tree(CASES)?;
+    let index = store.db.open_tree(CASE_INDEX)?;
     for entry in cases.iter() {
         let (key, bytes) = entry?;
         let no = String::from_utf8_lossy(&key).into_owned();
@@ -23,6 +23,47 @@ fn reindex_summaries(db: &sled::Db) -> Result<(), StoreError> {
         let case = tongban_shared::case::read_case(&doc).map_err(|e| corrupt(&no, e))?;
         let summary = postcard::to_stdvec(&case.summary()).map_err(|e| corrupt(&no, e))?;
         index.insert(key, summary)?;
+    }
+    Ok(())
+}
+
+/// 2 → 3: cases became event logs. Each document's history list is converted into events (written
+/// with this store's actor; the conversion is deterministic, so the hub and a node converting the
+/// same case write the same events), the plain fields are projected from the fold, and the summary
+/// (which gained hand-over fields) is rebuilt. The derived state equals the stored one for every case
+/// the previous workflow could produce (tests/tests/event_log.rs checks the fixture stores).
+fn history_to_events(store: &Store) -> Result<(), StoreError> {
+    use automerge::transaction::CommitOptions;
+    // Summaries first: the case writes below read the old summary to replace its index entries, and
+    // the summary layout changed. The derived state equals the stored one, so the state and date
+    // indexes stay valid.
+    reindex_summaries(store)?;
+    let actor = automerge::ActorId::from(store.actor()?.as_slice());
+    let numbers: Vec<String> = store
+        .cases
+        .iter()
+        .keys()
+        .map(|k| k.map(|k| String::from_utf8_lossy(&k).into_owned()))
+        .collect::<Result<_, _>>()?;
+    for no in numbers {
+        store.merge_case_from_upstream(&no, |current| {
+            let bytes = current.ok_or_else(|| corrupt(&no, "vanished during migration"))?;
+            let mut doc = automerge::AutoCommit::load(&bytes).map_err(|e| corrupt(&no, e))?;
+            if !tongban_shared::ingress::has_events(&doc) {
+                doc.set_actor(actor.clone());
+                let (base, events) =
+                    tongban_shared::case::read_parts(&doc).map_err(|e| corrupt(&no, e))?;
+                for e in &events {
+                    tongban_shared::event::write_event(&mut doc, e)
+                        .map_err(|e| corrupt(&no, e))?;
+                }
+                let case = tongban_shared::fold::fold(base, &events);
+                tongban_shared::case::project(&mut doc, &case).map_err(|e| corrupt(&no, e))?;
+                doc.commit_with(CommitOptions::default().with_message("history to events"));
+            }
+            let case = tongban_shared::case::read_case(&doc).map_err(|e| corrupt(&no, e))?;
+            Ok::<_, StoreError>((doc.save(), case.summary()))
+        })??;
     }
     Ok(())
 }
@@ -37,7 +78,7 @@ impl Store {
             let migrate = MIGRATIONS
                 .get(version as usize - 1)
                 .ok_or_else(|| corrupt("store_version", format!("no migration from {version}")))?;
-            migrate(&self.db)?;
+            migrate(self)?;
             self.meta.insert(K_VERSION, &(version + 1).to_be_bytes())?;
             self.sync()?;
         }

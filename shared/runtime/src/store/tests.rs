@@ -43,6 +43,10 @@ fn summary(no: &str, ms: i64, name: &str) -> CaseSummary {
         evaluation: 0,
         escalations: 0,
         correction_rounds: 0,
+        received_ms: 0,
+        dept_received_ms: 0,
+        urgent: false,
+        not_adopted: 0,
     }
 }
 

@@ -152,6 +152,10 @@ async fn case_action_submit(
         result_no: field(&pairs, "result_no").to_string(),
         score: field(&pairs, "score").parse().ok(),
         comment: field(&pairs, "comment").to_string(),
+        urgent: field(&pairs, "urgent") == "1",
+        phone: field(&pairs, "phone").to_string(),
+        address: field(&pairs, "address").to_string(),
+        delivery: field(&pairs, "delivery").to_string(),
     };
     let no = match service::case_no(&case_no) {
         Ok(no) => no,

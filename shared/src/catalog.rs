@@ -208,9 +208,6 @@ impl Catalog {
             if !item.materials.iter().any(|m| m.required) {
                 return Err(fail("no required material"));
             }
-            if item.kind == ItemKind::Joint && item.assist_departments.is_empty() {
-                return Err(fail("a joint item names its assisting departments"));
-            }
             if item.assist_departments.contains(&item.department) {
                 return Err(fail("the lead department cannot also assist"));
             }

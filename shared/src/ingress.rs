@@ -172,6 +172,7 @@ fn judge_event(
     actor: Option<&ActorId>,
     peer: &str,
     all: &BTreeMap<String, Event>,
+    derived: &CaseDoc,
     up: &Upstream,
 ) -> Result<(), String> {
     let node = e.by.node.as_str();
@@ -206,7 +207,8 @@ fn judge_event(
         kind if !kind.by_node() => {
             return Err(format!("“{}”是县级操作，乡村站点不能进行。", kind.label()));
         }
-        _ => {}
+        // Who may do it for this item (村级可直接办结 only where the catalogue says so).
+        kind => fold::authorised(kind, &role, derived)?,
     }
     Ok(())
 }
@@ -298,6 +300,7 @@ pub fn judge(
         fresh.push((e, None));
     }
     let all: BTreeMap<String, Event> = events.iter().map(|e| (e.id.clone(), e.clone())).collect();
+    let derived = fold::fold(base.clone(), &events);
     if old.is_none() {
         let intake = fresh
             .iter()
@@ -310,7 +313,7 @@ pub fn judge(
         if let Some(flag) = clock_flag(e, up.now) {
             judged.clock_flags.push((e.id.clone(), flag));
         }
-        if let Err(reason) = judge_event(e, actor.as_ref(), peer, &all, up) {
+        if let Err(reason) = judge_event(e, actor.as_ref(), peer, &all, &derived, up) {
             if e.kind == ActionKind::Intake {
                 return Err(reason);
             }

@@ -93,9 +93,10 @@ fn cases_go_up_and_county_actions_come_down_without_any_button() {
     assert_eq!(status, 409);
 
     // A new catalogue version published at the county reaches the village by the same sync.
+    let builtin = tongban_shared::catalog::Catalog::builtin().unwrap().version;
     let v2 = tongban_shared::catalog::BUILTIN_CATALOG_JSON.replacen(
-        "\"version\": 1,",
-        "\"version\": 2,",
+        &format!("\"version\": {builtin},"),
+        &format!("\"version\": {},", builtin + 1),
         1,
     );
     let mut resp = client()

@@ -109,9 +109,10 @@ async fn broken_frames_get_a_reason_and_do_not_disturb_honest_nodes() {
     assert_eq!(status, 200);
 }
 
-/// A node with a real certificate that writes what only the county may write: the whole case is
-/// refused and counted, the hub's copy stays as it was, and the honest case sent in the same session
-/// lands.
+/// A node with a real certificate that tampers with documents: a new case whose item does not match
+/// the catalogue, and a rewrite of an event the hub already holds. Each case is refused whole and
+/// counted, the hub's copy stays as it was, and the honest case sent in the same session lands.
+/// (Events a node may not write are refused one by one instead: tests/tests/event_log.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     use automerge::transaction::Transactable;
@@ -125,11 +126,11 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     tokio::task::block_in_place(|| hub.enroll_village(V1, &bundle_path)).unwrap();
     let rogue = Rogue::new(&v.path().join("rogue"), &bundle_path).unwrap();
 
-    // A new case that arrives with a county deadline already set.
+    // A new case whose item promises 99 days where the catalogue says otherwise.
     let (forged_no, mut forged) = rogue.case(V1, 1, "伪造期限", [9; 16]);
-    forged
-        .put(automerge::ROOT, "deadline", "2026-12-01")
-        .unwrap();
+    let mut c = case::read_case(&forged).unwrap();
+    c.item.promised_days = 99;
+    autosurgeon::reconcile(&mut forged, &c).unwrap();
     forged.commit();
     rogue.put(&forged_no, &mut forged);
     // An honest case in the same session.
@@ -140,7 +141,7 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
         report
             .refused
             .iter()
-            .any(|r| r.subject == forged_no && r.reason.contains("county")),
+            .any(|r| r.subject == forged_no && r.reason.contains("事项目录")),
         "{report:?}"
     );
     let get = |no: &str| {
@@ -164,9 +165,15 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     // Rewrite the history of the case the hub already has.
     let mut doc =
         automerge::AutoCommit::load(&rogue.store.document(&honest_no).unwrap().unwrap()).unwrap();
-    let mut c = case::read_case(&doc).unwrap();
-    c.history[0].note = "从未收过材料".into();
-    autosurgeon::reconcile(&mut doc, &c).unwrap();
+    let (mut intake, _) = tongban_shared::event::read_events(&doc);
+    let mut rewritten = intake.remove(0).event;
+    rewritten.input.note = "从未收过材料".into();
+    doc.put(
+        automerge::ROOT,
+        format!("e/{}", rewritten.id),
+        serde_json::to_string(&rewritten).unwrap(),
+    )
+    .unwrap();
     doc.commit();
     rogue.put(&honest_no, &mut doc);
     let report = rogue.sync().await.unwrap();
@@ -174,7 +181,7 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
         report
             .refused
             .iter()
-            .any(|r| r.subject == honest_no && r.reason.contains("history")),
+            .any(|r| r.subject == honest_no && r.reason.contains("was changed")),
         "{report:?}"
     );
     let (_, after) = tokio::task::block_in_place(|| get(&honest_no));

@@ -76,7 +76,12 @@ fn count_case(m: &mut Monthly, case: &CaseDoc, first: NaiveDate, next: NaiveDate
     let node = case.agent.node_code.clone();
     let deadline = case.deadline.as_deref().and_then(day);
     let accepted_on = case.workflow.accepted_on.as_deref().and_then(day);
-    for h in case.history.iter().filter(|h| in_month(&h.at)) {
+    // Only what took effect counts: a second delivery or a refused event did not happen.
+    for h in case
+        .history
+        .iter()
+        .filter(|h| h.effective && in_month(&h.at))
+    {
         let bump = |row: &mut Row| match h.action.as_str() {
             "receive" => row.received += 1,
             "accept" => row.accepted += 1,

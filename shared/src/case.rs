@@ -843,7 +843,6 @@ pub fn project(doc: &mut AutoCommit, case: &CaseDoc) -> Result<bool, CaseDocErro
     Ok(true)
 }
 
-
 /// A valid case document for other modules' tests.
 #[cfg(test)]
 pub(crate) mod tests_support {

@@ -192,7 +192,9 @@ pub fn read_events(doc: &AutoCommit) -> (Vec<StoredEvent>, Vec<BadEvent>) {
 pub fn write_event(doc: &mut AutoCommit, event: &Event) -> Result<(), automerge::AutomergeError> {
     let key = key_of(&event.id);
     if doc.get(ROOT, key.as_str())?.is_some() {
-        return Err(automerge::AutomergeError::InvalidOp(automerge::ObjType::Map));
+        return Err(automerge::AutomergeError::InvalidOp(
+            automerge::ObjType::Map,
+        ));
     }
     let json = serde_json::to_string(event).unwrap_or_default();
     doc.put(ROOT, key, json)

@@ -224,16 +224,14 @@ fn moot_reason(kind: ActionKind, case: &CaseDoc) -> Why {
         (ActionKind::Deliver, CaseState::Delivered | CaseState::Evaluated) => {
             "结果已由他人送达，本次送达未重复记录。".into()
         }
-        (ActionKind::Amend, _) => "县级已接收此件，收件信息的修改未生效，请联系县级窗口更正。".into(),
+        (ActionKind::Amend, _) => {
+            "县级已接收此件，收件信息的修改未生效，请联系县级窗口更正。".into()
+        }
         (ActionKind::Escalate, CaseState::Rejected | CaseState::Evaluated) => {
             "反映送达前办件已经办结，请向县级督办人员当面反映。".into()
         }
         (ActionKind::CompleteOnSite, _) => "县级已接收此件，须按县级流程办理。".into(),
-        _ => format!(
-            "办件当时为“{}”，“{}”未生效。",
-            state.label(),
-            kind.label()
-        ),
+        _ => format!("办件当时为“{}”，“{}”未生效。", state.label(), kind.label()),
     }
 }
 

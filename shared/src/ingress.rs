@@ -219,7 +219,9 @@ fn clock_flag(e: &Event, now: DateTime<FixedOffset>) -> Option<String> {
     let at = DateTime::parse_from_rfc3339(&e.at).ok()?;
     let ahead = (at - now).num_minutes();
     if ahead > 10 {
-        return Some(format!("操作时间比本级时钟快{ahead}分钟，该站点时钟可能不准。"));
+        return Some(format!(
+            "操作时间比本级时钟快{ahead}分钟，该站点时钟可能不准。"
+        ));
     }
     if at.format("%Y").to_string().as_str() < "2020" {
         return Some("操作时间早于2020年，该站点时钟可能不准。".into());

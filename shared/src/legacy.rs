@@ -148,7 +148,9 @@ fn convert_entries(case: &CaseDoc, entries: &[HistoryEntry], mut after: Vec<Stri
     // The department handling the case at each entry: the item's until a forward names another.
     let mut dept = case.item.department.clone();
     for (i, e) in entries.iter().enumerate() {
-        let last_of_kind = !entries[i + 1..].iter().any(|later| later.action == e.action);
+        let last_of_kind = !entries[i + 1..]
+            .iter()
+            .any(|later| later.action == e.action);
         let ev = convert(e, case, last_of_kind, std::mem::take(&mut after), &dept);
         if ev.kind == ActionKind::Forward && !ev.input.dept.is_empty() {
             dept = ev.input.dept.clone();

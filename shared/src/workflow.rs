@@ -663,5 +663,4 @@ mod tests {
         let dept = Role::Dept(case.item.department.clone());
         act(&mut doc, "approve", &dept, ACCEPT_NOW, |_| {}).unwrap();
     }
-
 }

@@ -85,13 +85,21 @@ fn stores_of_the_previous_release_open_with_every_case_converted_and_nothing_los
         let doc = AutoCommit::load(&bytes).unwrap();
         let (stored, bad) = event::read_events(&doc);
         assert!(bad.is_empty(), "{no}: {bad:?}");
-        assert_eq!(stored.len(), actions.len(), "{no}: every entry became an event");
+        assert_eq!(
+            stored.len(),
+            actions.len(),
+            "{no}: every entry became an event"
+        );
         let c = case::read_case(&doc).unwrap();
         assert_eq!(&c.state, state, "{no}");
         assert_eq!(&c.deadline, deadline, "{no}");
         let got: Vec<&str> = c.history.iter().map(|h| h.action.as_str()).collect();
         assert_eq!(got, *actions, "{no}");
-        assert!(c.history.iter().all(|h| h.effective), "{no}: {:#?}", c.history);
+        assert!(
+            c.history.iter().all(|h| h.effective),
+            "{no}: {:#?}",
+            c.history
+        );
         // Notes as the previous release wrote them, not regenerated.
         let summary = hub.summary(no).unwrap().unwrap();
         assert_eq!(&summary.state, state, "{no}: the index follows");
@@ -100,10 +108,21 @@ fn stores_of_the_previous_release_open_with_every_case_converted_and_nothing_los
     assert_eq!(suspended.workflow.suspended_days, 3);
     assert_eq!(suspended.workflow.reason, "现场核查");
     let evaluated = read(&hub, &cases[9].0);
-    assert_eq!((evaluated.workflow.evaluation, evaluated.workflow.escalations), (2, 1));
+    assert_eq!(
+        (
+            evaluated.workflow.evaluation,
+            evaluated.workflow.escalations
+        ),
+        (2, 1)
+    );
     assert_eq!(evaluated.workflow.evaluation_comment, "等得太久");
     let corrected = read(&hub, &cases[2].0);
-    assert_eq!(corrected.workflow.missing.len(), 1, "{:?}", corrected.workflow);
+    assert_eq!(
+        corrected.workflow.missing.len(),
+        1,
+        "{:?}",
+        corrected.workflow
+    );
     assert_eq!(
         hub.count(Some(CaseState::Received)).unwrap(),
         2,
@@ -132,7 +151,10 @@ fn a_node_on_the_previous_release_keeps_syncing_and_its_offline_escalation_is_im
     assert_eq!(read(&hub, no).state, "RECEIVED");
     let legacy = std::fs::read(fixture(&format!("legacy-docs/{no}.village.automerge"))).unwrap();
     let mut old_doc = AutoCommit::load(&legacy).unwrap();
-    assert!(event::read_events(&old_doc).0.is_empty(), "the old copy has no events");
+    assert!(
+        event::read_events(&old_doc).0.is_empty(),
+        "the old copy has no events"
+    );
     let mut node = MemReplica::default();
     node.write(no, &mut old_doc).unwrap();
 
@@ -154,7 +176,10 @@ fn a_node_on_the_previous_release_keeps_syncing_and_its_offline_escalation_is_im
     assert_eq!(at_hub.state, "RECEIVED");
     assert_eq!(at_hub.workflow.escalations, 1);
     let escalation = &at_hub.history[2];
-    assert_eq!((escalation.node.as_str(), escalation.by.as_str()), (VILLAGE, "daiban"));
+    assert_eq!(
+        (escalation.node.as_str(), escalation.by.as_str()),
+        (VILLAGE, "daiban")
+    );
 
     // What the old node reads (only the plain fields) agrees with the county's case.
     let back = node.load(no).unwrap().unwrap();
@@ -169,7 +194,13 @@ fn a_node_on_the_previous_release_keeps_syncing_and_its_offline_escalation_is_im
     assert_eq!(read(&hub, no).history.len(), 3);
 }
 
-fn village_event(kind: ActionKind, id: &str, after: Vec<String>, author: Author, input: Inputs) -> Event {
+fn village_event(
+    kind: ActionKind,
+    id: &str,
+    after: Vec<String>,
+    author: Author,
+    input: Inputs,
+) -> Event {
     Event {
         id: id.into(),
         kind,
@@ -230,10 +261,20 @@ fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() 
     }
     let mut doc = AutoCommit::load(&village.document(no).unwrap().unwrap()).unwrap();
     doc.set_actor(ActorId::from(VILLAGE_ACTOR2.as_slice()));
-    let events: Vec<Event> = event::read_events(&doc).0.into_iter().map(|s| s.event).collect();
+    let events: Vec<Event> = event::read_events(&doc)
+        .0
+        .into_iter()
+        .map(|s| s.event)
+        .collect();
     let heads = event::frontier(&events);
     // A county-only action written by the village's agent…
-    let accept = village_event(ActionKind::Accept, "forged-accept", heads.clone(), agent(), Inputs::default());
+    let accept = village_event(
+        ActionKind::Accept,
+        "forged-accept",
+        heads.clone(),
+        agent(),
+        Inputs::default(),
+    );
     // …and an escalation that claims a county author.
     let mut county = agent();
     county.tier = Tier::County;
@@ -273,10 +314,17 @@ fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() 
 
     let mut server = SledReplica::new(&hub);
     let first = converse(&mut client, vec![VILLAGE.into()], &mut server, VILLAGE).unwrap();
-    assert!(first.client.refused.is_empty(), "no case is refused whole: {:?}", first.client.refused);
+    assert!(
+        first.client.refused.is_empty(),
+        "no case is refused whole: {:?}",
+        first.client.refused
+    );
     let at_hub = read(&hub, no);
     let entry = |c: &CaseDoc, id: &str| c.history.iter().find(|h| h.id == id).cloned().unwrap();
-    assert_eq!(at_hub.state, "RECEIVED", "the forged accept changed nothing");
+    assert_eq!(
+        at_hub.state, "RECEIVED",
+        "the forged accept changed nothing"
+    );
     assert!(entry(&at_hub, "forged-accept").refused);
     assert!(entry(&at_hub, "posing-as-county").refused);
     assert!(entry(&at_hub, "honest-escalation").effective);
@@ -285,7 +333,10 @@ fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() 
     // The refusals came back in the same session: the village shows 未采纳 with the reason.
     let at_village = read(&village, no);
     let forged = entry(&at_village, "forged-accept");
-    assert!(forged.refused && forged.why.contains("县级操作"), "{forged:?}");
+    assert!(
+        forged.refused && forged.why.contains("县级操作"),
+        "{forged:?}"
+    );
     assert_eq!(at_village, at_hub, "both tiers derive the same case");
 
     // Nothing is refused or sent again.
@@ -308,7 +359,10 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
     let mut doc = AutoCommit::load(&village.document(no).unwrap().unwrap()).unwrap();
     doc.set_actor(ActorId::from(VILLAGE_ACTOR2.as_slice()));
     let c = case::read_case(&doc).unwrap();
-    assert!(!c.item.village_completable(), "the fixture's item is a 承诺 item");
+    assert!(
+        !c.item.village_completable(),
+        "the fixture's item is a 承诺 item"
+    );
     // The agent's own page never offers it; a modified node writes it anyway.
     let ctx = Context {
         now: DateTime::parse_from_rfc3339("2026-11-03T09:00:00+08:00").unwrap(),
@@ -323,9 +377,22 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
         tier: Tier::Village,
         node: VILLAGE,
     };
-    let err = workflow::apply(&mut doc, &ActionInput::new(ActionKind::CompleteOnSite), &by, &Role::Agent, &ctx);
-    assert!(matches!(err, Err(workflow::ActionError::Forbidden(_))), "{err:?}");
-    let events: Vec<Event> = event::read_events(&doc).0.into_iter().map(|s| s.event).collect();
+    let err = workflow::apply(
+        &mut doc,
+        &ActionInput::new(ActionKind::CompleteOnSite),
+        &by,
+        &Role::Agent,
+        &ctx,
+    );
+    assert!(
+        matches!(err, Err(workflow::ActionError::Forbidden(_))),
+        "{err:?}"
+    );
+    let events: Vec<Event> = event::read_events(&doc)
+        .0
+        .into_iter()
+        .map(|s| s.event)
+        .collect();
     let forged = village_event(
         ActionKind::CompleteOnSite,
         "forged-completion",
@@ -340,18 +407,31 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
     doc.put(automerge::ROOT, "state", "DELIVERED").unwrap();
     doc.commit();
     let summary = case::read_case(&doc).unwrap().summary();
-    village.merge_case(no, |_| Ok::<_, ()>((doc.save(), summary))).unwrap().unwrap();
+    village
+        .merge_case(no, |_| Ok::<_, ()>((doc.save(), summary)))
+        .unwrap()
+        .unwrap();
     village.flush().unwrap();
 
     let mut server = SledReplica::new(&hub);
     converse(&mut client, vec![VILLAGE.into()], &mut server, VILLAGE).unwrap();
     let at_hub = read(&hub, no);
     assert_eq!(at_hub.state, "SUBMITTED");
-    let h = at_hub.history.iter().find(|h| h.id == "forged-completion").unwrap();
+    let h = at_hub
+        .history
+        .iter()
+        .find(|h| h.id == "forged-completion")
+        .unwrap();
     assert!(h.refused && h.why.contains("未授权村级直接办结"), "{h:?}");
     let at_village = read(&village, no);
     assert_eq!(at_village.state, "SUBMITTED");
-    assert!(at_village.history.iter().any(|h| h.id == "forged-completion" && h.refused));
+    assert!(at_village
+        .history
+        .iter()
+        .any(|h| h.id == "forged-completion" && h.refused));
     let again = converse(&mut client, vec![VILLAGE.into()], &mut server, VILLAGE).unwrap();
-    assert!(again.client.refused.is_empty() && again.client.cases_sent == 0, "{again:?}");
+    assert!(
+        again.client.refused.is_empty() && again.client.cases_sent == 0,
+        "{again:?}"
+    );
 }

@@ -308,7 +308,9 @@ impl Seeder<'_> {
                         .assist_departments
                         .get(usize::from(i))
                         .map(String::as_str)
-                        .with_context(|| format!("item {} has no assisting department {i}", item.code))?,
+                        .with_context(|| {
+                            format!("item {} has no assisting department {i}", item.code)
+                        })?,
                     _ => item.department.as_str(),
                 };
                 let account = self
@@ -333,7 +335,10 @@ mod tests {
     use tongban_shared::workflow::{self, ActionInput, Actor, Role};
     use tongban_shared::Tier;
 
-    fn role(desk: Desk, item: &tongban_shared::catalog::Item) -> (Role, String, Tier, &'static str) {
+    fn role(
+        desk: Desk,
+        item: &tongban_shared::catalog::Item,
+    ) -> (Role, String, Tier, &'static str) {
         match desk {
             Desk::Township => (Role::Township, "agent".into(), Tier::Township, "420222100"),
             Desk::Window => (Role::Window, "window".into(), Tier::County, "420222"),
@@ -345,7 +350,12 @@ mod tests {
             ),
             Desk::Assist(i) => {
                 let d = item.assist_departments[usize::from(i)].clone();
-                (Role::Dept(d.clone()), format!("dept:{d}"), Tier::County, "420222")
+                (
+                    Role::Dept(d.clone()),
+                    format!("dept:{d}"),
+                    Tier::County,
+                    "420222",
+                )
             }
             Desk::Agent => (Role::Agent, "agent".into(), Tier::Village, "420222100201"),
         }
@@ -399,8 +409,7 @@ mod tests {
                         .chain(for_item(plan, item))
                         .collect(),
                 };
-                let mut n = 0;
-                for s in &planned.steps {
+                for (n, s) in planned.steps.iter().enumerate() {
                     let body = input(*s, &planned, &catalog).unwrap();
                     let action: ActionInput = serde_json::from_value(body).unwrap();
                     let (role, stored, tier, node) = role(s.desk, item);
@@ -414,12 +423,15 @@ mod tests {
                     let ctx = workflow::Context {
                         now,
                         calendar: &calendar,
-                        departments: catalog.departments().into_iter().map(String::from).collect(),
+                        departments: catalog
+                            .departments()
+                            .into_iter()
+                            .map(String::from)
+                            .collect(),
                         event_id: format!("e{n}"),
                     };
-                    n += 1;
                     workflow::apply(&mut doc, &action, &by, &role, &ctx)
-                    .unwrap_or_else(|e| panic!("{} {}: {e}", item.code, s.action));
+                        .unwrap_or_else(|e| panic!("{} {}: {e}", item.code, s.action));
                 }
             }
         }

@@ -4,11 +4,11 @@ use std::cell::RefCell;
 
 use automerge::{ActorId, AutoCommit, ChangeHash};
 use tongban_shared::case::{self, CaseSummary};
+use tongban_shared::event::Author;
+use tongban_shared::ingress::{self, Judged, Upstream};
 use tongban_shared::sync::scope;
 use tongban_shared::sync::summary::{Digest, Fp, Prefix, FANOUT};
 use tongban_shared::sync::Replica;
-use tongban_shared::ingress::{self, Judged, Upstream};
-use tongban_shared::event::Author;
 
 use crate::store::{Store, StoreError};
 

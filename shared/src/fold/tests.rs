@@ -6,13 +6,19 @@ use chrono::DateTime;
 
 use super::*;
 use crate::calendar::Calendar;
-use crate::case::tests_support::new_doc;
 use crate::case::read_case;
+use crate::case::tests_support::new_doc;
 use crate::catalog::Catalog;
 use crate::event::read_events;
 use crate::workflow::{apply, ActionInput, Actor, Context};
 
-fn act(doc: &mut AutoCommit, kind: ActionKind, role: Role, at: &str, f: impl FnOnce(&mut ActionInput)) {
+fn act(
+    doc: &mut AutoCommit,
+    kind: ActionKind,
+    role: Role,
+    at: &str,
+    f: impl FnOnce(&mut ActionInput),
+) {
     try_act(doc, kind, role, at, f).unwrap();
 }
 
@@ -36,7 +42,13 @@ fn try_act(
     apply(
         doc,
         &input,
-        &Actor { user: "u", name: "U", role: &stored, tier, node },
+        &Actor {
+            user: "u",
+            name: "U",
+            role: &stored,
+            tier,
+            node,
+        },
         &role,
         &Context {
             now: DateTime::parse_from_rfc3339(at).unwrap(),
@@ -105,7 +117,11 @@ fn receive_and_an_offline_escalation_both_stand() {
     let c = concurrently(
         &doc,
         |a| act(a, ActionKind::Receive, Role::Window, T1, |_| {}),
-        |b| act(b, ActionKind::Escalate, Role::Agent, T2, |i| i.reason = "等太久".into()),
+        |b| {
+            act(b, ActionKind::Escalate, Role::Agent, T2, |i| {
+                i.reason = "等太久".into()
+            })
+        },
     );
     assert_eq!(c.state(), Some(CaseState::Received));
     assert_eq!(c.workflow.escalations, 1);
@@ -118,11 +134,25 @@ fn a_correction_that_crosses_a_rejection_does_not_reopen_the_case() {
     let mut doc = received();
     let (_, case) = new_doc();
     let m = case.materials[0].id.clone();
-    act(&mut doc, ActionKind::RequestCorrection, Role::Window, T1, |i| i.missing = vec![m.clone()]);
+    act(
+        &mut doc,
+        ActionKind::RequestCorrection,
+        Role::Window,
+        T1,
+        |i| i.missing = vec![m.clone()],
+    );
     let c = concurrently(
         &doc,
-        |a| act(a, ActionKind::Reject, Role::Window, T2, |i| i.reason = "逾期未补正".into()),
-        |b| act(b, ActionKind::SubmitCorrection, Role::Agent, T2, |i| i.materials = vec![m.clone()]),
+        |a| {
+            act(a, ActionKind::Reject, Role::Window, T2, |i| {
+                i.reason = "逾期未补正".into()
+            })
+        },
+        |b| {
+            act(b, ActionKind::SubmitCorrection, Role::Agent, T2, |i| {
+                i.materials = vec![m.clone()]
+            })
+        },
     );
     assert_eq!(c.state(), Some(CaseState::Rejected));
     let corr = entry(&c, ActionKind::SubmitCorrection, VILLAGE);
@@ -142,7 +172,10 @@ fn two_deliveries_count_once() {
     assert_eq!(c.state(), Some(CaseState::Delivered));
     assert!(entry(&c, ActionKind::Deliver, "420222").effective);
     let agent = entry(&c, ActionKind::Deliver, VILLAGE);
-    assert!(!agent.effective && agent.why.contains("已由他人送达"), "{agent:?}");
+    assert!(
+        !agent.effective && agent.why.contains("已由他人送达"),
+        "{agent:?}"
+    );
 }
 
 #[test]
@@ -164,14 +197,20 @@ fn an_amendment_the_countys_receipt_did_not_see_does_not_take_effect() {
     let c = concurrently(
         &doc,
         |a| act(a, ActionKind::Receive, Role::Window, T2, |_| {}),
-        |b| act(b, ActionKind::Amend, Role::Agent, T1, |i| i.phone = "13900001111".into()),
+        |b| {
+            act(b, ActionKind::Amend, Role::Agent, T1, |i| {
+                i.phone = "13900001111".into()
+            })
+        },
     );
     assert_eq!(c.state(), Some(CaseState::Received));
     assert_eq!(c.applicant.phone, case.applicant.phone);
     assert!(!entry(&c, ActionKind::Amend, VILLAGE).effective);
     // Before any receipt the amendment is the agent's to make.
     let mut early = doc.clone();
-    act(&mut early, ActionKind::Amend, Role::Agent, T1, |i| i.phone = "13900001111".into());
+    act(&mut early, ActionKind::Amend, Role::Agent, T1, |i| {
+        i.phone = "13900001111".into()
+    });
     assert_eq!(read_case(&early).unwrap().applicant.phone, "13900001111");
 }
 
@@ -180,8 +219,16 @@ fn an_escalation_that_arrives_after_the_case_closed_is_kept_but_moot() {
     let doc = received();
     let c = concurrently(
         &doc,
-        |a| act(a, ActionKind::Reject, Role::Window, T2, |i| i.reason = "不属于本县".into()),
-        |b| act(b, ActionKind::Escalate, Role::Agent, T2, |i| i.reason = "没人管".into()),
+        |a| {
+            act(a, ActionKind::Reject, Role::Window, T2, |i| {
+                i.reason = "不属于本县".into()
+            })
+        },
+        |b| {
+            act(b, ActionKind::Escalate, Role::Agent, T2, |i| {
+                i.reason = "没人管".into()
+            })
+        },
     );
     assert_eq!(c.state(), Some(CaseState::Rejected));
     assert_eq!(c.workflow.escalations, 0);
@@ -196,8 +243,16 @@ fn two_evaluations_count_once_the_countys_first() {
     act(&mut doc, ActionKind::Deliver, Role::Window, T1, |_| {});
     let c = concurrently(
         &doc,
-        |a| act(a, ActionKind::Evaluate, Role::Window, T2, |i| i.score = Some(4)),
-        |b| act(b, ActionKind::Evaluate, Role::Agent, T2, |i| i.score = Some(1)),
+        |a| {
+            act(a, ActionKind::Evaluate, Role::Window, T2, |i| {
+                i.score = Some(4)
+            })
+        },
+        |b| {
+            act(b, ActionKind::Evaluate, Role::Agent, T2, |i| {
+                i.score = Some(1)
+            })
+        },
     );
     assert_eq!(c.workflow.evaluation, 4);
     assert!(!entry(&c, ActionKind::Evaluate, VILLAGE).effective);
@@ -211,8 +266,16 @@ fn a_suspension_and_an_escalation_both_stand() {
     let dept = Role::Dept(case.item.department.clone());
     let c = concurrently(
         &doc,
-        |a| act(a, ActionKind::Suspend, dept.clone(), T2, |i| i.reason = "专家评审".into()),
-        |b| act(b, ActionKind::Escalate, Role::Agent, T2, |i| i.reason = "慢".into()),
+        |a| {
+            act(a, ActionKind::Suspend, dept.clone(), T2, |i| {
+                i.reason = "专家评审".into()
+            })
+        },
+        |b| {
+            act(b, ActionKind::Escalate, Role::Agent, T2, |i| {
+                i.reason = "慢".into()
+            })
+        },
     );
     assert_eq!(c.state(), Some(CaseState::Suspended));
     assert_eq!(c.workflow.escalations, 1);
@@ -224,8 +287,18 @@ fn a_completion_on_site_is_only_for_items_the_catalogue_authorises() {
     let promised = read_case(&new_doc().0).unwrap();
     assert!(!promised.item.village_completable());
     let mut doc = new_doc().0;
-    let err = try_act(&mut doc, ActionKind::CompleteOnSite, Role::Agent, T1, |_| {}).unwrap_err();
-    assert!(matches!(err, crate::workflow::ActionError::Forbidden(_)), "{err:?}");
+    let err = try_act(
+        &mut doc,
+        ActionKind::CompleteOnSite,
+        Role::Agent,
+        T1,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, crate::workflow::ActionError::Forbidden(_)),
+        "{err:?}"
+    );
     assert!(catalog.items.iter().any(|i| i.village == "办结"));
 }
 
@@ -233,7 +306,9 @@ fn a_completion_on_site_is_only_for_items_the_catalogue_authorises() {
 fn the_fold_does_not_depend_on_the_order_events_are_listed_in() {
     let (_, case) = new_doc();
     let mut doc = result_ready(&case.item.department);
-    act(&mut doc, ActionKind::Escalate, Role::Agent, T2, |i| i.reason = "慢".into());
+    act(&mut doc, ActionKind::Escalate, Role::Agent, T2, |i| {
+        i.reason = "慢".into()
+    });
     let (base, mut events) = crate::case::read_parts(&doc).unwrap();
     let straight = fold(base.clone(), &events);
     events.reverse();

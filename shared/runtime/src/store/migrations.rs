@@ -54,8 +54,7 @@ fn history_to_events(store: &Store) -> Result<(), StoreError> {
                 let (base, events) =
                     tongban_shared::case::read_parts(&doc).map_err(|e| corrupt(&no, e))?;
                 for e in &events {
-                    tongban_shared::event::write_event(&mut doc, e)
-                        .map_err(|e| corrupt(&no, e))?;
+                    tongban_shared::event::write_event(&mut doc, e).map_err(|e| corrupt(&no, e))?;
                 }
                 let case = tongban_shared::fold::fold(base, &events);
                 tongban_shared::case::project(&mut doc, &case).map_err(|e| corrupt(&no, e))?;

@@ -32,6 +32,8 @@ struct HistoryView {
     note: String,
     /// Written by a node whose clock is known to be off.
     skewed: bool,
+    /// Empty for an event that took effect; else 未生效 or 未采纳 with why.
+    status: String,
 }
 
 #[derive(Template)]
@@ -70,9 +72,11 @@ struct ActionForm {
     input: &'static str,
     /// For "materials": (id, name, checked).
     materials: Vec<(String, String, bool)>,
+    /// For "dept": the departments of the catalogue other than the one handling the case.
+    depts: Vec<String>,
 }
 
-fn action_forms(c: &CaseDoc, role: Option<Role>) -> Vec<ActionForm> {
+fn action_forms(c: &CaseDoc, role: Option<Role>, departments: &[&str]) -> Vec<ActionForm> {
     let Some(role) = role else {
         return Vec::new();
     };
@@ -80,10 +84,16 @@ fn action_forms(c: &CaseDoc, role: Option<Role>) -> Vec<ActionForm> {
         .into_iter()
         .map(|action| {
             let input = match action {
-                ActionKind::Reject | ActionKind::Suspend | ActionKind::Escalate => "reason",
+                ActionKind::Reject
+                | ActionKind::Deny
+                | ActionKind::Suspend
+                | ActionKind::Escalate => "reason",
                 ActionKind::RequestCorrection | ActionKind::SubmitCorrection => "materials",
                 ActionKind::Forward => "dept",
-                ActionKind::IssueResult => "result",
+                ActionKind::IssueResult | ActionKind::CompleteAtWindow => "result",
+                ActionKind::CompleteOnSite => "result_name",
+                ActionKind::ReportUp | ActionKind::AssistOpinion => "opinion",
+                ActionKind::Accept => "accept",
                 ActionKind::Evaluate => "score",
                 _ => "note",
             };
@@ -106,6 +116,11 @@ fn action_forms(c: &CaseDoc, role: Option<Role>) -> Vec<ActionForm> {
                 label: action.label(),
                 input,
                 materials,
+                depts: departments
+                    .iter()
+                    .filter(|d| **d != c.handling_dept())
+                    .map(|d| d.to_string())
+                    .collect(),
             }
         })
         .collect()
@@ -214,6 +229,13 @@ async fn case_page(
             action: workflow::action_label(&h.action).to_string(),
             note: h.note.clone(),
             skewed: skewed_node.as_deref() == Some(h.node.as_str()),
+            status: if h.refused {
+                format!("上级未采纳：{}", h.why)
+            } else if !h.effective {
+                format!("未生效：{}", h.why)
+            } else {
+                String::new()
+            },
         })
         .collect();
     let missing = c
@@ -235,7 +257,11 @@ async fn case_page(
             .as_deref()
             .map(|a| workflow::action_label(a).to_string()),
         error: params.error.clone(),
-        actions: action_forms(&c, Role::acting(&user.role, state.identity.tier)),
+        actions: action_forms(
+            &c,
+            Role::acting(&user.role, state.identity.tier),
+            &state.catalog().departments(),
+        ),
         missing,
         evaluation,
         state_label: c.state().map(|s| s.label()).unwrap_or("未知状态"),

@@ -43,6 +43,24 @@ fn write_at_start(file: &std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
 
 impl Store {
     pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+        // A store closed in this process a moment ago may still be locked: sled drops its file lock
+        // when its background flusher ends, after `Db` is dropped. Wait for that, briefly; another
+        // process holding the store keeps it locked and gets the error after the last attempt.
+        let mut attempts = 0;
+        loop {
+            match Store::open_db_once(dir) {
+                Err(StoreError::Sled(sled::Error::Io(e)))
+                    if attempts < 100 && e.to_string().contains("could not acquire lock") =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_db_once(dir: &Path) -> Result<sled::Db, StoreError> {
         let config = sled::Config::new()
             .path(db_path(dir))
             .cache_capacity(CACHE_BYTES);

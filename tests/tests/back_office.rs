@@ -250,7 +250,10 @@ fn queues_and_dashboard_show_the_county() {
     let (status, queue) = page("/queue");
     assert_eq!(status, 200);
     let waiting = queue.split("id=\"to-accept\"").next().unwrap();
-    assert!(waiting.contains(&no) && waiting.contains("已等"), "{queue}");
+    assert!(
+        waiting.contains(&no) && waiting.contains("收件后"),
+        "{queue}"
+    );
     // The county publishes its 2027 holiday table; the village takes it with its next sync.
     let y2027 = r#"{"year":2027,"holidays":[{"name":"元旦","from":"2027-01-01","to":"2027-01-03"}],"makeup_workdays":[]}"#;
     let resp = client()

@@ -47,9 +47,7 @@ struct QueuePage {
 /// to hand out; the supervisor overdue cases, bad reviews and 办不成事 escalations.
 async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
     use tongban_shared::case::{CaseState, CaseSummary};
-    use tongban_shared::stats::{
-        handover_late_minutes, handover_limit_minutes, is_bad_review, urgency, Urgency,
-    };
+    use tongban_shared::stats::{is_bad_review, urgency, Urgency};
     use tongban_shared::workflow::Role;
     let role = Role::from_account(&user.role);
     let st = state.app.clone();
@@ -100,17 +98,10 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         let waiting = in_state(&[CaseState::Submitted])
             .into_iter()
             .map(|s| {
-                let late = handover_late_minutes(s, now.timestamp_millis());
+                // Transit from the village: its own figure, never a late hand-over (that clock
+                // starts at the county's receipt).
                 let waited = (now.timestamp_millis() - s.created_ms) / 60_000;
-                row(
-                    s,
-                    format!(
-                        "已等{}分钟（时限{}分钟）",
-                        waited.max(0),
-                        handover_limit_minutes(s)
-                    ),
-                    if late > 0 { "red" } else { "" },
-                )
+                row(s, format!("收件后{}分钟", waited.max(0)), "")
             })
             .collect();
         queues.push(Queue {

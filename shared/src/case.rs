@@ -316,6 +316,11 @@ impl ItemRef {
     pub fn day_unit(&self) -> DayUnit {
         DayUnit::parse(&self.day_unit)
     }
+
+    /// 村级可直接办结: the catalogue lets the village station complete the item itself.
+    pub fn village_completable(&self) -> bool {
+        self.village == "办结"
+    }
 }
 
 impl CaseDoc {
@@ -847,6 +852,20 @@ pub fn project(doc: &mut AutoCommit, case: &CaseDoc) -> Result<bool, CaseDocErro
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
+
+    /// Node, tier and stored account role of the test account acting with `role`.
+    pub fn acting_as(role: &crate::workflow::Role) -> (&'static str, crate::Tier, String) {
+        use crate::workflow::Role;
+        use crate::Tier;
+        match role {
+            Role::Agent => ("420222103201", Tier::Village, "agent".to_string()),
+            Role::Township => ("420222103", Tier::Township, "agent".to_string()),
+            Role::Window => ("420222", Tier::County, "window".to_string()),
+            Role::Dept(d) => ("420222", Tier::County, format!("dept:{d}")),
+            Role::Supervisor => ("420222", Tier::County, "supervisor".to_string()),
+            Role::Admin => ("420222", Tier::County, "admin".to_string()),
+        }
+    }
 
     /// When the county acts in tests that do not care about dates.
     pub const ACCEPT_NOW: &str = "2026-11-27T10:00:00+08:00";

@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use crate::action::ActionKind;
-use crate::case::{CaseDoc, CaseState, HistoryEntry, ItemRef};
+use crate::case::{CaseDoc, CaseState, HistoryEntry};
 use crate::catalog::ItemKind;
 use crate::event::{Event, Inputs};
 use crate::workflow::{Role, EVALUATION_LEVELS};
@@ -190,21 +190,9 @@ pub fn transition(kind: ActionKind, case: &CaseDoc, input: &Inputs) -> Result<Ca
         ActionKind::IssueResult => (&[Decided], ResultReady),
         ActionKind::Deliver => (&[ResultReady], Delivered),
         ActionKind::Evaluate => (&[Delivered], Evaluated),
-        ActionKind::Escalate => (
-            &[
-                Submitted,
-                Received,
-                Correction,
-                Accepted,
-                Review,
-                Suspended,
-                ReportedUp,
-                Decided,
-                ResultReady,
-                Delivered,
-            ],
-            state,
-        ),
+        // Any time until the case is closed.
+        ActionKind::Escalate if !matches!(state, Rejected | Evaluated) => (&[state], state),
+        ActionKind::Escalate => (&[], state),
     };
     if from.contains(&state) {
         Ok(to)
@@ -553,13 +541,6 @@ pub fn fold(mut base: CaseDoc, events: &[Event]) -> CaseDoc {
         case.history.push(entry);
     }
     case
-}
-
-impl ItemRef {
-    /// 村级可直接办结: the catalogue lets the village station complete the item itself.
-    pub fn village_completable(&self) -> bool {
-        self.village == "办结"
-    }
 }
 
 #[cfg(test)]

@@ -154,14 +154,6 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-/// The promised completion date: promised days from the day after acceptance, plus the working days
-/// the clock was stopped (suspension). Calendar-day items count calendar days.
-pub fn deadline(case: &CaseDoc, calendar: &Calendar) -> Option<NaiveDate> {
-    let accepted = parse_date(case.workflow.accepted_on.as_deref()?)?;
-    let days = case.item.promised_days + case.workflow.suspended_days;
-    case.item.day_unit().due_date(accepted, days, calendar)
-}
-
 /// The inputs that make `action` pass the state rules when nothing concurrent interferes (what a page
 /// needs to know to offer it).
 fn probe_inputs(action: ActionKind, case: &CaseDoc) -> Inputs {

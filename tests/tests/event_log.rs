@@ -247,6 +247,15 @@ fn fresh_village(dir: &Path) -> Store {
 
 const VILLAGE_ACTOR2: [u8; 16] = [0x33; 16];
 
+/// Syncs the village with the hub, then returns its copy of `no`, ready to write as the village.
+fn pulled(client: &mut SledReplica<'_>, village: &Store, hub: &Store, no: &str) -> AutoCommit {
+    let mut server = SledReplica::new(hub);
+    converse(client, vec![VILLAGE.into()], &mut server, VILLAGE).unwrap();
+    let mut doc = AutoCommit::load(&village.document(no).unwrap().unwrap()).unwrap();
+    doc.set_actor(ActorId::from(VILLAGE_ACTOR2.as_slice()));
+    doc
+}
+
 #[test]
 fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() {
     let (_dir, hub) = copy_store("hub");
@@ -254,13 +263,7 @@ fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() 
     let village = fresh_village(vdir.path());
     let no = "420222103201-20261102-0002";
     let mut client = SledReplica::client(&village);
-    {
-        // Bring the village's copy up to date first (it is a converted format-2 store).
-        let mut server = SledReplica::new(&hub);
-        converse(&mut client, vec![VILLAGE.into()], &mut server, VILLAGE).unwrap();
-    }
-    let mut doc = AutoCommit::load(&village.document(no).unwrap().unwrap()).unwrap();
-    doc.set_actor(ActorId::from(VILLAGE_ACTOR2.as_slice()));
+    let mut doc = pulled(&mut client, &village, &hub, no);
     let events: Vec<Event> = event::read_events(&doc)
         .0
         .into_iter()
@@ -352,12 +355,7 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
     let village = fresh_village(vdir.path());
     let no = "420222103201-20261102-0001";
     let mut client = SledReplica::client(&village);
-    {
-        let mut server = SledReplica::new(&hub);
-        converse(&mut client, vec![VILLAGE.into()], &mut server, VILLAGE).unwrap();
-    }
-    let mut doc = AutoCommit::load(&village.document(no).unwrap().unwrap()).unwrap();
-    doc.set_actor(ActorId::from(VILLAGE_ACTOR2.as_slice()));
+    let mut doc = pulled(&mut client, &village, &hub, no);
     let c = case::read_case(&doc).unwrap();
     assert!(
         !c.item.village_completable(),

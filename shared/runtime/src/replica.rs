@@ -259,6 +259,14 @@ impl Replica for SledReplica<'_> {
                 for (id, flag) in &verdict.clock_flags {
                     tracing::warn!(case_no, event = %id, peer, "{flag}");
                 }
+                if verdict.imported > 0 {
+                    tracing::info!(
+                        case_no,
+                        peer,
+                        imported = verdict.imported,
+                        "history entries of the previous release imported as events"
+                    );
+                }
                 for (id, reason) in &verdict.refused {
                     tracing::warn!(case_no, event = %id, peer, "event not adopted: {reason}");
                 }

@@ -31,12 +31,7 @@ fn try_act(
 ) -> Result<CaseDoc, crate::workflow::ActionError> {
     let mut input = ActionInput::new(kind);
     f(&mut input);
-    let (node, tier, stored) = match &role {
-        Role::Agent => ("420222103201", Tier::Village, "agent".to_string()),
-        Role::Township => ("420222103", Tier::Township, "agent".to_string()),
-        Role::Dept(d) => ("420222", Tier::County, format!("dept:{d}")),
-        _ => ("420222", Tier::County, "window".to_string()),
-    };
+    let (node, tier, stored) = crate::case::tests_support::acting_as(&role);
     let seq = read_events(doc).0.len() as u64;
     let id = crate::legacy::stable_hash(&[node, at, kind.as_str(), &seq.to_string()]);
     apply(

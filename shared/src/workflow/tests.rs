@@ -22,14 +22,7 @@ fn act(
 ) -> Result<CaseDoc, ActionError> {
     let mut input = ActionInput::new(action.parse()?);
     f(&mut input);
-    let (node, tier, account_role) = match role {
-        Role::Agent => ("420222103201", Tier::Village, "agent".to_string()),
-        Role::Township => ("420222103", Tier::Township, "agent".to_string()),
-        Role::Window => ("420222", Tier::County, "window".to_string()),
-        Role::Dept(d) => ("420222", Tier::County, format!("dept:{d}")),
-        Role::Supervisor => ("420222", Tier::County, "supervisor".to_string()),
-        Role::Admin => ("420222", Tier::County, "admin".to_string()),
-    };
+    let (node, tier, account_role) = crate::case::tests_support::acting_as(role);
     let n = crate::event::read_events(doc).0.len() as u64;
     apply(
         doc,

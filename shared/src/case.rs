@@ -823,17 +823,55 @@ pub fn read_case(doc: &AutoCommit) -> Result<CaseDoc, CaseDocError> {
 /// The document's fields as stored (the history and workflow there being the projection) and its
 /// events: what the fold and the ingress check start from.
 pub fn read_parts(doc: &AutoCommit) -> Result<(CaseDoc, Vec<Event>), CaseDocError> {
-    let base: CaseDoc = hydrate(doc)?;
-    if base.schema > CASE_SCHEMA {
-        return Err(CaseDocError::NewerSchema(base.schema));
-    }
     let (stored, _) = crate::event::read_events(doc);
-    let events = if stored.is_empty() {
-        crate::legacy::events_from_history(&base)
-    } else {
-        stored.into_iter().map(|s| s.event).collect()
+    if stored.is_empty() {
+        let base: CaseDoc = hydrate(doc)?;
+        if base.schema > CASE_SCHEMA {
+            return Err(CaseDocError::NewerSchema(base.schema));
+        }
+        let events = crate::legacy::events_from_history(&base);
+        return Ok((base, events));
+    }
+    // With events, the projection (state, deadline, history, workflow) is never read: the fold
+    // derives it. Reading the history out of automerge was most of what reading a case cost.
+    let fixed: FixedFields = hydrate(doc)?;
+    if fixed.schema > CASE_SCHEMA {
+        return Err(CaseDocError::NewerSchema(fixed.schema));
+    }
+    let base = CaseDoc {
+        schema: fixed.schema,
+        case_no: fixed.case_no,
+        item: fixed.item,
+        channel: fixed.channel,
+        applicant: fixed.applicant,
+        agent: fixed.agent,
+        materials: fixed.materials,
+        delivery: fixed.delivery,
+        note: fixed.note,
+        query_password: fixed.query_password,
+        state: String::new(),
+        created_at: fixed.created_at,
+        deadline: None,
+        history: Vec::new(),
+        workflow: Workflow::default(),
     };
-    Ok((base, events))
+    Ok((base, stored.into_iter().map(|s| s.event).collect()))
+}
+
+/// The fields of a case document the fold starts from (everything but the projection).
+#[derive(Hydrate)]
+struct FixedFields {
+    schema: u64,
+    case_no: String,
+    item: ItemRef,
+    channel: String,
+    applicant: Applicant,
+    agent: Agent,
+    materials: Vec<MaterialEntry>,
+    delivery: String,
+    note: String,
+    query_password: String,
+    created_at: String,
 }
 
 /// Writes the derived case into the document's plain fields (state, deadline, history, workflow…), for
@@ -871,16 +909,17 @@ pub(crate) mod tests_support {
     pub const ACCEPT_NOW: &str = "2026-11-27T10:00:00+08:00";
 
     pub fn new_doc() -> (AutoCommit, CaseDoc) {
+        new_doc_where(|i| {
+            i.promised_days > 0
+                && i.day_unit == crate::catalog::DayUnit::Working
+                && i.kind == ItemKind::Promised
+        })
+    }
+
+    /// A new case of the first builtin item that `wanted` picks.
+    pub fn new_doc_where(wanted: impl Fn(&crate::catalog::Item) -> bool) -> (AutoCommit, CaseDoc) {
         let catalog = Catalog::builtin().unwrap();
-        let item = catalog
-            .items
-            .iter()
-            .find(|i| {
-                i.promised_days > 0
-                    && i.day_unit == crate::catalog::DayUnit::Working
-                    && i.kind == ItemKind::Promised
-            })
-            .unwrap();
+        let item = catalog.items.iter().find(|i| wanted(i)).unwrap();
         let req = IntakeRequest {
             item_code: item.code.clone(),
             applicant: ApplicantInput {

@@ -365,8 +365,18 @@ fn effects(e: &Event, case: &mut CaseDoc) {
     }
 }
 
-/// Which events are refused by an upstream: a `refuse` event by the county (or by a township, about
-/// an event of one of its villages) that is not itself refused. A refusal names an event it had seen,
+/// What a township may refuse: an event of one of its villages, or one that claims another tier's
+/// name (only a village can have sent it, forging it). Never its own, nor another village's. A
+/// township that refuses a real county event gets its refusal refused by the hub (`ingress`).
+pub fn township_may_refuse(refusal: &Event, target: &Event) -> bool {
+    match target.by.tier {
+        Tier::Village => target.by.node.starts_with(&refusal.by.node),
+        _ => target.by.node != refusal.by.node,
+    }
+}
+
+/// Which events are refused by an upstream: a `refuse` event by the county (or by a township, see
+/// [`township_may_refuse`]) that is not itself refused. A refusal names an event it had seen,
 /// so working from the newest back settles refusals of refusals.
 fn refused(events: &[&Event], order: &[usize]) -> BTreeMap<String, String> {
     let by_id: BTreeMap<&str, &Event> = events.iter().map(|e| (e.id.as_str(), *e)).collect();
@@ -381,11 +391,7 @@ fn refused(events: &[&Event], order: &[usize]) -> BTreeMap<String, String> {
         };
         let entitled = match r.by.tier {
             Tier::County => author_role(r).is_some(),
-            Tier::Township => {
-                author_role(r).is_some()
-                    && target.by.tier == Tier::Village
-                    && target.by.node.starts_with(&r.by.node)
-            }
+            Tier::Township => author_role(r).is_some() && township_may_refuse(r, target),
             Tier::Village => false,
         };
         if entitled {

@@ -172,6 +172,7 @@ fn judge_event(
     actor: Option<&ActorId>,
     peer: &str,
     all: &BTreeMap<String, Event>,
+    known_here: &std::collections::BTreeSet<&str>,
     derived: &CaseDoc,
     up: &Upstream,
 ) -> Result<(), String> {
@@ -197,10 +198,12 @@ fn judge_event(
             let target = all
                 .get(&e.input.target)
                 .ok_or("未采纳记录指向的操作不存在。")?;
-            if e.by.tier != Tier::Township
-                || target.by.tier != Tier::Village
-                || !target.by.node.starts_with(node)
-            {
+            // A township's refusal of an event claiming another tier's name stands only when that
+            // event is new here too: it came up from the township's villages, forged. An event this
+            // upstream already held (a real county event) is not the township's to refuse.
+            let from_below =
+                target.by.tier == Tier::Village || !known_here.contains(target.id.as_str());
+            if e.by.tier != Tier::Township || !fold::township_may_refuse(e, target) || !from_below {
                 return Err("只有乡镇可以对本乡镇所辖村的操作不予采纳。".into());
             }
         }
@@ -311,11 +314,26 @@ pub fn judge(
             .ok_or("a new case must begin with its intake")?;
         check_new_case(&base, intake, peer, up)?;
     }
+    // Refusals first: an event a township has already refused (its refusal standing here) is not
+    // refused a second time by the hub.
+    fresh.sort_by_key(|(e, _)| e.kind != ActionKind::Refuse);
+    let mut refused_below: std::collections::BTreeSet<String> = old_stored
+        .iter()
+        .filter(|s| s.event.kind == ActionKind::Refuse)
+        .map(|s| s.event.input.target.clone())
+        .collect();
     for (e, actor) in &fresh {
         if let Some(flag) = clock_flag(e, up.now) {
             judged.clock_flags.push((e.id.clone(), flag));
         }
-        if let Err(reason) = judge_event(e, actor.as_ref(), peer, &all, &derived, up) {
+        if refused_below.contains(&e.id) {
+            continue;
+        }
+        let verdict = judge_event(e, actor.as_ref(), peer, &all, &known_here, &derived, up);
+        if verdict.is_ok() && e.kind == ActionKind::Refuse {
+            refused_below.insert(e.input.target.clone());
+        }
+        if let Err(reason) = verdict {
             if e.kind == ActionKind::Intake {
                 return Err(reason);
             }

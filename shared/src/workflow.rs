@@ -156,12 +156,17 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
 
 /// The inputs that make `action` pass the state rules when nothing concurrent interferes (what a page
 /// needs to know to offer it).
-fn probe_inputs(action: ActionKind, case: &CaseDoc) -> Inputs {
+fn probe_inputs(action: ActionKind, case: &CaseDoc, role: &Role) -> Inputs {
     Inputs {
         materials: if action == ActionKind::SubmitCorrection {
             case.workflow.missing.clone()
         } else {
             Vec::new()
+        },
+        // An assisting department's opinion is its own: offered until it has given one.
+        dept: match (action, role) {
+            (ActionKind::AssistOpinion, Role::Dept(d)) => d.clone(),
+            _ => String::new(),
         },
         ..Default::default()
     }
@@ -180,7 +185,7 @@ pub fn available(case: &CaseDoc, role: &Role) -> Vec<ActionKind> {
         })
         .filter(|a| {
             fold::authorised(*a, role, case).is_ok()
-                && fold::transition(*a, case, &probe_inputs(*a, case)).is_ok()
+                && fold::transition(*a, case, &probe_inputs(*a, case, role)).is_ok()
         })
         .collect()
 }

@@ -65,6 +65,11 @@ impl MemReplica {
         self.actors.insert(actor.to_hex_string(), node.to_string());
     }
 
+    /// The node an actor is bound to, if any.
+    pub fn actor_node(&self, actor: &ActorId) -> Option<&str> {
+        self.actors.get(&actor.to_hex_string()).map(String::as_str)
+    }
+
     /// Publishes a catalogue version here (the hub's side of a catalogue update).
     pub fn publish_catalog(&mut self, version: u32, json: &str) {
         self.catalog = (version, json.to_string());

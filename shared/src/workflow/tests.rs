@@ -177,3 +177,19 @@ fn reasons_roles_and_states_are_enforced() {
     let dept = Role::Dept(case.item.department.clone());
     act(&mut doc, "approve", &dept, ACCEPT_NOW, |_| {}).unwrap();
 }
+
+#[test]
+fn an_assisting_department_is_offered_its_opinion_until_it_has_given_it() {
+    let (mut doc, case) =
+        crate::case::tests_support::new_doc_where(|i| i.kind == crate::catalog::ItemKind::Joint);
+    let w = Role::Window;
+    act(&mut doc, "receive", &w, ACCEPT_NOW, |_| {}).unwrap();
+    let c = act(&mut doc, "accept", &w, ACCEPT_NOW, |_| {}).unwrap();
+    let assisting = Role::Dept(case.item.assist_departments[0].clone());
+    assert!(available(&c, &assisting).contains(&ActionKind::AssistOpinion));
+    let c = act(&mut doc, "assist_opinion", &assisting, ACCEPT_NOW, |i| {
+        i.note = "同意".into()
+    })
+    .unwrap();
+    assert!(!available(&c, &assisting).contains(&ActionKind::AssistOpinion));
+}

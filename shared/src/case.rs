@@ -858,6 +858,14 @@ pub fn read_parts(doc: &AutoCommit) -> Result<(CaseDoc, Vec<Event>), CaseDocErro
     Ok((base, stored.into_iter().map(|s| s.event).collect()))
 }
 
+/// The history list as stored: the projection, plus whatever a node on the previous release appended
+/// to it (the ingress check imports those). Read only where such appends can arrive.
+pub fn stored_history(doc: &AutoCommit) -> Result<Vec<HistoryEntry>, CaseDocError> {
+    let history: Option<Vec<HistoryEntry>> =
+        autosurgeon::hydrate_prop(doc, automerge::ROOT, "history")?;
+    Ok(history.unwrap_or_default())
+}
+
 /// The fields of a case document the fold starts from (everything but the projection).
 #[derive(Hydrate)]
 struct FixedFields {

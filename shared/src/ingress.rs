@@ -234,14 +234,21 @@ fn clock_flag(e: &Event, now: DateTime<FixedOffset>) -> Option<String> {
 
 /// The events a document holds plus those its previous-format history adds (converted, not yet
 /// written): what judging and settling both work on.
-fn events_with_imports(base: &CaseDoc, stored: &[event::StoredEvent]) -> (Vec<Event>, Vec<Event>) {
+fn events_with_imports(
+    doc: &AutoCommit,
+    base: &CaseDoc,
+    stored: &[event::StoredEvent],
+) -> Result<(Vec<Event>, Vec<Event>), String> {
     let events: Vec<Event> = stored.iter().map(|s| s.event.clone()).collect();
     let converted = if stored.is_empty() {
         crate::legacy::events_from_history(base)
     } else {
-        crate::legacy::unimported(base, &events)
+        // `read_parts` leaves the stored history out of documents with events.
+        let mut with_history = base.clone();
+        with_history.history = case::stored_history(doc).map_err(|e| e.to_string())?;
+        crate::legacy::unimported(&with_history, &events)
     };
-    (events, converted)
+    Ok((events, converted))
 }
 
 /// Judges what the peer's changes did to a case: `old` as held here (`None` for a case new here),
@@ -295,7 +302,7 @@ pub fn judge(
         .filter(|s| !known_here.contains(s.event.id.as_str()))
         .map(|s| (s.event.clone(), s.actor.clone()))
         .collect();
-    let (mut events, converted) = events_with_imports(&base, &stored);
+    let (mut events, converted) = events_with_imports(merged, &base, &stored)?;
     let mut judged = Judged {
         imported: converted.len(),
         ..Default::default()
@@ -355,7 +362,7 @@ pub fn settle(
 ) -> Result<bool, String> {
     let (base, _) = case::read_parts(doc).map_err(|e| e.to_string())?;
     let (stored, _) = event::read_events(doc);
-    let (mut events, converted) = events_with_imports(&base, &stored);
+    let (mut events, converted) = events_with_imports(doc, &base, &stored)?;
     let mut wrote = false;
     for e in converted {
         event::write_event(doc, &e).map_err(|err| err.to_string())?;

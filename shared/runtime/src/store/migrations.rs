@@ -29,8 +29,8 @@ fn reindex_summaries(store: &Store) -> Result<(), StoreError> {
 
 /// 2 → 3: cases became event logs. Each document's history list is converted into events (written
 /// with this store's actor; the conversion is deterministic, so the hub and a node converting the
-/// same case write the same events), the plain fields are projected from the fold, and the summary
-/// (which gained hand-over fields) is rebuilt. The derived state equals the stored one for every case
+/// same case write the same events) and the summary (which gained hand-over fields) is rebuilt. The
+/// plain fields stay as the previous release wrote them. The derived state equals the stored one for every case
 /// the previous workflow could produce (tests/tests/event_log.rs checks the fixture stores).
 fn history_to_events(store: &Store) -> Result<(), StoreError> {
     use automerge::transaction::CommitOptions;
@@ -51,13 +51,15 @@ fn history_to_events(store: &Store) -> Result<(), StoreError> {
             let mut doc = automerge::AutoCommit::load(&bytes).map_err(|e| corrupt(&no, e))?;
             if !tongban_shared::ingress::has_events(&doc) {
                 doc.set_actor(actor.clone());
-                let (base, events) =
+                let (_, events) =
                     tongban_shared::case::read_parts(&doc).map_err(|e| corrupt(&no, e))?;
                 for e in &events {
                     tongban_shared::event::write_event(&mut doc, e).map_err(|e| corrupt(&no, e))?;
                 }
-                let case = tongban_shared::fold::fold(base, &events);
-                tongban_shared::case::project(&mut doc, &case).map_err(|e| corrupt(&no, e))?;
+                // No projection here: the plain fields are the previous release's own, and they
+                // are what its readers need; the fold derives the same state from the events. The
+                // next action or merge projects the fields this release added. Projecting every
+                // history entry of every case was most of the migration's time.
                 doc.commit_with(CommitOptions::default().with_message("history to events"));
             }
             let case = tongban_shared::case::read_case(&doc).map_err(|e| corrupt(&no, e))?;

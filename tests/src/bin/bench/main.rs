@@ -75,6 +75,7 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
     Ok(took)
 }
 
+mod eventlog;
 mod fanin;
 mod footprint;
 mod weaklink;
@@ -82,6 +83,7 @@ mod weaklink;
 fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         Some("reconnect") => return reconnect(),
+        Some("eventlog") => return eventlog::run(),
         Some("fanin") => return fanin::run(),
         Some("footprint") => return footprint::run(),
         Some("weaklink") => return weaklink::run(),

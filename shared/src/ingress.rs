@@ -51,6 +51,11 @@ pub struct Judged {
     pub imported: usize,
     /// Events whose author's clock is implausible (id, why): recorded, never used for deadlines.
     pub clock_flags: Vec<(String, String)>,
+    /// The case as the judged document derives it (its events and the imports, before any refusal).
+    pub derived: Option<CaseDoc>,
+    /// Heads of the judged document, set by the caller that has them: when the document settled is
+    /// that one and there is nothing to write, [`settle`] only projects `derived`.
+    pub heads: Vec<automerge::ChangeHash>,
 }
 
 /// The upstream's id for its refusal of `target`: the same refusal written twice (a retried session)
@@ -302,7 +307,13 @@ pub fn judge(
         .filter(|s| !known_here.contains(s.event.id.as_str()))
         .map(|s| (s.event.clone(), s.actor.clone()))
         .collect();
-    let (mut events, converted) = events_with_imports(merged, &base, &stored)?;
+    // A case new here cannot carry appends of a previous-release node after its events: that node
+    // got the events from upstream, so the upstream has the case (a township imports them first).
+    let (mut events, converted) = if old.is_none() && !stored.is_empty() {
+        (stored.iter().map(|s| s.event.clone()).collect(), Vec::new())
+    } else {
+        events_with_imports(merged, &base, &stored)?
+    };
     let mut judged = Judged {
         imported: converted.len(),
         ..Default::default()
@@ -347,6 +358,7 @@ pub fn judge(
             judged.refused.push((e.id.clone(), reason));
         }
     }
+    judged.derived = Some(derived);
     Ok(judged)
 }
 
@@ -360,6 +372,14 @@ pub fn settle(
     author: &Author,
     now: DateTime<FixedOffset>,
 ) -> Result<bool, String> {
+    if judged.refused.is_empty() && judged.imported == 0 && !judged.heads.is_empty() {
+        if let Some(derived) = &judged.derived {
+            if doc.get_heads() == judged.heads {
+                // The very document judged, nothing to add: only the projection may be due.
+                return case::project(doc, derived).map_err(|e| e.to_string());
+            }
+        }
+    }
     let (base, _) = case::read_parts(doc).map_err(|e| e.to_string())?;
     let (stored, _) = event::read_events(doc);
     let (mut events, converted) = events_with_imports(doc, &base, &stored)?;

@@ -32,6 +32,9 @@ pub struct SledReplica<'a> {
     /// Server side: the verdicts of `check_change` by case, written into the stored document when the
     /// case is stored (refusals, imported history, projection).
     verdicts: RefCell<std::collections::BTreeMap<String, Judged>>,
+    /// Catalogues by version, parsed once per session: parsing one for every new case was a third
+    /// of the hub's time in a fan-in.
+    catalogs: RefCell<std::collections::BTreeMap<u32, Option<tongban_shared::catalog::Catalog>>>,
 }
 
 impl<'a> SledReplica<'a> {
@@ -41,6 +44,7 @@ impl<'a> SledReplica<'a> {
             client: false,
             judged: RefCell::new(None),
             verdicts: RefCell::new(Default::default()),
+            catalogs: RefCell::new(Default::default()),
         }
     }
 
@@ -236,16 +240,13 @@ impl Replica for SledReplica<'_> {
         new: &mut AutoCommit,
     ) -> Result<Result<(), String>, ReplicaError> {
         let heads = new.get_heads();
-        let case = match case::read_case(new) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(format!("not a valid case document: {e}"))),
-        };
-        let case_no = case.case_no.clone();
-        *self.judged.borrow_mut() = Some((heads, case.summary()));
         let catalogs = |version: u64| {
-            u32::try_from(version)
-                .ok()
-                .and_then(|v| self.store.catalog_at(v).ok().flatten())
+            let version = u32::try_from(version).ok()?;
+            self.catalogs
+                .borrow_mut()
+                .entry(version)
+                .or_insert_with(|| self.store.catalog_at(version).ok().flatten())
+                .clone()
         };
         let actor_node = |actor: &ActorId| self.store.actor_node(actor.to_bytes()).ok().flatten();
         let up = Upstream {
@@ -255,7 +256,13 @@ impl Replica for SledReplica<'_> {
             now: crate::clock::beijing_now(),
         };
         match ingress::judge(old.as_deref(), new, peer, &up) {
-            Ok(verdict) => {
+            Ok(mut verdict) => {
+                let Some(case) = &verdict.derived else {
+                    return Ok(Err("the case could not be derived".into()));
+                };
+                let case_no = case.case_no.clone();
+                *self.judged.borrow_mut() = Some((heads.clone(), case.summary()));
+                verdict.heads = heads;
                 for (id, flag) in &verdict.clock_flags {
                     tracing::warn!(case_no, event = %id, peer, "{flag}");
                 }

@@ -150,7 +150,7 @@ impl Store {
         if db_path(dir).exists() {
             return Err(StoreError::AlreadyInitialised(dir.display().to_string()));
         }
-        Catalog::from_json(catalog_json).map_err(|e| invalid("catalogue", e))?;
+        let catalog = Catalog::from_json(catalog_json).map_err(|e| invalid("catalogue", e))?;
         let store = Store::from_db(Store::open_db(dir)?, dir)?;
         let identity_json = serde_json::to_vec(identity).map_err(|e| corrupt("identity", e))?;
         // The version goes in last: a crash half-way through init leaves a store that `open` refuses as
@@ -160,6 +160,10 @@ impl Store {
         store.meta.insert(K_ACTOR, actor)?;
         store.actors.insert(actor, identity.code.as_bytes())?;
         store.meta.insert(K_CATALOG, catalog_json.as_bytes())?;
+        // Without it every version check parses the whole catalogue (see `catalog_version`).
+        store
+            .meta
+            .insert(K_CATALOG_VERSION, &catalog.version.to_be_bytes())?;
         store.sync()?;
         store.meta.insert(K_VERSION, &STORE_VERSION.to_be_bytes())?;
         store.sync()?;

@@ -608,6 +608,44 @@ pub fn valid_case_body(applicant_name: &str) -> Value {
     })
 }
 
+/// A villager's everyday request for `item`: a personal applicant with a valid identity number and
+/// every required material, delivered by the agent. What the simulator and the benches file.
+pub fn villager_request(
+    item: &tongban_shared::catalog::Item,
+) -> tongban_shared::case::IntakeRequest {
+    tongban_shared::case::IntakeRequest {
+        item_code: item.code.clone(),
+        applicant: tongban_shared::case::ApplicantInput {
+            name: "王秀英".into(),
+            id_number: "11010519491231002X".into(),
+            phone: "13800271234".into(),
+            address: "某村三组".into(),
+            ..Default::default()
+        },
+        materials: item
+            .materials
+            .iter()
+            .filter(|m| m.required)
+            .map(|m| m.id.clone())
+            .collect(),
+        delivery: "代办员送达".into(),
+        note: String::new(),
+    }
+}
+
+/// `POST {base}/api/cases/{case_no}/actions` as `user`: status and answer.
+pub fn act_as(base: &str, user: (&str, &str), case_no: &str, body: &Value) -> (u16, Value) {
+    let mut resp = client()
+        .post(format!("{base}/api/cases/{case_no}/actions"))
+        .header("Authorization", &basic_auth(user.0, user.1))
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(body).unwrap_or_default().as_slice())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 /// Every case number the node lists, following cursors.
 pub fn all_case_numbers(agent: &ureq::Agent, node: &NodeProcess) -> anyhow::Result<Vec<Value>> {
     all_cases_as(agent, node, &test_auth())

@@ -7,15 +7,7 @@ use tongban_tests::*;
 const V1: &str = "420222100201";
 
 fn act(base: &str, user: (&str, &str), case_no: &str, body: Value) -> (u16, Value) {
-    let mut resp = client()
-        .post(format!("{base}/api/cases/{case_no}/actions"))
-        .header("Authorization", &basic_auth(user.0, user.1))
-        .header("Content-Type", "application/json")
-        .send(serde_json::to_vec(&body).unwrap().as_slice())
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    act_as(base, user, case_no, &body)
 }
 
 fn case_at(base: &str, user: (&str, &str), case_no: &str) -> Value {

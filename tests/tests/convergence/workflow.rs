@@ -30,9 +30,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tongban_shared::action::ActionKind;
 use tongban_shared::calendar::Calendar;
-use tongban_shared::case::{
-    self, Agent, ApplicantInput, CaseDoc, IntakeContext, IntakeRequest, ValidIntake,
-};
+use tongban_shared::case::{self, Agent, CaseDoc, IntakeContext, IntakeRequest, ValidIntake};
 use tongban_shared::catalog::Catalog;
 use tongban_shared::event::{self, Author, Event, Inputs};
 use tongban_shared::fold;
@@ -219,25 +217,7 @@ struct People {
 }
 
 fn request(catalog: &Catalog, item_code: &str) -> IntakeRequest {
-    let item = catalog.item(item_code).unwrap();
-    IntakeRequest {
-        item_code: item.code.clone(),
-        applicant: ApplicantInput {
-            name: "王秀英".into(),
-            id_number: "11010519491231002X".into(),
-            phone: "13800271234".into(),
-            address: "某村三组".into(),
-            ..Default::default()
-        },
-        materials: item
-            .materials
-            .iter()
-            .filter(|m| m.required)
-            .map(|m| m.id.clone())
-            .collect(),
-        delivery: "代办员送达".into(),
-        note: String::new(),
-    }
+    tongban_tests::villager_request(catalog.item(item_code).unwrap())
 }
 
 fn start() -> DateTime<FixedOffset> {

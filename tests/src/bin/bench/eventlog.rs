@@ -162,23 +162,7 @@ fn case_with_events(n: usize) -> anyhow::Result<AutoCommit> {
         .iter()
         .find(|i| i.kind == tongban_shared::catalog::ItemKind::Promised)
         .context("no 承诺 item")?;
-    let req = case::IntakeRequest {
-        item_code: item.code.clone(),
-        applicant: case::ApplicantInput {
-            name: "王秀英".into(),
-            id_number: "11010519491231002X".into(),
-            phone: "13800271234".into(),
-            ..Default::default()
-        },
-        materials: item
-            .materials
-            .iter()
-            .filter(|m| m.required)
-            .map(|m| m.id.clone())
-            .collect(),
-        delivery: "代办员送达".into(),
-        note: String::new(),
-    };
+    let req = tongban_tests::villager_request(item);
     let t0 = DateTime::parse_from_rfc3339("2026-09-01T09:00:00+08:00")?;
     let intake = case::validate_intake(&catalog, &req, t0.date_naive())
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;

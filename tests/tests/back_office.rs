@@ -283,4 +283,17 @@ fn queues_and_dashboard_show_the_county() {
         "charts drawn on the server"
     );
     assert!(dash.contains("近30天每日收件"));
+    // The village→county transit is its own figure: one case on its way, none arrived yet.
+    assert!(dash.contains("在途 1 件"), "{dash}");
+    let (status, _) = act(
+        &hub.process.base,
+        ("window1", TEST_PASSWORD),
+        &no,
+        json!({"action": "receive"}),
+    );
+    assert_eq!(status, 200);
+    let (_, dash) = page("/dashboard");
+    assert!(dash.contains("在途 0 件"), "{dash}");
+    let transit = dash.split("村到县在途（平均）").nth(1).unwrap_or_default();
+    assert!(transit.contains("分钟"), "{dash}");
 }

@@ -27,6 +27,11 @@ struct DashboardPage {
     evaluation: String,
     bad: u64,
     escalations: u64,
+    /// Cases a department signed for late (the county's receipt to 签收).
+    handover_late: u64,
+    /// Average village→county transit (intake at the node to the county's receipt), its own figure.
+    transit: String,
+    in_transit: u64,
     /// (title, inline SVG)
     charts: Vec<(String, String)>,
 }
@@ -103,6 +108,12 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
             .unwrap_or_else(|| "—".into()),
         bad: stats.bad_reviews,
         escalations: stats.escalations,
+        handover_late: stats.handover_late,
+        transit: stats
+            .transit_avg_minutes
+            .map(|m| format!("{m:.0}分钟"))
+            .unwrap_or_else(|| "—".into()),
+        in_transit: stats.in_transit,
         charts,
     };
     match page.render() {

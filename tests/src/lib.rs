@@ -593,8 +593,13 @@ pub fn post_json(
 /// A valid intake body for the built-in catalogue's first item, with every required material and a
 /// distinct applicant name (so duplicates are visible).
 pub fn valid_case_body(applicant_name: &str) -> Value {
+    case_body(0, applicant_name)
+}
+
+/// A valid intake body for the built-in catalogue's item number `item`.
+pub fn case_body(item: usize, applicant_name: &str) -> Value {
     let catalog = tongban_shared::catalog::Catalog::builtin().unwrap_or_else(|e| panic!("{e}"));
-    let item = &catalog.items[0];
+    let item = &catalog.items[item];
     serde_json::json!({
         "item_code": item.code,
         "applicant": {

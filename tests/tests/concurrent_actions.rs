@@ -16,7 +16,6 @@ use serde_json::{json, Value};
 use tongban_runtime::store::Store;
 use tongban_shared::action::ActionKind;
 use tongban_shared::case;
-use tongban_shared::catalog::Catalog;
 use tongban_shared::event::{self, Author, Event, Inputs};
 use tongban_shared::Tier;
 use tongban_tests::*;
@@ -126,14 +125,7 @@ fn assert_quiet(c: &County) {
 }
 
 fn file(village: &NodeProcess, item: usize, applicant: &str) -> String {
-    let catalog = Catalog::builtin().unwrap();
-    let item = &catalog.items[item];
-    let body = json!({
-        "item_code": item.code,
-        "applicant": {"name": applicant, "id_number": "11010519491231002X", "phone": "13800271234"},
-        "materials": item.materials.iter().filter(|m| m.required).map(|m| m.id.clone()).collect::<Vec<_>>(),
-        "delivery": "代办员送达",
-    });
+    let body = case_body(item, applicant);
     let (status, created) = post_json(&client(), &village.url("/api/cases"), &body, None).unwrap();
     assert_eq!(status, 201, "{created}");
     created["case_no"].as_str().unwrap().to_string()

@@ -170,24 +170,43 @@ fn check_new_case(base: &CaseDoc, intake: &Event, peer: &str, up: &Upstream) -> 
     Ok(())
 }
 
-/// Whether `e`, new to this upstream and sent by `peer`, is one the peer may write. `actor` is the
+/// What an event is judged against: the case as this upstream sees it after the merge.
+struct Judging<'a> {
+    /// The node that sent the changes.
+    peer: &'a str,
+    /// Every event of the merged document (with imports), by id.
+    all: &'a BTreeMap<String, Event>,
+    /// Ids of the events this upstream held before the merge.
+    known_here: &'a std::collections::BTreeSet<&'a str>,
+    derived: &'a CaseDoc,
+    /// Whether an event is the import of a previous-release history entry (see `legacy::accounts_for`).
+    imported_below: &'a dyn Fn(&Event) -> bool,
+    up: &'a Upstream<'a>,
+}
+
+/// Whether `e`, new to this upstream and sent by the peer, is one the peer may write. `actor` is the
 /// automerge actor of the change that wrote it (`None` for events this upstream imported itself).
-fn judge_event(
-    e: &Event,
-    actor: Option<&ActorId>,
-    peer: &str,
-    all: &BTreeMap<String, Event>,
-    known_here: &std::collections::BTreeSet<&str>,
-    derived: &CaseDoc,
-    up: &Upstream,
-) -> Result<(), String> {
+fn judge_event(e: &Event, actor: Option<&ActorId>, j: &Judging) -> Result<(), String> {
+    let Judging {
+        peer,
+        all,
+        known_here,
+        derived,
+        imported_below,
+        up,
+    } = *j;
     let node = e.by.node.as_str();
     if !scope::may_hold(peer, node) {
         return Err(format!("操作记载的站点{node}不在发送站点{peer}的范围内。"));
     }
     if let Some(actor) = actor {
+        // The actor's node is the author's: a village's own actor (bound at enrolment, or on its
+        // first session with the township that relays it) writes in its name only. A township's
+        // actor writes in a village's name only what it imported from that village's previous-
+        // release history list.
         match (up.actor_node)(actor) {
-            Some(bound) if scope::may_hold(&bound, node) => {}
+            Some(bound) if bound == node => {}
+            Some(bound) if scope::may_hold(&bound, node) && imported_below(e) => {}
             _ => return Err(format!("操作记载的站点{node}与写入它的站点不符。")),
         }
     }
@@ -332,6 +351,8 @@ pub fn judge(
             .ok_or("a new case must begin with its intake")?;
         check_new_case(&base, intake, peer, up)?;
     }
+    // The history list is read only for an event a township's actor wrote in a village's name.
+    let imported_below = |e: &Event| crate::legacy::accounts_for(e, merged, up.actor_node);
     // Refusals first: an event a township has already refused (its refusal standing here) is not
     // refused a second time by the hub.
     fresh.sort_by_key(|(e, _)| e.kind != ActionKind::Refuse);
@@ -340,6 +361,14 @@ pub fn judge(
         .filter(|s| s.event.kind == ActionKind::Refuse)
         .map(|s| s.event.input.target.clone())
         .collect();
+    let judging = Judging {
+        peer,
+        all: &all,
+        known_here: &known_here,
+        derived: &derived,
+        imported_below: &imported_below,
+        up,
+    };
     for (e, actor) in &fresh {
         if let Some(flag) = clock_flag(e, up.now) {
             judged.clock_flags.push((e.id.clone(), flag));
@@ -347,7 +376,7 @@ pub fn judge(
         if refused_below.contains(&e.id) {
             continue;
         }
-        let verdict = judge_event(e, actor.as_ref(), peer, &all, &known_here, &derived, up);
+        let verdict = judge_event(e, actor.as_ref(), &judging);
         if verdict.is_ok() && e.kind == ActionKind::Refuse {
             refused_below.insert(e.input.target.clone());
         }

@@ -31,10 +31,12 @@ fn entry_id(e: &HistoryEntry) -> String {
     if e.action == ActionKind::Intake.as_str() {
         return crate::case::INTAKE_EVENT_ID.to_string();
     }
-    format!(
-        "h{:016x}",
-        stable_hash(&[&e.at, &e.by, &e.node, &e.action, &e.note])
-    )
+    content_id(&[&e.at, &e.by, &e.node, &e.action, &e.note])
+}
+
+/// The id of a (non-intake) entry of this content: time, account, node, action, note.
+fn content_id(parts: &[&str; 5]) -> String {
+    format!("h{:016x}", stable_hash(parts))
 }
 
 /// The role a converted entry's author acted with: the previous format stored no role, so it follows
@@ -159,6 +161,54 @@ fn convert_entries(case: &CaseDoc, entries: &[HistoryEntry], mut after: Vec<Stri
         out.push(ev);
     }
     out
+}
+
+/// Whether `e` is the conversion of an entry a node on the previous release appended to the history
+/// list of `doc`: an upstream that imported it wrote it with its own actor in the name of the entry's
+/// author, which an event of this release may not do. The proof is in the document itself: every field
+/// the event id is made from (time, account, node, action, note) of some list entry was written by an
+/// actor bound to the event's node (`actor_node`), and they hash to the event's id. A projection that
+/// later stamps the entry's `id` or other fields does not touch those.
+pub fn accounts_for(
+    e: &Event,
+    doc: &automerge::AutoCommit,
+    actor_node: &dyn Fn(&automerge::ActorId) -> Option<String>,
+) -> bool {
+    use automerge::{ObjType, ReadDoc, ScalarValue, Value};
+    if !e.input.legacy || e.kind == ActionKind::Intake {
+        return false;
+    }
+    let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(automerge::ROOT, "history") else {
+        return false;
+    };
+    let by_node = |id: &automerge::ObjId| match id {
+        automerge::ObjId::Id(_, actor, _) => {
+            actor_node(actor).as_deref() == Some(e.by.node.as_str())
+        }
+        automerge::ObjId::Root => false,
+    };
+    let field = |entry: &automerge::ObjId, key: &str| -> Option<String> {
+        match doc.get(entry, key).ok()?? {
+            (Value::Scalar(v), id) if by_node(&id) => match v.as_ref() {
+                ScalarValue::Str(s) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    (0..doc.length(&list)).any(|i| {
+        let Ok(Some((Value::Object(ObjType::Map), entry))) = doc.get(&list, i) else {
+            return false;
+        };
+        let parts: Option<Vec<String>> = ["at", "by", "node", "action", "note"]
+            .iter()
+            .map(|k| field(&entry, k))
+            .collect();
+        let Some(p) = parts else { return false };
+        p[2] == e.by.node
+            && p[3] == e.kind.as_str()
+            && content_id(&[&p[0], &p[1], &p[2], &p[3], &p[4]]) == e.id
+    })
 }
 
 /// What a node on the previous release appended to the history list since the events were written:

@@ -1,7 +1,8 @@
 //! The case as an event log over real sled stores and the real sync session:
 //! - stores written by the previous release (tests/fixtures/format2) open converted, nothing lost;
 //! - a node still on the previous release keeps syncing, and what it appended offline is imported;
-//! - events a node may not write are refused once, the refusal reaches the node, nothing is re-sent.
+//! - events a node may not write are refused once, the refusal reaches the node, nothing is re-sent;
+//!   among them events a township writes with its own actor in one of its villages' names.
 
 use std::path::{Path, PathBuf};
 
@@ -226,10 +227,21 @@ fn agent() -> Author {
 /// fixture's own village store lacks two of the village's deliveries that its generator merged
 /// straight into the hub, so it cannot write as that village's actor without clashing.
 fn fresh_village(dir: &Path) -> Store {
+    fresh_node(
+        dir,
+        VILLAGE,
+        "测试村便民服务站",
+        Tier::Village,
+        &VILLAGE_ACTOR2,
+    )
+}
+
+/// A store of this release for node `code`, with `actor` as its automerge actor.
+fn fresh_node(dir: &Path, code: &str, name: &str, tier: Tier, actor: &[u8]) -> Store {
     let identity = tongban_runtime::store::NodeIdentity {
-        code: VILLAGE.into(),
-        name: "测试村便民服务站".into(),
-        tier: Tier::Village,
+        code: code.into(),
+        name: name.into(),
+        tier,
         parent: Some("420222".into()),
         upstream: None,
         upstream_name: None,
@@ -239,7 +251,7 @@ fn fresh_village(dir: &Path) -> Store {
     Store::create(
         dir,
         &identity,
-        &VILLAGE_ACTOR2,
+        actor,
         tongban_shared::catalog::BUILTIN_CATALOG_JSON,
     )
     .unwrap()
@@ -432,4 +444,187 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
         again.client.refused.is_empty() && again.client.cases_sent == 0,
         "{again:?}"
     );
+}
+
+const TOWNSHIP: &str = "420222103";
+const TOWNSHIP_ACTOR: [u8; 16] = [0x44; 16];
+
+/// A township relays its villages' events with the villages' own actors; with its own actor it
+/// writes in its own name (and imports of previous-release entries). An escalation it writes in a
+/// village's name is refused by the hub once, next to its honest one in its own name.
+#[test]
+fn a_township_writing_in_a_villages_name_is_refused_once() {
+    let (_dir, hub) = copy_store("hub");
+    let tdir = tempfile::tempdir().unwrap();
+    let township = fresh_node(
+        tdir.path(),
+        TOWNSHIP,
+        "测试镇便民服务中心",
+        Tier::Township,
+        &TOWNSHIP_ACTOR,
+    );
+    let no = "420222103201-20261102-0002";
+    let mut client = SledReplica::client(&township);
+    let mut server = SledReplica::new(&hub);
+    converse(&mut client, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
+    let mut doc = AutoCommit::load(&township.document(no).unwrap().unwrap()).unwrap();
+    doc.set_actor(ActorId::from(TOWNSHIP_ACTOR.as_slice()));
+    let events: Vec<Event> = event::read_events(&doc)
+        .0
+        .into_iter()
+        .map(|s| s.event)
+        .collect();
+    let heads = event::frontier(&events);
+    let clerk = Author {
+        account: "zhenban".into(),
+        name: "王办事员".into(),
+        role: "agent".into(),
+        tier: Tier::Township,
+        node: TOWNSHIP.into(),
+    };
+    let reason = |r: &str| Inputs {
+        reason: r.into(),
+        ..Default::default()
+    };
+    let honest = village_event(
+        ActionKind::Escalate,
+        "township-escalation",
+        heads.clone(),
+        clerk,
+        reason("乡镇代为反映"),
+    );
+    let in_villages_name = village_event(
+        ActionKind::Escalate,
+        "escalation-in-villages-name",
+        heads,
+        agent(),
+        reason("冒用村站名义"),
+    );
+    // A forger that knows the import rule: a "legacy" event with the id of a history entry it
+    // appends itself, with its own actor.
+    let note = "办不成事反映：冒充旧版记录";
+    let mut dressed = village_event(
+        ActionKind::Escalate,
+        "",
+        honest.after.clone(),
+        agent(),
+        Inputs {
+            reason: "冒充旧版记录".into(),
+            note: note.into(),
+            legacy: true,
+            ..Default::default()
+        },
+    );
+    let parts = [dressed.at.as_str(), "daiban", VILLAGE, "escalate", note];
+    dressed.id = format!("h{:016x}", tongban_shared::legacy::stable_hash(&parts));
+    for e in [&honest, &in_villages_name, &dressed] {
+        event::write_event(&mut doc, e).unwrap();
+    }
+    let (_, list) = automerge::ReadDoc::get(&doc, automerge::ROOT, "history")
+        .unwrap()
+        .unwrap();
+    let len = automerge::ReadDoc::length(&doc, &list);
+    let forged_entry = doc
+        .insert_object(&list, len, automerge::ObjType::Map)
+        .unwrap();
+    for (key, value) in ["at", "by", "node", "action", "note"].iter().zip(parts) {
+        doc.put(&forged_entry, *key, value).unwrap();
+    }
+    doc.put(&forged_entry, "by_name", "李代办").unwrap();
+    doc.put(&forged_entry, "state", "RECEIVED").unwrap();
+    doc.commit();
+    let summary = case::read_case(&doc).unwrap().summary();
+    township
+        .merge_case(no, |_| Ok::<_, ()>((doc.save(), summary)))
+        .unwrap()
+        .unwrap();
+    township.flush().unwrap();
+
+    let first = converse(&mut client, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
+    assert!(
+        first.client.refused.is_empty(),
+        "{:?}",
+        first.client.refused
+    );
+    let entry = |c: &CaseDoc, id: &str| c.history.iter().find(|h| h.id == id).cloned().unwrap();
+    let at_hub = read(&hub, no);
+    let forged = entry(&at_hub, "escalation-in-villages-name");
+    assert!(
+        forged.refused && forged.why.contains("写入它的站点"),
+        "{forged:?}"
+    );
+    let dressed_up = entry(&at_hub, &dressed.id);
+    assert!(
+        dressed_up.refused && dressed_up.why.contains("写入它的站点"),
+        "{dressed_up:?}"
+    );
+    assert!(entry(&at_hub, "township-escalation").effective);
+    assert_eq!(at_hub.workflow.escalations, 1);
+    let at_township = read(&township, no);
+    assert!(entry(&at_township, "escalation-in-villages-name").refused);
+    assert_eq!(at_township, at_hub, "both tiers derive the same case");
+
+    let again = converse(&mut client, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
+    assert!(
+        again.client.refused.is_empty() && again.client.round_trips == 1,
+        "{again:?}"
+    );
+}
+
+/// During a mixed-version period a township imports what a village still on the previous release
+/// appended offline, with its own actor in the village's name; the hub adopts that import (it is the
+/// conversion of an entry in the history list) as it adopts its own.
+#[test]
+fn a_townships_import_of_a_previous_release_villages_entry_is_adopted_by_the_hub() {
+    let (_dir, hub) = copy_store("hub");
+    let tdir = tempfile::tempdir().unwrap();
+    let township = fresh_node(
+        tdir.path(),
+        TOWNSHIP,
+        "测试镇便民服务中心",
+        Tier::Township,
+        &TOWNSHIP_ACTOR,
+    );
+    let no = "420222103201-20261102-0012";
+    let mut up = SledReplica::client(&township);
+    let mut server = SledReplica::new(&hub);
+    converse(&mut up, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
+
+    let legacy = std::fs::read(fixture(&format!("legacy-docs/{no}.village.automerge"))).unwrap();
+    let mut old_doc = AutoCommit::load(&legacy).unwrap();
+    let mut node = MemReplica::default();
+    node.write(no, &mut old_doc).unwrap();
+    let mut at_township_server = SledReplica::new(&township);
+    let c = converse(
+        &mut node,
+        vec![VILLAGE.into()],
+        &mut at_township_server,
+        VILLAGE,
+    )
+    .unwrap();
+    assert!(c.client.refused.is_empty(), "{:?}", c.client.refused);
+    let imported = read(&township, no);
+    let escalation = imported
+        .history
+        .iter()
+        .find(|h| h.action == "escalate")
+        .cloned()
+        .unwrap();
+    assert!(escalation.effective, "{escalation:?}");
+
+    let c = converse(&mut up, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
+    assert!(c.client.refused.is_empty(), "{:?}", c.client.refused);
+    let at_hub = read(&hub, no);
+    let at_hub_escalation = at_hub
+        .history
+        .iter()
+        .find(|h| h.id == escalation.id)
+        .cloned()
+        .unwrap();
+    assert!(
+        at_hub_escalation.effective && !at_hub_escalation.refused,
+        "{at_hub_escalation:?}"
+    );
+    assert_eq!(at_hub.workflow.escalations, 1);
+    assert_eq!(read(&township, no), at_hub);
 }

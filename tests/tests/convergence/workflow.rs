@@ -9,7 +9,8 @@
 //!
 //! Every action goes through `workflow::apply`, picked from what `workflow::available` offers that
 //! person on the case as their tier derives it. Nodes also write events they may not write, as a
-//! forged or broken node would: a county-only kind, a county author, another village's name, a
+//! forged or broken node would: a county-only kind, a county author, another village's name (from a
+//! village, or from a township with its own actor), a
 //! 村级办结 of an item that needs the department. The hub and the townships judge what their peers
 //! send with `ingress::judge` and settle it with `ingress::settle`, as the sled replica does. Node
 //! clocks are skewed by up to two hours either way.
@@ -41,7 +42,7 @@ use tongban_shared::sync::Replica;
 use tongban_shared::workflow::{self, ActionInput, Actor, Context, Role};
 use tongban_shared::Tier;
 
-use super::{actor, holds, run_seeds, Net, SimReplica, CODES, HUB};
+use super::{actor, holds, run_seeds, Net, SimReplica, CODES, HUB, PARENT};
 
 fn tier_of(idx: usize) -> Tier {
     match idx {
@@ -473,6 +474,21 @@ impl People {
                     ActionKind::Escalate,
                     Author {
                         node: CODES[other].into(),
+                        ..own
+                    },
+                )
+            }
+            // A village's name written with the township's own actor: a township relays its
+            // villages' events with their actors and writes in their name only what it imports.
+            2 if tier_of(idx) == Tier::Township => {
+                let village = (0..CODES.len())
+                    .find(|&v| PARENT[v] == Some(idx))
+                    .expect("every township has villages");
+                (
+                    ActionKind::Escalate,
+                    Author {
+                        tier: Tier::Village,
+                        node: CODES[village].into(),
                         ..own
                     },
                 )

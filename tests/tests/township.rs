@@ -266,12 +266,14 @@ async fn a_township_cannot_forge_for_villages_not_under_it() {
         tokio::task::block_in_place(|| get_as(&base, admin, &format!("/api/cases/{ono}")));
     assert_eq!(status, 404);
 
-    // The honest part of the same session lands: a case of its own village by its own actor.
+    // The honest part of the same session lands: a case of its own by its own actor. (A case in its
+    // village's name with its own actor is a forgery too: a village's events carry the village's
+    // actor, see event_log's a_township_writing_in_a_villages_name_is_refused_once.)
     let serial = tongban_runtime::tls::identity_of_pem(&rogue.bundle.node.cert_pem)
         .unwrap()
         .serial;
     let (honest_no, mut honest) = rogue.case(
-        VILLAGE_1,
+        TOWNSHIP_1,
         2,
         "正常代办",
         tongban_runtime::tls::actor_for_serial(&serial),

@@ -336,8 +336,12 @@ fn a_village_falls_back_to_the_county_when_its_township_is_away() {
     assert_eq!(status, 201);
     let no = created["case_no"].as_str().unwrap().to_string();
     let admin = ("admin", HUB_ADMIN_PASSWORD);
+    // Each session first tries the dead township until its handshake gives up, and the fallback
+    // comes only in a later session: the whole test takes about 21 s on an idle machine, and this
+    // wait once ran past WITHIN in a full CI run. How long a dead upstream holds a session is issue
+    // 13's; this test is about the fallback.
     assert!(
-        eventually(WITHIN, || get_as(
+        eventually(3 * WITHIN, || get_as(
             &hub.process.base,
             admin,
             &format!("/api/cases/{no}")

@@ -100,9 +100,9 @@ pub fn open(data: &Path) -> Result<Store, CountyError> {
     })
 }
 
-fn check_password(pw: &str) -> Result<String, CountyError> {
-    auth::check_new_password(pw)
-        .map_err(|_| CountyError::Invalid("password must have at least 6 characters".into()))?;
+fn check_password(user: &str, pw: &str) -> Result<String, CountyError> {
+    auth::check_new_password(user, pw)
+        .map_err(|why| CountyError::Invalid(format!("password refused: {why}")))?;
     auth::hash_password(pw).map_err(|e| CountyError::Invalid(format!("cannot hash password: {e}")))
 }
 
@@ -125,7 +125,7 @@ pub fn init(
             "--name must be 1-60 characters".into(),
         ));
     }
-    let hash = check_password(admin_password)?;
+    let hash = check_password("admin", admin_password)?;
     if data.join("db").exists() || tls_dir(data).exists() {
         return Err(StoreError::AlreadyInitialised(data.display().to_string()).into());
     }
@@ -310,7 +310,7 @@ pub fn add_user(
             "--name must be 1-32 ASCII letters, digits, '_', '-' or '.'".into(),
         ));
     }
-    let hash = check_password(password)?;
+    let hash = check_password(name, password)?;
     let display = match (role, dept) {
         ("dept", Some(d)) => format!("{d}（{name}）"),
         _ => name.to_string(),

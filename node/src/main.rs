@@ -34,7 +34,7 @@ enum Command {
         /// First account's login name.
         #[arg(long)]
         user: String,
-        /// First account's password (at least 6 characters).
+        /// First account's password (at least 8 characters, not the account name, not a common one).
         #[arg(long, env = "TONGBAN_PASSWORD", hide_env_values = true)]
         password: String,
         /// Display name of the first account (shown on receipts); defaults to --user.
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
 use tongban_runtime::process::runtime;
 
 const DEMO_USER: &str = "daiban";
-const DEMO_PASSWORD: &str = "daiban123";
+const DEMO_PASSWORD: &str = "daiban-2026";
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

@@ -98,10 +98,14 @@ pub async fn serve(
             uplink,
         }),
     );
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(ServeError::Serve);
+    // With the peer's address: the login guard locks out a source after repeated failures.
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too.
     shutdown.cancel();
     for task in tasks {

@@ -43,8 +43,8 @@ pub fn init(opts: &InitOptions<'_>, now: DateTime<FixedOffset>) -> Result<Store,
         return Err(SetupError::Invalid("--name must be 1-60 characters".into()));
     }
     let user = check_account_name(opts.user)?;
-    accounts::check_new_password(opts.password)
-        .map_err(|_| SetupError::Invalid("--password must have at least 6 characters".into()))?;
+    accounts::check_new_password(&user, opts.password)
+        .map_err(|why| SetupError::Invalid(format!("--password refused: {why}")))?;
     let hash = accounts::hash_password(opts.password)
         .map_err(|e| SetupError::Invalid(format!("cannot hash password: {e}")))?;
     let parent = match tier {
@@ -86,8 +86,8 @@ pub fn init_from_bundle(
     let bundle = tongban_runtime::bundle::Bundle::load(bundle_path)
         .map_err(|e| SetupError::Invalid(e.to_string()))?;
     let user = check_account_name(user)?;
-    accounts::check_new_password(password)
-        .map_err(|_| SetupError::Invalid("--password must have at least 6 characters".into()))?;
+    accounts::check_new_password(&user, password)
+        .map_err(|why| SetupError::Invalid(format!("--password refused: {why}")))?;
     let hash = accounts::hash_password(password)
         .map_err(|e| SetupError::Invalid(format!("cannot hash password: {e}")))?;
     if data.join("db").exists() {

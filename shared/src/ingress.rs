@@ -195,6 +195,7 @@ fn judge_event(e: &Event, actor: Option<&ActorId>, j: &Judging) -> Result<(), St
         imported_below,
         up,
     } = *j;
+    crate::limits::check_event_inputs(&e.input).map_err(|f| f.message)?;
     let node = e.by.node.as_str();
     if !scope::may_hold(peer, node) {
         return Err(format!("操作记载的站点{node}不在发送站点{peer}的范围内。"));

@@ -10,6 +10,7 @@
 //! - [`fold`]: the case's state and workflow derived from its events, with the conflict rules.
 //! - [`ingress`]: an upstream's check of the events a node sends (authority per event).
 //! - [`legacy`]: converting the history list of the previous document format into events.
+//! - [`limits`]: how long every text of an action may be, and the size budget of a case document.
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
 //! - [`workflow`]: roles and taking an action (checked against the fold, written as an event).
 //! - [`stats`]: deadline colours, hand-over delays and the supervision counts.
@@ -26,6 +27,7 @@ pub mod event;
 pub mod fold;
 pub mod ingress;
 pub mod legacy;
+pub mod limits;
 pub mod stats;
 pub mod sync;
 pub mod validate;

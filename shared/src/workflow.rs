@@ -413,6 +413,7 @@ pub fn apply(
     role: &Role,
     ctx: &Context<'_>,
 ) -> Result<CaseDoc, ActionError> {
+    crate::limits::check_action(input).map_err(ActionError::Invalid)?;
     let (base, mut events) = read_parts(doc)?;
     if crate::event::read_events(doc).0.is_empty() {
         // A document of the previous format: its history becomes events first (deterministically, so

@@ -10,8 +10,8 @@ use tongban_tests::*;
 /// Bounds every wait. Well under the demo's 120 s fallback to the hub, so a township relay that does
 /// not carry the villages' sessions fails here instead of being hidden by the fallback.
 const WITHIN: Duration = Duration::from_secs(60);
-const ADMIN: (&str, &str) = ("admin", "admin123");
-const WINDOW: (&str, &str) = ("window1", "window123");
+const ADMIN: (&str, &str) = ("admin", "admin-2026");
+const WINDOW: (&str, &str) = ("window1", "window-2026");
 const TOWNSHIP: &str = "420222100";
 /// (code, agent, behind the township), as the demo prints them.
 const VILLAGES: [(&str, &str, bool); 3] = [
@@ -19,7 +19,7 @@ const VILLAGES: [(&str, &str, bool); 3] = [
     ("420222100202", "daiban2", true),
     ("420222101201", "daiban3", false),
 ];
-const AGENT_PASSWORD: &str = "daiban123";
+const AGENT_PASSWORD: &str = "daiban-2026";
 const CASES_PER_VILLAGE: u64 = 10;
 
 struct Demo {
@@ -179,7 +179,7 @@ fn demo_county_starts_with_a_township_relaying_county_actions_down_to_its_villag
         total(&hub, ADMIN)
     );
     assert_eq!(
-        total(&demo.base(1), ("clerk1", "clerk123")),
+        total(&demo.base(1), ("clerk1", "clerk-2026")),
         Some(villages[0] + villages[1])
     );
 

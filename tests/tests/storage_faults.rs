@@ -79,6 +79,17 @@ fn a_full_disk_refuses_new_cases_and_loses_nothing_acknowledged() {
     let (_, health) = get_json(&agent, &node.url("/api/health")).unwrap();
     assert_eq!(health["storage"], "failed", "{health}");
     assert!(health["storage_error"].as_str().is_some(), "{health}");
+    // Without an account, only that it failed: the details (paths, OS errors) are not public.
+    let text = agent
+        .get(node.url("/api/health"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let public: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(public["storage"], "failed", "{public}");
+    assert!(public["storage_error"].is_null(), "{public}");
     // Nor are actions on stored cases: their writes would go to the same failing disk.
     let (status, body) = post_json(
         &agent,

@@ -26,26 +26,26 @@ pub const COUNTY_CODE: &str = "420222";
 pub const COUNTY_NAME: &str = "阳新县";
 pub const ADMIN: Login<'static> = Login {
     user: "admin",
-    password: "admin123",
+    password: "admin-2026",
 };
 pub const WINDOW: Login<'static> = Login {
     user: "window1",
-    password: "window123",
+    password: "window-2026",
 };
 pub const SUPERVISOR: Login<'static> = Login {
     user: "supervisor",
     password: DEPT_PASSWORD,
 };
 /// Shared by every department account (`dept1`, `dept2`, … in catalogue order).
-pub const DEPT_PASSWORD: &str = "dept123";
+pub const DEPT_PASSWORD: &str = "dept-2026";
 
 const TOWNSHIP_CODE: &str = "420222100";
 const TOWNSHIP_NAME: &str = "兴国镇便民服务中心";
 const CLERK: Login<'static> = Login {
     user: "clerk1",
-    password: "clerk123",
+    password: "clerk-2026",
 };
-const AGENT_PASSWORD: &str = "daiban123";
+const AGENT_PASSWORD: &str = "daiban-2026";
 
 /// (code, name, agent account, syncs through the township). The last one belongs to another township
 /// that has no node, so it syncs with the county directly — the other way a village is connected.

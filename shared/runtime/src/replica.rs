@@ -233,6 +233,14 @@ impl Replica for SledReplica<'_> {
         Ok(self.store.flush()?)
     }
 
+    fn refusal_of(e: &ReplicaError) -> Option<String> {
+        match e {
+            ReplicaError::Store(StoreError::Refused(refusal)) => Some(refusal.to_string()),
+            ReplicaError::Document { reason, .. } => Some(reason.clone()),
+            ReplicaError::Store(_) => None,
+        }
+    }
+
     fn check_change(
         &self,
         peer: &str,

@@ -76,6 +76,12 @@ pub trait Replica {
     }
     /// Makes everything stored so far durable.
     fn commit(&mut self) -> Result<(), Self::Error>;
+    /// Why the replica refused to store one case, when `e` is such a refusal (a document over the
+    /// size budget, say) rather than a fault of the disk: the session refuses that case by itself and
+    /// goes on. Faults end the session, so nothing is acknowledged that may not be on disk.
+    fn refusal_of(_e: &Self::Error) -> Option<String> {
+        None
+    }
     /// Server side: whether `peer` may author changes with `actor` (binds unknown actors on first use).
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, Self::Error>;
     /// Server side: whether what the peer's changes did to a case (`old` as held here, `new` after
@@ -493,13 +499,37 @@ impl ClientSession {
                     d.case_no
                 )));
             };
+            // What the upstream sent for one case may be unusable; that case is refused by itself.
+            let mut refuse = |reason: String| {
+                self.stats.refused.push(Refusal {
+                    subject: d.case_no.clone(),
+                    reason,
+                })
+            };
             if progress.mode != Mode::Sync {
                 progress.done = true;
                 if let Some(bytes) = d.full {
-                    let mut doc = AutoCommit::load(&bytes)
-                        .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-                    r.store_whole(&d.case_no, &mut doc, &bytes)
-                        .map_err(storage)?;
+                    if let Err(why) = crate::limits::check_case_size(bytes.len()) {
+                        refuse(format!("{why}，未保存"));
+                        continue;
+                    }
+                    let mut doc = match AutoCommit::load(&bytes) {
+                        Ok(doc) => doc,
+                        Err(e) => {
+                            refuse(format!("the document does not load: {e}"));
+                            continue;
+                        }
+                    };
+                    match r.store_whole(&d.case_no, &mut doc, &bytes) {
+                        Ok(()) => {}
+                        Err(e) => match R::refusal_of(&e) {
+                            Some(why) => {
+                                refuse(why);
+                                continue;
+                            }
+                            None => return Err(storage(e)),
+                        },
+                    }
                     self.stats.cases_received += 1;
                     changed = true;
                 }
@@ -507,15 +537,28 @@ impl ClientSession {
             }
             progress.server_spoke = d.msg.is_some();
             let Some(bytes) = d.msg else { continue };
-            let message = decode_sync_message(&bytes)
-                .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-            let doc = &mut progress.doc;
-            let before = doc.get_heads();
-            doc.sync()
-                .receive_sync_message(&mut progress.state, message)
-                .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-            if doc.get_heads() != before {
-                r.store(&d.case_no, doc).map_err(storage)?;
+            let before = progress.doc.get_heads();
+            let received = decode_sync_message(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    progress
+                        .doc
+                        .sync()
+                        .receive_sync_message(&mut progress.state, m)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = received {
+                refuse(format!("the sync message does not apply: {e}"));
+                self.batch.remove(&d.case_no);
+                continue;
+            }
+            if progress.doc.get_heads() != before {
+                if let Err(e) = r.store(&d.case_no, &mut progress.doc) {
+                    let why = R::refusal_of(&e).ok_or_else(|| storage(e))?;
+                    refuse(why);
+                    self.batch.remove(&d.case_no);
+                    continue;
+                }
                 self.stats.cases_received += 1;
                 changed = true;
             }
@@ -618,13 +661,31 @@ impl ClientSession {
                 let (doc, saved) = match mode {
                     Mode::Push => {
                         let saved = r.load_saved(&case_no).map_err(storage)?;
-                        budget += saved.as_ref().map_or(0, Vec::len);
+                        let size = saved.as_ref().map_or(0, Vec::len);
+                        if let Err(why) = crate::limits::check_case_size(size) {
+                            // Stored before the budget existed: it would not fit a frame with
+                            // others, and the upstream refuses it anyway. Reported, not sent.
+                            self.stats.refused.push(Refusal {
+                                subject: case_no,
+                                reason: format!("{why}，无法上传"),
+                            });
+                            continue;
+                        }
+                        budget += size;
                         (AutoCommit::new(), saved)
                     }
                     Mode::Pull => (AutoCommit::new(), None),
                     Mode::Sync => {
                         let saved = r.load_saved(&case_no).map_err(storage)?;
-                        budget += saved.as_ref().map_or(0, Vec::len);
+                        let size = saved.as_ref().map_or(0, Vec::len);
+                        if let Err(why) = crate::limits::check_case_size(size) {
+                            self.stats.refused.push(Refusal {
+                                subject: case_no,
+                                reason: format!("{why}，无法上传"),
+                            });
+                            continue;
+                        }
+                        budget += size;
                         let doc = match saved {
                             Some(bytes) => AutoCommit::load(&bytes).map_err(|e| {
                                 SessionError::Storage(format!("case {case_no}: {e}"))
@@ -849,6 +910,17 @@ impl ServerSession {
             if d.want_full {
                 // The client has none of it: the whole document, no conversation.
                 let full = (!doc.get_heads().is_empty()).then(|| doc.save());
+                if let Some(Err(why)) = full
+                    .as_ref()
+                    .map(|f| crate::limits::check_case_size(f.len()))
+                {
+                    self.docs.remove(&d.case_no);
+                    refused.push(Refusal {
+                        subject: d.case_no.clone(),
+                        reason: format!("{why}，无法下发"),
+                    });
+                    continue;
+                }
                 replies.push(DocMsg {
                     case_no: d.case_no.clone(),
                     msg: None,
@@ -863,26 +935,47 @@ impl ServerSession {
             // exactly as it was, in memory and on disk.
             let mut merged_state = state.clone();
             let whole = d.full;
-            let mut merged = match &whole {
-                // New here: what arrived is the whole document, nothing to merge into.
-                Some(bytes) if before.is_empty() => AutoCommit::load(bytes)
-                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?,
-                _ => doc.fork(),
+            // What the peer sent for this case may not load or apply, or be over the size budget
+            // (checked before it is inflated): that case is refused, the session goes on.
+            let merged = match &whole {
+                Some(bytes) => crate::limits::check_case_size(bytes.len())
+                    .map_err(|why| format!("{why}，未保存"))
+                    .and_then(|()| AutoCommit::load(bytes).map_err(|e| e.to_string()))
+                    .and_then(|mut theirs| {
+                        if before.is_empty() {
+                            // New here: what arrived is the whole document, nothing to merge into.
+                            return Ok(theirs);
+                        }
+                        let mut merged = doc.fork();
+                        merged.merge(&mut theirs).map_err(|e| e.to_string())?;
+                        Ok(merged)
+                    }),
+                None => {
+                    let mut merged = doc.fork();
+                    match d.msg.as_deref().map(decode_sync_message) {
+                        None => Ok(merged),
+                        Some(Err(e)) => Err(e.to_string()),
+                        Some(Ok(message)) => {
+                            let received = merged
+                                .sync()
+                                .receive_sync_message(&mut merged_state, message);
+                            received.map_err(|e| e.to_string()).map(|()| merged)
+                        }
+                    }
+                }
             };
-            if let (Some(bytes), false) = (&whole, before.is_empty()) {
-                let mut theirs = AutoCommit::load(bytes)
-                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-                merged
-                    .merge(&mut theirs)
-                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-            } else if let (None, Some(bytes)) = (&whole, d.msg) {
-                let message = decode_sync_message(&bytes)
-                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-                merged
-                    .sync()
-                    .receive_sync_message(&mut merged_state, message)
-                    .map_err(|e| SessionError::Protocol(format!("case {}: {e}", d.case_no)))?;
-            }
+            let mut merged = match merged {
+                Ok(m) => m,
+                Err(reason) => {
+                    self.docs.remove(&d.case_no);
+                    self.refused_cases.insert(d.case_no.clone());
+                    refused.push(Refusal {
+                        subject: d.case_no.clone(),
+                        reason: format!("the document the peer sent is unusable: {reason}"),
+                    });
+                    continue;
+                }
+            };
             if merged.get_heads() != before {
                 let mut foreign = None;
                 // Metadata only: collecting whole changes re-encodes every operation.
@@ -908,14 +1001,20 @@ impl ServerSession {
                     // automerge 0.12 accepts some malformed changes whose merged document then
                     // saves into bytes it cannot load again; such a case would be lost at the hub.
                     // (A document new here was loaded from the very bytes that will be stored.)
-                    None if !new_here && AutoCommit::load(&merged.save()).is_err() => {
-                        Err("the change leaves the case unreadable; not stored".to_string())
+                    None if !new_here => {
+                        let saved = merged.save();
+                        if AutoCommit::load(&saved).is_err() {
+                            Err("the change leaves the case unreadable; not stored".to_string())
+                        } else if let Err(why) = crate::limits::check_case_size(saved.len()) {
+                            Err(format!("{why}，未保存"))
+                        } else {
+                            r.check_change(&self.peer, Some(&mut *doc), &mut merged)
+                                .map_err(storage)?
+                        }
                     }
-                    None => {
-                        let old = (!before.is_empty()).then_some(&mut *doc);
-                        r.check_change(&self.peer, old, &mut merged)
-                            .map_err(storage)?
-                    }
+                    None => r
+                        .check_change(&self.peer, None, &mut merged)
+                        .map_err(storage)?,
                 };
                 if let Err(reason) = verdict {
                     self.docs.remove(&d.case_no);
@@ -926,13 +1025,24 @@ impl ServerSession {
                     });
                     continue;
                 }
-                match &whole {
+                let stored = match &whole {
                     Some(bytes) if before.is_empty() => {
                         r.store_whole(&d.case_no, &mut merged, bytes)
                     }
                     _ => r.store(&d.case_no, &mut merged),
+                };
+                if let Err(e) = stored {
+                    // The store's own refusal (the upstream's verdict pushed the case over the
+                    // budget, say); a fault of the disk ends the session.
+                    let reason = R::refusal_of(&e).ok_or_else(|| storage(e))?;
+                    self.docs.remove(&d.case_no);
+                    self.refused_cases.insert(d.case_no.clone());
+                    refused.push(Refusal {
+                        subject: d.case_no.clone(),
+                        reason,
+                    });
+                    continue;
                 }
-                .map_err(storage)?;
                 self.stats.cases_received += 1;
                 changed = true;
             }

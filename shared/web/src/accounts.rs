@@ -12,10 +12,13 @@ use sha2::{Digest, Sha256};
 
 pub const SESSION_COOKIE: &str = "tongban_session";
 
-/// An agent logs in once in the morning; a working day plus margin.
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Bounded so that a script that logs in on every request cannot grow memory without limit.
-const MAX_SESSIONS: usize = 256;
+/// Longest a session lives however busy it is: a working day plus margin.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// A session unused this long ends (等保: 登录连接超时自动退出); the serve commands can change it.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Sessions one account may hold at once (a station's few browsers, a hall PC and a phone). Beyond it
+/// the account's own oldest ends: one account cannot evict anyone else's.
+const SESSIONS_PER_ACCOUNT: usize = 8;
 /// Verified Basic credentials are remembered briefly: argon2 takes tens of milliseconds by design, and a
 /// script filing many cases should not pay it on every request.
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -40,12 +43,48 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A minimum that stops the most guessable passwords without frustrating people who are new to computers.
-pub fn check_new_password(password: &str) -> Result<(), String> {
-    if password.chars().count() < 6 {
-        return Err("密码至少需要6位。".to_string());
+/// Shortest password accepted (等保 level 3: 口令复杂度).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// Published lists' most common passwords; see the file's header.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// What a new password must be: at least [`MIN_PASSWORD_CHARS`] characters, not the account's name,
+/// not one of the most common passwords, not one character repeated. Kept to rules a person new to
+/// computers can follow from the one sentence that explains a refusal.
+pub fn check_new_password(user: &str, password: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(format!("密码至少需要{MIN_PASSWORD_CHARS}位。"));
+    }
+    let lower = password.to_lowercase();
+    if lower == user.to_lowercase() {
+        return Err("密码不能与账号名相同。".to_string());
+    }
+    let mut chars = lower.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        return Err("密码不能是同一个字符的重复。".to_string());
+    }
+    let common = COMMON_PASSWORDS
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.trim() == lower);
+    if common {
+        return Err("这个密码太常见，很容易被猜到，请换一个。".to_string());
     }
     Ok(())
+}
+
+/// Compares a submitted token with the session's in time independent of where they differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(expected.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 pub fn random_token() -> String {
@@ -62,16 +101,36 @@ pub struct Session {
     pub role: String,
     /// Must accompany every form POST of this session (hidden field `csrf`).
     pub csrf: String,
-    expires: Instant,
+    started: Instant,
+    last_seen: Instant,
 }
 
-#[derive(Default)]
 pub struct Sessions {
     by_token: Mutex<HashMap<String, Session>>,
     basic: Mutex<HashMap<[u8; 32], (String, Instant)>>,
+    idle_timeout: Duration,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions::new(DEFAULT_IDLE_TIMEOUT)
+    }
 }
 
 impl Sessions {
+    pub fn new(idle_timeout: Duration) -> Sessions {
+        Sessions {
+            by_token: Mutex::default(),
+            basic: Mutex::default(),
+            idle_timeout,
+        }
+    }
+
+    fn live(&self, s: &Session, now: Instant) -> bool {
+        now.saturating_duration_since(s.started) < SESSION_LIFETIME
+            && now.saturating_duration_since(s.last_seen) < self.idle_timeout
+    }
+
     pub fn start(
         &self,
         user: &str,
@@ -85,26 +144,38 @@ impl Sessions {
             display_name: display_name.to_string(),
             role: role.to_string(),
             csrf: random_token(),
-            expires: now + SESSION_TTL,
+            started: now,
+            last_seen: now,
         };
         let mut map = self.by_token.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS {
-            if let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-            {
-                map.remove(&oldest);
-            }
+        map.retain(|_, s| self.live(s, now));
+        let mut own: Vec<(Instant, String)> = map
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(k, s)| (s.last_seen, k.clone()))
+            .collect();
+        own.sort();
+        for (_, oldest) in own
+            .iter()
+            .take((own.len() + 1).saturating_sub(SESSIONS_PER_ACCOUNT))
+        {
+            map.remove(oldest);
         }
         map.insert(token.clone(), session.clone());
         (token, session)
     }
 
+    /// The live session of `token`; using it counts as activity.
     pub fn get(&self, token: &str, now: Instant) -> Option<Session> {
-        let map = self.by_token.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(token).filter(|s| s.expires > now).cloned()
+        let mut map = self.by_token.lock().unwrap_or_else(|p| p.into_inner());
+        let live = map.get(token).is_some_and(|s| self.live(s, now));
+        if !live {
+            map.remove(token);
+            return None;
+        }
+        let s = map.get_mut(token)?;
+        s.last_seen = now;
+        Some(s.clone())
     }
 
     pub fn end(&self, token: &str) {
@@ -112,6 +183,14 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(token);
+    }
+
+    /// Ends every session of `user` (password changed, account disabled).
+    pub fn end_all_of(&self, user: &str) {
+        self.by_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| s.user != user);
     }
 
     fn basic_key(header: &str) -> [u8; 32] {
@@ -160,14 +239,68 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_and_end() {
+    fn weak_passwords_are_refused_with_the_reason() {
+        assert!(check_new_password("admin", "admin123").is_err());
+        assert!(check_new_password("zhang", "admin123")
+            .unwrap_err()
+            .contains("常见"));
+        assert!(check_new_password("zhang", "Admin123")
+            .unwrap_err()
+            .contains("常见"));
+        assert!(check_new_password("zhang", "abc123")
+            .unwrap_err()
+            .contains("8位"));
+        assert!(check_new_password("zhangsan", "ZhangSan")
+            .unwrap_err()
+            .contains("账号"));
+        assert!(check_new_password("zhang", "aaaaaaaaa").is_err());
+        assert!(check_new_password("zhang", "黄石-阳新-07").is_ok());
+        assert!(check_new_password("zhang", "Cunzhan#2026").is_ok());
+    }
+
+    #[test]
+    fn sessions_end_when_idle_at_their_lifetime_and_on_logout() {
         let s = Sessions::default();
         let t0 = Instant::now();
         let (token, session) = s.start("daiban", "李代办", "agent", t0);
         assert_eq!(s.get(&token, t0).unwrap().csrf, session.csrf);
-        assert!(s.get(&token, t0 + SESSION_TTL).is_none());
+        assert!(s.get(&token, t0 + DEFAULT_IDLE_TIMEOUT).is_none(), "idle");
+
+        let (token, _) = s.start("daiban", "李代办", "agent", t0);
+        // Used every 20 minutes it stays, up to its lifetime.
+        let mut at = t0;
+        while at + Duration::from_secs(20 * 60) < t0 + SESSION_LIFETIME {
+            at += Duration::from_secs(20 * 60);
+            assert!(s.get(&token, at).is_some(), "{:?}", at - t0);
+        }
+        assert!(s.get(&token, t0 + SESSION_LIFETIME).is_none(), "lifetime");
+
+        let (token, _) = s.start("daiban", "李代办", "agent", t0);
         s.end(&token);
         assert!(s.get(&token, t0).is_none());
+    }
+
+    #[test]
+    fn one_account_filling_its_sessions_evicts_only_its_own() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        let (other, _) = s.start("chuangkou", "窗口", "window", t0);
+        let first = s.start("daiban", "李代办", "agent", t0).0;
+        for i in 1..100u64 {
+            s.start("daiban", "李代办", "agent", t0 + Duration::from_millis(i));
+        }
+        assert!(s.get(&other, t0).is_some());
+        assert!(s.get(&first, t0).is_none());
+        let own = s
+            .by_token
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|v| v.user == "daiban")
+            .count();
+        assert_eq!(own, SESSIONS_PER_ACCOUNT);
+        s.end_all_of("daiban");
+        assert_eq!(s.by_token.lock().unwrap().len(), 1);
     }
 
     #[test]

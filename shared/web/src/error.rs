@@ -18,9 +18,14 @@ pub enum AppError {
     Forbidden(String),
     NotFound(String),
     TooLarge,
+    /// The case would outgrow its size budget (413, with why).
+    Oversized(String),
     Invalid(Vec<FieldError>),
     /// Not possible in the current state (409).
     Conflict(String),
+    /// Too many requests: a login waited too long for a password check, or the account or address is
+    /// locked after failures (429).
+    Busy(String),
     /// The upstream could not be reached (503).
     Unavailable(String),
     /// The store failed to write (disk full, I/O error, damage): nothing was acknowledged (507).
@@ -39,9 +44,10 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
-            AppError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::TooLarge | AppError::Oversized(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Storage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,6 +61,8 @@ impl AppError {
             | AppError::Forbidden(m)
             | AppError::NotFound(m)
             | AppError::Conflict(m)
+            | AppError::Busy(m)
+            | AppError::Oversized(m)
             | AppError::Unavailable(m) => m.clone(),
             AppError::Unauthorized => "请先登录，或在请求中提供正确的账号和密码。".into(),
             AppError::TooLarge => "提交的内容太大（超过1MB），请减少内容后重试。".into(),
@@ -99,6 +107,9 @@ fn refused(refusal: &Refusal) -> AppError {
         )]),
         Refusal::Exists(what) => AppError::Conflict(format!("{what}已存在，未作更改。")),
         Refusal::InUse(no) => AppError::Conflict(format!("办件编号{no}已被占用，请重试。")),
+        Refusal::TooLarge { why, .. } => AppError::Oversized(format!(
+            "{why}，这次的内容没有保存，已保存的内容不受影响。请精简文字后再试。"
+        )),
     }
 }
 

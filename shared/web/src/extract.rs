@@ -13,6 +13,7 @@ use tongban_shared::FieldError;
 
 use crate::accounts;
 use crate::error::AppError;
+use crate::guard::{locked_message, Verdict};
 use crate::state::{blocking, SharedState};
 use crate::text::url_encode;
 
@@ -70,7 +71,15 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
         return Err(AppError::Unauthorized);
     };
     let user_name = match state.sessions.cached_basic(header_value, now) {
-        Some(user) => user,
+        Some(user) => {
+            if let Some(left) = state
+                .login_guard
+                .lock_left(&user, source_address(&parts.extensions))
+            {
+                return Err(AppError::Busy(locked_message(left)));
+            }
+            user
+        }
         None => {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
@@ -78,19 +87,21 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or(AppError::Unauthorized)?;
             let (user, password) = decoded.split_once(':').ok_or(AppError::Unauthorized)?;
-            let (user, password) = (user.to_string(), password.to_string());
-            let st = state.clone();
-            let ok = blocking(move || {
-                Ok(st
-                    .store
-                    .user(&user)?
-                    .filter(|u| accounts::verify_password(&password, &u.password_hash))
-                    .map(|u| u.name))
-            })
-            .await?;
-            let user = ok.ok_or(AppError::Unauthorized)?;
-            state.sessions.remember_basic(header_value, &user, now);
-            user
+            let source = source_address(&parts.extensions);
+            match state
+                .login_guard
+                .verify(&state.store, user, password, source)
+                .await?
+            {
+                Verdict::Valid(record) => {
+                    state
+                        .sessions
+                        .remember_basic(header_value, &record.name, now);
+                    record.name
+                }
+                Verdict::Wrong => return Err(AppError::Unauthorized),
+                Verdict::Locked(left) => return Err(AppError::Busy(locked_message(left))),
+            }
         }
     };
     let st = state.clone();
@@ -107,6 +118,14 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
     })
 }
 
+/// The address a request came from, when the server recorded it (both tiers serve with connect
+/// info; a router driven in-process has none).
+pub fn source_address(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
 /// Extractor for JSON endpoints: 401 with a JSON body when nobody is logged in.
 pub struct ApiUser(pub CurrentUser);
 
@@ -119,10 +138,53 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        authenticate(parts, &SharedState::from_ref(state))
-            .await
-            .map(ApiUser)
+        let user = authenticate(parts, &SharedState::from_ref(state)).await?;
+        check_cookie_request(parts, &user)?;
+        Ok(ApiUser(user))
     }
+}
+
+/// Header a script in a logged-in page must send with the session's CSRF token on API writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A cookie rides along with any request the browser makes, also one another site (or another port
+/// of the same host, which SameSite counts as the same site) makes it send. So an API write with a
+/// cookie session must prove it comes from this app's page: the session's token in [`CSRF_HEADER`],
+/// and an `Origin`, when the browser sends one, of this very host. HTTP Basic needs neither: the
+/// browser never attaches it on its own.
+fn check_cookie_request(parts: &Parts, user: &CurrentUser) -> Result<(), AppError> {
+    let Some(expected) = &user.csrf else {
+        return Ok(());
+    };
+    if parts.method.is_safe() {
+        return Ok(());
+    }
+    let refused = || {
+        AppError::Forbidden("请求未通过安全校验（缺少或不符的校验码），请刷新页面后重试。".into())
+    };
+    let token = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refused)?;
+    if !crate::accounts::same_secret(token, expected) {
+        return Err(refused());
+    }
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://"))
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        if host.is_none() || origin_host != host {
+            return Err(refused());
+        }
+    }
+    Ok(())
 }
 
 /// Extractor for pages: sends the browser to the login page when nobody is logged in.

@@ -4,7 +4,8 @@
 //! - [`state`]: what requests share ([`AppState`]), and [`blocking`] for store work.
 //! - [`site`]: the small trait through which the tiers differ.
 //! - [`error`]: the one error type and its mapping to status codes.
-//! - [`accounts`] / [`extract`]: password hashes, sessions, and the account behind a request.
+//! - [`accounts`] / [`extract`]: password hashes, sessions, and the account behind a request;
+//!   [`guard`]: every password check, bounded and with lockout.
 //! - [`service`]: filing a case, taking an action, loading, statistics — no HTTP types.
 //! - [`api`] / [`pages`]: the JSON API and the server-rendered pages, one module per resource.
 //! - [`text`]: URL encoding and times as people read them.
@@ -15,6 +16,7 @@ pub mod accounts;
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod pages;
 pub mod service;
 pub mod site;
@@ -38,4 +40,33 @@ pub fn router(state: SharedState, tier: Router) -> Router {
         .layer(DefaultBodyLimit::max(state::MAX_BODY_BYTES))
         .with_state(state)
         .merge(tier)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers on every answer of every tier: no other site may frame a page (clickjacking), the browser
+/// must not guess content types, and nothing but the stylesheet is kept in a cache — pages and API
+/// answers carry villagers' ID numbers, phones and addresses, and hall PCs are shared.
+async fn security_headers(
+    uri: axum::http::Uri,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !uri.path().starts_with("/assets/") {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

@@ -14,6 +14,7 @@ use tongban_shared::catalog::Catalog;
 
 use crate::accounts::Sessions;
 use crate::error::AppError;
+use crate::guard::LoginGuard;
 use crate::site::Site;
 
 /// Request bodies above this are refused with 413 before they are read into memory.
@@ -26,6 +27,8 @@ pub struct AppState {
     /// This node's automerge actor id; every change it makes to a case carries it.
     pub actor: ActorId,
     pub sessions: Sessions,
+    /// Every password check goes through it (bounded, with lockout).
+    pub login_guard: LoginGuard,
     pub started: Instant,
     /// What this tier adds (badge, hooks after writes, navigation).
     pub site: Arc<dyn Site>,
@@ -56,6 +59,7 @@ impl AppState {
             actor: ActorId::from(store.actor()?),
             county_data: RwLock::new(load_county_data(&store)?),
             sessions: Sessions::default(),
+            login_guard: LoginGuard::default(),
             started: Instant::now(),
             site,
             storage_fault: Mutex::new(None),

@@ -202,6 +202,13 @@ impl CaseWrite {
         let scope = scope::scope_of(case_no)
             .ok_or_else(|| invalid(case_no, "not a case number"))?
             .to_string();
+        // Also keeps every stored value far below the size sled moves into a blob file.
+        tongban_shared::limits::check_case_size(doc.len()).map_err(|why| {
+            StoreError::Refused(Refusal::TooLarge {
+                case_no: case_no.to_string(),
+                why,
+            })
+        })?;
         let mut loaded = automerge::AutoCommit::load(&doc)
             .map_err(|e| invalid(format!("document for {case_no}"), e))?;
         Ok(CaseWrite {

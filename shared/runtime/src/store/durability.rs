@@ -111,6 +111,8 @@ impl Store {
             .truncate(false)
             .open(&seal_path)
             .map_err(io)?;
+        restrict_to_owner(dir)?;
+        restrict_to_owner(&db_path(dir))?;
         let mut sealed = [0u8; 8];
         let sealed = match std::io::Read::read(&mut seal_file, &mut sealed) {
             Ok(8) => u64::from_be_bytes(sealed),
@@ -216,4 +218,29 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Only the account the program runs as may enter the data directory: it holds villagers' ID
+/// numbers, phones and addresses, account hashes and the node's private key. sled creates its files
+/// with the process's umask (often 0644), so the directories are what keeps others out; the files
+/// found at open are narrowed to 0600 as well.
+#[cfg(unix)]
+fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_type().map_err(io)?.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                .map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// On Windows a directory inherits the access list of where it is made; the installer creates the
+/// data directory with one for the service account and administrators only (docs/SECURITY.md).
+#[cfg(not(unix))]
+fn restrict_to_owner(_dir: &Path) -> Result<(), StoreError> {
+    Ok(())
 }

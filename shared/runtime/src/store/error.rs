@@ -47,6 +47,9 @@ pub enum Refusal {
     /// Something with this name exists already (an account).
     #[error("{0} already exists")]
     Exists(String),
+    /// A case document over the size budget ([`tongban_shared::limits::MAX_CASE_BYTES`]).
+    #[error("case {case_no}: {why}")]
+    TooLarge { case_no: String, why: String },
     /// A case number that is taken.
     #[error("case number {0} is already in use")]
     InUse(String),

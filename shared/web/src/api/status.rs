@@ -18,8 +18,10 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/calendar", get(calendar))
 }
 
-async fn health(State(state): State<SharedState>) -> Json<Value> {
-    let fault = state.storage_fault();
+/// Public (monitoring needs no account), so the storage error's details — paths, OS errors — go only
+/// to a logged-in account.
+async fn health(State(state): State<SharedState>, user: Result<ApiUser, AppError>) -> Json<Value> {
+    let fault = state.storage_fault().filter(|_| user.is_ok());
     Json(json!({
         "status": "ok",
         "code": state.identity.code,
@@ -27,7 +29,7 @@ async fn health(State(state): State<SharedState>) -> Json<Value> {
         "role": state.identity.tier.role(),
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs(),
-        "storage": if fault.is_some() { "failed" } else { "ok" },
+        "storage": if state.storage_fault().is_some() { "failed" } else { "ok" },
         "storage_error": fault,
     }))
 }

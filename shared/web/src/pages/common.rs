@@ -142,7 +142,9 @@ pub fn csrf_checked_form(
 ) -> Result<Vec<(String, String)>, AppError> {
     let pairs = form_pairs(body)?;
     match &user.csrf {
-        Some(expected) if field(&pairs, "csrf") == expected => Ok(pairs),
+        Some(expected) if crate::accounts::same_secret(field(&pairs, "csrf"), expected) => {
+            Ok(pairs)
+        }
         _ => Err(AppError::Forbidden(
             "页面已过期或来源不明，请返回重新打开页面后再提交。".into(),
         )),

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, Extensions, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::common::{csrf_checked_form, field, form_pairs, page_error, render};
 use crate::accounts;
-use crate::extract::WebUser;
-use crate::state::{blocking, SharedState};
+use crate::extract::{source_address, WebUser};
+use crate::guard::{locked_message, Verdict};
+use crate::state::SharedState;
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -47,10 +48,20 @@ fn login_title(state: &SharedState) -> &'static str {
     }
 }
 
-/// Only local paths: a login link must not send the agent to another site.
+/// Only local paths: a login link must not send the agent to another site. Browsers drop tabs and
+/// newlines from a URL and read `\` as `/`, so `/\t/evil.example` would become `//evil.example`:
+/// any control or space character, or a backslash, is refused outright.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -66,7 +77,11 @@ async fn login_page(State(state): State<SharedState>, Query(params): Query<NextP
     })
 }
 
-async fn login(State(state): State<SharedState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn login(
+    State(state): State<SharedState>,
+    extensions: Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let pairs = match form_pairs(body) {
         Ok(p) => p,
         Err(e) => return page_error(e),
@@ -74,41 +89,46 @@ async fn login(State(state): State<SharedState>, body: Result<Bytes, BytesReject
     let user = field(&pairs, "user").trim().to_string();
     let password = field(&pairs, "password").to_string();
     let next = safe_next(Some(field(&pairs, "next")));
-    let st = state.clone();
-    let name = user.clone();
-    let verified = blocking(move || {
-        Ok(st
-            .store
-            .user(&name)?
-            .filter(|u| accounts::verify_password(&password, &u.password_hash)))
-    })
-    .await;
+    let verified = state
+        .login_guard
+        .verify(&state.store, &user, &password, source_address(&extensions))
+        .await;
+    let refused = |status: StatusCode, error: String, user: String| {
+        let page = LoginPage {
+            title: login_title(&state),
+            node_name: state.identity.name.clone(),
+            node_code: state.identity.code.clone(),
+            next: next.clone(),
+            user,
+            error: Some(error),
+        };
+        (status, render(&page)).into_response()
+    };
     match verified {
-        Ok(Some(record)) => {
+        Ok(Verdict::Valid(record)) => {
             let (token, _) = state.sessions.start(
                 &record.name,
                 &record.display_name,
                 &record.role,
                 Instant::now(),
             );
-            tracing::info!(user = %record.name, "login");
+            tracing::info!(target: "audit", user = %record.name, "login");
             let cookie = format!(
                 "{}={token}; HttpOnly; SameSite=Strict; Path=/",
                 accounts::SESSION_COOKIE
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }
-        Ok(None) => {
-            tracing::warn!(%user, "failed login");
-            let page = LoginPage {
-                title: login_title(&state),
-                node_name: state.identity.name.clone(),
-                node_code: state.identity.code.clone(),
-                next,
-                user,
-                error: Some("账号或密码不正确，请重新输入。".into()),
-            };
-            (StatusCode::UNAUTHORIZED, render(&page)).into_response()
+        Ok(Verdict::Wrong) => refused(
+            StatusCode::UNAUTHORIZED,
+            "账号或密码不正确，请重新输入。".into(),
+            user,
+        ),
+        Ok(Verdict::Locked(left)) => {
+            refused(StatusCode::TOO_MANY_REQUESTS, locked_message(left), user)
+        }
+        Err(e @ crate::error::AppError::Busy(_)) => {
+            refused(StatusCode::TOO_MANY_REQUESTS, e.message(), user)
         }
         Err(e) => page_error(e),
     }
@@ -142,5 +162,9 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/");
     }
 }

@@ -12,11 +12,12 @@
 //! cases sent over every session from the hub's return until that call answers (the node's own
 //! retry may come first), wall time, and peak RSS of both processes.
 //!
-//! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`: see their
+//! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`, `eventlog`,
+//! `loginflood --requests 64`: see their
 //! modules. Every subcommand prints a Markdown table; with `--json` also one JSON object per row.
 //!
 //! Usage: `cargo build --release && target/release/tongban-bench
-//! [intake|reconnect|fanin|weaklink|footprint] [flags]`
+//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood] [flags]`
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -78,6 +79,7 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
 mod eventlog;
 mod fanin;
 mod footprint;
+mod loginflood;
 mod weaklink;
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Some("eventlog") => return eventlog::run(),
         Some("fanin") => return fanin::run(),
         Some("footprint") => return footprint::run(),
+        Some("loginflood") => return loginflood::run(),
         Some("weaklink") => return weaklink::run(),
         _ => {}
     }

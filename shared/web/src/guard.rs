@@ -38,6 +38,14 @@ pub const LOCK_TIME: Duration = Duration::from_secs(15 * 60);
 /// Accounts and addresses with recent failures that are remembered; beyond it the oldest go first.
 pub const MAX_TRACKED: usize = 10_000;
 
+thread_local! {
+    /// argon2's working memory of a checker thread, allocated by its first check and reused.
+    static WORKING_MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One password check, run on a checker thread.
+type Check = Box<dyn FnOnce() + Send>;
+
 /// Who failed: the account name tried, or where the attempt came from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Subject {
@@ -67,6 +75,8 @@ pub struct LoginGuard {
     failures: Mutex<HashMap<Subject, Failures>>,
     /// Checked against for unknown accounts, so they cost what a known one costs.
     decoy: Arc<OnceLock<String>>,
+    /// Where checks go to the checker threads (see [`LoginGuard::run_check`]).
+    checkers: OnceLock<std::sync::mpsc::Sender<Check>>,
 }
 
 impl Default for LoginGuard {
@@ -75,6 +85,7 @@ impl Default for LoginGuard {
             slots: Semaphore::new(VERIFY_SLOTS),
             failures: Mutex::new(HashMap::new()),
             decoy: Arc::default(),
+            checkers: OnceLock::new(),
         }
     }
 }
@@ -100,21 +111,30 @@ impl LoginGuard {
             .map_err(AppError::internal)?;
         let (store, decoy) = (store.clone(), self.decoy.clone());
         let (name, password) = (user.to_string(), password.to_string());
-        let found = tokio::task::spawn_blocking(move || -> Result<_, AppError> {
-            let record = store.user(&name)?;
-            let hash = match &record {
-                Some(r) => r.password_hash.as_str(),
-                // Made on first use, on this blocking thread: it costs one argon2 hash.
-                None => decoy.get_or_init(|| {
-                    accounts::hash_password(&accounts::random_token()).unwrap_or_default()
-                }),
-            };
-            let ok = accounts::verify_password(&password, hash);
-            Ok(record.filter(|_| ok))
-        })
-        .await;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.run_check(Box::new(move || {
+            let found = store.user(&name).map(|record| {
+                let hash = match &record {
+                    Some(r) => r.password_hash.as_str(),
+                    // Made on first use: it costs one argon2 hash.
+                    None => decoy.get_or_init(|| {
+                        accounts::hash_password(&accounts::random_token()).unwrap_or_default()
+                    }),
+                };
+                let ok = WORKING_MEMORY.with_borrow_mut(|blocks| {
+                    accounts::verify_password_in(&password, hash, blocks)
+                });
+                record.filter(|_| ok)
+            });
+            // The request may have gone (client closed): nobody to tell.
+            let _ = answer.send(found);
+        }))?;
+        let found = answered
+            .await
+            .map_err(|_| AppError::Internal("password check ended without an answer".into()))?
+            .map_err(AppError::from);
         drop(permit);
-        match found?? {
+        match found? {
             Some(record) => {
                 self.succeeded(user);
                 Ok(Verdict::Valid(record))
@@ -125,6 +145,37 @@ impl LoginGuard {
                 Ok(Verdict::Wrong)
             }
         }
+    }
+
+    /// Runs a check on one of the [`VERIFY_SLOTS`] checker threads, started on first use. Dedicated,
+    /// long-lived threads matter for memory: argon2's 19 MiB comes from the allocator of the thread
+    /// that runs it, and on a pool of many short-lived threads (tokio's blocking pool) each thread's
+    /// arena kept its own 19 MiB — 64 parallel wrong passwords still took a hub to 469–526 MB with the
+    /// slots bounded. Two threads keep at most two such blocks.
+    fn run_check(&self, check: Check) -> Result<(), AppError> {
+        let jobs = self.checkers.get_or_init(|| {
+            let (jobs, queue) = std::sync::mpsc::channel::<Check>();
+            let queue = Arc::new(Mutex::new(queue));
+            for i in 0..VERIFY_SLOTS {
+                let queue = queue.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("password-check-{i}"))
+                    .spawn(move || loop {
+                        let next = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match next {
+                            Ok(check) => check(),
+                            // The guard is gone: so is the server.
+                            Err(_) => return,
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "cannot start a password-check thread");
+                }
+            }
+            jobs
+        });
+        jobs.send(check)
+            .map_err(|_| AppError::Internal("no password-check thread is running".into()))
     }
 
     /// Time left on a lock of `user` or `source`: a locked account is locked also for a script

@@ -123,14 +123,9 @@ pub async fn serve(
         quic: quic_addr,
     });
     tracing::info!(%http_addr, %quic_addr, "hub serving");
-    // With the peer's address: the login guard locks out a source after repeated failures.
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await
-    .map_err(ServeError::Serve);
+    let served = tongban_web::serve_http(listener, router, shutdown.clone().cancelled_owned())
+        .await
+        .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too: the sync endpoint's accept loop ends when
     // the endpoint closes, the sender at its next wait.
     shutdown.cancel();

@@ -98,14 +98,9 @@ pub async fn serve(
             uplink,
         }),
     );
-    // With the peer's address: the login guard locks out a source after repeated failures.
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await
-    .map_err(ServeError::Serve);
+    let served = tongban_web::serve_http(listener, router, shutdown.clone().cancelled_owned())
+        .await
+        .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too.
     shutdown.cancel();
     for task in tasks {

@@ -60,10 +60,22 @@ fn check_ids(field: &'static str, ids: &[String]) -> Result<(), FieldError> {
     Ok(())
 }
 
+fn check_all(
+    texts: &[(&'static str, &str)],
+    missing: &[String],
+    materials: &[String],
+) -> Result<(), FieldError> {
+    for (field, text) in texts {
+        check_text(field, text)?;
+    }
+    check_ids("missing", missing)?;
+    check_ids("materials", materials)
+}
+
 /// The texts of an action as a person or a script submitted it.
 pub fn check_action(input: &ActionInput) -> Result<(), FieldError> {
-    for (field, text) in [
-        ("note", &input.note),
+    let texts = [
+        ("note", input.note.as_str()),
         ("reason", &input.reason),
         ("comment", &input.comment),
         ("dept", &input.dept),
@@ -72,32 +84,28 @@ pub fn check_action(input: &ActionInput) -> Result<(), FieldError> {
         ("phone", &input.phone),
         ("address", &input.address),
         ("delivery", &input.delivery),
-    ] {
-        check_text(field, text)?;
-    }
-    check_ids("missing", &input.missing)?;
-    check_ids("materials", &input.materials)
+    ];
+    check_all(&texts, &input.missing, &input.materials)
 }
 
 /// The texts of an event as a peer wrote it: the same limits (an honest node never writes more).
 pub fn check_event_inputs(input: &Inputs) -> Result<(), FieldError> {
-    for (field, text) in [
-        ("note", &input.note),
+    let (phone, address) = input
+        .applicant
+        .as_ref()
+        .map_or(("", ""), |a| (a.phone.as_str(), a.address.as_str()));
+    let texts = [
+        ("note", input.note.as_str()),
         ("reason", &input.reason),
         ("comment", &input.comment),
         ("dept", &input.dept),
         ("result_name", &input.result_name),
         ("result_no", &input.result_no),
+        ("phone", phone),
+        ("address", address),
         ("delivery", &input.delivery),
-    ] {
-        check_text(field, text)?;
-    }
-    if let Some(a) = &input.applicant {
-        check_text("phone", &a.phone)?;
-        check_text("address", &a.address)?;
-    }
-    check_ids("missing", &input.missing)?;
-    check_ids("materials", &input.materials)
+    ];
+    check_all(&texts, &input.missing, &input.materials)
 }
 
 /// A case document of `bytes` (saved form) within the budget, or why not.

@@ -252,13 +252,13 @@ pub fn spawn_server_with(
     adjust: impl FnOnce(&mut Command),
 ) -> anyhow::Result<(NodeProcess, String)> {
     let mut command = Command::new(bin);
+    command.args(args).env(
+        "RUST_LOG",
+        std::env::var("TONGBAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+    );
+    // After the defaults, so a test can set its own log level.
     adjust(&mut command);
     let mut child = command
-        .args(args)
-        .env(
-            "RUST_LOG",
-            std::env::var("TONGBAN_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -449,6 +449,26 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
 const TOWNSHIP: &str = "420222103";
 const TOWNSHIP_ACTOR: [u8; 16] = [0x44; 16];
 
+/// A new township node under the fixture hub, after its first session with it.
+fn synced_township(dir: &Path, hub: &Store) -> Store {
+    let township = fresh_node(
+        dir,
+        TOWNSHIP,
+        "测试镇便民服务中心",
+        Tier::Township,
+        &TOWNSHIP_ACTOR,
+    );
+    let mut client = SledReplica::client(&township);
+    converse(
+        &mut client,
+        vec![TOWNSHIP.into()],
+        &mut SledReplica::new(hub),
+        TOWNSHIP,
+    )
+    .unwrap();
+    township
+}
+
 /// A township relays its villages' events with the villages' own actors; with its own actor it
 /// writes in its own name (and imports of previous-release entries). An escalation it writes in a
 /// village's name is refused by the hub once, next to its honest one in its own name.
@@ -456,17 +476,10 @@ const TOWNSHIP_ACTOR: [u8; 16] = [0x44; 16];
 fn a_township_writing_in_a_villages_name_is_refused_once() {
     let (_dir, hub) = copy_store("hub");
     let tdir = tempfile::tempdir().unwrap();
-    let township = fresh_node(
-        tdir.path(),
-        TOWNSHIP,
-        "测试镇便民服务中心",
-        Tier::Township,
-        &TOWNSHIP_ACTOR,
-    );
+    let township = synced_township(tdir.path(), &hub);
     let no = "420222103201-20261102-0002";
     let mut client = SledReplica::client(&township);
     let mut server = SledReplica::new(&hub);
-    converse(&mut client, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
     let mut doc = AutoCommit::load(&township.document(no).unwrap().unwrap()).unwrap();
     doc.set_actor(ActorId::from(TOWNSHIP_ACTOR.as_slice()));
     let events: Vec<Event> = event::read_events(&doc)
@@ -578,17 +591,10 @@ fn a_township_writing_in_a_villages_name_is_refused_once() {
 fn a_townships_import_of_a_previous_release_villages_entry_is_adopted_by_the_hub() {
     let (_dir, hub) = copy_store("hub");
     let tdir = tempfile::tempdir().unwrap();
-    let township = fresh_node(
-        tdir.path(),
-        TOWNSHIP,
-        "测试镇便民服务中心",
-        Tier::Township,
-        &TOWNSHIP_ACTOR,
-    );
+    let township = synced_township(tdir.path(), &hub);
     let no = "420222103201-20261102-0012";
     let mut up = SledReplica::client(&township);
     let mut server = SledReplica::new(&hub);
-    converse(&mut up, vec![TOWNSHIP.into()], &mut server, TOWNSHIP).unwrap();
 
     let legacy = std::fs::read(fixture(&format!("legacy-docs/{no}.village.automerge"))).unwrap();
     let mut old_doc = AutoCommit::load(&legacy).unwrap();

@@ -296,6 +296,26 @@ fn an_oversized_case_from_a_hostile_peer_is_refused_by_itself_and_the_session_go
         hub.document(&honest_no).unwrap().is_some(),
         "the honest case lands"
     );
+
+    // A node holding a case over the budget (stored before there was one) reports it and does not
+    // send it; the session completes with its other cases.
+    let mut node = tongban_shared::sync::memory::MemReplica::default();
+    let (big_no, big) = tongban_tests::rogue::case_document(VILLAGE, 4, "旧超大件", ACTOR);
+    let mut big = automerge::AutoCommit::load(&padded(big)).unwrap();
+    node.write(&big_no, &mut big).unwrap();
+    let (next_no, mut next) = tongban_tests::rogue::case_document(VILLAGE, 5, "之后的件", ACTOR);
+    node.write(&next_no, &mut next).unwrap();
+    let c = tongban_shared::sync::memory::converse(
+        &mut node,
+        vec![VILLAGE.into()],
+        &mut SledReplica::new(&hub),
+        VILLAGE,
+    )
+    .unwrap();
+    let r = c.client.refused.iter().find(|r| r.subject == big_no);
+    assert!(r.is_some_and(|r| r.reason.contains("无法上传")), "{c:?}");
+    assert!(hub.document(&big_no).unwrap().is_none());
+    assert!(hub.document(&next_no).unwrap().is_some());
 }
 
 /// Varied Chinese text of `n` characters (seeded), which automerge's compression cannot shrink much.
@@ -533,4 +553,119 @@ fn weak_passwords_are_refused_at_init_and_user_add() {
     ])
     .unwrap();
     assert!(!ok && err.contains("常见"), "{err}");
+}
+
+/// Finding 7: idempotency keys were shared across accounts, so a second account sending a key the
+/// first had used was answered with the first account's case (its applicant's data included). Each
+/// account's keys are now its own; a retry by the same account still gets its first case.
+#[test]
+fn an_idempotency_key_is_the_submitting_accounts_own() {
+    let dir = tempfile::tempdir().unwrap();
+    HubProcess::init(dir.path()).unwrap();
+    HubProcess::add_user(dir.path(), "window1", "window", None).unwrap();
+    HubProcess::add_user(dir.path(), "window2", "window", None).unwrap();
+    let hub = HubProcess::serve(dir.path(), "127.0.0.1:0").unwrap();
+    let file = |user: &str, name: &str| {
+        let mut resp = client()
+            .post(hub.url("/api/cases"))
+            .header("Authorization", &basic_auth(user, TEST_PASSWORD))
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "same-key-1")
+            .send(valid_case_body(name).to_string().as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value =
+            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (
+            status,
+            body["case_no"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let (s1, first) = file("window1", "甲");
+    assert_eq!(s1, 201);
+    let (s2, other) = file("window2", "乙");
+    assert_eq!(s2, 201, "window2 files its own case");
+    assert_ne!(first, other);
+    let (s3, again) = file("window1", "甲");
+    assert_eq!((s3, again), (200, first), "a retry by the same account");
+}
+
+/// Finding 7: applicants' phone numbers and message texts were logged at INFO. The log sender now
+/// logs a masked phone and the text's length only (the text itself at DEBUG, quoted).
+#[test]
+fn texts_to_applicants_are_logged_without_their_phone_number() {
+    let dir = tempfile::tempdir().unwrap();
+    HubProcess::init(dir.path()).unwrap();
+    HubProcess::add_user(dir.path(), "window1", "window", None).unwrap();
+    let data = path_str(dir.path()).unwrap();
+    let args = [
+        "serve",
+        "--data",
+        data,
+        "--http",
+        "127.0.0.1:0",
+        "--quic",
+        "127.0.0.1:0",
+    ];
+    let (mut process, rest) = spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", |c| {
+        c.env("RUST_LOG", "info");
+    })
+    .unwrap();
+    process.base = rest
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let window = ("window1", TEST_PASSWORD);
+    let (status, created) = {
+        let mut resp = client()
+            .post(process.url("/api/cases"))
+            .header("Authorization", &basic_auth(window.0, window.1))
+            .header("Content-Type", "application/json")
+            .send(valid_case_body("记日志").to_string().as_bytes())
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value =
+            serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+        (status, body)
+    };
+    assert_eq!(status, 201, "{created}");
+    let no = created["case_no"].as_str().unwrap().to_string();
+    assert_eq!(
+        act_as(
+            &process.base,
+            window,
+            &no,
+            &serde_json::json!({"action": "receive"})
+        )
+        .0,
+        200
+    );
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let first = catalog.items[0].materials[0].id.clone();
+    let correction =
+        serde_json::json!({"action": "request_correction", "missing": [first], "note": "不清晰"});
+    assert_eq!(act_as(&process.base, window, &no, &correction).0, 200);
+    let sent = eventually(Duration::from_secs(30), || {
+        let (_, outbox) = get_json_as(
+            &client(),
+            &process.url(&format!("/api/outbox?case_no={no}")),
+            &basic_auth(window.0, window.1),
+        )
+        .unwrap();
+        outbox["messages"][0]["sent_at"].is_string()
+    });
+    assert!(sent, "the text was never sent");
+    let log = process.kill();
+    assert!(log.contains("sms (log sender)"), "{log}");
+    assert!(log.contains("138****1234"), "{log}");
+    assert!(
+        !log.contains("13800271234"),
+        "the full phone number is in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("需补充材料"),
+        "the text is in the INFO log:\n{log}"
+    );
 }

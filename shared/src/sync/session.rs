@@ -658,34 +658,25 @@ impl ClientSession {
             }
             let mut budget = 0usize;
             while let Some((case_no, mode)) = self.doc_queue.pop_front() {
+                // What goes up is read once; a case stored before the budget existed would not fit
+                // a frame with others, and the upstream refuses it anyway: reported, not sent.
+                let saved = match mode {
+                    Mode::Pull => None,
+                    Mode::Push | Mode::Sync => r.load_saved(&case_no).map_err(storage)?,
+                };
+                let size = saved.as_ref().map_or(0, Vec::len);
+                if let Err(why) = crate::limits::check_case_size(size) {
+                    self.stats.refused.push(Refusal {
+                        subject: case_no,
+                        reason: format!("{why}，无法上传"),
+                    });
+                    continue;
+                }
+                budget += size;
                 let (doc, saved) = match mode {
-                    Mode::Push => {
-                        let saved = r.load_saved(&case_no).map_err(storage)?;
-                        let size = saved.as_ref().map_or(0, Vec::len);
-                        if let Err(why) = crate::limits::check_case_size(size) {
-                            // Stored before the budget existed: it would not fit a frame with
-                            // others, and the upstream refuses it anyway. Reported, not sent.
-                            self.stats.refused.push(Refusal {
-                                subject: case_no,
-                                reason: format!("{why}，无法上传"),
-                            });
-                            continue;
-                        }
-                        budget += size;
-                        (AutoCommit::new(), saved)
-                    }
+                    Mode::Push => (AutoCommit::new(), saved),
                     Mode::Pull => (AutoCommit::new(), None),
                     Mode::Sync => {
-                        let saved = r.load_saved(&case_no).map_err(storage)?;
-                        let size = saved.as_ref().map_or(0, Vec::len);
-                        if let Err(why) = crate::limits::check_case_size(size) {
-                            self.stats.refused.push(Refusal {
-                                subject: case_no,
-                                reason: format!("{why}，无法上传"),
-                            });
-                            continue;
-                        }
-                        budget += size;
                         let doc = match saved {
                             Some(bytes) => AutoCommit::load(&bytes).map_err(|e| {
                                 SessionError::Storage(format!("case {case_no}: {e}"))

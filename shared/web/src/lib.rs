@@ -43,6 +43,21 @@ pub fn router(state: SharedState, tier: Router) -> Router {
         .layer(axum::middleware::map_response(security_headers))
 }
 
+/// Serves a tier's router until `shutdown` completes, telling handlers each request's peer address
+/// (the login guard locks out a source after repeated failures).
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
 /// Headers on every answer of every tier: no other site may frame a page (clickjacking), the browser
 /// must not guess content types, and nothing but the stylesheet is kept in a cache — pages and API
 /// answers carry villagers' ID numbers, phones and addresses, and hall PCs are shared.

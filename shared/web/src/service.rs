@@ -26,6 +26,9 @@ pub async fn file_case(
     request_key: Option<String>,
 ) -> Result<Created, AppError> {
     state.check_writable()?;
+    // A key is the submitting account's own: another account that happens to send the same key
+    // files its own case instead of being shown someone else's.
+    let request_key = request_key.map(|k| format!("{}\u{1f}{k}", user.name));
     let now = beijing_now();
     let intake = case::validate_intake(&state.catalog(), &req, now.date_naive())
         .map_err(AppError::Invalid)?;

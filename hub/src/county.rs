@@ -7,7 +7,9 @@ use std::path::Path;
 
 use chrono::{DateTime, FixedOffset};
 use rand::RngCore;
-use tongban_runtime::bundle::{write_private, Bundle, BUNDLE_VERSION};
+use tongban_runtime::bundle::{
+    write_private, Bundle, NodeCredentials, BUNDLE_VERSION, SECRET_NOTICE,
+};
 use tongban_runtime::store::county::NodeRecord;
 use tongban_runtime::store::{NodeIdentity, Store, StoreError, UserRecord};
 use tongban_runtime::tls::{self, CertKey, HUB_SERVER_NAME};
@@ -62,6 +64,53 @@ pub fn hub_cert(data: &Path) -> Result<CertKey, CountyError> {
         cert_pem: read(&dir.join("hub.pem"))?,
         key_pem: read(&dir.join("hub.key"))?,
     })
+}
+
+/// The certificate the web UI is served with over HTTPS. An operator's own (`--tls-cert/--tls-key`)
+/// is used as given; otherwise `tls/web.pem`, issued by the county CA for `names` (plus localhost),
+/// and issued again when it lacks one of them or nears its end.
+pub fn web_cert(
+    data: &Path,
+    names: &[String],
+    operator: Option<(&Path, &Path)>,
+) -> Result<CertKey, CountyError> {
+    if let Some((cert, key)) = operator {
+        return Ok(CertKey {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        });
+    }
+    let dir = tls_dir(data);
+    let (cert_path, key_path) = (dir.join("web.pem"), dir.join("web.key"));
+    let mut wanted = tongban_runtime::web_tls::default_names();
+    for name in names {
+        if !wanted.contains(name) {
+            wanted.push(name.clone());
+        }
+    }
+    if cert_path.exists() && key_path.exists() {
+        let current = CertKey {
+            cert_pem: read(&cert_path)?,
+            key_pem: read(&key_path)?,
+        };
+        // A crash between the two renames below leaves a new key beside the old certificate.
+        if tongban_runtime::web_tls::covers(&current.cert_pem, &wanted)?
+            && tls::certifies_key(&current.cert_pem, &current.key_pem)?
+        {
+            return Ok(current);
+        }
+    }
+    let county_code = tls::identity_of_pem(&hub_cert(data)?.cert_pem)?.code;
+    let issued = tongban_runtime::web_tls::issue_web(&ca(data)?, &county_code, &wanted)?;
+    for (path, content) in [(&key_path, &issued.key_pem), (&cert_path, &issued.cert_pem)] {
+        // Written aside and renamed, so a crash never leaves a certificate without its key.
+        let fresh = path.with_extension("new");
+        let _ = std::fs::remove_file(&fresh);
+        write_private(&fresh, content.as_bytes()).map_err(io(&fresh))?;
+        std::fs::rename(&fresh, path).map_err(io(path))?;
+    }
+    tracing::info!(names = ?wanted, "issued the web certificate");
+    Ok(issued)
 }
 
 /// The key the hub's QUIC endpoint derives stateless-reset tokens from, created on first use (hubs
@@ -142,6 +191,7 @@ pub fn init(
         let path = dir.join(file);
         write_private(&path, content.as_bytes()).map_err(io(&path))?;
     }
+    write_ca_install(data, &ca.cert_pem)?;
     let mut actor = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut actor);
     let store = Store::create(
@@ -169,6 +219,38 @@ pub fn init(
     Ok(store)
 }
 
+/// Where `init` puts what the hall's PCs need to trust the hub's HTTPS: the CA certificate and
+/// instructions in Chinese (the same as the `/ca` page), to copy onto a USB stick.
+pub fn ca_install_dir(data: &Path) -> std::path::PathBuf {
+    data.join("ca-install")
+}
+
+fn write_ca_install(data: &Path, ca_pem: &str) -> Result<(), CountyError> {
+    let dir = ca_install_dir(data);
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let fingerprint = tls::fingerprint(ca_pem)?;
+    let howto = format!(
+        "安装县级根证书\r\n\r\n\
+         每台办公电脑第一次使用通办前安装一次。\r\n\r\n\
+         1. 核对指纹：双击 county-ca.crt，在“详细信息”页找到“指纹”（SHA-256），\r\n\
+         \u{20}  须与下面一行完全一致，不一致不要安装并电话告知县政务服务中心：\r\n\
+         \u{20}  {fingerprint}\r\n\
+         2. 在“常规”页点“安装证书”，存储位置选“本地计算机”。\r\n\
+         3. 选“将所有的证书都放入下列存储”→“浏览”→“受信任的根证书颁发机构”→“确定”→“下一步”→“完成”。\r\n\
+         4. 关闭所有浏览器窗口，重新打开通办的 https 地址。\r\n\r\n\
+         火狐浏览器：设置 → 隐私与安全 → 证书 → 查看证书 → 证书颁发机构 → 导入，\r\n\
+         勾选“信任由此证书颁发机构来标识网站”。\r\n"
+    );
+    for (name, content) in [
+        ("county-ca.crt", ca_pem.to_string()),
+        ("安装说明.txt", howto),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, content).map_err(io(&path))?;
+    }
+    Ok(())
+}
+
 pub struct EnrollRequest<'a> {
     pub code: &'a str,
     pub name: &'a str,
@@ -179,6 +261,12 @@ pub struct EnrollRequest<'a> {
     pub upstream_name: Option<&'a str>,
     /// The hub's own sync address, for a node whose upstream is a township.
     pub fallback: Option<&'a str>,
+    /// The node's PEM certificate request (`tongban-node csr`): the bundle then holds no key.
+    /// Without one the hub makes the key, for the USB-stick path only.
+    pub csr: Option<&'a str>,
+    /// Re-enrol an enrolled code (a renewed or replaced certificate): the old certificate is refused
+    /// from then on, the node's record and history stay.
+    pub replace: bool,
 }
 
 /// Issues a node certificate, records the node and returns its bundle; with `out`, also writes the
@@ -226,13 +314,29 @@ pub fn enroll(
     req.upstream.parse::<std::net::SocketAddr>().map_err(|e| {
         CountyError::Invalid(format!("--upstream {}: {e} (use IP:PORT)", req.upstream))
     })?;
-    if let Some(existing) = store.county().node_record(req.code)? {
-        return Err(CountyError::Invalid(format!(
-            "node {} ({}) is already enrolled{}",
-            existing.code,
-            existing.name,
-            if existing.revoked { " and revoked" } else { "" }
-        )));
+    let existing = store.county().node_record(req.code)?;
+    match (&existing, req.replace) {
+        (Some(existing), false) => {
+            return Err(CountyError::Invalid(format!(
+                "node {} ({}) is already enrolled{}; to give it a new certificate use --replace",
+                existing.code,
+                existing.name,
+                if existing.revoked { " and revoked" } else { "" }
+            )))
+        }
+        (Some(existing), true) if existing.tier != tier => {
+            return Err(CountyError::Invalid(format!(
+                "node {} is enrolled as a {:?}; --replace keeps the tier",
+                existing.code, existing.tier
+            )))
+        }
+        (None, true) => {
+            return Err(CountyError::Invalid(format!(
+                "--replace: node {} is not enrolled yet",
+                req.code
+            )))
+        }
+        _ => {}
     }
     if let Some(out) = out.filter(|o| o.exists()) {
         return Err(CountyError::Invalid(format!(
@@ -240,8 +344,37 @@ pub fn enroll(
             out.display()
         )));
     }
-    let cert = tls::issue_node(ca, req.code, tier, Some(expected_parent))?;
-    let identity = tls::identity_of_pem(&cert.cert_pem)?;
+    let (node, secret) = match req.csr {
+        Some(request) => {
+            let cert_pem = tls::sign_node_request(
+                ca,
+                request,
+                req.code,
+                tier,
+                Some(expected_parent),
+                tls::Validity::years_from_today(tls::NODE_CERT_YEARS),
+            )
+            .map_err(|e| CountyError::Invalid(e.to_string()))?;
+            (
+                NodeCredentials {
+                    cert_pem,
+                    key_pem: None,
+                },
+                None,
+            )
+        }
+        None => {
+            let made = tls::issue_node(ca, req.code, tier, Some(expected_parent))?;
+            (
+                NodeCredentials {
+                    cert_pem: made.cert_pem,
+                    key_pem: Some(made.key_pem),
+                },
+                Some(SECRET_NOTICE.to_string()),
+            )
+        }
+    };
+    let identity = tls::identity_of_pem(&node.cert_pem)?;
     let bundle = Bundle {
         version: BUNDLE_VERSION,
         county: county.clone(),
@@ -253,13 +386,22 @@ pub fn enroll(
         upstream_name: req.upstream_name.unwrap_or(HUB_SERVER_NAME).to_string(),
         fallback: req.fallback.map(str::to_string),
         ca_pem: ca.cert_pem.clone(),
-        node: cert,
+        node,
+        secret,
     };
     if let Some(out) = out {
         bundle.save(out)?;
     }
     // The node's actor id follows from its certificate; bound now, so relayed changes are attributable.
     store.bind_actor(&tls::actor_for_serial(&identity.serial), req.code)?;
+    if let Some(mut record) = existing {
+        // Renewal or replacement: the new serial is the only one the gate admits from now on.
+        record.serial = identity.serial.clone();
+        record.name = name.to_string();
+        record.revoked = false;
+        store.county().put_node(&record)?;
+        return Ok(bundle);
+    }
     store.county().put_node(&NodeRecord {
         code: req.code.to_string(),
         name: name.to_string(),

@@ -62,6 +62,14 @@ enum Command {
         /// The hub's IP:PORT for a village behind a township: used when the township is unreachable.
         #[arg(long)]
         fallback: Option<String>,
+        /// The node's certificate request (`tongban-node csr`): the bundle then holds no private key.
+        /// Without it the hub makes the key and the bundle is secret (USB-stick path).
+        #[arg(long)]
+        csr: Option<PathBuf>,
+        /// Give an enrolled node a new certificate (renewal, or a replaced PC); the old one is
+        /// refused from then on.
+        #[arg(long)]
+        replace: bool,
         /// Where to write the bundle (must not exist).
         #[arg(long)]
         out: PathBuf,
@@ -75,8 +83,22 @@ enum Command {
     Serve {
         #[arg(long, env = "TONGBAN_HUB_DATA")]
         data: PathBuf,
+        /// Plain HTTP: the whole app on a loopback address; on any other address (with --https)
+        /// only a redirect to HTTPS.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: SocketAddr,
+        /// HTTPS for the hall's browsers, e.g. 0.0.0.0:8443.
+        #[arg(long)]
+        https: Option<SocketAddr>,
+        /// Names and addresses the hall's PCs reach the hub by (repeatable), for the certificate the
+        /// county CA issues; localhost and the --https address are always in it.
+        #[arg(long = "web-name")]
+        web_names: Vec<String>,
+        /// An operator-supplied certificate chain (PEM) for HTTPS instead of the county CA's.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         #[arg(long, default_value = "127.0.0.1:4433")]
         quic: SocketAddr,
         /// Seconds a node may stay silent in the middle of a sync session before it is cut off.
@@ -146,6 +168,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             county::init(&data, &code, &name, &admin_password, beijing_now())?;
             println!("initialised county {code} ({name}) in {}", data.display());
+            let ca = county::ca(&data)?;
+            println!(
+                "county CA fingerprint (SHA-256), for the notice to the halls: {}",
+                tongban_runtime::tls::fingerprint(&ca.cert_pem)?
+            );
+            println!(
+                "the CA certificate and how to install it: {}",
+                county::ca_install_dir(&data).display()
+            );
             Ok(())
         }
         Command::Enroll {
@@ -157,8 +188,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             upstream,
             upstream_name,
             fallback,
+            csr,
+            replace,
             out,
         } => {
+            let csr = csr
+                .map(|path| {
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| anyhow::anyhow!("--csr {}: {e}", path.display()))
+                })
+                .transpose()?;
             let store = county::open(&data)?;
             let ca = county::ca(&data)?;
             let bundle = county::enroll(
@@ -175,16 +214,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     upstream: &upstream,
                     upstream_name: upstream_name.as_deref(),
                     fallback: fallback.as_deref(),
+                    csr: csr.as_deref(),
+                    replace,
                 },
                 Some(&out),
                 beijing_now(),
             )?;
-            println!(
-                "enrolled {} ({}); bundle written to {} — hand it to the node and keep it secret",
-                bundle.code,
-                bundle.name,
-                out.display()
-            );
+            let expires = tongban_runtime::tls::not_after(&bundle.node.cert_pem)?;
+            if bundle.secret.is_some() {
+                println!(
+                    "enrolled {} ({}); bundle written to {} — it holds the node's private key: carry it by hand, keep it secret, delete it once installed (certificate valid until {})",
+                    bundle.code,
+                    bundle.name,
+                    out.display(),
+                    expires.format("%Y-%m-%d")
+                );
+            } else {
+                println!(
+                    "enrolled {} ({}); bundle written to {} — certificates only, the key stays on the node (valid until {})",
+                    bundle.code,
+                    bundle.name,
+                    out.display(),
+                    expires.format("%Y-%m-%d")
+                );
+            }
             Ok(())
         }
         Command::User {
@@ -212,11 +265,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             data,
             http,
+            https,
+            web_names,
+            tls_cert,
+            tls_key,
             quic,
             sync_message_timeout,
             sync_max_per_node,
             sync_sessions_per_minute,
         } => {
+            let web =
+                tongban_hub::server::WebListen::new(http, https, web_names, tls_cert.zip(tls_key))?;
             let store = county::open(&data)?;
             let limits = ServerLimits {
                 message_timeout: std::time::Duration::from_secs(sync_message_timeout.max(1)),
@@ -231,8 +290,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     tongban_runtime::process::shutdown_signal().await;
                     on_signal.cancel();
                 });
-                tongban_hub::server::serve(&data, store, http, quic, limits, shutdown, |b| {
-                    println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic)
+                tongban_hub::server::serve(&data, store, web, quic, limits, shutdown, |b| {
+                    match b.https {
+                        Some(https) => println!(
+                            "tongban-hub serving http://{}/ quic {} https https://{}/",
+                            b.http, b.quic, https
+                        ),
+                        None => println!("tongban-hub serving http://{}/ quic {}", b.http, b.quic),
+                    }
                 })
                 .await
             })?;

@@ -1,5 +1,6 @@
-//! `tongban-hub serve`: the county-wide web app and API on `--http`, the QUIC sync endpoint on
-//! `--quic`, until ctrl-c or SIGTERM.
+//! `tongban-hub serve`: the county-wide web app and API on `--https` (and in full on a loopback
+//! `--http`; a LAN `--http` only redirects), the QUIC sync endpoint on `--quic`, until ctrl-c or
+//! SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,6 +31,10 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("--http {0} is reachable from other PCs, where passwords and villagers' data would cross the network in clear: add --https HOST:PORT (plain HTTP then only redirects there), or bind --http to 127.0.0.1")]
+    Cleartext(SocketAddr),
+    #[error("{0}")]
+    Option(String),
     #[error("{0:?}")]
     App(AppError),
 }
@@ -43,14 +48,60 @@ impl From<AppError> for ServeError {
 /// A running hub's addresses (port 0 resolved).
 pub struct Bound {
     pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
     pub quic: SocketAddr,
+}
+
+/// Where the web app listens, checked before anything starts: plain HTTP beyond loopback is refused
+/// unless HTTPS is there to redirect to.
+pub struct WebListen {
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    /// Extra names for the county-issued certificate.
+    pub names: Vec<String>,
+    /// `--tls-cert/--tls-key`.
+    pub operator_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl WebListen {
+    pub fn new(
+        http: SocketAddr,
+        https: Option<SocketAddr>,
+        names: Vec<String>,
+        operator_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    ) -> Result<WebListen, ServeError> {
+        if https.is_none() && !tongban_web::https::is_loopback(&http) {
+            return Err(ServeError::Cleartext(http));
+        }
+        if https.is_none() && (operator_cert.is_some() || !names.is_empty()) {
+            return Err(ServeError::Option(
+                "--tls-cert/--tls-key and --web-name need --https".into(),
+            ));
+        }
+        Ok(WebListen {
+            http,
+            https,
+            names,
+            operator_cert,
+        })
+    }
+
+    /// Loopback HTTP only (tests, and a hub reached through a local proxy).
+    pub fn loopback(http: SocketAddr) -> WebListen {
+        WebListen {
+            http,
+            https: None,
+            names: Vec::new(),
+            operator_cert: None,
+        }
+    }
 }
 
 /// Serves until `shutdown` is cancelled; every task started here is told to stop and awaited.
 pub async fn serve(
     data: &Path,
     store: Store,
-    http: SocketAddr,
+    web: WebListen,
     quic: SocketAddr,
     limits: ServerLimits,
     shutdown: CancellationToken,
@@ -101,6 +152,7 @@ pub async fn serve(
         outbox_wake: outbox_wake.clone(),
     });
     let app_state = AppState::new(store, site).await?;
+    app_state.set_county_ca(ca.cert_pem.clone())?;
     let sender_task = tokio::spawn(crate::notify::run(
         app_state.store.clone(),
         Arc::new(crate::notify::LogSender),
@@ -112,6 +164,33 @@ pub async fn serve(
         connections,
         data: data.to_path_buf(),
     });
+    let https = match web.https {
+        Some(addr) => {
+            let mut names = web.names.clone();
+            if !addr.ip().is_unspecified() {
+                names.push(addr.ip().to_string());
+            }
+            let operator = web
+                .operator_cert
+                .as_ref()
+                .map(|(c, k)| (c.as_path(), k.as_path()));
+            let cert = county::web_cert(data, &names, operator)?;
+            let config = tongban_runtime::web_tls::server_config(&cert)?;
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            Some(
+                tongban_web::TlsListener::new(tcp, config)
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            )
+        }
+        None => None,
+    };
+    let https_addr = https.as_ref().map(|l| {
+        use axum::serve::Listener;
+        l.local_addr().unwrap_or(web.https.unwrap_or(web.http))
+    });
+    let http = web.http;
     let listener = tokio::net::TcpListener::bind(http)
         .await
         .map_err(|source| ServeError::Bind { addr: http, source })?;
@@ -120,12 +199,30 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { addr: http, source })?;
     on_bound(&Bound {
         http: http_addr,
+        https: https_addr,
         quic: quic_addr,
     });
-    tracing::info!(%http_addr, %quic_addr, "hub serving");
-    let served = tongban_web::serve_http(listener, router, shutdown.clone().cancelled_owned())
-        .await
-        .map_err(ServeError::Serve);
+    tracing::info!(%http_addr, ?https_addr, %quic_addr, "hub serving");
+    // Plain HTTP serves the app only to this PC; from the LAN it only points to HTTPS.
+    let plain_router = match https_addr {
+        Some(https) if !tongban_web::https::is_loopback(&http_addr) => {
+            tongban_web::https::redirect_to_https(
+                https.port(),
+                tongban_web::public_routes(app_state.clone()),
+            )
+        }
+        _ => router.clone(),
+    };
+    let plain = tongban_web::serve_http(listener, plain_router, shutdown.clone().cancelled_owned());
+    let served = match https {
+        Some(tls) => {
+            let encrypted =
+                tongban_web::serve_https(tls, router, shutdown.clone().cancelled_owned());
+            tokio::try_join!(plain, encrypted).map(|_| ())
+        }
+        None => plain.await,
+    }
+    .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too: the sync endpoint's accept loop ends when
     // the endpoint closes, the sender at its next wait.
     shutdown.cancel();

@@ -60,6 +60,15 @@ enum Command {
         /// A township's sync endpoint for its villages (UDP), e.g. 0.0.0.0:4434.
         #[arg(long)]
         quic: Option<SocketAddr>,
+        /// HTTPS for the station's other PCs, e.g. 0.0.0.0:8443; required for a --http beyond
+        /// loopback, which then only redirects. Served with the node's county certificate unless
+        /// --tls-cert/--tls-key are given.
+        #[arg(long)]
+        https: Option<SocketAddr>,
+        #[arg(long, requires = "tls_key", requires = "https")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
         /// Seconds between background sync sessions when nothing triggers one sooner.
         #[arg(long, env = "TONGBAN_SYNC_INTERVAL", default_value_t = 30)]
         sync_interval: u64,
@@ -74,6 +83,19 @@ enum Command {
         data: PathBuf,
         #[arg(long)]
         bundle: PathBuf,
+    },
+    /// Make this node's key (kept in DIR, readable by its owner only) and write a certificate
+    /// request for the county to sign (`tongban-hub enroll --csr`, or the hub's 站点 page). The key
+    /// never leaves this PC.
+    Csr {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        /// This node's division code: 9 digits for a township, 12 for a village.
+        #[arg(long)]
+        code: String,
+        /// Where to write the request (PEM; not secret).
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Start a demo village node with sample cases on loopback and print its URL and login.
     Demo {
@@ -158,6 +180,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             http,
             quic,
+            https,
+            tls_cert,
+            tls_key,
             sync_interval,
             fallback_after,
         } => {
@@ -170,6 +195,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     fallback_after: std::time::Duration::from_secs(fallback_after),
                 },
                 relay: quic,
+                https,
+                tls_files: tls_cert.zip(tls_key),
             };
             runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
             Ok(())
@@ -178,6 +205,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             setup::enroll(&data, &bundle)?;
             println!(
                 "node in {} is now enrolled; its cases will sync when it serves",
+                data.display()
+            );
+            Ok(())
+        }
+        Command::Csr { data, code, out } => {
+            setup::certificate_request(&data, &code, &out)?;
+            println!(
+                "certificate request for {code} written to {}; the key stays in {} — give the request to the county, then run `tongban-node init --bundle` with the bundle it answers",
+                out.display(),
                 data.display()
             );
             Ok(())
@@ -214,6 +250,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 http,
                 sync: SyncTiming::default(),
                 relay: None,
+                https: None,
+                tls_files: None,
             };
             runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
             Ok(())

@@ -27,6 +27,8 @@ pub enum ServeError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("--http {0} is reachable from other PCs, where passwords and villagers' data would cross the network in clear: add --https HOST:PORT (plain HTTP then only redirects there), or keep --http on 127.0.0.1")]
+    Cleartext(SocketAddr),
 }
 
 impl From<AppError> for ServeError {
@@ -42,6 +44,12 @@ pub struct ServeOptions<'a> {
     pub sync: SyncTiming,
     /// A township's sync endpoint for its villages.
     pub relay: Option<SocketAddr>,
+    /// HTTPS for other PCs of the station (a township's clerks); needed for any `http` beyond
+    /// loopback, which then only redirects.
+    pub https: Option<SocketAddr>,
+    /// `--tls-cert/--tls-key`; without them the node serves the certificate the county issued it
+    /// (named `<code>.node.tongban`).
+    pub tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Binds the listener and serves until `shutdown` is cancelled; prints the URL on stdout once
@@ -51,8 +59,15 @@ pub async fn serve(
     opts: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    if opts.https.is_none() && !tongban_web::https::is_loopback(&opts.http) {
+        return Err(ServeError::Cleartext(opts.http));
+    }
     let s = store.clone();
     let identity = blocking(move || Ok(s.identity()?)).await?;
+    let https = match opts.https {
+        Some(addr) => Some(https_listener(opts.data, addr, opts.tls_files.as_ref()).await?),
+        None => None,
+    };
     let links = Links::default();
     let relay = match opts.relay {
         Some(quic) => {
@@ -70,6 +85,9 @@ pub async fn serve(
         uplink: uplink.clone(),
     });
     let state = AppState::new(store, site).await?;
+    if let Ok(tls) = tongban_runtime::bundle::NodeTls::load(opts.data) {
+        state.set_county_ca(tls.ca_pem)?;
+    }
     let mut tasks = Vec::new();
     if let Some(uplink) = &uplink {
         tasks.push(tokio::spawn(uplink.clone().run_loop(shutdown.clone())));
@@ -90,7 +108,14 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(code = %state.identity.code, %local, "node serving");
-    println!("tongban-node serving http://{local}/");
+    let https_addr = https.as_ref().and_then(|l| {
+        use axum::serve::Listener;
+        l.local_addr().ok()
+    });
+    match https_addr {
+        Some(h) => println!("tongban-node serving http://{local}/ https https://{h}/"),
+        None => println!("tongban-node serving http://{local}/"),
+    }
     let router = tongban_web::router(
         state.clone(),
         crate::uplink::routes(UplinkState {
@@ -98,9 +123,25 @@ pub async fn serve(
             uplink,
         }),
     );
-    let served = tongban_web::serve_http(listener, router, shutdown.clone().cancelled_owned())
-        .await
-        .map_err(ServeError::Serve);
+    let plain_router = match https_addr {
+        Some(h) if !tongban_web::https::is_loopback(&local) => {
+            tongban_web::https::redirect_to_https(
+                h.port(),
+                tongban_web::public_routes(state.clone()),
+            )
+        }
+        _ => router.clone(),
+    };
+    let plain = tongban_web::serve_http(listener, plain_router, shutdown.clone().cancelled_owned());
+    let served = match https {
+        Some(tls) => {
+            let encrypted =
+                tongban_web::serve_https(tls, router, shutdown.clone().cancelled_owned());
+            tokio::try_join!(plain, encrypted).map(|_| ())
+        }
+        None => plain.await,
+    }
+    .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too.
     shutdown.cancel();
     for task in tasks {
@@ -146,4 +187,36 @@ pub fn on_signal() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+/// The HTTPS listener of a node: the operator's certificate, or the node's own from enrolment.
+async fn https_listener(
+    data: &Path,
+    addr: SocketAddr,
+    files: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Result<tongban_web::TlsListener, ServeError> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| ServeError::Start(format!("{}: {e}", p.display())))
+    };
+    let own = match files {
+        Some((cert, key)) => tongban_runtime::tls::CertKey {
+            cert_pem: read(cert)?,
+            key_pem: read(key)?,
+        },
+        None => {
+            tongban_runtime::bundle::NodeTls::load(data)
+                .map_err(|e| {
+                    ServeError::Start(format!(
+                        "--https needs --tls-cert/--tls-key on a node that is not enrolled ({e})"
+                    ))
+                })?
+                .own
+        }
+    };
+    let config = tongban_runtime::web_tls::server_config(&own)
+        .map_err(|e| ServeError::Start(format!("HTTPS certificate: {e}")))?;
+    let tcp = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    tongban_web::TlsListener::new(tcp, config).map_err(|source| ServeError::Bind { addr, source })
 }

@@ -144,6 +144,35 @@ pub fn enroll(data: &Path, bundle_path: &Path) -> Result<(), SetupError> {
     Ok(())
 }
 
+/// `tongban-node csr`: the node's key (made once, kept in `data`) and a request for it in `out`.
+pub fn certificate_request(data: &Path, code: &str, out: &Path) -> Result<(), SetupError> {
+    let tier = validate::check_division_code(code).map_err(SetupError::Invalid)?;
+    if tier == tongban_shared::Tier::County {
+        return Err(SetupError::Invalid(
+            "--code: a node has a 9-digit township or 12-digit village code".into(),
+        ));
+    }
+    if out.exists() {
+        return Err(SetupError::Invalid(format!(
+            "--out {} exists; refusing to overwrite it",
+            out.display()
+        )));
+    }
+    if data.join("db").exists() {
+        let identity = Store::open(data)?.identity()?;
+        if identity.code != code {
+            return Err(SetupError::Invalid(format!(
+                "this node is {}, not {code}",
+                identity.code
+            )));
+        }
+    }
+    let request = NodeTls::request(data, code).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    std::fs::write(out, request)
+        .map_err(|e| SetupError::Invalid(format!("--out {}: {e}", out.display())))?;
+    Ok(())
+}
+
 fn check_account_name(raw: &str) -> Result<String, SetupError> {
     let name = raw.trim();
     if name.is_empty()

@@ -340,6 +340,8 @@ pub fn hub_cmd(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
 pub struct HubProcess {
     pub process: NodeProcess,
     pub quic: String,
+    /// `https://127.0.0.1:PORT` when served with `--https`.
+    pub https: Option<String>,
 }
 
 impl HubProcess {
@@ -414,7 +416,14 @@ impl HubProcess {
             .trim_end_matches('/')
             .to_string();
         let quic = parts.nth(1).unwrap_or_default().to_string();
-        Ok(HubProcess { process, quic })
+        let https = (parts.next() == Some("https"))
+            .then(|| parts.next().map(|u| u.trim_end_matches('/').to_string()))
+            .flatten();
+        Ok(HubProcess {
+            process,
+            quic,
+            https,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -435,21 +444,54 @@ impl HubProcess {
         upstream_name: Option<&str>,
         out: &Path,
     ) -> anyhow::Result<()> {
-        let agent = client();
-        let mut resp = agent
+        self.enroll_with(
+            out,
+            serde_json::json!({
+                "code": code,
+                "name": format!("测试站{code}"),
+                "tier": tier,
+                "upstream": upstream,
+                "upstream_name": upstream_name,
+            }),
+        )
+    }
+
+    /// Enrols as a station does: `tongban-node csr` makes the key in a staging directory beside
+    /// `out` ([`key_dir_of`]; [`init_node_from_bundle`] moves it into the node's data directory), the
+    /// request goes to `POST /api/nodes` with the fields of `request`, and the answered bundle
+    /// (certificates only) is written to `out`.
+    pub fn enroll_with(&self, out: &Path, request: serde_json::Value) -> anyhow::Result<()> {
+        self.enroll_node_in(&key_dir_of(out), out, request)
+    }
+
+    /// [`Self::enroll_with`] for a node whose key `csr` makes in `data` (its data directory, which
+    /// may already hold a standalone node's store).
+    pub fn enroll_node_in(
+        &self,
+        data: &Path,
+        out: &Path,
+        mut request: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let code = request["code"].as_str().unwrap_or_default().to_string();
+        let csr = out.with_extension("csr");
+        let (ok, _, err) = node_cmd(&[
+            "csr",
+            "--data",
+            path_str(data)?,
+            "--code",
+            &code,
+            "--out",
+            path_str(&csr)?,
+        ])?;
+        if !ok {
+            bail!("tongban-node csr failed: {err}");
+        }
+        request["csr"] = std::fs::read_to_string(&csr)?.into();
+        let mut resp = client()
             .post(self.url("/api/nodes"))
             .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
             .header("Content-Type", "application/json")
-            .send(
-                serde_json::to_vec(&serde_json::json!({
-                    "code": code,
-                    "name": format!("测试站{code}"),
-                    "tier": tier,
-                    "upstream": upstream,
-                    "upstream_name": upstream_name,
-                }))?
-                .as_slice(),
-            )?;
+            .send(serde_json::to_vec(&request)?.as_slice())?;
         let status = resp.status().as_u16();
         let body = resp.body_mut().read_to_string()?;
         if status != 201 {
@@ -497,7 +539,36 @@ pub fn file_case(node: &NodeProcess, applicant: &str) -> String {
 }
 
 /// Initialises a node from a bundle with the test account.
+/// Where [`HubProcess::enroll_with`] keeps the key of the node whose bundle goes to `bundle`, until
+/// the node's data directory exists.
+pub fn key_dir_of(bundle: &Path) -> std::path::PathBuf {
+    bundle.with_extension("keydir")
+}
+
+/// The certificate and key of the node whose bundle is at `path`: the key from the bundle (USB-stick
+/// kind), or from where [`HubProcess::enroll_with`] had `csr` make it.
+pub fn node_credentials(
+    path: &Path,
+    bundle: &tongban_runtime::bundle::Bundle,
+) -> anyhow::Result<tongban_runtime::tls::CertKey> {
+    Ok(tongban_runtime::tls::CertKey {
+        cert_pem: bundle.node.cert_pem.clone(),
+        key_pem: match &bundle.node.key_pem {
+            Some(key) => key.clone(),
+            None => std::fs::read_to_string(key_dir_of(path).join("tls").join("node.key"))?,
+        },
+    })
+}
+
+/// `tongban-node init --bundle` into `dir`; the key a certificate-only bundle answers is moved in
+/// first from [`key_dir_of`] (as an operator would run `csr` with `--data` the node's directory).
 pub fn init_node_from_bundle(dir: &Path, bundle: &Path) -> anyhow::Result<()> {
+    let staged = key_dir_of(bundle);
+    if staged.exists() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::rename(staged.join("tls"), dir.join("tls"))?;
+        std::fs::remove_dir_all(&staged)?;
+    }
     let (ok, _, err) = node_cmd(&[
         "init",
         "--data",

@@ -20,6 +20,7 @@ impl Rogue {
     /// A store in `dir` with the identity and certificate of `bundle`. Needs a tokio runtime.
     pub fn new(dir: &Path, bundle_path: &Path) -> anyhow::Result<Rogue> {
         let bundle = Bundle::load(bundle_path)?;
+        let own = crate::node_credentials(bundle_path, &bundle)?;
         let store = Store::create(
             dir,
             &NodeIdentity {
@@ -38,7 +39,7 @@ impl Rogue {
         let upstream = Upstream {
             addr: bundle.upstream.parse()?,
             server_name: bundle.upstream_name.clone(),
-            config: tongban_runtime::tls::client_config(&bundle.ca_pem, &bundle.node)?,
+            config: tongban_runtime::tls::client_config(&bundle.ca_pem, &own)?,
         };
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
         Ok(Rogue {

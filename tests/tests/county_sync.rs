@@ -312,8 +312,14 @@ fn a_standalone_node_enrols_and_keeps_its_cases() {
     assert!(!ok);
     assert!(err.contains(V1), "{err}");
 
+    // The key is made in the standalone node's own directory; only the request goes to the county.
     let bundle = station.path().join("bundle.json");
-    hub.enroll_village(V1, &bundle).unwrap();
+    hub.enroll_node_in(
+        &data,
+        &bundle,
+        serde_json::json!({"code": V1, "name": "接入村", "tier": "village", "upstream": hub.quic}),
+    )
+    .unwrap();
     let (ok, _, err) = node_cmd(&[
         "enroll",
         "--data",

@@ -298,22 +298,14 @@ fn a_village_falls_back_to_the_county_when_its_township_is_away() {
     let bundle = vdir.path().join("b.json");
     let name = format!("{TOWNSHIP_1}.node.tongban");
     // Enrolled with the township as upstream and the county as fallback.
-    let agent = client();
-    let mut resp = agent
-        .post(hub.url("/api/nodes"))
-        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
-        .header("Content-Type", "application/json")
-        .send(
-            serde_json::to_vec(&json!({
-                "code": VILLAGE_1, "name": "回退村", "tier": "village",
-                "upstream": relay, "upstream_name": name, "fallback": hub.quic,
-            }))
-            .unwrap()
-            .as_slice(),
-        )
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    std::fs::write(&bundle, resp.body_mut().read_to_string().unwrap()).unwrap();
+    hub.enroll_with(
+        &bundle,
+        json!({
+            "code": VILLAGE_1, "name": "回退村", "tier": "village",
+            "upstream": relay, "upstream_name": name, "fallback": hub.quic,
+        }),
+    )
+    .unwrap();
     init_node_from_bundle(&vdir.path().join("node"), &bundle).unwrap();
     let village = NodeProcess::serve_with(
         &vdir.path().join("node"),

@@ -209,6 +209,10 @@ impl County {
         for (i, node) in self.nodes().enumerate() {
             let (upstream, upstream_name, fallback) = self.upstream_of(node);
             let bundle = bundles.join(format!("{}.json", node.code));
+            // As a real station does: the key is made in the node's own directory and only the
+            // request travels to the county.
+            let request = tongban_runtime::bundle::NodeTls::request(&node.dir, node.code)
+                .with_context(|| format!("certificate request of {}", node.code))?;
             county::enroll(
                 &hub,
                 &ca,
@@ -220,6 +224,8 @@ impl County {
                     upstream: &upstream,
                     upstream_name: upstream_name.as_deref(),
                     fallback: fallback.as_deref(),
+                    csr: Some(&request),
+                    replace: false,
                 },
                 Some(&bundle),
                 now,

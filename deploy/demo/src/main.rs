@@ -107,7 +107,7 @@ async fn serve_until(
             tongban_hub::server::serve(
                 &dir,
                 hub_store,
-                http,
+                tongban_hub::server::WebListen::loopback(http),
                 quic,
                 ServerLimits::default(),
                 shutdown,
@@ -128,6 +128,8 @@ async fn serve_until(
                 http,
                 sync: TIMING,
                 relay,
+                https: None,
+                tls_files: None,
             };
             tongban_node::serve::serve(store, opts, shutdown)
                 .await

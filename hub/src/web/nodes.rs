@@ -94,10 +94,16 @@ struct EnrollBody {
     upstream_name: Option<String>,
     #[serde(default)]
     fallback: Option<String>,
+    /// The node's PEM certificate request: required, so that no private key crosses the network.
+    #[serde(default)]
+    csr: Option<String>,
+    #[serde(default)]
+    replace: bool,
 }
 
-/// `POST /api/nodes` (admin): `enroll` on a running hub. Answers the bundle itself (it contains the
-/// node's private key: hand it over as carefully as the file `tongban-hub enroll` writes).
+/// `POST /api/nodes` (admin): `enroll --csr` on a running hub. Takes the node's certificate request
+/// and answers a bundle of certificates only: a key made here would cross the network, so a request
+/// without `csr` is refused (the keyed USB-stick bundle is the command line's, on a stopped hub).
 async fn enroll_node(
     State(state): State<HubState>,
     ApiUser(user): ApiUser,
@@ -106,6 +112,12 @@ async fn enroll_node(
     user.require_role(&["admin"])?;
     let body = body.map_err(body_error)?;
     let req: EnrollBody = parse_json(&body)?;
+    if req.csr.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        return Err(AppError::Invalid(vec![FieldError::new(
+            "csr",
+            "需要站点的证书请求（在站点电脑上运行 tongban-node csr 生成）：私钥不经网络传送。",
+        )]));
+    }
     let st = state.app.clone();
     let data = state.data.clone();
     let bundle = blocking(move || {
@@ -121,6 +133,8 @@ async fn enroll_node(
                 upstream: &req.upstream,
                 upstream_name: req.upstream_name.as_deref(),
                 fallback: req.fallback.as_deref(),
+                csr: req.csr.as_deref(),
+                replace: req.replace,
             },
             None,
             beijing_now(),

@@ -1,6 +1,10 @@
 //! The enrolment bundle: everything a node needs to join the county, written by `tongban-hub enroll`
-//! and read by `tongban-node init --bundle` / `enroll`. It holds the node's private key, so it is
-//! written readable by its owner only.
+//! and read by `tongban-node init --bundle` / `enroll`.
+//!
+//! Two kinds: answering a certificate request (`tongban-node csr`, then `enroll --csr` or
+//! `POST /api/nodes`), it holds only certificates, because the node's key never left the node; made
+//! for the USB-stick path (`enroll --out` alone), it also holds the key the hub made, says so in the
+//! file, and is written readable by its owner only.
 
 use std::path::Path;
 
@@ -28,8 +32,22 @@ pub struct Bundle {
     #[serde(default)]
     pub fallback: Option<String>,
     pub ca_pem: String,
-    pub node: CertKey,
+    pub node: NodeCredentials,
+    /// Present exactly when the bundle holds a private key: a warning for whoever opens the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
+
+/// The node's certificate and, in a USB-stick bundle only, its private key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeCredentials {
+    pub cert_pem: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pem: Option<String>,
+}
+
+/// What a bundle with a key says about itself.
+pub const SECRET_NOTICE: &str = "SECRET: this file holds the node's private key. Carry it on a USB stick, install it with `tongban-node init --bundle`, then delete it. 本文件含站点私钥，请妥善保管，导入后删除。";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -73,6 +91,14 @@ impl Bundle {
         b.upstream
             .parse::<std::net::SocketAddr>()
             .map_err(|e| invalid(format!("upstream {}: {e}", b.upstream)))?;
+        let named = crate::tls::identity_of_pem(&b.node.cert_pem)
+            .map_err(|e| invalid(format!("node certificate: {e}")))?;
+        if named.code != b.code {
+            return Err(invalid(format!(
+                "its certificate is for {}, not {}",
+                named.code, b.code
+            )));
+        }
         Ok(b)
     }
 
@@ -127,27 +153,90 @@ const NODE_CERT_FILE: &str = "node.pem";
 const NODE_KEY_FILE: &str = "node.key";
 
 impl NodeTls {
-    /// Writes the bundle's CA, certificate and key into the data directory (the key readable by the
-    /// owner only). Refuses to replace files that are already there.
+    /// Writes the bundle's CA and certificate into the data directory, and its key when it holds one
+    /// (readable by the owner only). A bundle without a key answers this node's certificate request:
+    /// the key `tongban-node csr` made must be there and be the one the certificate is for. Refuses
+    /// to replace an installed certificate.
     pub fn install(data: &Path, bundle: &Bundle) -> Result<(), TlsFilesError> {
         let dir = tls_dir(data);
         let err = |reason: String| TlsFilesError {
             dir: dir.display().to_string(),
             reason,
         };
-        if dir.join(NODE_KEY_FILE).exists() {
+        if dir.join(NODE_CERT_FILE).exists() {
             return Err(err("this node is already enrolled".into()));
         }
+        let key_path = dir.join(NODE_KEY_FILE);
+        let key_pem = match (&bundle.node.key_pem, key_path.exists()) {
+            (Some(_), true) => {
+                return Err(err(format!(
+                    "this bundle carries a key, but {} already holds one from `tongban-node csr`: \
+                     ask the county for a bundle that answers that request",
+                    key_path.display()
+                )))
+            }
+            (Some(key), false) => key.clone(),
+            (None, false) => {
+                return Err(err(format!(
+                    "this bundle answers a certificate request, but {} has no key: run \
+                     `tongban-node csr --data {} --code {}` on this PC and have the county sign that",
+                    dir.display(),
+                    data.display(),
+                    bundle.code
+                )))
+            }
+            (None, true) => std::fs::read_to_string(&key_path)
+                .map_err(|e| err(format!("{NODE_KEY_FILE}: {e}")))?,
+        };
+        if !crate::tls::certifies_key(&bundle.node.cert_pem, &key_pem)
+            .map_err(|e| err(e.to_string()))?
+        {
+            return Err(err(
+                "the bundle's certificate is not for this node's key (was the request made on another PC?)"
+                    .into(),
+            ));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
-        for (name, content) in [
-            (CA_FILE, &bundle.ca_pem),
-            (NODE_CERT_FILE, &bundle.node.cert_pem),
-            (NODE_KEY_FILE, &bundle.node.key_pem),
-        ] {
+        let mut files = Vec::new();
+        if let Some(key) = &bundle.node.key_pem {
+            files.push((NODE_KEY_FILE, key));
+        }
+        // The certificate last: its presence is what "enrolled" means (see the check above).
+        files.push((CA_FILE, &bundle.ca_pem));
+        files.push((NODE_CERT_FILE, &bundle.node.cert_pem));
+        for (name, content) in files {
             write_private(&dir.join(name), content.as_bytes())
                 .map_err(|e| err(format!("{name}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Makes this node's key (once; kept in the data directory, 0600) and answers a PEM certificate
+    /// request for it. Asked again before the bundle came back, it answers a request for the same key.
+    pub fn request(data: &Path, code: &str) -> Result<String, TlsFilesError> {
+        let dir = tls_dir(data);
+        let err = |reason: String| TlsFilesError {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        if dir.join(NODE_CERT_FILE).exists() {
+            return Err(err("this node is already enrolled".into()));
+        }
+        let key_path = dir.join(NODE_KEY_FILE);
+        if key_path.exists() {
+            let key = std::fs::read_to_string(&key_path)
+                .map_err(|e| err(format!("{NODE_KEY_FILE}: {e}")))?;
+            let (_, request) =
+                crate::tls::node_request_for_key(code, &key).map_err(|e| err(e.to_string()))?;
+            return Ok(request);
+        }
+        let (key, request) = crate::tls::node_request(code).map_err(|e| err(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
+        crate::store::restrict_dir_to_owner(data).map_err(|e| err(e.to_string()))?;
+        crate::store::restrict_dir_to_owner(&dir).map_err(|e| err(e.to_string()))?;
+        write_private(&key_path, key.as_bytes())
+            .map_err(|e| err(format!("{NODE_KEY_FILE}: {e}")))?;
+        Ok(request)
     }
 
     /// Reads the installed files.

@@ -7,6 +7,7 @@
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
 //! - [`tls`]: the county CA, certificates and the mutual-TLS configurations.
 //! - [`transport`]: the QUIC driver of sync sessions (client and server).
+//! - [`web_tls`]: the HTTPS certificate and server configuration of the web UI.
 
 pub mod bundle;
 pub mod clock;
@@ -15,3 +16,4 @@ pub mod replica;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod web_tls;

@@ -32,6 +32,8 @@ pub enum TlsError {
     Pem(String),
     #[error("peer certificate: {0}")]
     Peer(String),
+    #[error("certificate request: {0}")]
+    Request(String),
 }
 
 /// The server name a township node presents to its villages.
@@ -64,7 +66,44 @@ fn tier_word(t: Tier) -> &'static str {
     }
 }
 
-fn random_serial() -> rcgen::SerialNumber {
+/// How long what the county CA issues stays valid. A node's certificate lives three years and is
+/// renewed with `tongban-node csr` + `tongban-hub enroll --replace`; an expired one fails every
+/// handshake (webpki checks the dates), so a PC that vanished stops being able to sync on its own.
+pub const NODE_CERT_YEARS: i32 = 3;
+/// The hub's own sync certificate.
+pub const HUB_CERT_YEARS: i32 = 5;
+/// The county CA itself.
+pub const CA_YEARS: i32 = 20;
+
+/// The validity window of a certificate, in whole days (the dates rcgen writes).
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    pub not_before: chrono::NaiveDate,
+    pub not_after: chrono::NaiveDate,
+}
+
+impl Validity {
+    /// From yesterday (a PC whose clock is a little behind still accepts it) for `years` years.
+    pub fn years_from_today(years: i32) -> Validity {
+        let today = chrono::Utc::now().date_naive();
+        Validity {
+            not_before: today - chrono::Days::new(1),
+            not_after: today
+                .checked_add_months(chrono::Months::new(12 * years.max(0) as u32))
+                .unwrap_or(chrono::NaiveDate::MAX),
+        }
+    }
+
+    pub(crate) fn apply(&self, params: &mut CertificateParams) {
+        use chrono::Datelike;
+        let day =
+            |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
+        params.not_before = day(self.not_before);
+        params.not_after = day(self.not_after);
+    }
+}
+
+pub(crate) fn random_serial() -> rcgen::SerialNumber {
     let mut b = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut b);
     b[0] &= 0x7F; // positive
@@ -82,6 +121,7 @@ pub fn generate_ca(county_code: &str, county_name: &str) -> Result<CertKey, TlsE
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.serial_number = Some(random_serial());
+    Validity::years_from_today(CA_YEARS).apply(&mut params);
     let cert = params.self_signed(&key)?;
     Ok(CertKey {
         cert_pem: cert.pem(),
@@ -89,15 +129,23 @@ pub fn generate_ca(county_code: &str, county_name: &str) -> Result<CertKey, TlsE
     })
 }
 
-fn issue(ca: &CertKey, params: CertificateParams) -> Result<CertKey, TlsError> {
-    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+/// Issues a certificate for a fresh key pair (the key is returned with it).
+pub(crate) fn issue(ca: &CertKey, params: CertificateParams) -> Result<CertKey, TlsError> {
     let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
     Ok(CertKey {
-        cert_pem: cert.pem(),
+        cert_pem: sign(ca, &params, &key)?,
         key_pem: key.serialize_pem(),
     })
+}
+
+fn sign(
+    ca: &CertKey,
+    params: &CertificateParams,
+    public_key: &impl rcgen::PublicKeyData,
+) -> Result<String, TlsError> {
+    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
+    Ok(params.signed_by(public_key, &issuer)?.pem())
 }
 
 /// The hub's certificate (server for every node).
@@ -114,16 +162,126 @@ pub fn issue_hub(ca: &CertKey, county_code: &str) -> Result<CertKey, TlsError> {
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.serial_number = Some(random_serial());
+    Validity::years_from_today(HUB_CERT_YEARS).apply(&mut params);
     issue(ca, params)
 }
 
-/// A node's certificate: client towards its upstream, and for a township also server for its villages.
+/// A node's certificate with its key made here (the USB-stick bundle): client towards its upstream,
+/// and for a township also server for its villages.
 pub fn issue_node(
     ca: &CertKey,
     code: &str,
     tier: Tier,
     parent: Option<&str>,
 ) -> Result<CertKey, TlsError> {
+    issue(
+        ca,
+        node_params(
+            code,
+            tier,
+            parent,
+            Validity::years_from_today(NODE_CERT_YEARS),
+        )?,
+    )
+}
+
+/// The subject a node's certificate request names: the hub checks it against the code it enrols.
+fn request_common_name(code: &str) -> String {
+    format!("tongban node {code}")
+}
+
+/// Makes a node's key pair and a PEM certificate request for it (`tongban-node csr`): the key never
+/// leaves the node. Returns `(key_pem, request_pem)`.
+pub fn node_request(code: &str) -> Result<(String, String), TlsError> {
+    let key = KeyPair::generate()?;
+    node_request_for_key(code, &key.serialize_pem())
+}
+
+/// A certificate request for an existing key (a node asked again before its bundle came back).
+pub fn node_request_for_key(code: &str, key_pem: &str) -> Result<(String, String), TlsError> {
+    let key = KeyPair::from_pem(key_pem)?;
+    let mut params = CertificateParams::default();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, request_common_name(code));
+    let request = params.serialize_request(&key)?;
+    Ok((key.serialize_pem(), request.pem()?))
+}
+
+/// Signs a node's certificate request. Only the request's public key is used (its signature proves
+/// the node holds the key); names, tier, usages and validity are the county's, so a request cannot
+/// ask for more than the enrolment grants. A request made for another code is refused, which catches
+/// a request file handed to the wrong enrolment.
+pub fn sign_node_request(
+    ca: &CertKey,
+    request_pem: &str,
+    code: &str,
+    tier: Tier,
+    parent: Option<&str>,
+    validity: Validity,
+) -> Result<String, TlsError> {
+    let request = rcgen::CertificateSigningRequestParams::from_pem(request_pem)
+        .map_err(|e| TlsError::Request(format!("not a valid certificate request: {e}")))?;
+    let named = request
+        .params
+        .distinguished_name
+        .get(&DnType::CommonName)
+        .map(|v| match v {
+            rcgen::DnValue::Utf8String(s) => s.clone(),
+            rcgen::DnValue::PrintableString(s) => s.as_str().to_string(),
+            other => format!("{other:?}"),
+        });
+    let wanted = request_common_name(code);
+    if named.as_deref() != Some(wanted.as_str()) {
+        return Err(TlsError::Request(format!(
+            "the request was made for another node ({}), not {code}: run `tongban-node csr --code {code}` on that node",
+            named.unwrap_or_else(|| "no name".into())
+        )));
+    }
+    sign(
+        ca,
+        &node_params(code, tier, parent, validity)?,
+        &request.public_key,
+    )
+}
+
+/// Whether `cert_pem` certifies the public key of `key_pem` (a bundle installed onto the wrong
+/// node's key would fail every handshake with a confusing error).
+pub fn certifies_key(cert_pem: &str, key_pem: &str) -> Result<bool, TlsError> {
+    use rcgen::PublicKeyData;
+    let key = KeyPair::from_pem(key_pem)?;
+    let der = &certs(cert_pem)?[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| TlsError::Pem(format!("unparsable certificate: {e}")))?;
+    Ok(cert.public_key().subject_public_key.data.as_ref() == key.der_bytes())
+}
+
+/// The SHA-256 fingerprint of a PEM certificate, as `AB:CD:…` (what Windows and browsers show).
+pub fn fingerprint(cert_pem: &str) -> Result<String, TlsError> {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(&certs(cert_pem)?[0]);
+    Ok(digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// When a certificate stops being valid.
+pub fn not_after(cert_pem: &str) -> Result<chrono::DateTime<chrono::Utc>, TlsError> {
+    let der = &certs(cert_pem)?[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| TlsError::Pem(format!("unparsable certificate: {e}")))?;
+    chrono::DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
+        .ok_or_else(|| TlsError::Pem("certificate end date out of range".into()))
+}
+
+fn node_params(
+    code: &str,
+    tier: Tier,
+    parent: Option<&str>,
+    validity: Validity,
+) -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::new(vec![township_server_name(code)])?;
     params.subject_alt_names.push(SanType::URI(
         format!(
@@ -141,7 +299,8 @@ pub fn issue_node(
         ExtendedKeyUsagePurpose::ServerAuth,
     ];
     params.serial_number = Some(random_serial());
-    issue(ca, params)
+    validity.apply(&mut params);
+    Ok(params)
 }
 
 /// Reads the identity out of a certificate that the TLS layer already verified against the county CA.
@@ -198,7 +357,7 @@ pub fn identity_of_pem(pem: &str) -> Result<PeerIdentity, TlsError> {
     identity_of(&certs(pem)?[0])
 }
 
-fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let mut out = Vec::new();
     for block in pem_blocks(pem, "CERTIFICATE")? {
         out.push(CertificateDer::from(block));
@@ -209,7 +368,7 @@ fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(out)
 }
 
-fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn key(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
     let block = pem_blocks(pem, "PRIVATE KEY")?
         .into_iter()
         .next()
@@ -243,7 +402,7 @@ fn pem_blocks(pem: &str, label: &str) -> Result<Vec<Vec<u8>>, TlsError> {
     Ok(out)
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

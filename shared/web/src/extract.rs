@@ -122,8 +122,15 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
 /// info; a router driven in-process has none).
 pub fn source_address(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
     extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<axum::extract::ConnectInfo<crate::https::Peer>>()
+        .map(|c| c.0.addr.ip())
+}
+
+/// Whether the request came over HTTPS (its session cookie is then `Secure`).
+pub fn over_https(extensions: &axum::http::Extensions) -> bool {
+    extensions
+        .get::<axum::extract::ConnectInfo<crate::https::Peer>>()
+        .is_some_and(|c| c.0.tls)
 }
 
 /// Extractor for JSON endpoints: 401 with a JSON body when nobody is logged in.

@@ -9,6 +9,7 @@
 //! - [`service`]: filing a case, taking an action, loading, statistics — no HTTP types.
 //! - [`api`] / [`pages`]: the JSON API and the server-rendered pages, one module per resource.
 //! - [`text`]: URL encoding and times as people read them.
+//! - [`https`]: serving a router over HTTPS, plain HTTP on loopback, or a redirect to HTTPS.
 //!
 //! The tiers build their routers with [`router`], adding their own routes.
 
@@ -17,6 +18,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod https;
 pub mod pages;
 pub mod service;
 pub mod site;
@@ -24,6 +26,7 @@ pub mod state;
 pub mod text;
 
 pub use error::AppError;
+pub use https::{serve_http, serve_https, Peer, TlsListener};
 pub use site::Site;
 pub use state::{blocking, AppState, SharedState};
 
@@ -43,19 +46,12 @@ pub fn router(state: SharedState, tier: Router) -> Router {
         .layer(axum::middleware::map_response(security_headers))
 }
 
-/// Serves a tier's router until `shutdown` completes, telling handlers each request's peer address
-/// (the login guard locks out a source after repeated failures).
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+/// What a plain-HTTP address beyond loopback answers besides redirects: the county CA and how to
+/// install it (`/ca`, `/ca.pem`).
+pub fn public_routes(state: SharedState) -> Router {
+    pages::ca::routes()
+        .with_state(state)
+        .layer(axum::middleware::map_response(security_headers))
 }
 
 /// Headers on every answer of every tier: no other site may frame a page (clickjacking), the browser

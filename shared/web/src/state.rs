@@ -40,6 +40,15 @@ pub struct AppState {
     /// the node cannot keep. Cleared by a restart (after the disk is fixed). Only storage faults set
     /// it; a refused write (bad input, wrong state) leaves the node taking cases.
     storage_fault: Mutex<Option<String>>,
+    /// The county CA certificate browsers are asked to trust (`/ca`), once the tier has set it.
+    county_ca: std::sync::OnceLock<CountyCa>,
+}
+
+/// The county CA as `/ca` offers it.
+pub struct CountyCa {
+    pub pem: String,
+    /// SHA-256 of the certificate, as Windows' certificate dialog and the paper notice show it.
+    pub fingerprint: String,
 }
 
 #[derive(Clone)]
@@ -63,6 +72,7 @@ impl AppState {
             started: Instant::now(),
             site,
             storage_fault: Mutex::new(None),
+            county_ca: std::sync::OnceLock::new(),
             store,
         })
     }
@@ -70,6 +80,17 @@ impl AppState {
     /// [`AppState::new_blocking`] on a blocking thread.
     pub async fn new(store: Store, site: Arc<dyn Site>) -> Result<SharedState, AppError> {
         blocking(move || Ok(Arc::new(AppState::new_blocking(store, site)?))).await
+    }
+
+    /// Offers `pem` as the county CA at `/ca` (set once, at start, by a tier that has one).
+    pub fn set_county_ca(&self, pem: String) -> Result<(), AppError> {
+        let fingerprint = tongban_runtime::tls::fingerprint(&pem).map_err(AppError::internal)?;
+        let _ = self.county_ca.set(CountyCa { pem, fingerprint });
+        Ok(())
+    }
+
+    pub fn county_ca(&self) -> Option<&CountyCa> {
+        self.county_ca.get()
     }
 
     /// The catalogue in use.

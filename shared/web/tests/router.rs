@@ -341,3 +341,29 @@ async fn a_storage_fault_answers_507_and_stops_intake_until_restart() {
     let (_, health) = get(&app, "/api/health").await;
     assert_eq!(json_of(&health)["storage"], "failed");
 }
+
+/// A plain-HTTP address beyond loopback answers only a redirect to the same path over HTTPS (and the
+/// public CA routes it is given); a `Host` header that is not a plain name gets no redirect at all.
+#[tokio::test]
+async fn plain_http_beyond_loopback_only_redirects_to_https() {
+    let app = tongban_web::https::redirect_to_https(8443, Router::new());
+    let ask = |host: &'static str, path: &'static str| {
+        let app = app.clone();
+        async move {
+            let req = Request::get(path)
+                .header(header::HOST, host)
+                .body(Body::empty())
+                .unwrap();
+            app.oneshot(req).await.unwrap()
+        }
+    };
+    let resp = ask("10.1.2.3:8080", "/cases?state=submitted").await;
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        resp.headers()[header::LOCATION],
+        "https://10.1.2.3:8443/cases?state=submitted"
+    );
+    let resp = ask("evil.example/x", "/login").await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.headers().get(header::LOCATION).is_none());
+}

@@ -225,7 +225,7 @@ impl Store {
 /// with the process's umask (often 0644), so the directories are what keeps others out; the files
 /// found at open are narrowed to 0600 as well.
 #[cfg(unix)]
-fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
+pub fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
     for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -241,6 +241,6 @@ fn restrict_to_owner(dir: &Path) -> Result<(), StoreError> {
 /// On Windows a directory inherits the access list of where it is made; the installer creates the
 /// data directory with one for the service account and administrators only (docs/SECURITY.md).
 #[cfg(not(unix))]
-fn restrict_to_owner(_dir: &Path) -> Result<(), StoreError> {
+pub fn restrict_to_owner(_dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }

@@ -30,6 +30,7 @@ mod trie;
 
 pub use accounts::UserRecord;
 pub use cases::Created;
+pub use durability::restrict_to_owner as restrict_dir_to_owner;
 pub use error::{Refusal, StoreError};
 pub use meta::NodeIdentity;
 pub use migrations::STORE_VERSION;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::common::{csrf_checked_form, field, form_pairs, page_error, render};
 use crate::accounts;
-use crate::extract::{source_address, WebUser};
+use crate::extract::{over_https, source_address, WebUser};
 use crate::guard::{locked_message, Verdict};
 use crate::state::SharedState;
 
@@ -114,8 +114,13 @@ async fn login(
             );
             tracing::info!(target: "audit", user = %record.name, "login");
             let cookie = format!(
-                "{}={token}; HttpOnly; SameSite=Strict; Path=/",
-                accounts::SESSION_COOKIE
+                "{}={token}; HttpOnly; SameSite=Strict; Path=/{}",
+                accounts::SESSION_COOKIE,
+                if over_https(&extensions) {
+                    "; Secure"
+                } else {
+                    ""
+                }
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
         }

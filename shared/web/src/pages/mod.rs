@@ -7,6 +7,7 @@ use axum::Router;
 
 use crate::state::SharedState;
 
+pub mod ca;
 mod case;
 mod cases;
 pub mod common;
@@ -17,6 +18,7 @@ mod receipt;
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .merge(login::routes())
+        .merge(ca::routes())
         .merge(cases::routes())
         .merge(intake::routes())
         .merge(case::routes())

@@ -50,7 +50,10 @@ pub fn run() -> anyhow::Result<()> {
         let upstream = Upstream {
             addr: bundle.upstream.parse()?,
             server_name: bundle.upstream_name.clone(),
-            config: tongban_runtime::tls::client_config(&bundle.ca_pem, &bundle.node)?,
+            config: tongban_runtime::tls::client_config(
+                &bundle.ca_pem,
+                &tongban_tests::node_credentials(&path, &bundle)?,
+            )?,
         };
         villages.push((code, replica, upstream));
     }

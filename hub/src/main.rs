@@ -37,8 +37,12 @@ enum Command {
         /// County name, e.g. 阳新县.
         #[arg(long)]
         name: String,
+        /// Visible to other users of the machine: prefer --admin-password-file or the prompt.
         #[arg(long, env = "TONGBAN_ADMIN_PASSWORD", hide_env_values = true)]
-        admin_password: String,
+        admin_password: Option<String>,
+        /// A file whose first line is the admin password.
+        #[arg(long, conflicts_with = "admin_password")]
+        admin_password_file: Option<PathBuf>,
     },
     /// Issue a node certificate and write its enrolment bundle (on a stopped hub).
     Enroll {
@@ -126,8 +130,12 @@ enum UserCommand {
         data: PathBuf,
         #[arg(long)]
         name: String,
+        /// Visible to other users of the machine: prefer --password-file or the prompt.
         #[arg(long, hide_env_values = true)]
-        password: String,
+        password: Option<String>,
+        /// A file whose first line is the password.
+        #[arg(long, conflicts_with = "password")]
+        password_file: Option<PathBuf>,
         /// admin, window (front desk), dept (back office of --dept) or supervisor.
         #[arg(long)]
         role: String,
@@ -165,7 +173,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             county: code,
             name,
             admin_password,
+            admin_password_file,
         } => {
+            let admin_password = tongban_runtime::process::password_from_env(
+                admin_password,
+                Some("TONGBAN_ADMIN_PASSWORD"),
+                admin_password_file.as_deref(),
+                "password for admin",
+            )?;
             county::init(&data, &code, &name, &admin_password, beijing_now())?;
             println!("initialised county {code} ({name}) in {}", data.display());
             let ca = county::ca(&data)?;
@@ -246,10 +261,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     data,
                     name,
                     password,
+                    password_file,
                     role,
                     dept,
                 },
         } => {
+            let password = tongban_runtime::process::password_from(
+                password,
+                password_file.as_deref(),
+                &format!("password for {name}"),
+            )?;
             let store = county::open(&data)?;
             county::add_user(
                 &store,

@@ -35,8 +35,12 @@ enum Command {
         #[arg(long)]
         user: String,
         /// First account's password (at least 8 characters, not the account name, not a common one).
+        /// Visible to other users of the machine: prefer --password-file or the prompt.
         #[arg(long, env = "TONGBAN_PASSWORD", hide_env_values = true)]
-        password: String,
+        password: Option<String>,
+        /// A file whose first line is the password.
+        #[arg(long, conflicts_with = "password")]
+        password_file: Option<PathBuf>,
         /// Display name of the first account (shown on receipts); defaults to --user.
         #[arg(long)]
         display_name: Option<String>,
@@ -135,11 +139,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data,
             user,
             password,
+            password_file,
             display_name,
             bundle,
             code,
             name,
         } => {
+            let password = tongban_runtime::process::password_from_env(
+                password,
+                Some("TONGBAN_PASSWORD"),
+                password_file.as_deref(),
+                &format!("password for {user}"),
+            )?;
             if let Some(bundle) = bundle {
                 let store = setup::init_from_bundle(
                     &data,

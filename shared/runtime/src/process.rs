@@ -79,3 +79,55 @@ fn ignore_file_size_signal() {
 /// the store already reports as a fault.
 #[cfg(windows)]
 fn ignore_file_size_signal() {}
+
+/// Where a command's password comes from (CONTRACT: `--password PW`, `--password-file FILE`, else a
+/// prompt on a terminal or one line of stdin). `--password` stays for scripts, with a warning: the
+/// command line of a running process is visible to every user of the machine.
+pub fn password_from(
+    given: Option<String>,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<String> {
+    password_from_env(given, None, file, what)
+}
+
+/// [`password_from`] for an option that may also come from environment variable `env` (which other
+/// users cannot read, so no warning for it).
+pub fn password_from_env(
+    given: Option<String>,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if let Some(pw) = given {
+        let from_env = env.is_some_and(|name| std::env::var(name).ok().as_deref() == Some(&pw));
+        if !from_env {
+            eprintln!(
+                "warning: a password on the command line can be seen by other users of this machine; prefer --password-file FILE or the prompt"
+            );
+        }
+        return Ok(pw);
+    }
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--password-file {}: {e}", path.display()))?;
+        // The file's first line; editors add a final newline the password does not contain.
+        return Ok(text.lines().next().unwrap_or_default().to_string());
+    }
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("{what}: "))?;
+        let again = rpassword::prompt_password(format!("{what} (again): "))?;
+        if first != again {
+            anyhow::bail!("the two passwords differ; nothing was changed");
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    if pw.is_empty() {
+        anyhow::bail!("no password: give --password-file FILE, or type it at the prompt");
+    }
+    Ok(pw)
+}

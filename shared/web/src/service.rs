@@ -25,6 +25,7 @@ pub async fn file_case(
     req: IntakeRequest,
     request_key: Option<String>,
 ) -> Result<Created, AppError> {
+    crate::access::require(state.identity.tier, user, crate::access::Capability::File)?;
     state.check_writable()?;
     // A key is the submitting account's own: another account that happens to send the same key
     // files its own case instead of being shown someone else's.
@@ -80,6 +81,21 @@ pub async fn load_case(
     let st = state.clone();
     let no = case_no.clone();
     blocking(move || load_case_blocking(&st, &no)).await
+}
+
+/// A case as `user` may see it: 403 for a role that reads no cases, 404 outside a department's own,
+/// personal data masked unless the role needs it in full (each full view audit-logged).
+pub async fn load_case_for(
+    state: &SharedState,
+    user: &CurrentUser,
+    case_no: &CaseNo,
+) -> Result<CaseDoc, AppError> {
+    let tier = state.identity.tier;
+    crate::access::require(tier, user, crate::access::Capability::Read)?;
+    let (_, mut case) = load_case(state, case_no).await?;
+    crate::access::require_in_scope(tier, user, &case)?;
+    crate::access::case_as_seen_by(tier, user, &mut case);
+    Ok(case)
 }
 
 /// [`load_case`] for callers already on a blocking thread.

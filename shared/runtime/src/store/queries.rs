@@ -20,6 +20,8 @@ pub struct ListQuery {
     pub limit: usize,
     /// Opaque cursor from a previous page's `next`.
     pub cursor: Option<String>,
+    /// Only cases this county department handles (a department account's list).
+    pub dept: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +86,7 @@ impl Store {
         let mut cases = Vec::with_capacity(limit);
         let mut next = None;
         let mut total: u64 = 0;
-        let counting_by_scan = text.is_some() || q.since_ms.is_some();
+        let counting_by_scan = text.is_some() || q.since_ms.is_some() || q.dept.is_some();
         for entry in tree.range(start..) {
             let (key, _) = entry?;
             if !key.starts_with(&prefix) {
@@ -104,6 +106,16 @@ impl Store {
             let summary = self.summary_required(&no)?;
             if let Some(t) = text {
                 if !summary.matches_text(t) {
+                    continue;
+                }
+            }
+            if let Some(d) = &q.dept {
+                let handling = if summary.handling_dept.is_empty() {
+                    &summary.department
+                } else {
+                    &summary.handling_dept
+                };
+                if handling != d {
                     continue;
                 }
             }

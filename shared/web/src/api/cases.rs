@@ -14,6 +14,7 @@ use tongban_shared::case::IntakeRequest;
 use tongban_shared::workflow::ActionInput;
 use tongban_shared::FieldError;
 
+use crate::access::{self, Capability};
 use crate::error::{body_error, parse_json, AppError};
 use crate::extract::{parse_state, request_key, ApiUser};
 use crate::service;
@@ -71,10 +72,13 @@ fn parse_limit(raw: Option<&str>) -> Result<usize, AppError> {
 
 async fn list_cases(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    ApiUser(user): ApiUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, AppError> {
+    let tier = state.identity.tier;
+    access::require(tier, &user, Capability::Read)?;
     let query = ListQuery {
+        dept: access::dept_scope(tier, &user.role).map(str::to_string),
         state: parse_state(params.state.as_deref())?,
         text: params.q,
         since_ms: None,
@@ -82,7 +86,8 @@ async fn list_cases(
         cursor: params.cursor.filter(|c| !c.is_empty()),
     };
     let st = state.clone();
-    let page = blocking(move || Ok(st.store.list(&query)?)).await?;
+    let mut page = blocking(move || Ok(st.store.list(&query)?)).await?;
+    page.cases.iter_mut().for_each(access::mask_summary);
     Ok(Json(json!({
         "cases": page.cases,
         "total": page.total,
@@ -92,10 +97,10 @@ async fn list_cases(
 
 async fn get_case(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    ApiUser(user): ApiUser,
     Path(case_no): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let (_, case) = service::load_case(&state, &service::case_no(&case_no)?).await?;
+    let case = service::load_case_for(&state, &user, &service::case_no(&case_no)?).await?;
     let mut body = serde_json::to_value(&case).map_err(AppError::internal)?;
     body["item_code"] = case.item.code.clone().into();
     body["item_name"] = case.item.name.clone().into();
@@ -105,10 +110,14 @@ async fn get_case(
 
 async fn document(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    ApiUser(user): ApiUser,
     Path(case_no): Path<String>,
 ) -> Result<Response, AppError> {
-    let (bytes, _) = service::load_case(&state, &service::case_no(&case_no)?).await?;
+    let tier = state.identity.tier;
+    access::require(tier, &user, Capability::Document)?;
+    let (bytes, case) = service::load_case(&state, &service::case_no(&case_no)?).await?;
+    access::require_in_scope(tier, &user, &case)?;
+    tracing::info!(target: "audit", user = %user.name, case_no = %case.case_no, "case document exported");
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

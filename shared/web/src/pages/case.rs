@@ -203,9 +203,16 @@ async fn case_page(
     Path(case_no): Path<String>,
     Query(params): Query<CreatedParam>,
 ) -> Response {
+    let c = match service::case_no(&case_no) {
+        Ok(no) => service::load_case_for(&state, &user, &no).await,
+        Err(e) => Err(e),
+    };
+    let c = match c {
+        Ok(c) => c,
+        Err(e) => return page_error(e),
+    };
     let st = state.clone();
     let loaded = blocking(move || {
-        let (_, c) = service::load_case_blocking(&st, &service::case_no(&case_no)?)?;
         let warning = st.site.clock_warning(&st.store, &c);
         Ok((c, warning))
     })

@@ -41,11 +41,13 @@ async fn home(State(state): State<SharedState>, WebUser(user): WebUser) -> Respo
         .single()
         .map(|t| t.timestamp_millis())
         .unwrap_or(0);
+    let dept = crate::access::dept_scope(state.identity.tier, &user.role).map(str::to_string);
     let st = state.clone();
     let loaded = blocking(move || {
         let today = st.store.list(&ListQuery {
             since_ms: Some(midnight),
             limit: 100,
+            dept: dept.clone(),
             ..Default::default()
         })?;
         Ok((
@@ -109,6 +111,7 @@ async fn case_list(
         since_ms: None,
         limit: PAGE_SIZE,
         cursor: form.cursor.filter(|c| !c.is_empty()),
+        dept: crate::access::dept_scope(state.identity.tier, &user.role).map(str::to_string),
     };
     let st = state.clone();
     let page = match blocking(move || Ok(st.store.list(&query)?)).await {

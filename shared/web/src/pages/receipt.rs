@@ -78,14 +78,14 @@ fn promise_text(state: &SharedState, c: &CaseDoc) -> String {
 
 async fn receipt(
     State(state): State<SharedState>,
-    WebUser(_user): WebUser,
+    WebUser(user): WebUser,
     Path(case_no): Path<String>,
 ) -> Response {
     let loaded = match service::case_no(&case_no) {
-        Ok(no) => service::load_case(&state, &no).await,
+        Ok(no) => service::load_case_for(&state, &user, &no).await,
         Err(e) => Err(e),
     };
-    let (_, c) = match loaded {
+    let c = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return page_error(e),
     };

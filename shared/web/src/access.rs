@@ -1,0 +1,197 @@
+//! Who may see and do what with cases: the one table of roles per tier (least privilege, 等保
+//! 访问控制), and the masking of personal data for everyone the table does not let see it in full.
+//!
+//! Workflow actions have their own rules (`tongban_shared::workflow`); this covers filing, lists,
+//! reading a case and its raw document, and which cases a county department sees at all.
+
+use tongban_shared::case::{CaseDoc, CaseSummary};
+use tongban_shared::Tier;
+
+use crate::error::AppError;
+use crate::extract::CurrentUser;
+
+/// What a request wants to do with cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// File a new case (intake).
+    File,
+    /// List cases and read a case page, with ID number and phone masked.
+    Read,
+    /// See the applicant's full ID number, phone, address and query password (audit-logged).
+    FullPersonalData,
+    /// Download a case's raw document (it holds everything).
+    Document,
+}
+
+/// The table. At a node every account is the station's own staff (agent or head) and handles its
+/// villagers' cases in full. At the county: the window files and handles every case; a department
+/// reads only the cases it handles (see [`dept_scope`]) and sees their personal data; the supervisor
+/// reads every case and sees the phone it calls back on, but not the ID number; the admin runs the
+/// system and sees cases masked only.
+pub const COUNTY_ROLES: &[(&str, &[Capability])] = &[
+    (
+        "window",
+        &[
+            Capability::File,
+            Capability::Read,
+            Capability::FullPersonalData,
+            Capability::Document,
+        ],
+    ),
+    (
+        "dept",
+        &[
+            Capability::Read,
+            Capability::FullPersonalData,
+            Capability::Document,
+        ],
+    ),
+    ("supervisor", &[Capability::Read]),
+    ("admin", &[Capability::Read]),
+];
+
+/// The role name the table knows an account by (`dept:民政` is `dept`).
+fn base_role(role: &str) -> &str {
+    role.split(':').next().unwrap_or(role)
+}
+
+pub fn may(tier: Tier, role: &str, capability: Capability) -> bool {
+    if tier != Tier::County {
+        return matches!(base_role(role), "agent" | "head");
+    }
+    COUNTY_ROLES
+        .iter()
+        .find(|(name, _)| *name == base_role(role))
+        .is_some_and(|(_, caps)| caps.contains(&capability))
+}
+
+/// 403 with a Chinese sentence unless the table allows it.
+pub fn require(tier: Tier, user: &CurrentUser, capability: Capability) -> Result<(), AppError> {
+    if may(tier, &user.role, capability) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "账号“{}”的角色无权{}。",
+            user.name,
+            match capability {
+                Capability::File => "受理新办件",
+                Capability::Read => "查看办件",
+                Capability::FullPersonalData => "查看完整的个人信息",
+                Capability::Document => "导出办件原始数据",
+            }
+        )))
+    }
+}
+
+/// The department a county department account is limited to; `None` for every other account.
+pub fn dept_scope(tier: Tier, role: &str) -> Option<&str> {
+    (tier == Tier::County)
+        .then(|| role.strip_prefix("dept:"))
+        .flatten()
+}
+
+/// Whether a department account may see a case handled by `handling_dept` (an empty one: the
+/// item's own department, `item_dept`, still has it).
+pub fn in_dept(scope: &str, handling_dept: &str, item_dept: &str) -> bool {
+    if handling_dept.is_empty() {
+        item_dept == scope
+    } else {
+        handling_dept == scope
+    }
+}
+
+/// 404 (not 403: a department must not learn which case numbers exist elsewhere) for a case outside
+/// the account's department.
+pub fn require_in_scope(tier: Tier, user: &CurrentUser, case: &CaseDoc) -> Result<(), AppError> {
+    match dept_scope(tier, &user.role) {
+        Some(scope) if !in_dept(scope, &case.workflow.dept, &case.item.department) => Err(
+            AppError::NotFound(format!("没有找到办件“{}”。", case.case_no)),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `110105********002X`: the first six (the region) and the last four.
+pub fn mask_id(id: &str) -> String {
+    mask(id, 6, 4)
+}
+
+/// `138****1234`.
+pub fn mask_phone(phone: &str) -> String {
+    mask(phone, 3, 4)
+}
+
+fn mask(s: &str, head: usize, tail: usize) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= head + tail {
+        return "*".repeat(chars.len());
+    }
+    let mut out: String = chars[..head].iter().collect();
+    out.push_str(&"*".repeat(chars.len() - head - tail));
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// A list row as every list shows it: ID number and phone masked.
+pub fn mask_summary(summary: &mut CaseSummary) {
+    summary.applicant_cert_no = mask_id(&summary.applicant_cert_no);
+    summary.phone = mask_phone(&summary.phone);
+}
+
+/// A case as someone without [`Capability::FullPersonalData`] sees it; the supervisor keeps the
+/// phone (callbacks, 回访).
+pub fn mask_case(tier: Tier, role: &str, case: &mut CaseDoc) {
+    let applicant = &mut case.applicant;
+    applicant.cert_no = mask_id(&applicant.cert_no);
+    if base_role(role) != "supervisor" || tier != Tier::County {
+        applicant.phone = mask_phone(&applicant.phone);
+    }
+    applicant.address = if applicant.address.is_empty() {
+        String::new()
+    } else {
+        "（已隐藏）".into()
+    };
+    case.query_password = "******".into();
+}
+
+/// Applies the table to a case someone is about to see; logs each full view (安全审计).
+pub fn case_as_seen_by(tier: Tier, user: &CurrentUser, case: &mut CaseDoc) {
+    if may(tier, &user.role, Capability::FullPersonalData) {
+        tracing::info!(
+            target: "audit",
+            user = %user.name,
+            case_no = %case.case_no,
+            "full personal data viewed"
+        );
+    } else {
+        mask_case(tier, &user.role, case);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_keep_only_the_ends() {
+        assert_eq!(mask_id("11010519491231002X"), "110105********002X");
+        assert_eq!(mask_phone("13800271234"), "138****1234");
+        assert_eq!(mask_phone("123"), "***");
+    }
+
+    #[test]
+    fn the_table_gives_each_county_role_only_what_it_needs() {
+        use Capability::*;
+        assert!(may(Tier::County, "window", File));
+        for role in ["dept:民政", "supervisor", "admin"] {
+            assert!(!may(Tier::County, role, File), "{role} files no intake");
+            assert!(may(Tier::County, role, Read));
+        }
+        assert!(may(Tier::County, "dept:民政", FullPersonalData));
+        assert!(!may(Tier::County, "admin", FullPersonalData));
+        assert!(!may(Tier::County, "supervisor", Document));
+        assert!(may(Tier::Village, "agent", FullPersonalData));
+        assert_eq!(dept_scope(Tier::County, "dept:民政"), Some("民政"));
+        assert_eq!(dept_scope(Tier::Township, "dept:民政"), None);
+    }
+}

@@ -1,0 +1,214 @@
+//! Issue 12, finding 5 (no least privilege at the hub), against a running hub over HTTP: every
+//! county role used to list and read every case in full, and dept and supervisor could file intake.
+
+use serde_json::Value;
+use tongban_tests::*;
+
+fn as_account(hub: &HubProcess, user: &str, path: &str) -> (u16, Value) {
+    get_json_as(&client(), &hub.url(path), &basic_auth(user, TEST_PASSWORD)).unwrap()
+}
+
+fn file_as(hub: &HubProcess, user: &str, name: &str) -> (u16, Value) {
+    let mut resp = client()
+        .post(hub.url("/api/cases"))
+        .header("Authorization", &basic_auth(user, TEST_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(
+            serde_json::to_vec(&valid_case_body(name))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Only the window files at the county; a department lists and reads only the cases it handles (a
+/// case elsewhere is 404, as if it did not exist); lists mask ID number and phone for everyone; the
+/// full values appear on the case only to the roles that handle it, the supervisor keeps the phone it
+/// calls back on, and the admin sees the case masked, query password included.
+#[test]
+fn each_county_role_sees_only_what_it_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    HubProcess::init(dir.path()).unwrap();
+    HubProcess::add_user(dir.path(), "window1", "window", None).unwrap();
+    HubProcess::add_user(dir.path(), "rs", "dept", Some("人社")).unwrap();
+    HubProcess::add_user(dir.path(), "mz", "dept", Some("民政")).unwrap();
+    HubProcess::add_user(dir.path(), "sup", "supervisor", None).unwrap();
+    let hub = HubProcess::serve(dir.path(), "127.0.0.1:0").unwrap();
+
+    // The built-in catalogue's first item belongs to 人社.
+    let (status, created) = file_as(&hub, "window1", "权限甲");
+    assert_eq!(status, 201, "{created}");
+    let no = created["case_no"].as_str().unwrap().to_string();
+    for user in ["rs", "mz", "sup"] {
+        let (status, body) = file_as(&hub, user, "越权");
+        assert_eq!(status, 403, "{user} files no intake: {body}");
+        assert!(body["error"].as_str().unwrap().contains("无权"), "{body}");
+    }
+    let mut admin = client()
+        .post(hub.url("/api/cases"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(
+            serde_json::to_vec(&valid_case_body("越权"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+    assert_eq!(
+        admin.status().as_u16(),
+        403,
+        "{}",
+        admin.body_mut().read_to_string().unwrap()
+    );
+
+    let (_, list) = as_account(&hub, "mz", "/api/cases");
+    assert_eq!(list["total"], 0, "民政 does not see 人社's case: {list}");
+    assert_eq!(as_account(&hub, "mz", &format!("/api/cases/{no}")).0, 404);
+    assert_eq!(
+        as_account(&hub, "mz", &format!("/api/cases/{no}/document")).0,
+        404
+    );
+
+    for user in ["rs", "window1", "sup"] {
+        let (_, list) = as_account(&hub, user, "/api/cases");
+        assert_eq!(list["total"], 1, "{user}: {list}");
+        let row = &list["cases"][0];
+        assert_eq!(
+            row["applicant_cert_no"], "110105********002X",
+            "{user}: {row}"
+        );
+        assert_eq!(row["phone"], "138****1234", "{user}: {row}");
+    }
+
+    let (status, full) = as_account(&hub, "rs", &format!("/api/cases/{no}"));
+    assert_eq!(status, 200);
+    assert_eq!(full["applicant"]["cert_no"], "11010519491231002X");
+    assert_eq!(full["applicant"]["phone"], "13800271234");
+
+    let admin_auth = basic_auth("admin", HUB_ADMIN_PASSWORD);
+    let (status, masked) = get_json_as(
+        &client(),
+        &hub.url(&format!("/api/cases/{no}")),
+        &admin_auth,
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(masked["applicant"]["cert_no"], "110105********002X");
+    assert_eq!(masked["applicant"]["phone"], "138****1234");
+    assert_eq!(masked["query_password"], "******");
+    let (status, _) = get_json_as(
+        &client(),
+        &hub.url(&format!("/api/cases/{no}/document")),
+        &admin_auth,
+    )
+    .unwrap();
+    assert_eq!(status, 403, "the raw document holds everything");
+
+    let (_, sup) = as_account(&hub, "sup", &format!("/api/cases/{no}"));
+    assert_eq!(sup["applicant"]["cert_no"], "110105********002X");
+    assert_eq!(
+        sup["applicant"]["phone"], "13800271234",
+        "the supervisor calls back"
+    );
+}
+
+/// A password on the command line is visible to every user of the machine (`ps`). Every command that
+/// takes one also reads it from `--password-file` or stdin, and warns when it was given as an
+/// argument.
+#[test]
+fn passwords_come_from_a_file_or_stdin_and_an_argument_is_warned_about() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hub");
+    let file = dir.path().join("pw.txt");
+    std::fs::write(&file, "from-a-file-2026\n").unwrap();
+    let (ok, _, err) = hub_cmd(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--county",
+        "420222",
+        "--name",
+        "阳新县",
+        "--admin-password-file",
+        file.to_str().unwrap(),
+    ])
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(!err.contains("warning"), "{err}");
+
+    let mut child = std::process::Command::new(hub_bin())
+        .args([
+            "user",
+            "add",
+            "--data",
+            data.to_str().unwrap(),
+            "--name",
+            "window1",
+            "--role",
+            "window",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin-2026\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (ok, _, err) = hub_cmd(&[
+        "user",
+        "add",
+        "--data",
+        data.to_str().unwrap(),
+        "--name",
+        "window2",
+        "--role",
+        "window",
+        "--password",
+        "on-the-line-2026",
+    ])
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("warning") && err.contains("other users"),
+        "{err}"
+    );
+    // Nothing on stdin and no file: refused, nothing added.
+    let (ok, _, err) = hub_cmd(&[
+        "user",
+        "add",
+        "--data",
+        data.to_str().unwrap(),
+        "--name",
+        "window3",
+        "--role",
+        "window",
+    ])
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("--password-file"), "{err}");
+
+    let hub = HubProcess::serve(&data, "127.0.0.1:0").unwrap();
+    for (user, pw) in [
+        ("admin", "from-a-file-2026"),
+        ("window1", "from-stdin-2026"),
+    ] {
+        let (status, _) =
+            get_json_as(&client(), &hub.url("/api/cases"), &basic_auth(user, pw)).unwrap();
+        assert_eq!(status, 200, "{user} logs in with the password it was given");
+    }
+}

@@ -223,6 +223,11 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, s| s.user != user);
+        // A remembered Basic header would otherwise still pass with the old password.
+        self.basic
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (cached, _)| cached != user);
     }
 
     fn basic_key(header: &str) -> [u8; 32] {

@@ -7,7 +7,11 @@ use crate::state::SharedState;
 
 mod cases;
 mod status;
+mod users;
 
 pub fn routes() -> Router<SharedState> {
-    Router::new().merge(status::routes()).merge(cases::routes())
+    Router::new()
+        .merge(status::routes())
+        .merge(cases::routes())
+        .merge(users::routes())
 }

@@ -1,0 +1,243 @@
+//! Accounts over HTTP, both tiers: `GET/POST /api/users` (list, add), `POST
+//! /api/users/{name}/disable`, `POST /api/users/{name}/password` (reset) for the account manager
+//! (the county's `admin`, a station's `head`), and `POST /api/me/password` for everyone's own.
+//!
+//! A disabled account keeps its record (cases name it) but can no longer log in; changing or resetting
+//! a password and disabling end the account's sessions at once.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tongban_runtime::clock::beijing_now;
+use tongban_runtime::store::UserRecord;
+use tongban_shared::FieldError;
+
+use crate::accounts;
+use crate::error::{body_error, parse_json, AppError};
+use crate::extract::{source_address, ApiUser, CurrentUser};
+use crate::guard::Verdict;
+use crate::state::{blocking, SharedState};
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/api/users", get(list_users).post(add_user))
+        .route("/api/users/{name}/disable", post(disable_user))
+        .route("/api/users/{name}/password", post(reset_password))
+        .route("/api/me/password", post(change_own_password))
+}
+
+/// Who manages accounts at this tier.
+fn require_manager(state: &SharedState, user: &CurrentUser) -> Result<(), AppError> {
+    let manager = match state.identity.tier {
+        tongban_shared::Tier::County => "admin",
+        _ => "head",
+    };
+    user.require_role(&[manager])
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> AppError {
+    AppError::Invalid(vec![FieldError::new(field, message)])
+}
+
+fn hash_new(user: &str, password: &str) -> Result<String, AppError> {
+    accounts::check_new_password(user, password)
+        .map_err(|why| invalid("password", format!("新密码不符合要求：{why}")))?;
+    accounts::hash_password(password).map_err(AppError::internal)
+}
+
+async fn list_users(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+) -> Result<Json<Value>, AppError> {
+    require_manager(&state, &user)?;
+    let st = state.clone();
+    let users = blocking(move || Ok(st.store.users()?)).await?;
+    Ok(Json(json!({
+        "users": users.iter().map(|u| json!({
+            "name": u.name,
+            "display_name": u.display_name,
+            "role": u.role,
+            "disabled": u.is_disabled(),
+            "created_at": u.created_at,
+        })).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    #[serde(default)]
+    display_name: String,
+    password: String,
+    role: String,
+    #[serde(default)]
+    dept: Option<String>,
+}
+
+/// The roles an account manager may give at each tier.
+fn grantable(tier: tongban_shared::Tier) -> &'static [&'static str] {
+    match tier {
+        tongban_shared::Tier::County => &["admin", "window", "dept", "supervisor"],
+        _ => &["agent", "head"],
+    }
+}
+
+async fn add_user(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    require_manager(&state, &user)?;
+    let body = body.map_err(body_error)?;
+    let req: NewUser = parse_json(&body)?;
+    let name = req.name.trim().to_string();
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(invalid(
+            "name",
+            "账号应为1到32位字母、数字、“_”、“-”或“.”。",
+        ));
+    }
+    if !grantable(state.identity.tier).contains(&req.role.as_str()) {
+        return Err(invalid(
+            "role",
+            format!(
+                "角色只能是：{}。",
+                grantable(state.identity.tier).join("、")
+            ),
+        ));
+    }
+    let dept = req.dept.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    let role = match (req.role.as_str(), dept) {
+        ("dept", Some(d)) if d.chars().count() <= 50 => format!("dept:{d}"),
+        ("dept", _) => return Err(invalid("dept", "部门账号需要填写1到50字的部门名称。")),
+        (r, _) => r.to_string(),
+    };
+    let hash = hash_new(&name, &req.password)?;
+    let display = req.display_name.trim();
+    if display.chars().count() > 30 {
+        return Err(invalid("display_name", "显示名称最多30个字。"));
+    }
+    let record = UserRecord {
+        display_name: if display.is_empty() {
+            name.clone()
+        } else {
+            display.to_string()
+        },
+        name: name.clone(),
+        role,
+        password_hash: hash,
+        created_at: beijing_now().to_rfc3339(),
+    };
+    let st = state.clone();
+    blocking(move || Ok(st.store.add_user(&record)?)).await?;
+    tracing::info!(target: "audit", by = %user.name, account = %name, role = %req.role, "account added");
+    Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
+}
+
+async fn disable_user(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    require_manager(&state, &user)?;
+    if name == user.name {
+        return Err(AppError::Conflict("不能停用自己正在使用的账号。".into()));
+    }
+    let st = state.clone();
+    let n = name.clone();
+    blocking(move || Ok(st.store.update_user(&n, |u| u.disable())?))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
+    state.sessions.end_all_of(&name);
+    tracing::warn!(target: "audit", by = %user.name, account = %name, "account disabled");
+    Ok(Json(json!({"name": name, "disabled": true})))
+}
+
+#[derive(Deserialize)]
+struct Reset {
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    require_manager(&state, &user)?;
+    let body = body.map_err(body_error)?;
+    let req: Reset = parse_json(&body)?;
+    let hash = hash_new(&name, &req.password)?;
+    let st = state.clone();
+    let n = name.clone();
+    blocking(move || {
+        Ok(st
+            .store
+            .update_user(&n, |u| u.password_hash = hash.clone())?)
+    })
+    .await?
+    .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
+    state.sessions.end_all_of(&name);
+    tracing::warn!(target: "audit", by = %user.name, account = %name, "password reset");
+    Ok(Json(json!({"name": name, "reset": true})))
+}
+
+#[derive(Deserialize)]
+struct Change {
+    current: String,
+    new: String,
+}
+
+/// Needs the current password (checked by the login guard, so guessing here counts towards the
+/// lockout like anywhere else).
+async fn change_own_password(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+    extensions: Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, AppError> {
+    let body = body.map_err(body_error)?;
+    let req: Change = parse_json(&body)?;
+    match state
+        .login_guard
+        .verify(
+            &state.store,
+            &user.name,
+            &req.current,
+            source_address(&extensions),
+        )
+        .await?
+    {
+        Verdict::Valid(_) => {}
+        Verdict::Wrong => return Err(invalid("current", "当前密码不正确。")),
+        Verdict::Locked(left) => {
+            return Err(AppError::Busy(crate::guard::locked_message(left)));
+        }
+    }
+    if req.new == req.current {
+        return Err(invalid("new", "新密码不能与当前密码相同。"));
+    }
+    let hash = hash_new(&user.name, &req.new)?;
+    let st = state.clone();
+    let n = user.name.clone();
+    blocking(move || {
+        Ok(st
+            .store
+            .update_user(&n, |u| u.password_hash = hash.clone())?)
+    })
+    .await?;
+    state.sessions.end_all_of(&user.name);
+    tracing::info!(target: "audit", account = %user.name, "own password changed");
+    Ok(Json(json!({"name": user.name, "changed": true})))
+}

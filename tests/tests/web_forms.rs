@@ -199,11 +199,14 @@ fn form_errors_name_every_field_and_keep_the_input() {
 #[test]
 fn county_actions_through_the_case_page_forms() {
     let hub_dir = tempfile::tempdir().unwrap();
+    HubProcess::init(hub_dir.path()).unwrap();
+    HubProcess::add_user(hub_dir.path(), "window1", "window", None).unwrap();
     let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
-    // The hub's admin files a walk-in case with Basic auth, like any script.
+    // The window files a walk-in case with Basic auth, like any script (only the window files at
+    // the county).
     let mut resp = client()
         .post(hub.url("/api/cases"))
-        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Authorization", &basic_auth("window1", TEST_PASSWORD))
         .header("Content-Type", "application/json")
         .send(
             serde_json::to_vec(&valid_case_body("窗口来人"))
@@ -215,7 +218,7 @@ fn county_actions_through_the_case_page_forms() {
     let created: serde_json::Value =
         serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
     let no = created["case_no"].as_str().unwrap().to_string();
-    let s = Session::login_as(&hub.process, "admin", HUB_ADMIN_PASSWORD);
+    let s = Session::login_as(&hub.process, "window1", TEST_PASSWORD);
     let page_url = hub.url(&format!("/cases/{no}"));
     let (_, page) = s.get(&page_url);
     assert!(
@@ -267,8 +270,8 @@ fn county_actions_through_the_case_page_forms() {
     );
     let (_, case) = get_json_as(
         &hub.url(&format!("/api/cases/{no}")),
-        "admin",
-        HUB_ADMIN_PASSWORD,
+        "window1",
+        TEST_PASSWORD,
     );
     assert_eq!(case["state"], "CORRECTION");
     assert_eq!(case["workflow"]["correction_rounds"], 1);

@@ -216,6 +216,8 @@ pub fn init(
         password_hash: hash,
         created_at: now.to_rfc3339(),
     })?;
+    let who = tongban_runtime::process::cli_actor();
+    store.audit(&who, "account.added", "admin (admin)", None)?;
     Ok(store)
 }
 

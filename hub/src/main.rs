@@ -115,6 +115,11 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         sync_sessions_per_minute: u32,
     },
+    /// The audit log (DIR/audit.log).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Working-day calendar (statutory holidays and makeup working days).
     Calendar {
         #[command(subcommand)]
@@ -141,6 +146,16 @@ enum UserCommand {
         role: String,
         #[arg(long)]
         dept: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain (also while the hub runs); exit 0 when whole, else name the first
+    /// record that does not fit.
+    Verify {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
     },
 }
 
@@ -235,6 +250,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(&out),
                 beijing_now(),
             )?;
+            let who = tongban_runtime::process::cli_actor();
+            store.audit(&who, "node.enrolled", &bundle.code, None)?;
             let expires = tongban_runtime::tls::not_after(&bundle.node.cert_pem)?;
             if bundle.secret.is_some() {
                 println!(
@@ -280,6 +297,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dept.as_deref(),
                 beijing_now(),
             )?;
+            let who = tongban_runtime::process::cli_actor();
+            store.audit(&who, "account.added", &format!("{name} ({role})"), None)?;
             println!("added account {name} ({role})");
             Ok(())
         }
@@ -324,6 +343,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { data },
+        } => tongban_runtime::process::verify_audit_log(&data),
         Command::Calendar {
             command: CalendarCommand::Due { from, days, data },
         } => {

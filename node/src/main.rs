@@ -101,6 +101,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The audit log (DIR/audit.log).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Start a demo village node with sample cases on loopback and print its URL and login.
     Demo {
         /// Where to keep the demo data (reused if it already holds a demo node).
@@ -121,6 +126,16 @@ enum Command {
         /// Account recorded as the agent of the generated cases.
         #[arg(long)]
         user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain (also while the node runs); exit 0 when whole, else name the first
+    /// record that does not fit.
+    Verify {
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 
@@ -220,6 +235,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Audit {
+            command: AuditCommand::Verify { data },
+        } => tongban_runtime::process::verify_audit_log(&data),
         Command::Csr { data, code, out } => {
             setup::certificate_request(&data, &code, &out)?;
             println!(

@@ -19,9 +19,15 @@ use crate::links::Links;
 pub struct TownshipGate {
     pub code: String,
     pub links: Links,
+    /// Holds the county's record of the township's villages (`Store::downstream`).
+    pub store: Store,
 }
 
 impl Gate for TownshipGate {
+    /// A village the county revoked, or one presenting another certificate than the county issued
+    /// it last (a replaced PC's old one), is refused as the county would refuse it. A village the
+    /// list does not name yet (enrolled since the township last reached the county) is admitted on
+    /// its county certificate: the county checks its changes again when they go up.
     fn admit(&self, peer: &PeerIdentity) -> Result<(), String> {
         if peer.tier != Tier::Village
             || peer.parent.as_deref() != Some(self.code.as_str())
@@ -32,7 +38,20 @@ impl Gate for TownshipGate {
                 peer.code, self.code
             ));
         }
-        Ok(())
+        let known = self
+            .store
+            .downstream()
+            .map_err(|e| format!("township storage error: {e}"))?;
+        match known.iter().find(|n| n.code == peer.code) {
+            Some(n) if n.revoked => {
+                Err(format!("node {} has been revoked by the county", peer.code))
+            }
+            Some(n) if n.serial != peer.serial => Err(format!(
+                "certificate {} is not the one the county issued to node {}",
+                peer.serial, peer.code
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn record(&self, peer: &PeerIdentity, outcome: &Result<SyncReport, String>) {
@@ -127,6 +146,7 @@ pub fn start(
         Arc::new(TownshipGate {
             code: identity.code.clone(),
             links,
+            store: store.clone(),
         }),
         Connections::default(),
     ));

@@ -65,12 +65,15 @@ pub fn init(opts: &InitOptions<'_>, now: DateTime<FixedOffset>) -> Result<Store,
     rand::thread_rng().fill_bytes(&mut actor);
     let store = Store::create(opts.data, &identity, &actor, BUILTIN_CATALOG_JSON)?;
     store.add_user(&UserRecord {
-        name: user,
+        name: user.clone(),
         display_name: opts.display_name.unwrap_or(opts.user).trim().to_string(),
-        role: "agent".into(),
+        // The one who sets the station up is its head: they add the other agents (`/api/users`).
+        role: "head".into(),
         password_hash: hash,
         created_at: now.to_rfc3339(),
     })?;
+    let who = tongban_runtime::process::cli_actor();
+    store.audit(&who, "account.added", &format!("{user} (head)"), None)?;
     Ok(store)
 }
 
@@ -112,12 +115,15 @@ pub fn init_from_bundle(
     let actor = tongban_runtime::tls::actor_for_serial(&serial);
     let store = Store::create(data, &identity, &actor, BUILTIN_CATALOG_JSON)?;
     store.add_user(&UserRecord {
-        name: user,
+        name: user.clone(),
         display_name: display_name.unwrap_or(&bundle.name).trim().to_string(),
-        role: "agent".into(),
+        // The one who sets the station up is its head: they add the other agents (`/api/users`).
+        role: "head".into(),
         password_hash: hash,
         created_at: now.to_rfc3339(),
     })?;
+    let who = tongban_runtime::process::cli_actor();
+    store.audit(&who, "account.added", &format!("{user} (head)"), None)?;
     Ok(store)
 }
 

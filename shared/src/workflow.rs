@@ -29,10 +29,11 @@ pub enum Role {
 }
 
 impl Role {
-    /// From an account's stored role: `agent`, `clerk`, `window`, `dept:<部门>`, `supervisor`, `admin`.
+    /// From an account's stored role: `agent`, `clerk`, `head` (the station head, who also manages
+    /// its accounts), `window`, `dept:<部门>`, `supervisor`, `admin`.
     pub fn from_account(role: &str) -> Option<Role> {
         Some(match role {
-            "agent" | "clerk" => Role::Agent,
+            "agent" | "clerk" | "head" => Role::Agent,
             "window" => Role::Window,
             "supervisor" => Role::Supervisor,
             "admin" => Role::Admin,

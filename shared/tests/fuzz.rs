@@ -56,8 +56,8 @@ use tongban_shared::case::{
 };
 use tongban_shared::catalog::{Catalog, BUILTIN_CATALOG_JSON};
 use tongban_shared::sync::frame::{
-    encode, DocMsg, FrameDecoder, FrameError, LinkReport, Msg, NodeAnswer, NodeQuery, NodeView,
-    Refusal, ScopeRoot, HEADER_LEN, MAX_FRAME, PROTOCOL_VERSION,
+    encode, DocMsg, FrameDecoder, FrameError, LinkReport, Msg, NodeAnswer, NodeCert, NodeQuery,
+    NodeView, Refusal, ScopeRoot, HEADER_LEN, MAX_FRAME, PROTOCOL_VERSION,
 };
 use tongban_shared::sync::memory::MemReplica;
 use tongban_shared::sync::summary::{bucket, Digest, Fp, Prefix, DEPTH, FANOUT};
@@ -1486,6 +1486,15 @@ fn hello_reply(rng: &mut Rng, fx: &Fixture) -> Msg {
         catalog: catalog_json(rng),
         calendar: rng.one_in(4).then(|| (rng.u32(), text(rng))),
         clock_ms: clock_ms(rng),
+        downstream: rng.one_in(4).then(|| {
+            (0..rng.count(2, 20))
+                .map(|_| NodeCert {
+                    code: scope_code(rng),
+                    serial: text(rng),
+                    revoked: rng.one_in(2),
+                })
+                .collect()
+        }),
     }
 }
 
@@ -1669,11 +1678,17 @@ fn mutate_msg(rng: &mut Rng, fx: &Fixture, msg: &mut Msg) {
                 catalog,
                 calendar,
                 clock_ms: clock,
-            } => match rng.below(6) {
+                downstream,
+            } => match rng.below(7) {
                 0 | 1 => mutate_answers(rng, fx, differ),
                 2 => refused.push(refusal(rng, fx)),
                 3 => *catalog = catalog_json(rng),
                 4 => *clock = clock_ms(rng),
+                5 => downstream.get_or_insert_with(Vec::new).push(NodeCert {
+                    code: scope_code(rng),
+                    serial: text(rng),
+                    revoked: rng.one_in(2),
+                }),
                 _ => *calendar = Some((rng.u32(), text(rng))),
             },
             Msg::CompareReply { differ } => mutate_answers(rng, fx, differ),

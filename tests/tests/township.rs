@@ -363,3 +363,75 @@ fn a_village_falls_back_to_the_county_when_its_township_is_away() {
         post_json(&client(), &village.url("/api/sync/now"), &Value::Null, None).unwrap();
     assert_eq!(status, 200, "{report}");
 }
+
+/// `POST /api/sync/now` at a node: (status, body).
+fn sync_now(node: &NodeProcess) -> (u16, Value) {
+    post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None).unwrap()
+}
+
+/// Issue 12, finding 6: a township used to check neither revocation nor certificate serials, so a
+/// stolen village PC the county revoked kept syncing through its township, and so did a replaced
+/// PC's old certificate. The county now hands each township its villages' serials and revocations in
+/// every session, and the township refuses as the county would.
+#[test]
+fn a_township_refuses_a_village_the_county_revoked_or_gave_a_new_certificate() {
+    const VILLAGE_2: &str = "420222100202";
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let admin = basic_auth("admin", HUB_ADMIN_PASSWORD);
+    let t1 = township(&hub, TOWNSHIP_1);
+    let (stolen, _sd) = village_under(&hub, VILLAGE_1, &t1.relay, TOWNSHIP_1);
+    let (replaced, _rd) = village_under(&hub, VILLAGE_2, &t1.relay, TOWNSHIP_1);
+    for village in [&stolen, &replaced] {
+        let (status, body) = sync_now(village);
+        assert_eq!(status, 200, "syncs through its township before: {body}");
+    }
+
+    // The county revokes the stolen PC and gives village 2 a new PC (a new certificate).
+    let mut resp = client()
+        .post(hub.url(&format!("/api/nodes/{VILLAGE_1}/revoke")))
+        .header("Authorization", &admin)
+        .send(&[][..])
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+    let new_pc = tempfile::tempdir().unwrap();
+    hub.enroll_with(
+        &new_pc.path().join("b.json"),
+        json!({
+            "code": VILLAGE_2, "name": "新电脑", "tier": "village",
+            "upstream": t1.relay, "upstream_name": format!("{TOWNSHIP_1}.node.tongban"),
+            "replace": true,
+        }),
+    )
+    .unwrap();
+    // The township's next session with the county brings the list.
+    let (status, body) = sync_now(&t1.node);
+    assert_eq!(status, 200, "{body}");
+
+    file_case(&stolen, "被盗电脑");
+    let (status, body) = sync_now(&stolen);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    let (status, body) = sync_now(&replaced);
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not the one the county issued"),
+        "{body}"
+    );
+    assert_eq!(
+        get_as(&t1.node.base, (TEST_USER, TEST_PASSWORD), "/api/cases").1["total"],
+        0,
+        "nothing of the stolen PC reached the township"
+    );
+}

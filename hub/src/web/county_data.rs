@@ -14,6 +14,7 @@ use tongban_shared::FieldError;
 use tongban_web::error::body_error;
 use tongban_web::extract::{ApiUser, CurrentUser, WebUser};
 use tongban_web::pages::common::PageCtx;
+use tongban_web::state::audit;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -64,7 +65,19 @@ async fn publish_county_data(
         Ok(version)
     })
     .await?;
-    tracing::info!(version, by = %user.name, what = field, "county data published");
+    let code = if field == "catalog" {
+        "catalog.published"
+    } else {
+        "calendar.published"
+    };
+    audit(
+        &state.app.store,
+        &user.name,
+        code,
+        &format!("version {version}"),
+        user.source,
+    )
+    .await?;
     Ok(Json(json!({ "version": version })))
 }
 
@@ -176,6 +189,7 @@ async fn calendar_submit(
     }
     let table = get("table");
     let st = state.app.clone();
+    let st_store = state.app.store.clone();
     let saved = blocking(move || {
         let saved = st.store.add_calendar_year(&table);
         if saved.is_ok() {
@@ -186,7 +200,17 @@ async fn calendar_submit(
     .await;
     match saved {
         Ok(Ok(version)) => {
-            tracing::info!(version, by = %user.name, "calendar year saved");
+            let subject = format!("version {version}");
+            let recorded = audit(
+                &st_store,
+                &user.name,
+                "calendar.published",
+                &subject,
+                user.source,
+            );
+            if let Err(e) = recorded.await {
+                return e.into_response();
+            }
             render_calendar(
                 &state,
                 &user,

@@ -15,6 +15,7 @@ use tongban_shared::FieldError;
 use tongban_web::error::{body_error, parse_json};
 use tongban_web::extract::{ApiUser, WebUser};
 use tongban_web::pages::common::PageCtx;
+use tongban_web::state::audit;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -147,7 +148,14 @@ async fn enroll_node(
         })
     })
     .await?;
-    tracing::info!(node = %bundle.code, by = %user.name, "node enrolled");
+    audit(
+        &state.app.store,
+        &user.name,
+        "node.enrolled",
+        &bundle.code,
+        user.source,
+    )
+    .await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(serde_json::to_value(&bundle).map_err(AppError::internal)?),
@@ -177,7 +185,14 @@ async fn revoke(
     state
         .connections
         .close_peer(&code, "node has been revoked by the county");
-    tracing::warn!(node = %code, by = %user.name, "node revoked");
+    audit(
+        &state.app.store,
+        &user.name,
+        "node.revoked",
+        &code,
+        user.source,
+    )
+    .await?;
     Ok(Json(json!({ "code": updated.code, "revoked": true })))
 }
 

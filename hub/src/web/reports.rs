@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_shared::FieldError;
 use tongban_web::extract::ApiUser;
+use tongban_web::state::audit;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -63,6 +64,14 @@ async fn monthly_report(
         })?;
         crate::report::workbook(&monthly).map_err(AppError::internal)
     })
+    .await?;
+    audit(
+        &state.app.store,
+        &user.name,
+        "report.downloaded",
+        &month,
+        user.source,
+    )
     .await?;
     Ok((
         [

@@ -131,3 +131,34 @@ pub fn password_from_env(
     }
     Ok(pw)
 }
+
+/// Who a command-line action is recorded as in the audit log: the machine's user that ran it (the
+/// person at the console has no Tongban account of their own).
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    if user.is_empty() {
+        "cli".into()
+    } else {
+        format!("cli:{user}")
+    }
+}
+
+/// `audit verify` of both tiers: prints what it found; an error (exit 1) names the first broken
+/// record.
+pub fn verify_audit_log(data: &std::path::Path) -> anyhow::Result<()> {
+    use crate::store::audit::{verify, Verified};
+    match verify(data)? {
+        Verified::Whole { records } => {
+            println!("audit log whole: {records} records, each chained to the one before");
+            Ok(())
+        }
+        Verified::Broken { line, seq, reason } => {
+            let seq = seq.map_or("-".to_string(), |s| s.to_string());
+            anyhow::bail!(
+                "audit log broken at line {line} (record seq {seq}): {reason}; the records from there on cannot be trusted"
+            )
+        }
+    }
+}

@@ -6,6 +6,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 use tongban_shared::case::{self, CaseSummary};
 use tongban_shared::event::Author;
 use tongban_shared::ingress::{self, Judged, Upstream};
+use tongban_shared::sync::frame::NodeCert;
 use tongban_shared::sync::scope;
 use tongban_shared::sync::summary::{Digest, Fp, Prefix, FANOUT};
 use tongban_shared::sync::Replica;
@@ -315,6 +316,34 @@ impl Replica for SledReplica<'_> {
     fn set_catalog(&mut self, json: &str) -> Result<(), ReplicaError> {
         self.store.set_catalog(json)?;
         Ok(())
+    }
+
+    fn downstream_of(&self, peer: &str) -> Result<Option<Vec<NodeCert>>, ReplicaError> {
+        if self.store.identity()?.tier != tongban_shared::Tier::County {
+            return Ok(None);
+        }
+        let county = self.store.county();
+        if county
+            .node_record(peer)?
+            .is_none_or(|r| r.tier != tongban_shared::Tier::Township)
+        {
+            return Ok(None);
+        }
+        let villages = county
+            .nodes()?
+            .into_iter()
+            .filter(|n| n.parent.as_deref() == Some(peer))
+            .map(|n| NodeCert {
+                code: n.code,
+                serial: n.serial,
+                revoked: n.revoked,
+            })
+            .collect();
+        Ok(Some(villages))
+    }
+
+    fn set_downstream(&mut self, nodes: &[NodeCert]) -> Result<(), ReplicaError> {
+        Ok(self.store.set_downstream(nodes)?)
     }
 
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, ReplicaError> {

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::summary::{Digest, Fp, Prefix};
 
-/// 2: `Hello` and `HelloReply` carry the sender's clock.
-pub const PROTOCOL_VERSION: u8 = 2;
+/// 2: `Hello` and `HelloReply` carry the sender's clock. 3: `HelloReply` carries the county's record
+/// of a township's villages ([`NodeCert`]).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Largest payload accepted. Doc batches are cut well below it (see `session::BATCH_BYTES`).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 pub const HEADER_LEN: usize = 5;
@@ -80,6 +81,16 @@ pub struct LinkReport {
     pub pending: u32,
 }
 
+/// The county's record of one node below the peer (a township's village): the serial of the
+/// certificate it issued and whether it has revoked the node. A township refuses a village the
+/// county revoked, or one that presents another certificate than the county issued last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCert {
+    pub code: String,
+    pub serial: String,
+    pub revoked: bool,
+}
+
 /// Why a server would not take a scope or a case, in words an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -114,6 +125,9 @@ pub enum Msg {
         calendar: Option<(u32, String)>,
         /// The server's clock (ms since the Unix epoch; 0: not told).
         clock_ms: i64,
+        /// From the county to a township: every village it enrolled under it (the township's
+        /// whole list, replacing what it kept); `None` from any other server.
+        downstream: Option<Vec<NodeCert>>,
     },
     /// Request: compare these nodes.
     Compare {

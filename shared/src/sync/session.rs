@@ -17,7 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use automerge::sync::{Message, State, SyncDoc};
 use automerge::{ActorId, AutoCommit};
 
-use super::frame::{DocMsg, LinkReport, Msg, NodeAnswer, NodeQuery, NodeView, Refusal, ScopeRoot};
+use super::frame::{
+    DocMsg, LinkReport, Msg, NodeAnswer, NodeCert, NodeQuery, NodeView, Refusal, ScopeRoot,
+};
 use super::scope;
 use super::summary::{Digest, Fp, Prefix, DEPTH, FANOUT, LEAF_ITEMS};
 
@@ -95,6 +97,16 @@ pub trait Replica {
     ) -> Result<Result<(), String>, Self::Error> {
         Ok(Ok(()))
     }
+    /// Server side: the county's record of the nodes below `peer` (a township's villages), which the
+    /// peer checks its own downstream against; `None` where this replica is not the county's or the
+    /// peer relays for nobody.
+    fn downstream_of(&self, _peer: &str) -> Result<Option<Vec<NodeCert>>, Self::Error> {
+        Ok(None)
+    }
+    /// Client side: keeps the county's record of this node's downstream, durably, replacing the last.
+    fn set_downstream(&mut self, _nodes: &[NodeCert]) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// Version of the working-day calendar tables this replica holds (0: only the built-in table).
     fn calendar_version(&self) -> Result<u32, Self::Error> {
         Ok(0)
@@ -123,6 +135,9 @@ pub struct Outgoing {
     pub version: u64,
     pub new_here: bool,
 }
+
+/// Most nodes one [`Msg::HelloReply`] lists below a township (a township has tens of villages).
+pub const MAX_DOWNSTREAM: usize = 4096;
 
 /// More outgoing cases than this go the usual way (summary descent), which is cheaper per case for
 /// a bulk upload.
@@ -377,6 +392,7 @@ impl ClientSession {
                     catalog,
                     calendar,
                     clock_ms,
+                    downstream,
                 },
             ) => {
                 if clock_ms != 0 && self.clock_ms != 0 {
@@ -384,6 +400,12 @@ impl ClientSession {
                 }
                 if let Some((version, json)) = calendar {
                     r.set_calendar(version, &json).map_err(storage)?;
+                }
+                if let Some(mut nodes) = downstream {
+                    // Only what lies below this node means anything here.
+                    nodes.retain(|n| self.scopes.iter().any(|s| scope::may_hold(s, &n.code)));
+                    nodes.truncate(MAX_DOWNSTREAM);
+                    r.set_downstream(&nodes).map_err(storage)?;
                 }
                 self.stats.refused.extend(refused);
                 if let Some(json) = catalog {
@@ -848,12 +870,20 @@ impl ServerSession {
         } else {
             None
         };
+        let downstream = r
+            .downstream_of(&self.peer)
+            .map_err(storage)?
+            .map(|mut nodes| {
+                nodes.truncate(MAX_DOWNSTREAM);
+                nodes
+            });
         Ok(Msg::HelloReply {
             differ,
             refused,
             catalog,
             calendar,
             clock_ms: self.clock_ms,
+            downstream,
         })
     }
 

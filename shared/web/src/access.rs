@@ -65,6 +65,20 @@ pub fn may(tier: Tier, role: &str, capability: Capability) -> bool {
         .is_some_and(|(_, caps)| caps.contains(&capability))
 }
 
+/// Who manages the tier's accounts and reads its audit log: `admin` at the county, the station's
+/// `head` at a node.
+pub fn manager_role(tier: Tier) -> &'static str {
+    match tier {
+        Tier::County => "admin",
+        _ => "head",
+    }
+}
+
+/// 403 unless `user` is the tier's [`manager_role`].
+pub fn require_manager(tier: Tier, user: &CurrentUser) -> Result<(), AppError> {
+    user.require_role(&[manager_role(tier)])
+}
+
 /// 403 with a Chinese sentence unless the table allows it.
 pub fn require(tier: Tier, user: &CurrentUser, capability: Capability) -> Result<(), AppError> {
     if may(tier, &user.role, capability) {
@@ -154,18 +168,14 @@ pub fn mask_case(tier: Tier, role: &str, case: &mut CaseDoc) {
     case.query_password = "******".into();
 }
 
-/// Applies the table to a case someone is about to see; logs each full view (安全审计).
-pub fn case_as_seen_by(tier: Tier, user: &CurrentUser, case: &mut CaseDoc) {
-    if may(tier, &user.role, Capability::FullPersonalData) {
-        tracing::info!(
-            target: "audit",
-            user = %user.name,
-            case_no = %case.case_no,
-            "full personal data viewed"
-        );
-    } else {
+/// Applies the table to a case someone is about to see; whether they see it in full (the caller
+/// records that in the audit log, 安全审计).
+pub fn case_as_seen_by(tier: Tier, user: &CurrentUser, case: &mut CaseDoc) -> bool {
+    let full = may(tier, &user.role, Capability::FullPersonalData);
+    if !full {
         mask_case(tier, &user.role, case);
     }
+    full
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub struct CurrentUser {
     /// Present for cookie sessions: forms must echo it.
     pub csrf: Option<String>,
     pub session_token: Option<String>,
+    /// The address the request came from, for the audit log (none for in-process callers).
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl CurrentUser {
@@ -57,6 +59,7 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
                 role: session.role,
                 csrf: Some(session.csrf),
                 session_token: Some(token.to_string()),
+                source: source_address(&parts.extensions),
             });
         }
     }
@@ -115,6 +118,7 @@ async fn authenticate(parts: &Parts, state: &SharedState) -> Result<CurrentUser,
         role: record.role,
         csrf: None,
         session_token: None,
+        source: source_address(&parts.extensions),
     })
 }
 

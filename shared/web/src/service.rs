@@ -84,7 +84,8 @@ pub async fn load_case(
 }
 
 /// A case as `user` may see it: 403 for a role that reads no cases, 404 outside a department's own,
-/// personal data masked unless the role needs it in full (each full view audit-logged).
+/// personal data masked unless the role needs it in full (each full view in the audit log before it
+/// is shown).
 pub async fn load_case_for(
     state: &SharedState,
     user: &CurrentUser,
@@ -94,7 +95,16 @@ pub async fn load_case_for(
     crate::access::require(tier, user, crate::access::Capability::Read)?;
     let (_, mut case) = load_case(state, case_no).await?;
     crate::access::require_in_scope(tier, user, &case)?;
-    crate::access::case_as_seen_by(tier, user, &mut case);
+    if crate::access::case_as_seen_by(tier, user, &mut case) {
+        crate::state::audit(
+            &state.store,
+            &user.name,
+            "personal_data.viewed",
+            &case.case_no,
+            user.source,
+        )
+        .await?;
+    }
     Ok(case)
 }
 

@@ -171,6 +171,24 @@ fn load_county_data(store: &Store) -> Result<CountyData, StoreError> {
 }
 
 /// Runs blocking store work off the async workers.
+/// Records `what` in the audit log and waits until it is on disk: the action it records is
+/// acknowledged only after this (see `tongban_runtime::store::audit`).
+pub async fn audit(
+    store: &Store,
+    who: &str,
+    what: &'static str,
+    subject: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), AppError> {
+    let store = store.clone();
+    let (who, subject) = (who.to_string(), subject.to_string());
+    blocking(move || {
+        store.audit(&who, what, &subject, ip)?;
+        Ok(())
+    })
+    .await
+}
+
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {

@@ -138,6 +138,7 @@ impl Store {
             outgoing: db.open_tree(OUTGOING)?,
             notes_outgoing: Default::default(),
             write_lock: Default::default(),
+            audit: std::sync::Arc::new(super::audit::AuditLog::open(dir)?),
             db,
         })
     }

@@ -16,6 +16,7 @@
 
 mod accounts;
 mod actors;
+pub mod audit;
 mod cases;
 pub mod county;
 mod durability;
@@ -67,6 +68,8 @@ pub struct Store {
     /// Serialises writes of existing cases (load, merge, write) so two sessions or a session and a local
     /// edit never overwrite each other's merge.
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The data directory's audit log (`DIR/audit.log`), appended only through this store.
+    audit: std::sync::Arc<audit::AuditLog>,
 }
 
 #[cfg(test)]

@@ -117,7 +117,14 @@ async fn document(
     access::require(tier, &user, Capability::Document)?;
     let (bytes, case) = service::load_case(&state, &service::case_no(&case_no)?).await?;
     access::require_in_scope(tier, &user, &case)?;
-    tracing::info!(target: "audit", user = %user.name, case_no = %case.case_no, "case document exported");
+    crate::state::audit(
+        &state.store,
+        &user.name,
+        "document.exported",
+        &case.case_no,
+        user.source,
+    )
+    .await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

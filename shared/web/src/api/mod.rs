@@ -5,6 +5,7 @@ use axum::Router;
 
 use crate::state::SharedState;
 
+pub mod audit;
 mod cases;
 mod status;
 mod users;
@@ -14,4 +15,5 @@ pub fn routes() -> Router<SharedState> {
         .merge(status::routes())
         .merge(cases::routes())
         .merge(users::routes())
+        .merge(audit::routes())
 }

@@ -22,7 +22,7 @@ use crate::accounts;
 use crate::error::{body_error, parse_json, AppError};
 use crate::extract::{source_address, ApiUser, CurrentUser};
 use crate::guard::Verdict;
-use crate::state::{blocking, SharedState};
+use crate::state::{audit, blocking, SharedState};
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -32,13 +32,8 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/me/password", post(change_own_password))
 }
 
-/// Who manages accounts at this tier.
 fn require_manager(state: &SharedState, user: &CurrentUser) -> Result<(), AppError> {
-    let manager = match state.identity.tier {
-        tongban_shared::Tier::County => "admin",
-        _ => "head",
-    };
-    user.require_role(&[manager])
+    crate::access::require_manager(state.identity.tier, user)
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> AppError {
@@ -141,7 +136,15 @@ async fn add_user(
     };
     let st = state.clone();
     blocking(move || Ok(st.store.add_user(&record)?)).await?;
-    tracing::info!(target: "audit", by = %user.name, account = %name, role = %req.role, "account added");
+    let subject = format!("{name} ({})", req.role);
+    audit(
+        &state.store,
+        &user.name,
+        "account.added",
+        &subject,
+        user.source,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
 }
 
@@ -160,7 +163,14 @@ async fn disable_user(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
     state.sessions.end_all_of(&name);
-    tracing::warn!(target: "audit", by = %user.name, account = %name, "account disabled");
+    audit(
+        &state.store,
+        &user.name,
+        "account.disabled",
+        &name,
+        user.source,
+    )
+    .await?;
     Ok(Json(json!({"name": name, "disabled": true})))
 }
 
@@ -189,7 +199,14 @@ async fn reset_password(
     .await?
     .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
     state.sessions.end_all_of(&name);
-    tracing::warn!(target: "audit", by = %user.name, account = %name, "password reset");
+    audit(
+        &state.store,
+        &user.name,
+        "password.reset",
+        &name,
+        user.source,
+    )
+    .await?;
     Ok(Json(json!({"name": name, "reset": true})))
 }
 
@@ -238,6 +255,13 @@ async fn change_own_password(
     })
     .await?;
     state.sessions.end_all_of(&user.name);
-    tracing::info!(target: "audit", account = %user.name, "own password changed");
+    audit(
+        &state.store,
+        &user.name,
+        "password.changed",
+        &user.name,
+        user.source,
+    )
+    .await?;
     Ok(Json(json!({"name": user.name, "changed": true})))
 }

@@ -27,6 +27,8 @@ pub struct PageCtx {
     pub badge: crate::site::Badge,
     /// The tier's own pages, `(href, label)`.
     pub nav: &'static [(&'static str, &'static str)],
+    /// Whether the account manages this tier (admin / station head): it sees the audit log link.
+    pub manages: bool,
 }
 
 impl PageCtx {
@@ -38,6 +40,7 @@ impl PageCtx {
             csrf: user.csrf.clone().unwrap_or_default(),
             badge: state.site.badge(),
             nav: state.site.nav(),
+            manages: user.role == crate::access::manager_role(state.identity.tier),
         }
     }
 }

@@ -112,7 +112,6 @@ async fn login(
                 &record.role,
                 Instant::now(),
             );
-            tracing::info!(target: "audit", user = %record.name, "login");
             let cookie = format!(
                 "{}={token}; HttpOnly; SameSite=Strict; Path=/{}",
                 accounts::SESSION_COOKIE,

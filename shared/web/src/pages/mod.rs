@@ -7,6 +7,7 @@ use axum::Router;
 
 use crate::state::SharedState;
 
+mod audit;
 pub mod ca;
 mod case;
 mod cases;
@@ -19,6 +20,7 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .merge(login::routes())
         .merge(ca::routes())
+        .merge(audit::routes())
         .merge(cases::routes())
         .merge(intake::routes())
         .merge(case::routes())

@@ -416,6 +416,7 @@ pub fn enroll(
         sessions: 0,
         failed_sessions: 0,
         refusals: 0,
+        last_refusal: None,
         pending: 0,
         via: None,
         relayed_sessions: 0,

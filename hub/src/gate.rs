@@ -45,6 +45,15 @@ impl Gate for HubGate {
             match outcome {
                 Ok(report) => {
                     rec.refusals += report.refused.len() as u64;
+                    rec.last_refusal = report.refused.first().map(|r| {
+                        let more = report.refused.len() - 1;
+                        let and_more = if more > 0 {
+                            format!(" (+{more})")
+                        } else {
+                            String::new()
+                        };
+                        format!("{}: {}{and_more}", r.subject, r.reason)
+                    });
                     rec.pending = u64::from(report.peer_pending.unwrap_or(0));
                     if let Some(ms) = report.clock_skew_ms {
                         rec.clock_skew_s = Some(ms / 1000);

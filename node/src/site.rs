@@ -70,6 +70,15 @@ impl Site for NodeSite {
         Badge { class, text, hint }
     }
 
+    fn sync_refusal(&self, case_no: &str) -> Option<String> {
+        let status = self.uplink.as_ref()?.status();
+        let refused = &status.last_session.as_ref()?.refused;
+        refused
+            .iter()
+            .find(|r| r.subject == case_no)
+            .map(|r| r.reason.clone())
+    }
+
     /// This PC's clock as measured against the county's in the last session.
     fn clock_warning(&self, _store: &Store, _case: &CaseDoc) -> Option<ClockWarning> {
         let skew = self.uplink.as_ref()?.status().clock_skew_s?;

@@ -456,3 +456,89 @@ async fn stalled_sessions_and_floods_are_cut_off_while_an_honest_node_syncs() {
     let grown_mb = (peak_rss_kib(hub.process.pid()).saturating_sub(rss_at_start)) / 1024;
     assert!(grown_mb < 128, "hub peak RSS grew by {grown_mb} MB");
 }
+
+/// Issue 12, finding 3: a case the county refuses is refused by itself, and people see it — the
+/// village's case page says the county did not take it (with the reason), the county's node page
+/// names it — while the village's other cases go up. Before, the refusal was only a log line.
+/// A real village node serves a store in which a case was forged (its item's promised days changed
+/// by hand), beside an honest one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_case_is_shown_on_the_village_case_page_and_the_county_node_page() {
+    use tongban_shared::case;
+
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub =
+        tokio::task::block_in_place(|| HubProcess::serve(hub_dir.path(), "127.0.0.1:0")).unwrap();
+    let v = tempfile::tempdir().unwrap();
+    let bundle_path = v.path().join("b.json");
+    tokio::task::block_in_place(|| hub.enroll_village(V1, &bundle_path)).unwrap();
+    // The directory `tongban-node csr` made the key in becomes the node's data directory.
+    let data = key_dir_of(&bundle_path);
+    let (forged_no, honest_no) = {
+        let rogue = Rogue::new(&data, &bundle_path).unwrap();
+        let (forged_no, mut forged) = rogue.case(V1, 1, "改了期限", [9; 16]);
+        let mut c = case::read_case(&forged).unwrap();
+        c.item.promised_days = 99;
+        autosurgeon::reconcile(&mut forged, &c).unwrap();
+        forged.commit();
+        rogue.put(&forged_no, &mut forged);
+        let (honest_no, mut honest) = rogue.case(V1, 2, "正常办件", [9; 16]);
+        rogue.put(&honest_no, &mut honest);
+        rogue
+            .store
+            .add_user(&tongban_runtime::store::UserRecord {
+                name: TEST_USER.into(),
+                display_name: "代办员".into(),
+                role: "head".into(),
+                password_hash: tongban_web::accounts::hash_password(TEST_PASSWORD).unwrap(),
+                created_at: "2026-11-27T09:00:00+08:00".into(),
+            })
+            .unwrap();
+        rogue.store.flush().unwrap();
+        tongban_runtime::bundle::NodeTls::install(&data, &rogue.bundle).unwrap();
+        (forged_no, honest_no)
+    };
+    let node = tokio::task::block_in_place(|| NodeProcess::serve(&data)).unwrap();
+    let (status, body) = tokio::task::block_in_place(|| {
+        post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None)
+    })
+    .unwrap();
+    assert_eq!(status, 200, "the session completes: {body}");
+
+    let page = |base: &str, path: &str, auth: &str| {
+        let mut resp = client()
+            .get(format!("{base}{path}"))
+            .header("Authorization", auth)
+            .call()
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
+    };
+    tokio::task::block_in_place(|| {
+        let (status, html) = page(&node.base, &format!("/cases/{forged_no}"), &test_auth());
+        assert_eq!(status, 200);
+        assert!(html.contains("id=\"sync-refusal\""), "{html}");
+        assert!(html.contains("事项目录"), "the reason is shown: {html}");
+        let (_, html) = page(&node.base, &format!("/cases/{honest_no}"), &test_auth());
+        assert!(
+            !html.contains("id=\"sync-refusal\""),
+            "the honest case went up"
+        );
+
+        let admin = basic_auth("admin", HUB_ADMIN_PASSWORD);
+        let (status, _) = page(
+            &hub.process.base,
+            &format!("/api/cases/{honest_no}"),
+            &admin,
+        );
+        assert_eq!(status, 200, "the honest case reached the county");
+        let (status, html) = page(&hub.process.base, "/nodes", &admin);
+        assert_eq!(status, 200);
+        assert!(
+            html.contains("最近一次：") && html.contains(&forged_no),
+            "the county's node page names the refused case: {html}"
+        );
+    });
+}

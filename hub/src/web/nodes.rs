@@ -212,6 +212,7 @@ struct NodeRow {
     revoked: bool,
     stale: bool,
     last_error: String,
+    last_refusal: String,
 }
 
 #[derive(Template)]
@@ -265,6 +266,7 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
                 refusals: rec.refusals,
                 revoked: rec.revoked,
                 last_error: rec.last_error.unwrap_or_default(),
+                last_refusal: rec.last_refusal.unwrap_or_default(),
             }
         })
         .collect();

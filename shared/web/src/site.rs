@@ -51,6 +51,12 @@ pub trait Site: Send + Sync + 'static {
         None
     }
 
+    /// Why the upstream refused this case in the last sync session, if it did (a case over the size
+    /// budget, one the county's rules do not accept): the case page says so.
+    fn sync_refusal(&self, _case_no: &str) -> Option<String> {
+        None
+    }
+
     /// Extra links in the header's navigation, `(href, label)`.
     fn nav(&self) -> &'static [(&'static str, &'static str)] {
         &[]

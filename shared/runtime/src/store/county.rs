@@ -38,6 +38,9 @@ pub struct NodeRecord {
     pub failed_sessions: u64,
     /// Changes and scopes refused from this node, ever.
     pub refusals: u64,
+    /// The last session's first refusal (`subject: reason`), while the node keeps sending it.
+    #[serde(default)]
+    pub last_refusal: Option<String>,
     /// Local writes the node reported as not yet gone up, at its last session.
     #[serde(default)]
     pub pending: u64,

@@ -55,6 +55,8 @@ struct CasePage {
     limit: String,
     history: Vec<HistoryView>,
     clock_warning: Option<String>,
+    /// The upstream's reason for refusing the case in the last sync session.
+    sync_refusal: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -214,10 +216,11 @@ async fn case_page(
     let st = state.clone();
     let loaded = blocking(move || {
         let warning = st.site.clock_warning(&st.store, &c);
-        Ok((c, warning))
+        let refusal = st.site.sync_refusal(&c.case_no);
+        Ok((c, warning, refusal))
     })
     .await;
-    let (c, warning) = match loaded {
+    let (c, warning, sync_refusal) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => return page_error(e),
     };
@@ -280,6 +283,7 @@ async fn case_page(
         limit: case_limit(&c),
         history,
         clock_warning,
+        sync_refusal,
         c,
     })
 }

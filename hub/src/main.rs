@@ -114,6 +114,9 @@ enum Command {
         /// Sync sessions one node may start per minute (bursts of up to 30 are allowed).
         #[arg(long, default_value_t = 60)]
         sync_sessions_per_minute: u32,
+        /// Minutes a web session may stay unused before it ends (等保: 登录连接超时), 1–720.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
+        session_idle_minutes: u64,
     },
     /// The audit log (DIR/audit.log).
     Audit {
@@ -313,9 +316,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sync_message_timeout,
             sync_max_per_node,
             sync_sessions_per_minute,
+            session_idle_minutes,
         } => {
-            let web =
+            let mut web =
                 tongban_hub::server::WebListen::new(http, https, web_names, tls_cert.zip(tls_key))?;
+            web.idle_timeout = std::time::Duration::from_secs(session_idle_minutes * 60);
             let store = county::open(&data)?;
             let limits = ServerLimits {
                 message_timeout: std::time::Duration::from_secs(sync_message_timeout.max(1)),

@@ -61,6 +61,8 @@ pub struct WebListen {
     pub names: Vec<String>,
     /// `--tls-cert/--tls-key`.
     pub operator_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A web session unused this long ends (`--session-idle-minutes`).
+    pub idle_timeout: std::time::Duration,
 }
 
 impl WebListen {
@@ -83,6 +85,7 @@ impl WebListen {
             https,
             names,
             operator_cert,
+            idle_timeout: tongban_web::accounts::DEFAULT_IDLE_TIMEOUT,
         })
     }
 
@@ -93,6 +96,7 @@ impl WebListen {
             https: None,
             names: Vec::new(),
             operator_cert: None,
+            idle_timeout: tongban_web::accounts::DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
@@ -151,7 +155,7 @@ pub async fn serve(
     let site = Arc::new(crate::site::HubSite {
         outbox_wake: outbox_wake.clone(),
     });
-    let app_state = AppState::new(store, site).await?;
+    let app_state = AppState::new(store, site, web.idle_timeout).await?;
     app_state.set_county_ca(ca.cert_pem.clone())?;
     let sender_task = tokio::spawn(crate::notify::run(
         app_state.store.clone(),

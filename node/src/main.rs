@@ -80,6 +80,9 @@ enum Command {
         /// (needs a bundle with a fallback).
         #[arg(long, env = "TONGBAN_FALLBACK_AFTER", default_value_t = 600)]
         fallback_after: u64,
+        /// Minutes a web session may stay unused before it ends (等保: 登录连接超时), 1–720.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
+        session_idle_minutes: u64,
     },
     /// Attach a standalone node to the county with a bundle from `tongban-hub enroll`, keeping its cases.
     Enroll {
@@ -211,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tls_key,
             sync_interval,
             fallback_after,
+            session_idle_minutes,
         } => {
             let store = Store::open(&data)?;
             let opts = ServeOptions {
@@ -223,6 +227,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 relay: quic,
                 https,
                 tls_files: tls_cert.zip(tls_key),
+                idle_timeout: std::time::Duration::from_secs(session_idle_minutes * 60),
             };
             runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
             Ok(())
@@ -281,6 +286,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 relay: None,
                 https: None,
                 tls_files: None,
+                idle_timeout: tongban_web::accounts::DEFAULT_IDLE_TIMEOUT,
             };
             runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
             Ok(())

@@ -37,6 +37,9 @@ impl From<AppError> for ServeError {
     }
 }
 
+/// The idle timeout a serve command uses unless told otherwise.
+pub use tongban_web::accounts::DEFAULT_IDLE_TIMEOUT;
+
 /// What to run besides the web app.
 pub struct ServeOptions<'a> {
     pub data: &'a Path,
@@ -50,6 +53,8 @@ pub struct ServeOptions<'a> {
     /// `--tls-cert/--tls-key`; without them the node serves the certificate the county issued it
     /// (named `<code>.node.tongban`).
     pub tls_files: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// A web session unused this long ends (`--session-idle-minutes`).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// Binds the listener and serves until `shutdown` is cancelled; prints the URL on stdout once
@@ -84,7 +89,7 @@ pub async fn serve(
         code: identity.code.clone(),
         uplink: uplink.clone(),
     });
-    let state = AppState::new(store, site).await?;
+    let state = AppState::new(store, site, opts.idle_timeout).await?;
     if let Ok(tls) = tongban_runtime::bundle::NodeTls::load(opts.data) {
         state.set_county_ca(tls.ca_pem)?;
     }

@@ -96,3 +96,28 @@ fn every_subcommand_has_help() {
         assert!(out.status.success(), "{sub} --help");
     }
 }
+
+/// The session idle timeout is the operator's to set (等保 登录连接超时), within bounds.
+#[test]
+fn serve_takes_a_session_idle_timeout_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    for minutes in ["0", "721", "半小时"] {
+        let out = node()
+            .args(["serve", "--data"])
+            .arg(dir.path())
+            .args(["--http", "127.0.0.1:0", "--session-idle-minutes", minutes])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{minutes} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--session-idle-minutes"), "{err}");
+    }
+    // In range it passes parsing and stops only at the missing store.
+    let out = node()
+        .args(["serve", "--data"])
+        .arg(dir.path())
+        .args(["--http", "127.0.0.1:0", "--session-idle-minutes", "15"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not initialised"));
+}

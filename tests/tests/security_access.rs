@@ -113,6 +113,24 @@ fn each_county_role_sees_only_what_it_needs() {
         sup["applicant"]["phone"], "13800271234",
         "the supervisor calls back"
     );
+
+    // The home page's counts are the department's own too.
+    let total_on_home = |user: &str| {
+        let mut resp = client()
+            .get(hub.url("/"))
+            .header("Authorization", &basic_auth(user, TEST_PASSWORD))
+            .call()
+            .unwrap();
+        let html = resp.body_mut().read_to_string().unwrap();
+        let at = html
+            .find("id=\"total-count\">")
+            .expect("the total on the home page");
+        let rest = &html[at + "id=\"total-count\">".len()..];
+        rest[..rest.find('<').unwrap()].to_string()
+    };
+    assert_eq!(total_on_home("window1"), "1");
+    assert_eq!(total_on_home("rs"), "1");
+    assert_eq!(total_on_home("mz"), "0", "民政 counts none of 人社's cases");
 }
 
 /// A password on the command line is visible to every user of the machine (`ps`). Every command that

@@ -130,6 +130,7 @@ async fn serve_until(
                 relay,
                 https: None,
                 tls_files: None,
+                idle_timeout: tongban_node::serve::DEFAULT_IDLE_TIMEOUT,
             };
             tongban_node::serve::serve(store, opts, shutdown)
                 .await

@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_runtime::store::{Store, StoreError};
 use tongban_shared::FieldError;
+use tongban_web::audit;
 use tongban_web::error::body_error;
 use tongban_web::extract::{ApiUser, CurrentUser, WebUser};
 use tongban_web::pages::common::PageCtx;
-use tongban_web::state::audit;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -70,7 +70,7 @@ async fn publish_county_data(
     } else {
         "calendar.published"
     };
-    audit(
+    audit::record(
         &state.app.store,
         &user.name,
         code,
@@ -201,7 +201,7 @@ async fn calendar_submit(
     match saved {
         Ok(Ok(version)) => {
             let subject = format!("version {version}");
-            let recorded = audit(
+            let recorded = audit::record(
                 &st_store,
                 &user.name,
                 "calendar.published",

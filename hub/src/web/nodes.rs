@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::county::NodeRecord;
 use tongban_shared::FieldError;
+use tongban_web::audit;
 use tongban_web::error::{body_error, parse_json};
 use tongban_web::extract::{ApiUser, WebUser};
 use tongban_web::pages::common::PageCtx;
-use tongban_web::state::audit;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -148,7 +148,7 @@ async fn enroll_node(
         })
     })
     .await?;
-    audit(
+    audit::record(
         &state.app.store,
         &user.name,
         "node.enrolled",
@@ -185,7 +185,7 @@ async fn revoke(
     state
         .connections
         .close_peer(&code, "node has been revoked by the county");
-    audit(
+    audit::record(
         &state.app.store,
         &user.name,
         "node.revoked",

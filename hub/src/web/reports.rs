@@ -6,8 +6,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_shared::FieldError;
+use tongban_web::audit;
 use tongban_web::extract::ApiUser;
-use tongban_web::state::audit;
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -65,7 +65,7 @@ async fn monthly_report(
         crate::report::workbook(&monthly).map_err(AppError::internal)
     })
     .await?;
-    audit(
+    audit::record(
         &state.app.store,
         &user.name,
         "report.downloaded",

@@ -279,8 +279,9 @@ mod tests {
     #[test]
     fn unknown_version_and_oversized_frames_are_refused_before_buffering() {
         let mut d = FrameDecoder::default();
-        d.push(&[3, 0, 0, 0, 1, 0]);
-        assert_eq!(d.next_msg(), Err(FrameError::UnknownVersion(3)));
+        let next = PROTOCOL_VERSION + 1;
+        d.push(&[next, 0, 0, 0, 1, 0]);
+        assert_eq!(d.next_msg(), Err(FrameError::UnknownVersion(next)));
         let mut d = FrameDecoder::default();
         d.push(&[PROTOCOL_VERSION, 0xFF, 0xFF, 0xFF, 0xFF]);
         assert!(matches!(d.next_msg(), Err(FrameError::TooLarge(_))));

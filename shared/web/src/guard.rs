@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 use tongban_runtime::store::{Store, UserRecord};
 
 use crate::accounts;
+use crate::audit;
 use crate::error::AppError;
-use crate::state::audit;
 
 /// Checks running at once: two cores, and 2 × 19 MiB is what a village PC can spare.
 pub const VERIFY_SLOTS: usize = 2;
@@ -103,7 +103,7 @@ impl LoginGuard {
     ) -> Result<Verdict, AppError> {
         let now = Instant::now();
         if let Some(left) = self.locked(user, source, now) {
-            audit(store, user, "login.refused_locked", "", source).await?;
+            audit::record(store, user, "login.refused_locked", "", source).await?;
             return Ok(Verdict::Locked(left));
         }
         let permit = tokio::time::timeout(VERIFY_WAIT, self.slots.acquire())
@@ -138,7 +138,7 @@ impl LoginGuard {
         match found? {
             Some(record) => {
                 self.succeeded(user);
-                audit(store, user, "login", "", source).await?;
+                audit::record(store, user, "login", "", source).await?;
                 Ok(Verdict::Valid(record))
             }
             None => {
@@ -150,7 +150,7 @@ impl LoginGuard {
                 } else {
                     "login.failed"
                 };
-                audit(store, user, what, "", source).await?;
+                audit::record(store, user, what, "", source).await?;
                 Ok(Verdict::Wrong)
             }
         }

@@ -17,6 +17,7 @@
 pub mod access;
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod error;
 pub mod extract;
 pub mod guard;

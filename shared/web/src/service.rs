@@ -96,7 +96,7 @@ pub async fn load_case_for(
     let (_, mut case) = load_case(state, case_no).await?;
     crate::access::require_in_scope(tier, user, &case)?;
     if crate::access::case_as_seen_by(tier, user, &mut case) {
-        crate::state::audit(
+        crate::audit::record(
             &state.store,
             &user.name,
             "personal_data.viewed",

@@ -63,11 +63,20 @@ pub type SharedState = Arc<AppState>;
 impl AppState {
     /// Reads identity, actor and county data from the store: call it from a blocking context (start-up).
     pub fn new_blocking(store: Store, site: Arc<dyn Site>) -> Result<AppState, StoreError> {
+        AppState::new_blocking_with(store, site, crate::accounts::DEFAULT_IDLE_TIMEOUT)
+    }
+
+    /// [`AppState::new_blocking`] with the serve command's session idle timeout.
+    pub fn new_blocking_with(
+        store: Store,
+        site: Arc<dyn Site>,
+        idle_timeout: std::time::Duration,
+    ) -> Result<AppState, StoreError> {
         Ok(AppState {
             identity: store.identity()?,
             actor: ActorId::from(store.actor()?),
             county_data: RwLock::new(load_county_data(&store)?),
-            sessions: Sessions::default(),
+            sessions: Sessions::new(idle_timeout),
             login_guard: LoginGuard::default(),
             started: Instant::now(),
             site,
@@ -78,8 +87,19 @@ impl AppState {
     }
 
     /// [`AppState::new_blocking`] on a blocking thread.
-    pub async fn new(store: Store, site: Arc<dyn Site>) -> Result<SharedState, AppError> {
-        blocking(move || Ok(Arc::new(AppState::new_blocking(store, site)?))).await
+    pub async fn new(
+        store: Store,
+        site: Arc<dyn Site>,
+        idle_timeout: std::time::Duration,
+    ) -> Result<SharedState, AppError> {
+        blocking(move || {
+            Ok(Arc::new(AppState::new_blocking_with(
+                store,
+                site,
+                idle_timeout,
+            )?))
+        })
+        .await
     }
 
     /// Offers `pem` as the county CA at `/ca` (set once, at start, by a tier that has one).
@@ -171,24 +191,6 @@ fn load_county_data(store: &Store) -> Result<CountyData, StoreError> {
 }
 
 /// Runs blocking store work off the async workers.
-/// Records `what` in the audit log and waits until it is on disk: the action it records is
-/// acknowledged only after this (see `tongban_runtime::store::audit`).
-pub async fn audit(
-    store: &Store,
-    who: &str,
-    what: &'static str,
-    subject: &str,
-    ip: Option<std::net::IpAddr>,
-) -> Result<(), AppError> {
-    let store = store.clone();
-    let (who, subject) = (who.to_string(), subject.to_string());
-    blocking(move || {
-        store.audit(&who, what, &subject, ip)?;
-        Ok(())
-    })
-    .await
-}
-
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
 ) -> Result<T, AppError> {

@@ -9,9 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tongban_shared::FieldError;
 
+use crate::audit;
 use crate::error::AppError;
 use crate::extract::ApiUser;
-use crate::state::{audit, blocking, SharedState};
+use crate::state::{blocking, SharedState};
 
 /// An answer holds at most this many records (the newest); `"more": true` says a narrower range is
 /// needed for the rest.
@@ -57,7 +58,7 @@ async fn read_audit(
         from.map(|d| d.to_string()).unwrap_or_default(),
         to.map(|d| d.to_string()).unwrap_or_default()
     );
-    audit(
+    audit::record(
         &state.store,
         &user.name,
         "audit.read",

@@ -117,7 +117,7 @@ async fn document(
     access::require(tier, &user, Capability::Document)?;
     let (bytes, case) = service::load_case(&state, &service::case_no(&case_no)?).await?;
     access::require_in_scope(tier, &user, &case)?;
-    crate::state::audit(
+    crate::audit::record(
         &state.store,
         &user.name,
         "document.exported",

@@ -19,10 +19,11 @@ use tongban_runtime::store::UserRecord;
 use tongban_shared::FieldError;
 
 use crate::accounts;
+use crate::audit;
 use crate::error::{body_error, parse_json, AppError};
 use crate::extract::{source_address, ApiUser, CurrentUser};
 use crate::guard::Verdict;
-use crate::state::{audit, blocking, SharedState};
+use crate::state::{blocking, SharedState};
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -137,7 +138,7 @@ async fn add_user(
     let st = state.clone();
     blocking(move || Ok(st.store.add_user(&record)?)).await?;
     let subject = format!("{name} ({})", req.role);
-    audit(
+    audit::record(
         &state.store,
         &user.name,
         "account.added",
@@ -163,7 +164,7 @@ async fn disable_user(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
     state.sessions.end_all_of(&name);
-    audit(
+    audit::record(
         &state.store,
         &user.name,
         "account.disabled",
@@ -199,7 +200,7 @@ async fn reset_password(
     .await?
     .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
     state.sessions.end_all_of(&name);
-    audit(
+    audit::record(
         &state.store,
         &user.name,
         "password.reset",
@@ -255,7 +256,7 @@ async fn change_own_password(
     })
     .await?;
     state.sessions.end_all_of(&user.name);
-    audit(
+    audit::record(
         &state.store,
         &user.name,
         "password.changed",

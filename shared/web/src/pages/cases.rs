@@ -50,11 +50,21 @@ async fn home(State(state): State<SharedState>, WebUser(user): WebUser) -> Respo
             dept: dept.clone(),
             ..Default::default()
         })?;
-        Ok((
-            today,
-            st.store.count(Some(CaseState::Submitted))?,
-            st.store.count(None)?,
-        ))
+        // A department counts only the cases it handles (least privilege): a filtered scan; everyone
+        // else reads the counters.
+        let count = |state: Option<CaseState>| match &dept {
+            Some(_) => st
+                .store
+                .list(&ListQuery {
+                    state,
+                    limit: 1,
+                    dept: dept.clone(),
+                    ..Default::default()
+                })
+                .map(|page| page.total),
+            None => st.store.count(state),
+        };
+        Ok((today, count(Some(CaseState::Submitted))?, count(None)?))
     })
     .await;
     match loaded {

@@ -104,6 +104,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Renew this enrolled node's certificate before it ends (node certificates last 3 years): with
+    /// --out, make a new key and write the request for the county (`enroll --csr FILE --replace`);
+    /// with --bundle, install the county's answer. The current certificate works until then.
+    Renew {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        /// Where to write the request (PEM; not secret).
+        #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
+        out: Option<PathBuf>,
+        /// The bundle the county answered the request with.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
     /// The audit log (DIR/audit.log).
     Audit {
         #[command(subcommand)]
@@ -243,6 +256,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { data },
         } => tongban_runtime::process::verify_audit_log(&data),
+        Command::Renew {
+            data,
+            out: Some(out),
+            ..
+        } => {
+            if out.exists() {
+                bail!("--out {} exists; refusing to overwrite it", out.display());
+            }
+            let request = tongban_runtime::bundle::NodeTls::renewal_request(&data)?;
+            std::fs::write(&out, request)
+                .map_err(|e| anyhow::anyhow!("--out {}: {e}", out.display()))?;
+            println!(
+                "renewal request written to {}; the new key stays in {} and the current certificate works until the county's answer is installed with `tongban-node renew --bundle`",
+                out.display(),
+                data.display()
+            );
+            Ok(())
+        }
+        Command::Renew {
+            data,
+            bundle: Some(bundle),
+            ..
+        } => {
+            let bundle = tongban_runtime::bundle::Bundle::load(&bundle)?;
+            tongban_runtime::bundle::NodeTls::renew(&data, &bundle)?;
+            let ends = tongban_runtime::tls::not_after(&bundle.node.cert_pem)?;
+            println!(
+                "new certificate installed, valid until {}; restart `tongban-node serve` if it is running",
+                ends.format("%Y-%m-%d")
+            );
+            Ok(())
+        }
+        Command::Renew { .. } => bail!("renew needs --out FILE or --bundle FILE"),
         Command::Csr { data, code, out } => {
             setup::certificate_request(&data, &code, &out)?;
             println!(

@@ -256,3 +256,86 @@ fn no_private_key_crosses_the_network_at_enrolment() {
         assert_eq!(mode, 0o600);
     }
 }
+
+/// Finding 6: node certificates end (3 years), so a node renews its own before then, and its key
+/// still never leaves the PC: `renew --out` makes the next key and a request, the county signs it
+/// with `replace`, `renew --bundle` installs the answer. The certificate in use keeps working until
+/// the county has signed; from then on only the new one is accepted.
+#[test]
+fn a_node_renews_its_certificate_and_the_one_it_replaced_is_refused() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let village = hub.enrolled_village(VILLAGE).unwrap();
+    let data = village.path().join("node");
+    let data_arg = path_str(&data).unwrap().to_string();
+    let sync_now = |node: &NodeProcess| {
+        post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None).unwrap()
+    };
+    let node = NodeProcess::serve(&data).unwrap();
+    assert_eq!(sync_now(&node).0, 200);
+
+    let request = village.path().join("renew.csr");
+    let (ok, out, err) = node_cmd(&[
+        "renew",
+        "--data",
+        &data_arg,
+        "--out",
+        path_str(&request).unwrap(),
+    ])
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        sync_now(&node).0,
+        200,
+        "the certificate in use works until the county signs"
+    );
+    let csr = std::fs::read_to_string(&request).unwrap();
+    assert!(csr.contains("CERTIFICATE REQUEST") && !csr.contains("PRIVATE KEY"));
+
+    let mut resp = client()
+        .post(hub.url("/api/nodes"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(
+            serde_json::to_vec(&json!({
+                "code": VILLAGE, "name": "测试村", "tier": "village",
+                "upstream": hub.quic, "csr": csr, "replace": true,
+            }))
+            .unwrap()
+            .as_slice(),
+        )
+        .unwrap();
+    let body = resp.body_mut().read_to_string().unwrap();
+    assert_eq!(resp.status(), 201, "{body}");
+    let answer = village.path().join("renewed.json");
+    std::fs::write(&answer, &body).unwrap();
+
+    let (status, refused) = sync_now(&node);
+    assert_eq!(
+        status, 503,
+        "the replaced certificate is refused: {refused}"
+    );
+    drop(node);
+    let (ok, out, err) = node_cmd(&[
+        "renew",
+        "--data",
+        &data_arg,
+        "--bundle",
+        path_str(&answer).unwrap(),
+    ])
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("valid until"), "{out}");
+    let node = NodeProcess::serve(&data).unwrap();
+    let (status, body) = sync_now(&node);
+    assert_eq!(status, 200, "the new certificate syncs: {body}");
+    let (ok, _, err) = node_cmd(&[
+        "renew",
+        "--data",
+        &data_arg,
+        "--bundle",
+        path_str(&answer).unwrap(),
+    ])
+    .unwrap();
+    assert!(!ok && err.contains("no renewal is under way"), "{err}");
+}

@@ -151,6 +151,46 @@ pub struct TlsFilesError {
 const CA_FILE: &str = "ca.pem";
 const NODE_CERT_FILE: &str = "node.pem";
 const NODE_KEY_FILE: &str = "node.key";
+/// A renewal's new key until its certificate is installed, and that certificate until the switch.
+const NEXT_KEY_FILE: &str = "node.key.next";
+const NEXT_CERT_FILE: &str = "node.pem.next";
+
+/// Completes a renewal whose new certificate is in place: the new key, then the certificate, take the
+/// current ones' names. Either crash point leaves a state this finishes: key renamed and certificate
+/// not yet (the next certificate then certifies the current key), or nothing renamed.
+fn finish_renewal(dir: &Path) -> std::io::Result<()> {
+    let next_cert = dir.join(NEXT_CERT_FILE);
+    if !next_cert.exists() {
+        return Ok(());
+    }
+    let cert = std::fs::read_to_string(&next_cert)?;
+    let next_key = dir.join(NEXT_KEY_FILE);
+    let key_path = if next_key.exists() {
+        next_key.clone()
+    } else {
+        dir.join(NODE_KEY_FILE)
+    };
+    let key = std::fs::read_to_string(&key_path)?;
+    if !crate::tls::certifies_key(&cert, &key).unwrap_or(false) {
+        // Not for the key it would go with: it must not replace a working certificate.
+        std::fs::remove_file(&next_cert)?;
+        return sync_dir(dir);
+    }
+    if key_path == next_key {
+        std::fs::rename(&next_key, dir.join(NODE_KEY_FILE))?;
+    }
+    std::fs::rename(&next_cert, dir.join(NODE_CERT_FILE))?;
+    sync_dir(dir)
+}
+
+/// Makes renames in `dir` durable (Unix: fsync of the directory; Windows commits them with the files).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
 
 impl NodeTls {
     /// Writes the bundle's CA and certificate into the data directory, and its key when it holds one
@@ -239,9 +279,88 @@ impl NodeTls {
         Ok(request)
     }
 
+    /// Renewal, step 1 on an enrolled node: makes the next key (once, 0600, beside the current
+    /// one, which stays in use) and answers a certificate request for it. The county signs it with
+    /// `enroll --csr FILE --replace` (or `POST /api/nodes` with `"replace": true`).
+    pub fn renewal_request(data: &Path) -> Result<String, TlsFilesError> {
+        let dir = tls_dir(data);
+        let err = |reason: String| TlsFilesError {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        let current = NodeTls::load(data)?;
+        let code = crate::tls::identity_of_pem(&current.own.cert_pem)
+            .map_err(|e| err(e.to_string()))?
+            .code;
+        let next_key = dir.join(NEXT_KEY_FILE);
+        if next_key.exists() {
+            let key = std::fs::read_to_string(&next_key)
+                .map_err(|e| err(format!("{NEXT_KEY_FILE}: {e}")))?;
+            let (_, request) =
+                crate::tls::node_request_for_key(&code, &key).map_err(|e| err(e.to_string()))?;
+            return Ok(request);
+        }
+        let (key, request) = crate::tls::node_request(&code).map_err(|e| err(e.to_string()))?;
+        write_private(&next_key, key.as_bytes())
+            .map_err(|e| err(format!("{NEXT_KEY_FILE}: {e}")))?;
+        Ok(request)
+    }
+
+    /// Renewal, step 2: installs the county's answer (a bundle of certificates only, for this very
+    /// node and the next key) and switches to it. The switch is two renames; a crash between them is
+    /// finished by the next [`NodeTls::load`].
+    pub fn renew(data: &Path, bundle: &Bundle) -> Result<(), TlsFilesError> {
+        let dir = tls_dir(data);
+        let err = |reason: String| TlsFilesError {
+            dir: dir.display().to_string(),
+            reason,
+        };
+        let current = NodeTls::load(data)?;
+        let code = crate::tls::identity_of_pem(&current.own.cert_pem)
+            .map_err(|e| err(e.to_string()))?
+            .code;
+        if bundle.code != code {
+            return Err(err(format!(
+                "the bundle is for {}, this node is {code}",
+                bundle.code
+            )));
+        }
+        if bundle.node.key_pem.is_some() {
+            return Err(err(
+                "this bundle carries a key: a renewal answers `tongban-node renew --out`".into(),
+            ));
+        }
+        if bundle.ca_pem.trim() != current.ca_pem.trim() {
+            return Err(err("the bundle is from another county CA".into()));
+        }
+        let next_key = std::fs::read_to_string(dir.join(NEXT_KEY_FILE)).map_err(|_| {
+            err(format!(
+                "no renewal is under way: run `tongban-node renew --data {} --out FILE` first",
+                data.display()
+            ))
+        })?;
+        if !crate::tls::certifies_key(&bundle.node.cert_pem, &next_key)
+            .map_err(|e| err(e.to_string()))?
+        {
+            return Err(err(
+                "the bundle's certificate is not for this node's new key (answered another request?)"
+                    .into(),
+            ));
+        }
+        let next_cert = dir.join(NEXT_CERT_FILE);
+        let _ = std::fs::remove_file(&next_cert);
+        write_private(&next_cert, bundle.node.cert_pem.as_bytes())
+            .map_err(|e| err(format!("{NEXT_CERT_FILE}: {e}")))?;
+        finish_renewal(&dir).map_err(|e| err(e.to_string()))
+    }
+
     /// Reads the installed files.
     pub fn load(data: &Path) -> Result<NodeTls, TlsFilesError> {
         let dir = tls_dir(data);
+        finish_renewal(&dir).map_err(|e| TlsFilesError {
+            dir: dir.display().to_string(),
+            reason: format!("finishing a renewal: {e}"),
+        })?;
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| TlsFilesError {
                 dir: dir.display().to_string(),
@@ -255,5 +374,63 @@ impl NodeTls {
                 key_pem: read(NODE_KEY_FILE)?,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash between the two renames of a renewal's switch (the new key in place, the new
+    /// certificate not yet) is finished at the next load: key and certificate match again.
+    #[test]
+    fn a_renewal_cut_short_between_its_renames_is_finished_at_load() {
+        let ca = crate::tls::generate_ca("420222", "阳新县").unwrap();
+        let code = "420222100201";
+        let sign = |request: &str| {
+            crate::tls::sign_node_request(
+                &ca,
+                request,
+                code,
+                Tier::Village,
+                Some("420222100"),
+                crate::tls::Validity::years_from_today(crate::tls::NODE_CERT_YEARS),
+            )
+            .unwrap()
+        };
+        let data = tempfile::tempdir().unwrap();
+        let dir = tls_dir(data.path());
+        std::fs::create_dir_all(&dir).unwrap();
+        let (key, request) = crate::tls::node_request(code).unwrap();
+        for (name, content) in [
+            (CA_FILE, ca.cert_pem.clone()),
+            (NODE_KEY_FILE, key.clone()),
+            (NODE_CERT_FILE, sign(&request)),
+        ] {
+            write_private(&dir.join(name), content.as_bytes()).unwrap();
+        }
+        let renewal = NodeTls::renewal_request(data.path()).unwrap();
+        let next_key = std::fs::read_to_string(dir.join(NEXT_KEY_FILE)).unwrap();
+        assert_ne!(next_key, key);
+        assert_eq!(
+            NodeTls::load(data.path()).unwrap().own.key_pem,
+            key,
+            "the current key stays in use until the answer is installed"
+        );
+
+        // The state a crash after the first rename leaves.
+        std::fs::rename(dir.join(NEXT_KEY_FILE), dir.join(NODE_KEY_FILE)).unwrap();
+        write_private(&dir.join(NEXT_CERT_FILE), sign(&renewal).as_bytes()).unwrap();
+        let loaded = NodeTls::load(data.path()).unwrap();
+        assert_eq!(loaded.own.key_pem, next_key);
+        assert!(crate::tls::certifies_key(&loaded.own.cert_pem, &loaded.own.key_pem).unwrap());
+        assert!(!dir.join(NEXT_CERT_FILE).exists());
+
+        // A leftover certificate for some other key never replaces a working one.
+        let (_, stranger) = crate::tls::node_request(code).unwrap();
+        write_private(&dir.join(NEXT_CERT_FILE), sign(&stranger).as_bytes()).unwrap();
+        let again = NodeTls::load(data.path()).unwrap();
+        assert_eq!(again.own.cert_pem, loaded.own.cert_pem);
+        assert!(!dir.join(NEXT_CERT_FILE).exists());
     }
 }

@@ -131,6 +131,20 @@ fn each_county_role_sees_only_what_it_needs() {
     assert_eq!(total_on_home("window1"), "1");
     assert_eq!(total_on_home("rs"), "1");
     assert_eq!(total_on_home("mz"), "0", "民政 counts none of 人社's cases");
+
+    // The county's other endpoints by one table: a department has no business with the nodes'
+    // sync records or the monthly report; the supervisor has.
+    for (user, path, expected) in [
+        ("mz", "/api/nodes", 403),
+        ("window1", "/api/nodes", 403),
+        ("sup", "/api/nodes", 200),
+        ("rs", "/api/reports/monthly?month=2026-11", 403),
+        ("rs", "/api/outbox", 403),
+        ("window1", "/api/outbox", 200),
+    ] {
+        let (status, body) = as_account(&hub, user, path);
+        assert_eq!(status, expected, "{user} {path}: {body}");
+    }
 }
 
 /// A password on the command line is visible to every user of the machine (`ps`). Every command that

@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_runtime::store::{Store, StoreError};
 use tongban_shared::FieldError;
-use tongban_web::audit;
 use tongban_web::error::body_error;
 use tongban_web::extract::{ApiUser, CurrentUser, WebUser};
 use tongban_web::pages::common::PageCtx;
+use tongban_web::{access, audit};
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -54,7 +54,12 @@ async fn publish_county_data(
     what: &'static str,
     store_it: fn(&Store, &str) -> Result<u32, StoreError>,
 ) -> Result<Json<Value>, AppError> {
-    user.require_role(&["admin"])?;
+    let endpoint = if field == "catalog" {
+        "POST /api/catalog/publish"
+    } else {
+        "POST /api/calendar"
+    };
+    access::require_endpoint(user, endpoint)?;
     let body = body.map_err(body_error)?;
     let json = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::Malformed(format!("{what}必须是UTF-8编码的JSON。")))?;
@@ -158,7 +163,7 @@ async fn render_calendar(
 
 /// `/calendar`: the admin enters a year's holiday arrangement.
 async fn calendar_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
-    if let Err(e) = user.require_role(&["admin"]) {
+    if let Err(e) = access::require_endpoint(&user, "/calendar") {
         return e.into_response();
     }
     render_calendar(&state, &user, None, false).await
@@ -169,7 +174,7 @@ async fn calendar_submit(
     WebUser(user): WebUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    if let Err(e) = user.require_role(&["admin"]) {
+    if let Err(e) = access::require_endpoint(&user, "/calendar") {
         return e.into_response();
     }
     let body = match body {

@@ -38,6 +38,9 @@ struct DashboardPage {
 
 /// `/dashboard`: county statistics with server-drawn charts.
 async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    if let Err(e) = tongban_web::access::require_endpoint(&user, "/dashboard") {
+        return e.into_response();
+    }
     use crate::charts;
     use tongban_shared::case::CaseState;
     let stats = match service::compute_stats(&state.app).await {

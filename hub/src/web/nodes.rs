@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::county::NodeRecord;
 use tongban_shared::FieldError;
-use tongban_web::audit;
 use tongban_web::error::{body_error, parse_json};
 use tongban_web::extract::{ApiUser, WebUser};
 use tongban_web::pages::common::PageCtx;
+use tongban_web::{access, audit};
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -53,8 +53,9 @@ async fn node_rows(state: &HubState) -> Result<Vec<(NodeRecord, u64)>, AppError>
 
 async fn nodes_json(
     State(state): State<HubState>,
-    _user: ApiUser,
+    ApiUser(user): ApiUser,
 ) -> Result<Json<Value>, AppError> {
+    access::require_endpoint(&user, "GET /api/nodes")?;
     let rows = node_rows(&state).await?;
     let nodes: Vec<Value> = rows
         .into_iter()
@@ -110,7 +111,7 @@ async fn enroll_node(
     ApiUser(user): ApiUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    user.require_role(&["admin"])?;
+    access::require_endpoint(&user, "POST /api/nodes")?;
     let body = body.map_err(body_error)?;
     let req: EnrollBody = parse_json(&body)?;
     if req.csr.as_deref().is_none_or(|c| c.trim().is_empty()) {
@@ -168,7 +169,7 @@ async fn revoke(
     ApiUser(user): ApiUser,
     Path(code): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    user.require_role(&["admin"])?;
+    access::require_endpoint(&user, "POST /api/nodes/{code}/revoke")?;
     let st = state.app.clone();
     let c = code.clone();
     let updated = blocking(move || {
@@ -225,6 +226,9 @@ struct NodesPage {
 }
 
 async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    if let Err(e) = access::require_endpoint(&user, "/nodes") {
+        return e.into_response();
+    }
     let rows = match node_rows(&state).await {
         Ok(r) => r,
         Err(e) => return e.into_response(),

@@ -46,6 +46,9 @@ struct QueuePage {
 /// hand-over clocks), 待受理 and 待补正; a department its cases under review with deadline colours; results
 /// to hand out; the supervisor overdue cases, bad reviews and 办不成事 escalations.
 async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+    if let Err(e) = tongban_web::access::require_endpoint(&user, "/queue") {
+        return e.into_response();
+    }
     use tongban_shared::case::{CaseState, CaseSummary};
     use tongban_shared::stats::{is_bad_review, urgency, Urgency};
     use tongban_shared::workflow::Role;

@@ -6,8 +6,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tongban_shared::FieldError;
-use tongban_web::audit;
 use tongban_web::extract::ApiUser;
+use tongban_web::{access, audit};
 use tongban_web::{blocking, AppError};
 
 use super::state::HubState;
@@ -29,7 +29,7 @@ async fn outbox(
     ApiUser(user): ApiUser,
     Query(q): Query<OutboxParam>,
 ) -> Result<Json<Value>, AppError> {
-    user.require_role(&["admin", "supervisor", "window"])?;
+    access::require_endpoint(&user, "GET /api/outbox")?;
     let st = state.app.clone();
     let messages = blocking(move || Ok(st.store.county().outbox(false)?)).await?;
     let messages: Vec<_> = messages
@@ -50,7 +50,7 @@ async fn monthly_report(
     ApiUser(user): ApiUser,
     Query(q): Query<MonthParam>,
 ) -> Result<Response, AppError> {
-    user.require_role(&["admin", "supervisor"])?;
+    access::require_endpoint(&user, "GET /api/reports/monthly")?;
     let month = q.month.unwrap_or_default();
     let st = state.app.clone();
     let m = month.clone();

@@ -65,6 +65,40 @@ pub fn may(tier: Tier, role: &str, capability: Capability) -> bool {
         .is_some_and(|(_, caps)| caps.contains(&capability))
 }
 
+/// The county's own endpoints (beyond cases, whose rules are [`COUNTY_ROLES`]) and the account
+/// roles that may use each: the one place that says so. docs/SECURITY.md lists the same table (a
+/// test keeps them equal). Accounts and the audit log are the tier's manager's ([`manager_role`]).
+pub const COUNTY_ENDPOINTS: &[(&str, &[&str])] = &[
+    ("POST /api/catalog/publish", &["admin"]),
+    ("POST /api/calendar", &["admin"]),
+    ("/calendar", &["admin"]),
+    ("GET /api/nodes", &["admin", "supervisor"]),
+    ("/nodes", &["admin", "supervisor"]),
+    ("POST /api/nodes", &["admin"]),
+    ("POST /api/nodes/{code}/revoke", &["admin"]),
+    ("GET /api/reports/monthly", &["admin", "supervisor"]),
+    ("GET /api/outbox", &["admin", "supervisor", "window"]),
+    ("/dashboard", &["admin", "supervisor", "window", "dept"]),
+    ("/queue", &["admin", "supervisor", "window", "dept"]),
+];
+
+/// 403 unless [`COUNTY_ENDPOINTS`] lets `user` use `endpoint`; an endpoint missing from the table
+/// is refused to everyone (a new endpoint has to be placed in it).
+pub fn require_endpoint(user: &CurrentUser, endpoint: &str) -> Result<(), AppError> {
+    let allowed = COUNTY_ENDPOINTS
+        .iter()
+        .find(|(name, _)| *name == endpoint)
+        .is_some_and(|(_, roles)| roles.contains(&base_role(&user.role)));
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "账号“{}”的角色无权使用这项功能。",
+            user.name
+        )))
+    }
+}
+
 /// Who manages the tier's accounts and reads its audit log: `admin` at the county, the station's
 /// `head` at a node.
 pub fn manager_role(tier: Tier) -> &'static str {
@@ -181,6 +215,16 @@ pub fn case_as_seen_by(tier: Tier, user: &CurrentUser, case: &mut CaseDoc) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/SECURITY.md carries the endpoint table for operators and assessors: the same rows.
+    #[test]
+    fn the_endpoint_table_in_the_docs_is_the_one_in_the_code() {
+        let docs = include_str!("../../../docs/SECURITY.md");
+        for (endpoint, roles) in COUNTY_ENDPOINTS {
+            let row = format!("| `{endpoint}` | {} |", roles.join(", "));
+            assert!(docs.contains(&row), "docs/SECURITY.md lacks the row {row}");
+        }
+    }
 
     #[test]
     fn masks_keep_only_the_ends() {

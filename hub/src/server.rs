@@ -208,24 +208,14 @@ pub async fn serve(
     });
     tracing::info!(%http_addr, ?https_addr, %quic_addr, "hub serving");
     // Plain HTTP serves the app only to this PC; from the LAN it only points to HTTPS.
-    let plain_router = match https_addr {
-        Some(https) if !tongban_web::https::is_loopback(&http_addr) => {
-            tongban_web::https::redirect_to_https(
-                https.port(),
-                tongban_web::public_routes(app_state.clone()),
-            )
-        }
-        _ => router.clone(),
-    };
-    let plain = tongban_web::serve_http(listener, plain_router, shutdown.clone().cancelled_owned());
-    let served = match https {
-        Some(tls) => {
-            let encrypted =
-                tongban_web::serve_https(tls, router, shutdown.clone().cancelled_owned());
-            tokio::try_join!(plain, encrypted).map(|_| ())
-        }
-        None => plain.await,
-    }
+    let served = tongban_web::https::serve_web(
+        listener,
+        https.zip(https_addr.map(|a| a.port())),
+        router,
+        tongban_web::public_routes(app_state.clone()),
+        shutdown.clone(),
+    )
+    .await
     .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too: the sync endpoint's accept loop ends when
     // the endpoint closes, the sender at its next wait.

@@ -128,24 +128,14 @@ pub async fn serve(
             uplink,
         }),
     );
-    let plain_router = match https_addr {
-        Some(h) if !tongban_web::https::is_loopback(&local) => {
-            tongban_web::https::redirect_to_https(
-                h.port(),
-                tongban_web::public_routes(state.clone()),
-            )
-        }
-        _ => router.clone(),
-    };
-    let plain = tongban_web::serve_http(listener, plain_router, shutdown.clone().cancelled_owned());
-    let served = match https {
-        Some(tls) => {
-            let encrypted =
-                tongban_web::serve_https(tls, router, shutdown.clone().cancelled_owned());
-            tokio::try_join!(plain, encrypted).map(|_| ())
-        }
-        None => plain.await,
-    }
+    let served = tongban_web::https::serve_web(
+        listener,
+        https.zip(https_addr.map(|a| a.port())),
+        router,
+        tongban_web::public_routes(state.clone()),
+        shutdown.clone(),
+    )
+    .await
     .map_err(ServeError::Serve);
     // However the server ended, the other tasks stop too.
     shutdown.cancel();

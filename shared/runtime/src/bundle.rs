@@ -183,6 +183,21 @@ fn finish_renewal(dir: &Path) -> std::io::Result<()> {
     sync_dir(dir)
 }
 
+/// A certificate request for the key in `dir/key_file`, which is made first (0600) when there is
+/// none: asked again before the county answered, it is a request for the same key.
+fn key_and_request(dir: &Path, key_file: &str, code: &str) -> Result<String, String> {
+    let key_path = dir.join(key_file);
+    if key_path.exists() {
+        let key = std::fs::read_to_string(&key_path).map_err(|e| format!("{key_file}: {e}"))?;
+        let (_, request) =
+            crate::tls::node_request_for_key(code, &key).map_err(|e| e.to_string())?;
+        return Ok(request);
+    }
+    let (key, request) = crate::tls::node_request(code).map_err(|e| e.to_string())?;
+    write_private(&key_path, key.as_bytes()).map_err(|e| format!("{key_file}: {e}"))?;
+    Ok(request)
+}
+
 /// Makes renames in `dir` durable (Unix: fsync of the directory; Windows commits them with the files).
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -262,21 +277,10 @@ impl NodeTls {
         if dir.join(NODE_CERT_FILE).exists() {
             return Err(err("this node is already enrolled".into()));
         }
-        let key_path = dir.join(NODE_KEY_FILE);
-        if key_path.exists() {
-            let key = std::fs::read_to_string(&key_path)
-                .map_err(|e| err(format!("{NODE_KEY_FILE}: {e}")))?;
-            let (_, request) =
-                crate::tls::node_request_for_key(code, &key).map_err(|e| err(e.to_string()))?;
-            return Ok(request);
-        }
-        let (key, request) = crate::tls::node_request(code).map_err(|e| err(e.to_string()))?;
         std::fs::create_dir_all(&dir).map_err(|e| err(e.to_string()))?;
         crate::store::restrict_dir_to_owner(data).map_err(|e| err(e.to_string()))?;
         crate::store::restrict_dir_to_owner(&dir).map_err(|e| err(e.to_string()))?;
-        write_private(&key_path, key.as_bytes())
-            .map_err(|e| err(format!("{NODE_KEY_FILE}: {e}")))?;
-        Ok(request)
+        key_and_request(&dir, NODE_KEY_FILE, code).map_err(err)
     }
 
     /// Renewal, step 1 on an enrolled node: makes the next key (once, 0600, beside the current
@@ -292,18 +296,7 @@ impl NodeTls {
         let code = crate::tls::identity_of_pem(&current.own.cert_pem)
             .map_err(|e| err(e.to_string()))?
             .code;
-        let next_key = dir.join(NEXT_KEY_FILE);
-        if next_key.exists() {
-            let key = std::fs::read_to_string(&next_key)
-                .map_err(|e| err(format!("{NEXT_KEY_FILE}: {e}")))?;
-            let (_, request) =
-                crate::tls::node_request_for_key(&code, &key).map_err(|e| err(e.to_string()))?;
-            return Ok(request);
-        }
-        let (key, request) = crate::tls::node_request(&code).map_err(|e| err(e.to_string()))?;
-        write_private(&next_key, key.as_bytes())
-            .map_err(|e| err(format!("{NEXT_KEY_FILE}: {e}")))?;
-        Ok(request)
+        key_and_request(&dir, NEXT_KEY_FILE, &code).map_err(err)
     }
 
     /// Renewal, step 2: installs the county's answer (a bundle of certificates only, for this very

@@ -166,6 +166,33 @@ async fn strict_transport(mut response: Response) -> Response {
 /// The whole app of a plain-HTTP address beyond loopback: `public` (the CA download, which a browser
 /// needs before it can trust HTTPS), and for every other request a redirect to the same path over
 /// HTTPS on `https_port`.
+/// Serves the web app on `listener` (plain HTTP) and, when given, on `tls` (HTTPS) until `shutdown`
+/// completes; both tiers serve this way. Beyond loopback, with HTTPS, plain HTTP gets only `public`
+/// (the CA page) and a redirect; everything else is the whole `router`.
+pub async fn serve_web(
+    listener: TcpListener,
+    tls: Option<(TlsListener, u16)>,
+    router: Router,
+    public: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    let plain_addr = listener.local_addr()?;
+    let plain_router = match &tls {
+        Some((_, https_port)) if !is_loopback(&plain_addr) => {
+            redirect_to_https(*https_port, public)
+        }
+        _ => router.clone(),
+    };
+    let plain = serve_http(listener, plain_router, shutdown.clone().cancelled_owned());
+    match tls {
+        Some((tls, _)) => {
+            let encrypted = serve_https(tls, router, shutdown.cancelled_owned());
+            tokio::try_join!(plain, encrypted).map(|_| ())
+        }
+        None => plain.await,
+    }
+}
+
 pub fn redirect_to_https(https_port: u16, public: Router) -> Router {
     public.fallback(move |headers: axum::http::HeaderMap, uri: Uri| async move {
         let host = headers

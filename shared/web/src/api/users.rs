@@ -149,6 +149,24 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
 }
 
+/// Applies `change` to account `name` (404 when there is none), ends every session of it at once
+/// and records `what` by `user` in the audit log.
+async fn change_account(
+    state: &SharedState,
+    user: &CurrentUser,
+    name: &str,
+    what: &'static str,
+    change: impl Fn(&mut UserRecord) + Send + 'static,
+) -> Result<(), AppError> {
+    let st = state.clone();
+    let n = name.to_string();
+    blocking(move || Ok(st.store.update_user(&n, change)?))
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
+    state.sessions.end_all_of(name);
+    audit::record(&state.store, &user.name, what, name, user.source).await
+}
+
 async fn disable_user(
     State(state): State<SharedState>,
     ApiUser(user): ApiUser,
@@ -158,20 +176,7 @@ async fn disable_user(
     if name == user.name {
         return Err(AppError::Conflict("不能停用自己正在使用的账号。".into()));
     }
-    let st = state.clone();
-    let n = name.clone();
-    blocking(move || Ok(st.store.update_user(&n, |u| u.disable())?))
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
-    state.sessions.end_all_of(&name);
-    audit::record(
-        &state.store,
-        &user.name,
-        "account.disabled",
-        &name,
-        user.source,
-    )
-    .await?;
+    change_account(&state, &user, &name, "account.disabled", |u| u.disable()).await?;
     Ok(Json(json!({"name": name, "disabled": true})))
 }
 
@@ -190,23 +195,9 @@ async fn reset_password(
     let body = body.map_err(body_error)?;
     let req: Reset = parse_json(&body)?;
     let hash = hash_new(&name, &req.password)?;
-    let st = state.clone();
-    let n = name.clone();
-    blocking(move || {
-        Ok(st
-            .store
-            .update_user(&n, |u| u.password_hash = hash.clone())?)
+    change_account(&state, &user, &name, "password.reset", move |u| {
+        u.password_hash = hash.clone()
     })
-    .await?
-    .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
-    state.sessions.end_all_of(&name);
-    audit::record(
-        &state.store,
-        &user.name,
-        "password.reset",
-        &name,
-        user.source,
-    )
     .await?;
     Ok(Json(json!({"name": name, "reset": true})))
 }

@@ -642,6 +642,19 @@ pub fn get_json_as(agent: &ureq::Agent, url: &str, auth: &str) -> anyhow::Result
     Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
 }
 
+/// `POST` of a JSON body with an `Authorization` header: (status, parsed JSON body or Null).
+pub fn post_json_as(url: &str, auth: &str, body: &Value) -> (u16, Value) {
+    let mut resp = client()
+        .post(url)
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .send(serde_json::to_vec(body).unwrap_or_default().as_slice())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
 pub fn post_json(
     agent: &ureq::Agent,
     url: &str,

@@ -9,19 +9,11 @@ fn as_account(hub: &HubProcess, user: &str, path: &str) -> (u16, Value) {
 }
 
 fn file_as(hub: &HubProcess, user: &str, name: &str) -> (u16, Value) {
-    let mut resp = client()
-        .post(hub.url("/api/cases"))
-        .header("Authorization", &basic_auth(user, TEST_PASSWORD))
-        .header("Content-Type", "application/json")
-        .send(
-            serde_json::to_vec(&valid_case_body(name))
-                .unwrap()
-                .as_slice(),
-        )
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    post_json_as(
+        &hub.url("/api/cases"),
+        &basic_auth(user, TEST_PASSWORD),
+        &valid_case_body(name),
+    )
 }
 
 /// Only the window files at the county; a department lists and reads only the cases it handles (a
@@ -47,22 +39,12 @@ fn each_county_role_sees_only_what_it_needs() {
         assert_eq!(status, 403, "{user} files no intake: {body}");
         assert!(body["error"].as_str().unwrap().contains("无权"), "{body}");
     }
-    let mut admin = client()
-        .post(hub.url("/api/cases"))
-        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
-        .header("Content-Type", "application/json")
-        .send(
-            serde_json::to_vec(&valid_case_body("越权"))
-                .unwrap()
-                .as_slice(),
-        )
-        .unwrap();
-    assert_eq!(
-        admin.status().as_u16(),
-        403,
-        "{}",
-        admin.body_mut().read_to_string().unwrap()
+    let (status, body) = post_json_as(
+        &hub.url("/api/cases"),
+        &basic_auth("admin", HUB_ADMIN_PASSWORD),
+        &valid_case_body("越权"),
     );
+    assert_eq!(status, 403, "the admin files no intake: {body}");
 
     let (_, list) = as_account(&hub, "mz", "/api/cases");
     assert_eq!(list["total"], 0, "民政 does not see 人社's case: {list}");
@@ -246,15 +228,7 @@ fn passwords_come_from_a_file_or_stdin_and_an_argument_is_warned_about() {
 }
 
 fn post_as(hub: &HubProcess, auth: &str, path: &str, body: Value) -> (u16, Value) {
-    let mut resp = client()
-        .post(hub.url(path))
-        .header("Authorization", auth)
-        .header("Content-Type", "application/json")
-        .send(serde_json::to_vec(&body).unwrap().as_slice())
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    post_json_as(&hub.url(path), auth, &body)
 }
 
 /// Every user changes their own password (knowing the current one); the admin adds accounts under

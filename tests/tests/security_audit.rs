@@ -8,15 +8,7 @@ use serde_json::Value;
 use tongban_tests::*;
 
 fn post_as(base: &str, auth: &str, path: &str, body: Value) -> (u16, Value) {
-    let mut resp = client()
-        .post(format!("{base}{path}"))
-        .header("Authorization", auth)
-        .header("Content-Type", "application/json")
-        .send(serde_json::to_vec(&body).unwrap().as_slice())
-        .unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.body_mut().read_to_string().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    post_json_as(&format!("{base}{path}"), auth, &body)
 }
 
 /// `(who, what, subject)` of every record, in order.

@@ -127,6 +127,27 @@ fn each_county_role_sees_only_what_it_needs() {
         let (status, body) = as_account(&hub, user, path);
         assert_eq!(status, expected, "{user} {path}: {body}");
     }
+    // and the navigation offers no link that would answer 403.
+    let home = |user: &str| {
+        let mut resp = client()
+            .get(hub.url("/"))
+            .header("Authorization", &basic_auth(user, TEST_PASSWORD))
+            .call()
+            .unwrap();
+        resp.body_mut().read_to_string().unwrap()
+    };
+    assert!(
+        !home("mz").contains("href=\"/nodes\""),
+        "a department has no 站点同步 link"
+    );
+    assert!(
+        home("sup").contains("href=\"/nodes\""),
+        "the supervisor has"
+    );
+    assert!(
+        !home("sup").contains("href=\"/calendar\""),
+        "the calendar is the admin's"
+    );
 }
 
 /// A password on the command line is visible to every user of the machine (`ps`). Every command that

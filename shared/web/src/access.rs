@@ -82,14 +82,19 @@ pub const COUNTY_ENDPOINTS: &[(&str, &[&str])] = &[
     ("/queue", &["admin", "supervisor", "window", "dept"]),
 ];
 
+/// Whether [`COUNTY_ENDPOINTS`] lets an account of `role` use `endpoint`; `None` when the table does
+/// not name it.
+pub fn may_use(role: &str, endpoint: &str) -> Option<bool> {
+    COUNTY_ENDPOINTS
+        .iter()
+        .find(|(name, _)| *name == endpoint)
+        .map(|(_, roles)| roles.contains(&base_role(role)))
+}
+
 /// 403 unless [`COUNTY_ENDPOINTS`] lets `user` use `endpoint`; an endpoint missing from the table
 /// is refused to everyone (a new endpoint has to be placed in it).
 pub fn require_endpoint(user: &CurrentUser, endpoint: &str) -> Result<(), AppError> {
-    let allowed = COUNTY_ENDPOINTS
-        .iter()
-        .find(|(name, _)| *name == endpoint)
-        .is_some_and(|(_, roles)| roles.contains(&base_role(&user.role)));
-    if allowed {
+    if may_use(&user.role, endpoint) == Some(true) {
         Ok(())
     } else {
         Err(AppError::Forbidden(format!(

@@ -25,8 +25,8 @@ pub struct PageCtx {
     pub user_display: String,
     pub csrf: String,
     pub badge: crate::site::Badge,
-    /// The tier's own pages, `(href, label)`.
-    pub nav: &'static [(&'static str, &'static str)],
+    /// The tier's own pages the account may open, `(href, label)`.
+    pub nav: Vec<(&'static str, &'static str)>,
     /// Whether the account manages this tier (admin / station head): it sees the audit log link.
     pub manages: bool,
 }
@@ -39,7 +39,14 @@ impl PageCtx {
             user_display: user.display_name.clone(),
             csrf: user.csrf.clone().unwrap_or_default(),
             badge: state.site.badge(),
-            nav: state.site.nav(),
+            // A link the account would only get a 403 behind is not shown.
+            nav: state
+                .site
+                .nav()
+                .iter()
+                .filter(|(href, _)| crate::access::may_use(&user.role, href) != Some(false))
+                .copied()
+                .collect(),
             manages: user.role == crate::access::manager_role(state.identity.tier),
         }
     }

@@ -187,6 +187,12 @@ impl NodeProcess {
         format!("{}{}", self.base, path)
     }
 
+    /// `POST /api/sync/now` as the test account: one session with the upstream, (status, body).
+    pub fn sync_now(&self) -> (u16, Value) {
+        post_json(&client(), &self.url("/api/sync/now"), &Value::Null, None)
+            .unwrap_or_else(|e| panic!("sync now: {e}"))
+    }
+
     /// The address a township's relay listens on, as `serve --quic` printed it.
     pub fn relay_addr(&self) -> Option<String> {
         self.preamble

@@ -34,7 +34,7 @@ fn hub_post(hub: &HubProcess, user: (&str, &str), path: &str, body: &Value) -> (
 }
 
 fn sync_now(node: &NodeProcess) -> (u16, Value) {
-    post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None).unwrap()
+    node.sync_now()
 }
 
 fn enrolled_village(hub: &HubProcess, code: &str) -> tempfile::TempDir {

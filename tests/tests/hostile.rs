@@ -499,10 +499,7 @@ async fn a_refused_case_is_shown_on_the_village_case_page_and_the_county_node_pa
         (forged_no, honest_no)
     };
     let node = tokio::task::block_in_place(|| NodeProcess::serve(&data)).unwrap();
-    let (status, body) = tokio::task::block_in_place(|| {
-        post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None)
-    })
-    .unwrap();
+    let (status, body) = tokio::task::block_in_place(|| node.sync_now());
     assert_eq!(status, 200, "the session completes: {body}");
 
     let page = |base: &str, path: &str, auth: &str| {

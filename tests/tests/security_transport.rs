@@ -268,11 +268,8 @@ fn a_node_renews_its_certificate_and_the_one_it_replaced_is_refused() {
     let village = hub.enrolled_village(VILLAGE).unwrap();
     let data = village.path().join("node");
     let data_arg = path_str(&data).unwrap().to_string();
-    let sync_now = |node: &NodeProcess| {
-        post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None).unwrap()
-    };
     let node = NodeProcess::serve(&data).unwrap();
-    assert_eq!(sync_now(&node).0, 200);
+    assert_eq!(node.sync_now().0, 200);
 
     let request = village.path().join("renew.csr");
     let (ok, out, err) = node_cmd(&[
@@ -285,7 +282,7 @@ fn a_node_renews_its_certificate_and_the_one_it_replaced_is_refused() {
     .unwrap();
     assert!(ok, "{out}{err}");
     assert_eq!(
-        sync_now(&node).0,
+        node.sync_now().0,
         200,
         "the certificate in use works until the county signs"
     );
@@ -310,7 +307,7 @@ fn a_node_renews_its_certificate_and_the_one_it_replaced_is_refused() {
     let answer = village.path().join("renewed.json");
     std::fs::write(&answer, &body).unwrap();
 
-    let (status, refused) = sync_now(&node);
+    let (status, refused) = node.sync_now();
     assert_eq!(
         status, 503,
         "the replaced certificate is refused: {refused}"
@@ -327,7 +324,7 @@ fn a_node_renews_its_certificate_and_the_one_it_replaced_is_refused() {
     assert!(ok, "{out}{err}");
     assert!(out.contains("valid until"), "{out}");
     let node = NodeProcess::serve(&data).unwrap();
-    let (status, body) = sync_now(&node);
+    let (status, body) = node.sync_now();
     assert_eq!(status, 200, "the new certificate syncs: {body}");
     let (ok, _, err) = node_cmd(&[
         "renew",

@@ -364,11 +364,6 @@ fn a_village_falls_back_to_the_county_when_its_township_is_away() {
     assert_eq!(status, 200, "{report}");
 }
 
-/// `POST /api/sync/now` at a node: (status, body).
-fn sync_now(node: &NodeProcess) -> (u16, Value) {
-    post_json(&client(), &node.url("/api/sync/now"), &Value::Null, None).unwrap()
-}
-
 /// Issue 12, finding 6: a township used to check neither revocation nor certificate serials, so a
 /// stolen village PC the county revoked kept syncing through its township, and so did a replaced
 /// PC's old certificate. The county now hands each township its villages' serials and revocations in
@@ -383,7 +378,7 @@ fn a_township_refuses_a_village_the_county_revoked_or_gave_a_new_certificate() {
     let (stolen, _sd) = village_under(&hub, VILLAGE_1, &t1.relay, TOWNSHIP_1);
     let (replaced, _rd) = village_under(&hub, VILLAGE_2, &t1.relay, TOWNSHIP_1);
     for village in [&stolen, &replaced] {
-        let (status, body) = sync_now(village);
+        let (status, body) = village.sync_now();
         assert_eq!(status, 200, "syncs through its township before: {body}");
     }
 
@@ -410,17 +405,17 @@ fn a_township_refuses_a_village_the_county_revoked_or_gave_a_new_certificate() {
     )
     .unwrap();
     // The township's next session with the county brings the list.
-    let (status, body) = sync_now(&t1.node);
+    let (status, body) = t1.node.sync_now();
     assert_eq!(status, 200, "{body}");
 
     file_case(&stolen, "被盗电脑");
-    let (status, body) = sync_now(&stolen);
+    let (status, body) = stolen.sync_now();
     assert_eq!(status, 503, "{body}");
     assert!(
         body["error"].as_str().unwrap().contains("revoked"),
         "{body}"
     );
-    let (status, body) = sync_now(&replaced);
+    let (status, body) = replaced.sync_now();
     assert_eq!(status, 503, "{body}");
     assert!(
         body["error"]

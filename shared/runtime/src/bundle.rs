@@ -6,7 +6,7 @@
 //! for the USB-stick path (`enroll --out` alone), it also holds the key the hub made, says so in the
 //! file, and is written readable by its owner only.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tongban_shared::Tier;
@@ -283,19 +283,29 @@ impl NodeTls {
         key_and_request(&dir, NODE_KEY_FILE, code).map_err(err)
     }
 
-    /// Renewal, step 1 on an enrolled node: makes the next key (once, 0600, beside the current
-    /// one, which stays in use) and answers a certificate request for it. The county signs it with
-    /// `enroll --csr FILE --replace` (or `POST /api/nodes` with `"replace": true`).
-    pub fn renewal_request(data: &Path) -> Result<String, TlsFilesError> {
+    /// What both renewal steps start from: the TLS directory, the installed files, the code their
+    /// certificate names, and the error maker for that directory.
+    fn enrolled(
+        data: &Path,
+    ) -> Result<(PathBuf, NodeTls, String, impl Fn(String) -> TlsFilesError), TlsFilesError> {
         let dir = tls_dir(data);
-        let err = |reason: String| TlsFilesError {
-            dir: dir.display().to_string(),
+        let shown = dir.display().to_string();
+        let err = move |reason: String| TlsFilesError {
+            dir: shown.clone(),
             reason,
         };
         let current = NodeTls::load(data)?;
         let code = crate::tls::identity_of_pem(&current.own.cert_pem)
             .map_err(|e| err(e.to_string()))?
             .code;
+        Ok((dir, current, code, err))
+    }
+
+    /// Renewal, step 1 on an enrolled node: makes the next key (once, 0600, beside the current
+    /// one, which stays in use) and answers a certificate request for it. The county signs it with
+    /// `enroll --csr FILE --replace` (or `POST /api/nodes` with `"replace": true`).
+    pub fn renewal_request(data: &Path) -> Result<String, TlsFilesError> {
+        let (dir, _, code, err) = NodeTls::enrolled(data)?;
         key_and_request(&dir, NEXT_KEY_FILE, &code).map_err(err)
     }
 
@@ -303,15 +313,7 @@ impl NodeTls {
     /// node and the next key) and switches to it. The switch is two renames; a crash between them is
     /// finished by the next [`NodeTls::load`].
     pub fn renew(data: &Path, bundle: &Bundle) -> Result<(), TlsFilesError> {
-        let dir = tls_dir(data);
-        let err = |reason: String| TlsFilesError {
-            dir: dir.display().to_string(),
-            reason,
-        };
-        let current = NodeTls::load(data)?;
-        let code = crate::tls::identity_of_pem(&current.own.cert_pem)
-            .map_err(|e| err(e.to_string()))?
-            .code;
+        let (dir, current, code, err) = NodeTls::enrolled(data)?;
         if bundle.code != code {
             return Err(err(format!(
                 "the bundle is for {}, this node is {code}",

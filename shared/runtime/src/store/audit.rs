@@ -102,6 +102,8 @@ impl AuditLog {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
+        // Windows: the file inherits the data directory's access list, like the store's own files
+        // (see `restrict_to_owner`).
         let mut file = options.open(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let start = len.saturating_sub(TAIL_BYTES);
@@ -111,7 +113,8 @@ impl AuditLog {
         let complete = match tail.iter().rposition(|b| *b == b'\n') {
             Some(i) => i + 1,
             None if start == 0 => 0,
-            None => return Err(corrupt("audit.log", "a line longer than any record")),
+            // Damage, not a torn write: kept as it is for `verify` to name.
+            None => tail.len(),
         };
         if complete < tail.len() {
             tracing::warn!(
@@ -124,13 +127,17 @@ impl AuditLog {
         let last = tail[..complete]
             .split(|b| *b == b'\n')
             .rfind(|line| !line.is_empty())
-            .map(serde_json::from_slice::<AuditRecord>)
-            .transpose()
-            .map_err(|e| corrupt("audit.log (last record)", e))?;
+            .map(serde_json::from_slice::<AuditRecord>);
         file.seek(SeekFrom::End(0)).map_err(io)?;
         let (next_seq, last_hash) = match last {
-            Some(r) => (r.seq + 1, r.hash),
+            Some(Ok(r)) => (r.seq + 1, r.hash),
             None => (0, GENESIS.to_string()),
+            // A damaged log must not stop the node from taking cases: new records start a new
+            // chain after the damage, which `verify` names as the first break.
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "audit log: the last record is damaged; new records start a new chain after it (run `audit verify`)");
+                (0, GENESIS.to_string())
+            }
         };
         Ok(AuditLog {
             path,
@@ -432,6 +439,25 @@ mod tests {
         assert_eq!(record.subject.chars().count(), FIELD_CHARS);
         assert_eq!(verify(dir.path()).unwrap(), Verified::Whole { records: 3 });
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
+    }
+
+    /// Damage at the end of the log (not a torn write) does not stop the node: the log opens, new
+    /// records are kept, and `verify` still names the damaged line.
+    #[test]
+    fn a_damaged_last_record_is_named_by_verify_and_does_not_stop_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(log_with(dir.path(), 2));
+        let path = dir.path().join(AUDIT_FILE);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(b"{not a record}\n").unwrap();
+        drop(file);
+        let log = AuditLog::open(dir.path()).expect("a damaged log still opens");
+        log.append("admin", "login", "", None, AT).unwrap();
+        assert!(matches!(
+            verify(dir.path()).unwrap(),
+            Verified::Broken { line: 3, .. }
+        ));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 4);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod case_no;
 pub mod catalog;
 pub mod event;
 pub mod fold;
+pub mod inflation;
 pub mod ingress;
 pub mod legacy;
 pub mod limits;

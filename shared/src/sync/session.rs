@@ -535,6 +535,10 @@ impl ClientSession {
                         refuse(format!("{why}，未保存"));
                         continue;
                     }
+                    if let Err(why) = crate::inflation::check_inflation([bytes.as_slice()]) {
+                        refuse(format!("the document does not load: {why}"));
+                        continue;
+                    }
                     let mut doc = match AutoCommit::load(&bytes) {
                         Ok(doc) => doc,
                         Err(e) => {
@@ -961,6 +965,7 @@ impl ServerSession {
             let merged = match &whole {
                 Some(bytes) => crate::limits::check_case_size(bytes.len())
                     .map_err(|why| format!("{why}，未保存"))
+                    .and_then(|()| crate::inflation::check_inflation([bytes.as_slice()]))
                     .and_then(|()| AutoCommit::load(bytes).map_err(|e| e.to_string()))
                     .and_then(|mut theirs| {
                         if before.is_empty() {
@@ -1124,9 +1129,10 @@ const MAX_BLOOM_PROBES: u64 = 64;
 const MAX_BLOOM_BITS_PER_ENTRY: u64 = 64;
 
 /// Decodes a peer's automerge sync message and refuses what automerge would choke on: bloom filters
-/// with absurd parameters and hash lists out of order.
+/// with absurd parameters, hash lists out of order, and changes that inflate past the cap.
 pub fn decode_sync_message(bytes: &[u8]) -> Result<Message, String> {
     let message = Message::decode(bytes).map_err(|e| e.to_string())?;
+    crate::inflation::check_inflation(message.changes.iter())?;
     let sorted = |hashes: &[automerge::ChangeHash]| hashes.windows(2).all(|w| w[0] < w[1]);
     if !sorted(&message.heads) || !sorted(&message.need) {
         return Err("sync message with heads or needs out of order".into());

@@ -1,0 +1,131 @@
+//! What a hostile peer can send in a sync session, refused case by case while the session goes on
+//! (issue 12, findings 3 and 6): documents that inflate past the cap when loaded.
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use tongban_runtime::replica::SledReplica;
+use tongban_runtime::store::{NodeIdentity, Store};
+use tongban_shared::inflation::MAX_INFLATED_BYTES;
+use tongban_shared::limits::MAX_CASE_BYTES;
+use tongban_shared::sync::frame::{DocMsg, Msg};
+use tongban_shared::sync::session::ServerSession;
+
+const VILLAGE: &str = "420222100201";
+const ACTOR: [u8; 16] = [0x22; 16];
+
+fn county_store(dir: &std::path::Path) -> Store {
+    let identity = NodeIdentity {
+        code: "420222".into(),
+        name: "测试县".into(),
+        tier: tongban_shared::Tier::County,
+        parent: None,
+        upstream: None,
+        upstream_name: None,
+        fallback: None,
+        created_at: "2026-11-01T09:00:00+08:00".into(),
+    };
+    let hub = Store::create(
+        &dir.join("hub"),
+        &identity,
+        &[0x11; 16],
+        tongban_shared::catalog::BUILTIN_CATALOG_JSON,
+    )
+    .unwrap();
+    hub.bind_actor(&ACTOR, VILLAGE).unwrap();
+    hub
+}
+
+fn doc_msg(case_no: &str, msg: Option<Vec<u8>>, full: Option<Vec<u8>>) -> DocMsg {
+    DocMsg {
+        case_no: case_no.to_string(),
+        msg,
+        full,
+        want_full: false,
+    }
+}
+
+/// automerge inflated a peer's compressed columns and changes with no cap, so a few KiB of saved
+/// bytes, inside every size check made on the bytes, could become gigabytes at the hub. A document
+/// (new at the hub) and a sync message (changes to a case the hub holds) that would inflate past
+/// the cap are now refused by themselves before automerge sees them; the honest case in the same
+/// request lands.
+#[test]
+fn documents_and_changes_that_inflate_past_the_cap_are_refused_before_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = county_store(dir.path());
+    // One repeated character, twice the cap: a few KiB once compressed.
+    let bomb_text = "办".repeat(2 * MAX_INFLATED_BYTES / 3);
+    let (held_no, mut held) = tongban_tests::rogue::case_document(VILLAGE, 1, "原有办件", ACTOR);
+    let (new_no, mut new_doc) = tongban_tests::rogue::case_document(VILLAGE, 2, "新件", ACTOR);
+    let (honest_no, mut honest) =
+        tongban_tests::rogue::case_document(VILLAGE, 3, "正常办件", ACTOR);
+
+    let mut server = SledReplica::new(&hub);
+    let mut session = ServerSession::new(VILLAGE);
+    session
+        .handle(
+            &mut server,
+            Msg::Sync {
+                docs: vec![doc_msg(&held_no, None, Some(held.save()))],
+            },
+        )
+        .unwrap();
+    let held_before = hub.document(&held_no).unwrap();
+
+    new_doc
+        .put(automerge::ROOT, "padding", bomb_text.as_str())
+        .unwrap();
+    let new_bytes = new_doc.save();
+    assert!(new_bytes.len() < MAX_CASE_BYTES, "{}", new_bytes.len());
+
+    // The changes the hub lacks, as the peer's sync message after learning what the hub has.
+    let mut hub_copy = held.fork();
+    held.put(automerge::ROOT, "padding", bomb_text.as_str())
+        .unwrap();
+    held.commit();
+    let (mut hub_side, mut peer_side) = (sync::State::new(), sync::State::new());
+    let hello = hub_copy
+        .sync()
+        .generate_sync_message(&mut hub_side)
+        .unwrap();
+    held.sync()
+        .receive_sync_message(&mut peer_side, hello)
+        .unwrap();
+    let changes = held.sync().generate_sync_message(&mut peer_side).unwrap();
+    assert!(!changes.changes.is_empty());
+    let message = changes.encode();
+    assert!(message.len() < MAX_CASE_BYTES, "{}", message.len());
+
+    let reply = session
+        .handle(
+            &mut server,
+            Msg::Sync {
+                docs: vec![
+                    doc_msg(&new_no, None, Some(new_bytes)),
+                    doc_msg(&held_no, Some(message), None),
+                    doc_msg(&honest_no, None, Some(honest.save())),
+                ],
+            },
+        )
+        .expect("the session answers");
+    let Msg::SyncReply { refused, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    for no in [&new_no, &held_no] {
+        let r = refused.iter().find(|r| &r.subject == no);
+        assert!(
+            r.is_some_and(|r| r.reason.contains("inflate past")),
+            "{no}: {refused:?}"
+        );
+    }
+    assert!(hub.document(&new_no).unwrap().is_none());
+    assert_eq!(
+        hub.document(&held_no).unwrap(),
+        held_before,
+        "left as it was"
+    );
+    assert!(
+        hub.document(&honest_no).unwrap().is_some(),
+        "the honest case lands"
+    );
+}

@@ -1,7 +1,12 @@
 //! Operations on a hub's data directory that work with the hub stopped: `init` (county CA, hub
-//! certificate, store, admin account), `enroll` (a node's certificate and bundle) and `user add`.
+//! certificate, store, admin account), `enroll` (a node's certificate and bundle), `user add`, and
+//! the signing commands `renew` and `web-cert`.
 //!
-//! Layout: `DIR/db` (the store), `DIR/tls/{ca.pem,ca.key,hub.pem,hub.key}` (keys readable by the owner).
+//! Layout: `DIR/db` (the store) and in `DIR/tls/` (keys readable by the owner): `ca.pem`, the county
+//! root that nodes and browsers trust; `ca.key`, its key, read only by the signing commands (`init`,
+//! `renew`, `web-cert`) and never by the running hub, so it can be kept off the PC and named with
+//! `--ca-key`; `issuing.{pem,key}`, the issuing CA the hub signs node certificates with (also the
+//! running hub's `POST /api/nodes`); `hub.{pem,key}`, its sync certificate; `web.{pem,key}`, HTTPS.
 
 use std::path::Path;
 
@@ -12,7 +17,7 @@ use tongban_runtime::bundle::{
 };
 use tongban_runtime::store::county::NodeRecord;
 use tongban_runtime::store::{NodeIdentity, Store, StoreError, UserRecord};
-use tongban_runtime::tls::{self, CertKey, HUB_SERVER_NAME};
+use tongban_runtime::tls::{self, HUB_SERVER_NAME};
 use tongban_shared::catalog::BUILTIN_CATALOG_JSON;
 use tongban_shared::validate::check_division_code;
 use tongban_shared::Tier;
@@ -20,120 +25,9 @@ use tongban_web::accounts as auth;
 
 pub const ROLES: [&str; 4] = ["admin", "window", "dept", "supervisor"];
 
-#[derive(Debug, thiserror::Error)]
-pub enum CountyError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Tls(#[from] tls::TlsError),
-    #[error("{0}")]
-    Bundle(#[from] tongban_runtime::bundle::BundleError),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CountyError + '_ {
-    move |source| CountyError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-pub use tongban_runtime::bundle::tls_dir;
-
-fn read(path: &Path) -> Result<String, CountyError> {
-    std::fs::read_to_string(path).map_err(io(path))
-}
-
-pub fn ca(data: &Path) -> Result<CertKey, CountyError> {
-    let dir = tls_dir(data);
-    Ok(CertKey {
-        cert_pem: read(&dir.join("ca.pem"))?,
-        key_pem: read(&dir.join("ca.key"))?,
-    })
-}
-
-pub fn hub_cert(data: &Path) -> Result<CertKey, CountyError> {
-    let dir = tls_dir(data);
-    Ok(CertKey {
-        cert_pem: read(&dir.join("hub.pem"))?,
-        key_pem: read(&dir.join("hub.key"))?,
-    })
-}
-
-/// The certificate the web UI is served with over HTTPS. An operator's own (`--tls-cert/--tls-key`)
-/// is used as given; otherwise `tls/web.pem`, issued by the county CA for `names` (plus localhost),
-/// and issued again when it lacks one of them or nears its end.
-pub fn web_cert(
-    data: &Path,
-    names: &[String],
-    operator: Option<(&Path, &Path)>,
-) -> Result<CertKey, CountyError> {
-    if let Some((cert, key)) = operator {
-        return Ok(CertKey {
-            cert_pem: read(cert)?,
-            key_pem: read(key)?,
-        });
-    }
-    let dir = tls_dir(data);
-    let (cert_path, key_path) = (dir.join("web.pem"), dir.join("web.key"));
-    let mut wanted = tongban_runtime::web_tls::default_names();
-    for name in names {
-        if !wanted.contains(name) {
-            wanted.push(name.clone());
-        }
-    }
-    if cert_path.exists() && key_path.exists() {
-        let current = CertKey {
-            cert_pem: read(&cert_path)?,
-            key_pem: read(&key_path)?,
-        };
-        // A crash between the two renames below leaves a new key beside the old certificate.
-        if tongban_runtime::web_tls::covers(&current.cert_pem, &wanted)?
-            && tls::certifies_key(&current.cert_pem, &current.key_pem)?
-        {
-            return Ok(current);
-        }
-    }
-    let county_code = tls::identity_of_pem(&hub_cert(data)?.cert_pem)?.code;
-    let issued = tongban_runtime::web_tls::issue_web(&ca(data)?, &county_code, &wanted)?;
-    for (path, content) in [(&key_path, &issued.key_pem), (&cert_path, &issued.cert_pem)] {
-        // Written aside and renamed, so a crash never leaves a certificate without its key.
-        let fresh = path.with_extension("new");
-        let _ = std::fs::remove_file(&fresh);
-        write_private(&fresh, content.as_bytes()).map_err(io(&fresh))?;
-        std::fs::rename(&fresh, path).map_err(io(path))?;
-    }
-    tracing::info!(names = ?wanted, "issued the web certificate");
-    Ok(issued)
-}
-
-/// The key the hub's QUIC endpoint derives stateless-reset tokens from, created on first use (hubs
-/// initialised before it existed get one at their next start). Kept across restarts so that a
-/// restarted hub can tell nodes at once that their old connection is gone, instead of leaving their
-/// sessions to time out after 30 s.
-pub fn reset_key(data: &Path) -> Result<Vec<u8>, CountyError> {
-    let path = tls_dir(data).join("reset.key");
-    match std::fs::read(&path) {
-        Ok(key) if key.len() == 64 => Ok(key),
-        Ok(_) => Err(CountyError::Invalid(format!(
-            "{} is not a 64-byte key; delete it and restart the hub",
-            path.display()
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; 64];
-            rand::thread_rng().fill_bytes(&mut key);
-            write_private(&path, &key).map_err(io(&path))?;
-            Ok(key)
-        }
-        Err(e) => Err(io(&path)(e)),
-    }
-}
+use crate::certs::{tls_dir, NodeSigner};
+use crate::error::io;
+use crate::error::CountyError;
 
 /// Opens the store with a hint when another process (a running hub) holds it.
 pub fn open(data: &Path) -> Result<Store, CountyError> {
@@ -179,14 +73,24 @@ pub fn init(
         return Err(StoreError::AlreadyInitialised(data.display().to_string()).into());
     }
     let ca = tls::generate_ca(county, name)?;
+    let issuing = tls::issue_issuing_ca(&ca, county, name)?;
     let hub = tls::issue_hub(&ca, county)?;
+    let web = tongban_runtime::web_tls::issue_web(
+        &ca,
+        county,
+        &tongban_runtime::web_tls::default_names(),
+    )?;
     let dir = tls_dir(data);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     for (file, content) in [
         ("ca.pem", &ca.cert_pem),
         ("ca.key", &ca.key_pem),
+        ("issuing.pem", &issuing.cert_pem),
+        ("issuing.key", &issuing.key_pem),
         ("hub.pem", &hub.cert_pem),
         ("hub.key", &hub.key_pem),
+        ("web.pem", &web.cert_pem),
+        ("web.key", &web.key_pem),
     ] {
         let path = dir.join(file);
         write_private(&path, content.as_bytes()).map_err(io(&path))?;
@@ -276,7 +180,7 @@ pub struct EnrollRequest<'a> {
 /// the running hub's own store, whose API hands the bundle back instead of writing it).
 pub fn enroll(
     store: &Store,
-    ca: &CertKey,
+    signer: &NodeSigner,
     req: &EnrollRequest<'_>,
     out: Option<&Path>,
     now: DateTime<FixedOffset>,
@@ -349,7 +253,7 @@ pub fn enroll(
     let (node, secret) = match req.csr {
         Some(request) => {
             let cert_pem = tls::sign_node_request(
-                ca,
+                &signer.issuing,
                 request,
                 req.code,
                 tier,
@@ -366,7 +270,7 @@ pub fn enroll(
             )
         }
         None => {
-            let made = tls::issue_node(ca, req.code, tier, Some(expected_parent))?;
+            let made = tls::issue_node(&signer.issuing, req.code, tier, Some(expected_parent))?;
             (
                 NodeCredentials {
                     cert_pem: made.cert_pem,
@@ -377,6 +281,34 @@ pub fn enroll(
         }
     };
     let identity = tls::identity_of_pem(&node.cert_pem)?;
+    // What a standalone node wrote before enrolment, bound to it now and to no other node ever.
+    let own_actor = tls::actor_for_serial(&identity.serial);
+    let mut actors: Vec<String> = store
+        .actors_by_node()?
+        .remove(req.code)
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| **a != own_actor)
+        .map(|a| a.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let declared = match req.csr {
+        Some(request) => tongban_runtime::bundle::declared_actors(request)
+            .map_err(|e| CountyError::Invalid(e.to_string()))?,
+        None => Vec::new(),
+    };
+    for actor in declared.iter().filter(|a| **a != own_actor) {
+        let hex: String = actor.iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(owner) = store.actor_node(actor)?.filter(|owner| owner != req.code) {
+            return Err(CountyError::Invalid(format!(
+                "the request declares actor {hex}, which the county bound to node {owner}: \
+                 make the request with `tongban-node csr` on {}'s own PC",
+                req.code
+            )));
+        }
+        if !actors.contains(&hex) {
+            actors.push(hex);
+        }
+    }
     let bundle = Bundle {
         version: BUNDLE_VERSION,
         county: county.clone(),
@@ -387,15 +319,19 @@ pub fn enroll(
         upstream: req.upstream.to_string(),
         upstream_name: req.upstream_name.unwrap_or(HUB_SERVER_NAME).to_string(),
         fallback: req.fallback.map(str::to_string),
-        ca_pem: ca.cert_pem.clone(),
+        ca_pem: signer.root_pem.clone(),
         node,
         secret,
+        actors,
     };
     if let Some(out) = out {
         bundle.save(out)?;
     }
     // The node's actor id follows from its certificate; bound now, so relayed changes are attributable.
-    store.bind_actor(&tls::actor_for_serial(&identity.serial), req.code)?;
+    store.bind_actor(&own_actor, req.code)?;
+    for actor in &declared {
+        store.bind_actor(actor, req.code)?;
+    }
     if let Some(mut record) = existing {
         // Renewal or replacement: the new serial is the only one the gate admits from now on.
         record.serial = identity.serial.clone();

@@ -1,6 +1,8 @@
 //! Tongban county hub.
 //!
 //! - [`county`]: init (CA, hub certificate, store, admin), enrolment bundles, accounts.
+//! - [`error`]: the error of those offline operations.
+//! - [`certs`]: the county's certificate files; the signing commands `renew` and `web-cert`.
 //! - [`gate`]: which peers may sync, and their statistics.
 //! - [`web`]: hub routes (nodes, revocation, queues, dashboard) merged into the shared case web app.
 //! - [`charts`]: server-drawn SVG charts.
@@ -9,8 +11,10 @@
 //! - [`site`]: what the hub adds to the shared case web app (texts to applicants, clock warnings, navigation).
 //! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
 
+pub mod certs;
 pub mod charts;
 pub mod county;
+pub mod error;
 pub mod gate;
 pub mod notify;
 pub mod report;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
+use tongban_hub::certs;
 use tongban_hub::county::{self, EnrollRequest};
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::transport::ServerLimits;
@@ -118,6 +119,27 @@ enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
         session_idle_minutes: u64,
     },
+    /// Issue the HTTPS certificate for more names the hall reaches the hub by (signs with the county
+    /// CA key; the running hub never reads it), on a stopped hub.
+    WebCert {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
+        /// A DNS name or IP address to add (repeat for several).
+        #[arg(long = "web-name", required = true)]
+        web_names: Vec<String>,
+        /// The county CA key when it is kept off this PC (default DIR/tls/ca.key).
+        #[arg(long)]
+        ca_key: Option<PathBuf>,
+    },
+    /// Renew the hub's own certificates (sync, web) and, when it nears its end, the issuing CA that
+    /// signs node certificates. Signs with the county CA key, on a stopped hub.
+    Renew {
+        #[arg(long, env = "TONGBAN_HUB_DATA")]
+        data: PathBuf,
+        /// The county CA key when it is kept off this PC (default DIR/tls/ca.key).
+        #[arg(long)]
+        ca_key: Option<PathBuf>,
+    },
     /// The audit log (DIR/audit.log).
     Audit {
         #[command(subcommand)]
@@ -201,10 +223,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             county::init(&data, &code, &name, &admin_password, beijing_now())?;
             println!("initialised county {code} ({name}) in {}", data.display());
-            let ca = county::ca(&data)?;
             println!(
                 "county CA fingerprint (SHA-256), for the notice to the halls: {}",
-                tongban_runtime::tls::fingerprint(&ca.cert_pem)?
+                tongban_runtime::tls::fingerprint(&certs::ca_cert(&data)?)?
+            );
+            println!(
+                "the county CA key is {}: the running hub never reads it; keep it on a USB stick \
+                 (the signing commands take --ca-key FILE) and a backup in a safe",
+                certs::tls_dir(&data).join("ca.key").display()
             );
             println!(
                 "the CA certificate and how to install it: {}",
@@ -232,10 +258,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .transpose()?;
             let store = county::open(&data)?;
-            let ca = county::ca(&data)?;
+            let signer = certs::node_signer(&data)?;
             let bundle = county::enroll(
                 &store,
-                &ca,
+                &signer,
                 &EnrollRequest {
                     code: &code,
                     name: &name,
@@ -346,6 +372,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 })
                 .await
             })?;
+            Ok(())
+        }
+        Command::WebCert {
+            data,
+            web_names,
+            ca_key,
+        } => {
+            // On a stopped hub (the store's lock says so), which serves it from its next start and
+            // whose audit log records it.
+            let store = county::open(&data)?;
+            let root = certs::root_ca(&data, ca_key.as_deref())?;
+            let names = certs::issue_web_cert(&data, &root, &web_names)?;
+            let who = tongban_runtime::process::cli_actor();
+            store.audit(&who, "cert.web", &names.join(" "), None)?;
+            println!(
+                "issued the web certificate for {}; start the hub to serve it",
+                names.join(", ")
+            );
+            Ok(())
+        }
+        Command::Renew { data, ca_key } => {
+            let store = county::open(&data)?;
+            let root = certs::root_ca(&data, ca_key.as_deref())?;
+            let renewed = certs::renew(&data, &root)?;
+            let who = tongban_runtime::process::cli_actor();
+            store.audit(&who, "cert.renewed", &renewed.join("; "), None)?;
+            println!("renewed: {}; start the hub to use them", renewed.join("; "));
             Ok(())
         }
         Command::Audit {

@@ -12,7 +12,8 @@ use tongban_runtime::tls;
 use tongban_runtime::transport::{self, Connections, ServerLimits};
 use tongban_web::{AppError, AppState};
 
-use crate::county::{self, CountyError};
+use crate::certs;
+use crate::error::CountyError;
 use crate::gate::HubGate;
 use crate::web::{self, HubState};
 
@@ -111,14 +112,15 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServeError> {
-    let ca = county::ca(data)?;
-    let own = county::hub_cert(data)?;
-    let config = tls::server_config(&ca.cert_pem, &own)?;
-    // Both keys survive restarts (see `county::reset_key`): the connection ids a restarted hub sees
+    // The root certificate only: the running hub never reads the county CA key.
+    let own = certs::hub_cert(data)?;
+    let ca_pem = certs::ca_cert(data)?;
+    let config = tls::server_config(&ca_pem, &own)?;
+    // Both keys survive restarts (see `certs::reset_key`): the connection ids a restarted hub sees
     // must validate as its own, and the reset tokens it derives from them must match the ones nodes
     // were given, or the nodes' packets are dropped silently and their sessions wait out the idle
     // timeout.
-    let key = county::reset_key(data)?;
+    let key = certs::reset_key(data)?;
     let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..32]);
     let mut cid_key = [0u8; 8];
     cid_key.copy_from_slice(&key[32..40]);
@@ -156,7 +158,7 @@ pub async fn serve(
         outbox_wake: outbox_wake.clone(),
     });
     let app_state = AppState::new(store, site, web.idle_timeout).await?;
-    app_state.set_county_ca(ca.cert_pem.clone())?;
+    app_state.set_county_ca(ca_pem)?;
     let sender_task = tokio::spawn(crate::notify::run(
         app_state.store.clone(),
         Arc::new(crate::notify::LogSender),
@@ -178,7 +180,7 @@ pub async fn serve(
                 .operator_cert
                 .as_ref()
                 .map(|(c, k)| (c.as_path(), k.as_path()));
-            let cert = county::web_cert(data, &names, operator)?;
+            let cert = certs::web_cert(data, &names, operator)?;
             let config = tongban_runtime::web_tls::server_config(&cert)?;
             let tcp = tokio::net::TcpListener::bind(addr)
                 .await

@@ -139,7 +139,36 @@ pub fn enroll(data: &Path, bundle_path: &Path) -> Result<(), SetupError> {
             identity.code, bundle.code
         )));
     }
+    // The county knows who wrote this node's cases only if its actor is the certificate's or one
+    // the request declared; otherwise they would be refused upstream for good.
+    let serial = tongban_runtime::tls::identity_of_pem(&bundle.node.cert_pem)
+        .map_err(|e| SetupError::Invalid(format!("bundle certificate: {e}")))?
+        .serial;
+    let certified = tongban_runtime::tls::actor_for_serial(&serial);
+    let actor = store.actor()?;
+    let declared = bundle
+        .actors
+        .iter()
+        .any(|a| tongban_runtime::bundle::parse_actor(a).is_some_and(|a| a[..] == actor[..]));
+    let switch_actor = actor[..] != certified[..] && !declared;
+    if switch_actor {
+        let held = store.count(None)?;
+        if held > 0 {
+            return Err(SetupError::Invalid(format!(
+                "this node holds {held} cases written before enrolment, and this bundle does not \
+                 name their author to the county, which would refuse them: enrol with a request \
+                 instead: `tongban-node csr --data {} --code {}  --out FILE`, have the county sign \
+                 FILE (`tongban-hub enroll ... --csr FILE`, or 站点管理 on the hub), then \
+                 `tongban-node enroll --bundle` with the bundle it answers",
+                data.display(),
+                identity.code
+            )));
+        }
+    }
     NodeTls::install(data, &bundle).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    if switch_actor {
+        store.set_actor(&certified)?;
+    }
     identity.name = bundle.name.clone();
     identity.tier = bundle.tier;
     identity.parent = bundle.parent.clone();
@@ -164,16 +193,21 @@ pub fn certificate_request(data: &Path, code: &str, out: &Path) -> Result<(), Se
             out.display()
         )));
     }
+    // A standalone node's cases were written by its own actor: the request names it to the county.
+    let mut actors = Vec::new();
     if data.join("db").exists() {
-        let identity = Store::open(data)?.identity()?;
+        let store = Store::open(data)?;
+        let identity = store.identity()?;
         if identity.code != code {
             return Err(SetupError::Invalid(format!(
                 "this node is {}, not {code}",
                 identity.code
             )));
         }
+        actors.push(store.actor()?);
     }
     let request = NodeTls::request(data, code).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let request = tongban_runtime::bundle::declare_actors(&request, &actors);
     std::fs::write(out, request)
         .map_err(|e| SetupError::Invalid(format!("--out {}: {e}", out.display())))?;
     Ok(())

@@ -1492,6 +1492,7 @@ fn hello_reply(rng: &mut Rng, fx: &Fixture) -> Msg {
                     code: scope_code(rng),
                     serial: text(rng),
                     revoked: rng.one_in(2),
+                    actors: (0..rng.count(0, 2)).map(|_| text(rng)).collect(),
                 })
                 .collect()
         }),
@@ -1688,6 +1689,7 @@ fn mutate_msg(rng: &mut Rng, fx: &Fixture, msg: &mut Msg) {
                     code: scope_code(rng),
                     serial: text(rng),
                     revoked: rng.one_in(2),
+                    actors: vec![text(rng)],
                 }),
                 _ => *calendar = Some((rng.u32(), text(rng))),
             },

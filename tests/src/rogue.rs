@@ -11,6 +11,8 @@ use tongban_shared::case::{self, Agent, IntakeContext};
 
 pub struct Rogue {
     pub store: Store,
+    /// The actor the county bound to this node at enrolment (`tls::actor_for_serial`).
+    pub actor: [u8; 16],
     pub bundle: Bundle,
     upstream: Upstream,
     endpoint: quinn::Endpoint,
@@ -21,6 +23,10 @@ impl Rogue {
     pub fn new(dir: &Path, bundle_path: &Path) -> anyhow::Result<Rogue> {
         let bundle = Bundle::load(bundle_path)?;
         let own = crate::node_credentials(bundle_path, &bundle)?;
+        // The actor an honest node of this certificate writes with, which the county bound to it.
+        let actor = tongban_runtime::tls::actor_for_serial(
+            &tongban_runtime::tls::identity_of_pem(&bundle.node.cert_pem)?.serial,
+        );
         let store = Store::create(
             dir,
             &NodeIdentity {
@@ -33,7 +39,7 @@ impl Rogue {
                 fallback: bundle.fallback.clone(),
                 created_at: "2026-11-27T09:00:00+08:00".into(),
             },
-            &[9; 16],
+            &actor,
             tongban_shared::catalog::BUILTIN_CATALOG_JSON,
         )?;
         let upstream = Upstream {
@@ -44,6 +50,7 @@ impl Rogue {
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
         Ok(Rogue {
             store,
+            actor,
             bundle,
             upstream,
             endpoint,

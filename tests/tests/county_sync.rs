@@ -312,7 +312,48 @@ fn a_standalone_node_enrols_and_keeps_its_cases() {
     assert!(!ok);
     assert!(err.contains(V1), "{err}");
 
-    // The key is made in the standalone node's own directory; only the request goes to the county.
+    // A bundle with a key cannot say who wrote the cases the node already holds: refused, with the
+    // way that can (a request, which names the node's actor to the county); nothing changes.
+    let stopped = tempfile::tempdir().unwrap();
+    HubProcess::init(stopped.path()).unwrap();
+    let keyed = station.path().join("keyed.json");
+    let (ok, _, err) = hub_cmd(&[
+        "enroll",
+        "--data",
+        path_str(stopped.path()).unwrap(),
+        "--code",
+        V1,
+        "--name",
+        "接入村",
+        "--tier",
+        "village",
+        "--upstream",
+        &hub.quic,
+        "--out",
+        path_str(&keyed).unwrap(),
+    ])
+    .unwrap();
+    assert!(ok, "{err}");
+    let (ok, _, err) = node_cmd(&[
+        "enroll",
+        "--data",
+        path_str(&data).unwrap(),
+        "--bundle",
+        path_str(&keyed).unwrap(),
+    ])
+    .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("1 cases written before enrolment") && err.contains("tongban-node csr"),
+        "{err}"
+    );
+    assert!(
+        !data.join("tls").join("node.pem").exists(),
+        "nothing installed"
+    );
+
+    // The key is made in the standalone node's own directory; only the request goes to the county,
+    // naming the actor the node's cases were written with.
     let bundle = station.path().join("bundle.json");
     hub.enroll_node_in(
         &data,
@@ -329,6 +370,13 @@ fn a_standalone_node_enrols_and_keeps_its_cases() {
     ])
     .unwrap();
     assert!(ok, "{err}");
+    let answered: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(
+        answered["actors"].as_array().map(Vec::len),
+        Some(1),
+        "{answered}"
+    );
     // The enrolled node syncs by itself at start; the case it had before goes up.
     let node = NodeProcess::serve_with(&data, &["--sync-interval", "3600"]).unwrap();
     assert!(

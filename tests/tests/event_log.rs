@@ -226,18 +226,21 @@ fn agent() -> Author {
 /// A village store on this release that pulls its cases from the (converted) fixture hub. The
 /// fixture's own village store lacks two of the village's deliveries that its generator merged
 /// straight into the hub, so it cannot write as that village's actor without clashing.
-fn fresh_village(dir: &Path) -> Store {
+fn fresh_village(dir: &Path, hub: &Store) -> Store {
     fresh_node(
         dir,
         VILLAGE,
         "测试村便民服务站",
         Tier::Village,
         &VILLAGE_ACTOR2,
+        hub,
     )
 }
 
-/// A store of this release for node `code`, with `actor` as its automerge actor.
-fn fresh_node(dir: &Path, code: &str, name: &str, tier: Tier, actor: &[u8]) -> Store {
+/// A store of this release for node `code`, with `actor` as its automerge actor, which `hub` binds
+/// to the node as enrolment does.
+fn fresh_node(dir: &Path, code: &str, name: &str, tier: Tier, actor: &[u8], hub: &Store) -> Store {
+    hub.bind_actor(actor, code).unwrap();
     let identity = tongban_runtime::store::NodeIdentity {
         code: code.into(),
         name: name.into(),
@@ -272,7 +275,7 @@ fn pulled(client: &mut SledReplica<'_>, village: &Store, hub: &Store, no: &str) 
 fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() {
     let (_dir, hub) = copy_store("hub");
     let vdir = tempfile::tempdir().unwrap();
-    let village = fresh_village(vdir.path());
+    let village = fresh_village(vdir.path(), &hub);
     let no = "420222103201-20261102-0002";
     let mut client = SledReplica::client(&village);
     let mut doc = pulled(&mut client, &village, &hub, no);
@@ -364,7 +367,7 @@ fn events_a_village_may_not_write_are_refused_once_and_the_refusal_reaches_it() 
 fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
     let (_dir, hub) = copy_store("hub");
     let vdir = tempfile::tempdir().unwrap();
-    let village = fresh_village(vdir.path());
+    let village = fresh_village(vdir.path(), &hub);
     let no = "420222103201-20261102-0001";
     let mut client = SledReplica::client(&village);
     let mut doc = pulled(&mut client, &village, &hub, no);
@@ -457,6 +460,7 @@ fn synced_township(dir: &Path, hub: &Store) -> Store {
         "测试镇便民服务中心",
         Tier::Township,
         &TOWNSHIP_ACTOR,
+        hub,
     );
     let mut client = SledReplica::client(&township);
     converse(
@@ -590,6 +594,25 @@ fn a_township_writing_in_a_villages_name_is_refused_once() {
 #[test]
 fn a_townships_import_of_a_previous_release_villages_entry_is_adopted_by_the_hub() {
     let (_dir, hub) = copy_store("hub");
+    // The county enrolled the village under the township; the township learns from the county
+    // which actors are the village's (here the one the previous release bound on first use).
+    for (code, tier, parent) in [
+        (TOWNSHIP, "township", "420222"),
+        (VILLAGE, "village", TOWNSHIP),
+    ] {
+        let record = serde_json::from_value(serde_json::json!({
+            "code": code, "name": code, "tier": tier, "parent": parent,
+            "enrolled_at": "2026-11-01T09:00:00+08:00", "revoked": false, "serial": format!("{code}01"),
+            "last_seen": null, "sessions": 0, "failed_sessions": 0, "refusals": 0, "last_error": null,
+        }))
+        .unwrap();
+        hub.county().put_node(&record).unwrap();
+    }
+    assert_eq!(
+        hub.actor_node(&[0x11; 16]).unwrap().as_deref(),
+        Some(VILLAGE),
+        "the fixture hub bound the previous-release village's actor"
+    );
     let tdir = tempfile::tempdir().unwrap();
     let township = synced_township(tdir.path(), &hub);
     let no = "420222103201-20261102-0012";

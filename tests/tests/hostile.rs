@@ -93,7 +93,7 @@ async fn broken_frames_get_a_reason_and_do_not_disturb_honest_nodes() {
     assert!(r.contains("not a request"), "{r}");
 
     // The same node, now honest, still syncs.
-    let (no, mut doc) = rogue.case(V1, 1, "诚实", [9; 16]);
+    let (no, mut doc) = rogue.case(V1, 1, "诚实", rogue.actor);
     rogue.put(&no, &mut doc);
     let report = rogue.sync().await.unwrap();
     assert_eq!(report.cases_sent, 1, "{report:?}");
@@ -127,14 +127,14 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     let rogue = Rogue::new(&v.path().join("rogue"), &bundle_path).unwrap();
 
     // A new case whose item promises 99 days where the catalogue says otherwise.
-    let (forged_no, mut forged) = rogue.case(V1, 1, "伪造期限", [9; 16]);
+    let (forged_no, mut forged) = rogue.case(V1, 1, "伪造期限", rogue.actor);
     let mut c = case::read_case(&forged).unwrap();
     c.item.promised_days = 99;
     autosurgeon::reconcile(&mut forged, &c).unwrap();
     forged.commit();
     rogue.put(&forged_no, &mut forged);
     // An honest case in the same session.
-    let (honest_no, mut honest) = rogue.case(V1, 2, "老实人", [9; 16]);
+    let (honest_no, mut honest) = rogue.case(V1, 2, "老实人", rogue.actor);
     rogue.put(&honest_no, &mut honest);
     let report = rogue.sync().await.unwrap();
     assert!(
@@ -165,6 +165,7 @@ async fn the_hub_refuses_county_fields_and_history_rewrites_from_a_node() {
     // Rewrite the history of the case the hub already has.
     let mut doc =
         automerge::AutoCommit::load(&rogue.store.document(&honest_no).unwrap().unwrap()).unwrap();
+    doc.set_actor(automerge::ActorId::from(rogue.actor.as_slice()));
     let (mut intake, _) = tongban_shared::event::read_events(&doc);
     let mut rewritten = intake.remove(0).event;
     rewritten.input.note = "从未收过材料".into();
@@ -223,18 +224,18 @@ async fn forged_cases_scopes_and_actors_are_refused() {
     let rogue = Rogue::new(&dir.path().join("r1"), &b1).unwrap();
     let neighbour = Rogue::new(&dir.path().join("r2"), &b2).unwrap();
 
-    // The neighbour syncs honestly, which binds its actor to V2.
-    let neighbour_actor = [2; 16];
+    // The neighbour syncs honestly with the actor the county bound to V2.
+    let neighbour_actor = neighbour.actor;
     let (no, mut doc) = neighbour.case(V2, 1, "邻村", neighbour_actor);
     neighbour.put(&no, &mut doc);
     assert!(neighbour.sync().await.unwrap().refused.is_empty());
 
     // V1 writes a case numbered in V2, a case with V2's actor, and one honest case.
-    let (stolen_no, mut stolen) = rogue.case(V2, 7, "冒名", [1; 16]);
+    let (stolen_no, mut stolen) = rogue.case(V2, 7, "冒名", rogue.actor);
     rogue.put(&stolen_no, &mut stolen);
     let (borrowed_no, mut borrowed) = rogue.case(V1, 1, "借用身份", neighbour_actor);
     rogue.put(&borrowed_no, &mut borrowed);
-    let (honest_no, mut honest) = rogue.case(V1, 2, "本村", [1; 16]);
+    let (honest_no, mut honest) = rogue.case(V1, 2, "本村", rogue.actor);
     rogue.put(&honest_no, &mut honest);
     let report = rogue.sync().await.unwrap();
     let reason_for = |no: &str| {
@@ -476,13 +477,13 @@ async fn a_refused_case_is_shown_on_the_village_case_page_and_the_county_node_pa
     let data = key_dir_of(&bundle_path);
     let (forged_no, honest_no) = {
         let rogue = Rogue::new(&data, &bundle_path).unwrap();
-        let (forged_no, mut forged) = rogue.case(V1, 1, "改了期限", [9; 16]);
+        let (forged_no, mut forged) = rogue.case(V1, 1, "改了期限", rogue.actor);
         let mut c = case::read_case(&forged).unwrap();
         c.item.promised_days = 99;
         autosurgeon::reconcile(&mut forged, &c).unwrap();
         forged.commit();
         rogue.put(&forged_no, &mut forged);
-        let (honest_no, mut honest) = rogue.case(V1, 2, "正常办件", [9; 16]);
+        let (honest_no, mut honest) = rogue.case(V1, 2, "正常办件", rogue.actor);
         rogue.put(&honest_no, &mut honest);
         rogue
             .store

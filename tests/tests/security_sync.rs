@@ -129,3 +129,83 @@ fn documents_and_changes_that_inflate_past_the_cap_are_refused_before_loading() 
         "the honest case lands"
     );
 }
+
+/// Finding 6: an actor id nobody had bound was bound to whichever peer first sent a change by it, so
+/// a peer that learnt a standalone village's actor (a township relays its documents) could claim it
+/// before that village was enrolled, and the village's own cases were refused for good. Now actors
+/// are bound at enrolment (the certificate's, and those a standalone node's request declared) or as
+/// the one the presenting peer's own certificate implies; a change by any other is refused, case by
+/// case, and leaves the actor free for the node it belongs to.
+#[test]
+fn an_actor_nobody_enrolled_is_refused_and_stays_free_for_its_owner() {
+    const OTHER_VILLAGE: &str = "420222100202";
+    const STANDALONE_ACTOR: [u8; 16] = [0x44; 16];
+    let dir = tempfile::tempdir().unwrap();
+    let hub = county_store(dir.path());
+    let serial = "7a3f00c1";
+    let certified = tongban_runtime::tls::actor_for_serial(serial);
+
+    let (claimed_no, mut claimed) =
+        tongban_tests::rogue::case_document(VILLAGE, 10, "冒认的办件", STANDALONE_ACTOR);
+    let (own_no, mut own) = tongban_tests::rogue::case_document(VILLAGE, 11, "本站办件", certified);
+    let mut server = SledReplica::serving(&hub, serial);
+    let reply = ServerSession::new(VILLAGE)
+        .handle(
+            &mut server,
+            Msg::Sync {
+                docs: vec![
+                    doc_msg(&claimed_no, None, Some(claimed.save())),
+                    doc_msg(&own_no, None, Some(own.save())),
+                ],
+            },
+        )
+        .expect("the session answers");
+    let Msg::SyncReply { refused, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.subject == claimed_no && r.reason.contains("not bound")),
+        "{refused:?}"
+    );
+    assert!(hub.document(&claimed_no).unwrap().is_none());
+    assert_eq!(
+        hub.actor_node(&STANDALONE_ACTOR).unwrap(),
+        None,
+        "still free"
+    );
+    assert!(
+        hub.document(&own_no).unwrap().is_some(),
+        "the actor of the peer's own certificate is its own"
+    );
+    assert_eq!(
+        hub.actor_node(&certified).unwrap().as_deref(),
+        Some(VILLAGE)
+    );
+
+    // The village the actor belongs to declares it in its request at enrolment; its case lands.
+    let request = tongban_runtime::bundle::declare_actors(
+        "-----BEGIN CERTIFICATE REQUEST-----\n",
+        &[STANDALONE_ACTOR.to_vec()],
+    );
+    let declared = tongban_runtime::bundle::declared_actors(&request).unwrap();
+    assert_eq!(declared, vec![STANDALONE_ACTOR]);
+    hub.bind_actor(&declared[0], OTHER_VILLAGE).unwrap();
+    let (theirs_no, mut theirs) =
+        tongban_tests::rogue::case_document(OTHER_VILLAGE, 1, "接入前的办件", STANDALONE_ACTOR);
+    let mut server = SledReplica::serving(&hub, "0b0b");
+    let reply = ServerSession::new(OTHER_VILLAGE)
+        .handle(
+            &mut server,
+            Msg::Sync {
+                docs: vec![doc_msg(&theirs_no, None, Some(theirs.save()))],
+            },
+        )
+        .unwrap();
+    let Msg::SyncReply { refused, .. } = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!(hub.document(&theirs_no).unwrap().is_some());
+}

@@ -336,3 +336,98 @@ fn a_node_renews_its_certificate_and_the_one_it_replaced_is_refused() {
     .unwrap();
     assert!(!ok && err.contains("no renewal is under way"), "{err}");
 }
+
+/// Finding 7: the running hub read the county CA key (web enrolment and the web certificate signed
+/// with it), so whoever took over the web process held the county's identity. Now the hub serves,
+/// enrols nodes and syncs with the key gone from the PC; the signing commands (`web-cert`, `renew`)
+/// refuse without it and take it from where the operator keeps it (`--ca-key`, a USB stick); a web
+/// name the certificate lacks stops the start with the command that issues it.
+#[test]
+fn the_running_hub_works_without_the_county_ca_key_which_only_the_signing_commands_read() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let stick = tempfile::tempdir().unwrap();
+    HubProcess::init(hub_dir.path()).unwrap();
+    let tls = hub_dir.path().join("tls");
+    let key_on_stick = stick.path().join("ca.key");
+    std::fs::copy(tls.join("ca.key"), &key_on_stick).unwrap();
+    std::fs::remove_file(tls.join("ca.key")).unwrap();
+    let data = path_str(hub_dir.path()).unwrap().to_string();
+    let stick_key = path_str(&key_on_stick).unwrap().to_string();
+
+    let hub =
+        HubProcess::serve_with(hub_dir.path(), "127.0.0.1:0", &["--https", "127.0.0.1:0"]).unwrap();
+    let quic = hub.quic.clone();
+    let village = hub.enrolled_village(VILLAGE).unwrap();
+    let node = NodeProcess::serve(&village.path().join("node")).unwrap();
+    assert_eq!(
+        node.sync_now().0,
+        200,
+        "enrolled and syncing without the CA key"
+    );
+    drop(hub);
+
+    let err = HubProcess::serve_with(
+        hub_dir.path(),
+        &quic,
+        &["--https", "127.0.0.1:0", "--web-name", "10.9.8.7"],
+    )
+    .err()
+    .expect("a web name the certificate lacks stops the start")
+    .to_string();
+    assert!(
+        err.contains("tongban-hub web-cert") && err.contains("10.9.8.7"),
+        "{err}"
+    );
+    let (ok, _, err) = hub_cmd(&["web-cert", "--data", &data, "--web-name", "10.9.8.7"]).unwrap();
+    assert!(!ok);
+    assert!(err.contains("--ca-key"), "{err}");
+    let (ok, out, err) = hub_cmd(&[
+        "web-cert",
+        "--data",
+        &data,
+        "--web-name",
+        "10.9.8.7",
+        "--ca-key",
+        &stick_key,
+    ])
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    let before = std::fs::read_to_string(tls.join("hub.pem")).unwrap();
+    let (ok, out, err) = hub_cmd(&["renew", "--data", &data, "--ca-key", &stick_key]).unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("sync certificate until"), "{out}");
+    assert_ne!(
+        std::fs::read_to_string(tls.join("hub.pem")).unwrap(),
+        before
+    );
+    assert!(!tls.join("ca.key").exists(), "the key stays on the stick");
+
+    let hub = HubProcess::serve_with(
+        hub_dir.path(),
+        &quic,
+        &["--https", "127.0.0.1:0", "--web-name", "10.9.8.7"],
+    )
+    .unwrap();
+    assert_eq!(
+        node.sync_now().0,
+        200,
+        "the node trusts the renewed hub certificate"
+    );
+    let (status, audit) = get_json_as(
+        &client(),
+        &hub.url("/api/audit"),
+        &basic_auth("admin", HUB_ADMIN_PASSWORD),
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    let done: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["what"].as_str())
+        .collect();
+    assert!(
+        done.contains(&"cert.web") && done.contains(&"cert.renewed"),
+        "{done:?}"
+    );
+}

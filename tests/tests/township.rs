@@ -219,7 +219,7 @@ async fn a_township_cannot_forge_for_villages_not_under_it() {
     let rogue = Rogue::new(&dir.path().join("rogue"), &bundle).unwrap();
 
     // A case numbered in a village of township 2, offered under township 1's scope and under its own.
-    let (foreign_no, mut foreign) = rogue.case(FOREIGN_VILLAGE, 1, "冒名", [9; 16]);
+    let (foreign_no, mut foreign) = rogue.case(FOREIGN_VILLAGE, 1, "冒名", rogue.actor);
     rogue.put(&foreign_no, &mut foreign);
     let report = rogue
         .sync_scopes(vec![TOWNSHIP_1.into(), FOREIGN_VILLAGE.into()])

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use tongban_hub::certs;
 use tongban_hub::county::{self, EnrollRequest};
 use tongban_node::setup as node_setup;
 use tongban_runtime::clock::beijing_now;
@@ -202,7 +203,7 @@ impl County {
             None,
             now,
         )?;
-        let ca = county::ca(&self.hub_dir)?;
+        let signer = certs::node_signer(&self.hub_dir)?;
         let bundles = self.dir.join("bundles");
         std::fs::create_dir_all(&bundles)
             .with_context(|| format!("creating {}", bundles.display()))?;
@@ -215,7 +216,7 @@ impl County {
                 .with_context(|| format!("certificate request of {}", node.code))?;
             county::enroll(
                 &hub,
-                &ca,
+                &signer,
                 &EnrollRequest {
                     code: node.code,
                     name: node.name,

@@ -123,10 +123,15 @@ async fn enroll_node(
     let st = state.app.clone();
     let data = state.data.clone();
     let bundle = blocking(move || {
-        let ca = crate::county::ca(&data).map_err(AppError::internal)?;
+        let signer = crate::certs::node_signer(&data).map_err(|e| match e {
+            crate::error::CountyError::Invalid(m) => {
+                AppError::Invalid(vec![FieldError::new("code", m)])
+            }
+            other => AppError::internal(other),
+        })?;
         crate::county::enroll(
             &st.store,
-            &ca,
+            &signer,
             &crate::county::EnrollRequest {
                 code: &req.code,
                 name: &req.name,
@@ -142,7 +147,7 @@ async fn enroll_node(
             beijing_now(),
         )
         .map_err(|e| match e {
-            crate::county::CountyError::Invalid(m) => {
+            crate::error::CountyError::Invalid(m) => {
                 AppError::Invalid(vec![FieldError::new("code", m)])
             }
             other => AppError::internal(other),

@@ -36,6 +36,10 @@ pub struct Bundle {
     /// Present exactly when the bundle holds a private key: a warning for whoever opens the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+    /// Automerge actors (hex) the county bound to the node besides its certificate's: those its
+    /// request declared (`tls::DECLARED_ACTOR`). A standalone node's own must be among them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actors: Vec<String>,
 }
 
 /// The node's certificate and, in a USB-stick bundle only, its private key.
@@ -185,6 +189,45 @@ fn finish_renewal(dir: &Path) -> std::io::Result<()> {
 
 /// A certificate request for the key in `dir/key_file`, which is made first (0600) when there is
 /// none: asked again before the county answered, it is a request for the same key.
+/// Above a standalone node's certificate request, one such line per automerge actor the node wrote
+/// its cases with before enrolment (`tongban-node csr`). The county binds those actors to the node
+/// when it signs the request, so the cases are attributable and no other peer can claim the actor
+/// first. Outside the PEM block, where RFC 7468 allows explanatory text; the operator carries the
+/// file to the county as they carry the request itself.
+pub const DECLARED_ACTOR: &str = "Tongban-Actor: ";
+
+/// `request_pem` with a `DECLARED_ACTOR` line above it for each of `actors`.
+pub fn declare_actors(request_pem: &str, actors: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for actor in actors {
+        out.push_str(DECLARED_ACTOR);
+        out.push_str(&crate::store::keys::hex(actor));
+        out.push('\n');
+    }
+    out.push_str(request_pem);
+    out
+}
+
+/// The actors a request file declares (see `DECLARED_ACTOR`).
+pub fn declared_actors(text: &str) -> Result<Vec<[u8; 16]>, crate::tls::TlsError> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix(DECLARED_ACTOR.trim_end()))
+        .map(|value| {
+            parse_actor(value.trim()).ok_or_else(|| {
+                crate::tls::TlsError::Request(format!(
+                    "\"{DECLARED_ACTOR}{}\" is not a 32-digit hex actor id",
+                    value.trim()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A 16-byte actor id from its hex form.
+pub fn parse_actor(hex: &str) -> Option<[u8; 16]> {
+    crate::store::keys::unhex(hex)?.try_into().ok()
+}
+
 fn key_and_request(dir: &Path, key_file: &str, code: &str) -> Result<String, String> {
     let key_path = dir.join(key_file);
     if key_path.exists() {

@@ -36,6 +36,10 @@ pub struct SledReplica<'a> {
     /// Catalogues by version, parsed once per session: parsing one for every new case was a third
     /// of the hub's time in a fan-in.
     catalogs: RefCell<std::collections::BTreeMap<u32, Option<tongban_shared::catalog::Catalog>>>,
+    /// Server side: the actor the peer's certificate implies (`tls::actor_for_serial`), which is the
+    /// peer's own even before this store learnt of it (a township that has not heard from the
+    /// county since the village was enrolled).
+    peer_actor: Option<[u8; 16]>,
 }
 
 impl<'a> SledReplica<'a> {
@@ -46,6 +50,15 @@ impl<'a> SledReplica<'a> {
             judged: RefCell::new(None),
             verdicts: RefCell::new(Default::default()),
             catalogs: RefCell::new(Default::default()),
+            peer_actor: None,
+        }
+    }
+
+    /// The replica of a session's server side with a peer presenting the certificate `serial`.
+    pub fn serving(store: &'a Store, serial: &str) -> SledReplica<'a> {
+        SledReplica {
+            peer_actor: Some(crate::tls::actor_for_serial(serial)),
+            ..SledReplica::new(store)
         }
     }
 
@@ -329,14 +342,29 @@ impl Replica for SledReplica<'_> {
         {
             return Ok(None);
         }
+        // Every actor the county bound to a village: the certificate's and declared ones (the
+        // township derives the certificate's itself), and those a hub of the previous release bound
+        // on first use.
+        let mut bound = self.store.actors_by_node()?;
         let villages = county
             .nodes()?
             .into_iter()
             .filter(|n| n.parent.as_deref() == Some(peer))
-            .map(|n| NodeCert {
-                code: n.code,
-                serial: n.serial,
-                revoked: n.revoked,
+            .map(|n| {
+                let certified = crate::tls::actor_for_serial(&n.serial);
+                let actors = bound
+                    .remove(&n.code)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|a| *a != certified)
+                    .map(|a| crate::store::keys::hex(&a))
+                    .collect();
+                NodeCert {
+                    code: n.code,
+                    serial: n.serial,
+                    revoked: n.revoked,
+                    actors,
+                }
             })
             .collect();
         Ok(Some(villages))
@@ -359,10 +387,14 @@ impl Replica for SledReplica<'_> {
                 Ok(false)
             }
             Some(node) => Ok(scope::may_hold(peer, &node)),
-            None => {
+            // Bound only at enrolment (the county's record, or the township's copy of it) or as
+            // the actor the peer's own certificate implies: an actor nobody declared is no one's,
+            // so no peer can claim another's before that one first syncs.
+            None if self.peer_actor.is_some_and(|own| own == actor.to_bytes()) => {
                 self.store.bind_actor(actor.to_bytes(), peer)?;
                 Ok(true)
             }
+            None => Ok(false),
         }
     }
 }

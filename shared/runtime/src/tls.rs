@@ -5,12 +5,19 @@
 //! `urn:tongban:node:<code>:<tier>:<parent>`; the hub reads the peer's identity from there and from
 //! nowhere else. Servers are named in SAN DNS names: the hub is `hub.tongban`, a township node
 //! `<code>.node.tongban`, so a village accepts only its county's hub or its own township.
+//!
+//! Two county CAs: the root (what every node and browser trusts; it signs the hub's sync and web
+//! certificates and the issuing CA, and only the signing commands read its key) and the issuing CA
+//! under it, which the running hub signs node certificates with. The issuing CA is name-constrained
+//! to `node.tongban` names and no IP address, so its key, if the hub were compromised, cannot make a
+//! certificate for the hub's sync name or for its web addresses. Node certificates carry it as chain.
 
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    NameConstraints, SanType,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use serde::{Deserialize, Serialize};
@@ -74,6 +81,9 @@ pub const NODE_CERT_YEARS: i32 = 3;
 pub const HUB_CERT_YEARS: i32 = 5;
 /// The county CA itself.
 pub const CA_YEARS: i32 = 20;
+/// The issuing CA under it (`tongban-hub renew` makes a new one when fewer than `NODE_CERT_YEARS`
+/// remain; a node certificate never outlives its issuer).
+pub const ISSUING_CA_YEARS: i32 = 10;
 
 /// The validity window of a certificate, in whole days (the dates rcgen writes).
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +128,8 @@ pub fn generate_ca(county_code: &str, county_name: &str) -> Result<CertKey, TlsE
     dn.push(DnType::CommonName, format!("通办 {county_name} 县级CA"));
     dn.push(DnType::OrganizationName, format!("tongban {county_code}"));
     params.distinguished_name = dn;
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    // One CA below it: the issuing CA.
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.serial_number = Some(random_serial());
     Validity::years_from_today(CA_YEARS).apply(&mut params);
@@ -127,6 +138,34 @@ pub fn generate_ca(county_code: &str, county_name: &str) -> Result<CertKey, TlsE
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })
+}
+
+/// The county's issuing CA, signed by `root`: node certificates only (see the module header).
+pub fn issue_issuing_ca(
+    root: &CertKey,
+    county_code: &str,
+    county_name: &str,
+) -> Result<CertKey, TlsError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::CommonName,
+        format!("通办 {county_name} 站点证书签发CA"),
+    );
+    dn.push(DnType::OrganizationName, format!("tongban {county_code}"));
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params.name_constraints = Some(NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DnsName("node.tongban".into())],
+        excluded_subtrees: vec![
+            GeneralSubtree::IpAddress(CidrSubnet::V4([0; 4], [0; 4])),
+            GeneralSubtree::IpAddress(CidrSubnet::V6([0; 16], [0; 16])),
+        ],
+    });
+    params.serial_number = Some(random_serial());
+    Validity::years_from_today(ISSUING_CA_YEARS).apply(&mut params);
+    issue(root, params)
 }
 
 /// Issues a certificate for a fresh key pair (the key is returned with it).
@@ -138,14 +177,48 @@ pub(crate) fn issue(ca: &CertKey, params: CertificateParams) -> Result<CertKey, 
     })
 }
 
+/// Signs with `ca`. What an intermediate (the issuing CA) signs carries it as chain, and ends no
+/// later than it does: a path through an expired CA fails.
 fn sign(
     ca: &CertKey,
     params: &CertificateParams,
     public_key: &impl rcgen::PublicKeyData,
 ) -> Result<String, TlsError> {
+    use chrono::Datelike;
     let ca_key = KeyPair::from_pem(&ca.key_pem)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
-    Ok(params.signed_by(public_key, &issuer)?.pem())
+    let issuer_pem = pem_of(&certs(&ca.cert_pem)?[0]);
+    let issuer = Issuer::from_ca_cert_pem(&issuer_pem, ca_key)?;
+    let mut params = params.clone();
+    let ends = not_after(&issuer_pem)?;
+    if params.not_after.unix_timestamp() > ends.timestamp() {
+        let day = ends.date_naive();
+        params.not_after = rcgen::date_time_ymd(day.year(), day.month() as u8, day.day() as u8);
+    }
+    let leaf = params.signed_by(public_key, &issuer)?.pem();
+    Ok(match is_self_signed(&ca.cert_pem)? {
+        true => leaf,
+        false => format!("{leaf}{issuer_pem}"),
+    })
+}
+
+fn pem_of(der: &CertificateDer<'_>) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Whether the first certificate of `pem` is its own issuer (a root).
+pub fn is_self_signed(pem: &str) -> Result<bool, TlsError> {
+    let der = &certs(pem)?[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| TlsError::Pem(format!("unparsable certificate: {e}")))?;
+    Ok(cert.subject().as_raw() == cert.issuer().as_raw())
 }
 
 /// The hub's certificate (server for every node).
@@ -220,7 +293,9 @@ pub fn sign_node_request(
     parent: Option<&str>,
     validity: Validity,
 ) -> Result<String, TlsError> {
-    let request = rcgen::CertificateSigningRequestParams::from_pem(request_pem)
+    // Only the PEM block: declared actors above it are the caller's (`declared_actors`).
+    let pem_block = &request_pem[request_pem.find("-----BEGIN").unwrap_or(0)..];
+    let request = rcgen::CertificateSigningRequestParams::from_pem(pem_block)
         .map_err(|e| TlsError::Request(format!("not a valid certificate request: {e}")))?;
     let named = request
         .params
@@ -265,6 +340,18 @@ pub fn fingerprint(cert_pem: &str) -> Result<String, TlsError> {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":"))
+}
+
+/// The common name of a certificate's subject.
+pub fn subject_common_name(cert_pem: &str) -> Result<String, TlsError> {
+    let der = &certs(cert_pem)?[0];
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| TlsError::Pem(format!("unparsable certificate: {e}")))?;
+    let cn = cert.subject().iter_common_name().next();
+    Ok(cn
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// When a certificate stops being valid.
@@ -457,7 +544,7 @@ fn transport() -> quinn::TransportConfig {
         30_000,
     ))));
     // A ping every 2 s while a session is open (connections close after each session): cheap, and a
-    // hub that restarted answers it with a stateless reset (see `county::reset_key`), so the node
+    // hub that restarted answers it with a stateless reset (see `certs::reset_key` in the hub), so the node
     // learns within seconds that its session is gone instead of waiting for the idle timeout.
     t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
     // What a peer may send before it is read: bounds a connection's buffers (quinn's connection-wide

@@ -511,7 +511,7 @@ async fn serve_session(
     let started = Instant::now();
     let mut report = SyncReport::default();
     let mut session = ServerSession::new(&peer.code).with_clock(crate::clock::now_ms());
-    let mut replica = SledReplica::new(store);
+    let mut replica = SledReplica::serving(store, &peer.serial);
     let mut dec = FrameDecoder::default();
     loop {
         let request = match read_msg(

@@ -93,6 +93,10 @@ async fn cases_reach_the_hub_and_a_second_session_is_one_small_round_trip() {
     let hub = start_hub(&ca);
     let vdir = tempfile::tempdir().unwrap();
     let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
+    // As enrolment does: the hub knows the village's actor.
+    hub.store
+        .bind_actor(&village.actor().unwrap(), VILLAGE)
+        .unwrap();
     for seq in 1..=320 {
         add_case(&village, seq);
     }
@@ -125,6 +129,10 @@ async fn a_node_of_another_ca_is_refused() {
     let cert = tls::issue_node(&other, VILLAGE, Tier::Village, Some("420222100")).unwrap();
     let vdir = tempfile::tempdir().unwrap();
     let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
+    // As enrolment does: the hub knows the village's actor.
+    hub.store
+        .bind_actor(&village.actor().unwrap(), VILLAGE)
+        .unwrap();
     add_case(&village, 1);
     // It trusts the real county CA, so the server's side of the handshake is fine; its own
     // certificate is not.
@@ -147,6 +155,10 @@ async fn a_revoked_node_is_refused_with_the_reason() {
     let cert = tls::issue_node(&ca, VILLAGE, Tier::Village, Some("420222100")).unwrap();
     let vdir = tempfile::tempdir().unwrap();
     let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
+    // As enrolment does: the hub knows the village's actor.
+    hub.store
+        .bind_actor(&village.actor().unwrap(), VILLAGE)
+        .unwrap();
     let up = upstream(&ca.cert_pem, &cert, hub.addr);
     sync(&client_endpoint(), &up, &village).await.unwrap();
     hub.gate.revoked.lock().unwrap().insert(VILLAGE.into());

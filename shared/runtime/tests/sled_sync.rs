@@ -18,6 +18,8 @@ fn sled_summaries_match_the_reference_and_cases_flow_both_ways() {
     let (vd, hd) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let village = open(vd.path(), VILLAGE, Tier::Village, 1);
     let hub = open(hd.path(), HUB, Tier::County, 200);
+    // As enrolment does: the hub knows the village's actor.
+    hub.bind_actor(&village.actor().unwrap(), VILLAGE).unwrap();
     let mut nos = Vec::new();
     for n in 0..300 {
         nos.push(add_case(&village, n + 1));

@@ -10,7 +10,7 @@ use super::summary::{Digest, Fp, Prefix};
 
 /// 2: `Hello` and `HelloReply` carry the sender's clock. 3: `HelloReply` carries the county's record
 /// of a township's villages ([`NodeCert`]).
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// Largest payload accepted. Doc batches are cut well below it (see `session::BATCH_BYTES`).
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 pub const HEADER_LEN: usize = 5;
@@ -89,6 +89,9 @@ pub struct NodeCert {
     pub code: String,
     pub serial: String,
     pub revoked: bool,
+    /// Automerge actors (hex) the county bound to the node besides the one its certificate implies:
+    /// those a standalone node declared at enrolment, and those of its earlier certificates.
+    pub actors: Vec<String>,
 }
 
 /// Why a server would not take a scope or a case, in words an operator can act on.

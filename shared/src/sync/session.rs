@@ -84,7 +84,9 @@ pub trait Replica {
     fn refusal_of(_e: &Self::Error) -> Option<String> {
         None
     }
-    /// Server side: whether `peer` may author changes with `actor` (binds unknown actors on first use).
+    /// Server side: whether `peer` may author changes with `actor`: one bound to a node in the
+    /// peer's scope (the store replica binds actors only at enrolment, or the one the peer's own
+    /// certificate implies; the in-memory one binds on first use).
     fn actor_allowed(&mut self, peer: &str, actor: &ActorId) -> Result<bool, Self::Error>;
     /// Server side: whether what the peer's changes did to a case (`old` as held here, `new` after
     /// merging them) is allowed for that peer; `Ok(Err(reason))` refuses the case. Replicas without

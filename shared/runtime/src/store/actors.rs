@@ -13,6 +13,22 @@ impl Store {
         Ok(())
     }
 
+    /// Every binding, grouped by node: what the county tells a township about its villages.
+    pub fn actors_by_node(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<[u8; 16]>>, StoreError> {
+        let mut out: std::collections::BTreeMap<String, Vec<[u8; 16]>> = Default::default();
+        for entry in self.actors.iter() {
+            let (actor, node) = entry?;
+            if let Ok(actor) = <[u8; 16]>::try_from(actor.as_ref()) {
+                out.entry(String::from_utf8_lossy(&node).into_owned())
+                    .or_default()
+                    .push(actor);
+            }
+        }
+        Ok(out)
+    }
+
     /// The node an actor id is bound to, if any.
     pub fn actor_node(&self, actor: &[u8]) -> Result<Option<String>, StoreError> {
         Ok(self
@@ -36,17 +52,23 @@ impl Store {
     }
 
     /// Keeps the county's list (durably, and only when it changed: a session brings it every time).
-    /// Each village's actor id, which derives from its certificate serial, is bound to it here as
-    /// the county bound it at enrolment, so no other peer can claim it first.
+    /// Each village's actor ids (the one its certificate serial implies, and those it declared at
+    /// enrolment) are bound to it here as the county bound them, so no other peer can claim one.
     pub fn set_downstream(&self, nodes: &[NodeCert]) -> Result<(), StoreError> {
         let json = serde_json::to_vec(nodes).map_err(|e| corrupt("downstream_nodes", e))?;
         if self.meta.get(K_DOWNSTREAM)?.as_deref() == Some(json.as_slice()) {
             return Ok(());
         }
         for node in nodes {
-            let actor = crate::tls::actor_for_serial(&node.serial);
-            if self.actor_node(&actor)?.is_none() {
-                self.bind_actor(&actor, &node.code)?;
+            let declared = node
+                .actors
+                .iter()
+                .filter_map(|a| crate::bundle::parse_actor(a));
+            for actor in std::iter::once(crate::tls::actor_for_serial(&node.serial)).chain(declared)
+            {
+                if self.actor_node(&actor)?.is_none() {
+                    self.bind_actor(&actor, &node.code)?;
+                }
             }
         }
         self.meta.insert(K_DOWNSTREAM, json)?;

@@ -67,6 +67,13 @@ impl Store {
             .to_vec())
     }
 
+    /// Sets the automerge actor this store writes with from now on (a standalone node that holds no
+    /// case yet takes the one its certificate implies at enrolment). Durable when it returns.
+    pub fn set_actor(&self, actor: &[u8]) -> Result<(), StoreError> {
+        self.meta.insert(K_ACTOR, actor)?;
+        self.sync()
+    }
+
     pub fn catalog(&self) -> Result<Catalog, StoreError> {
         let raw = self
             .meta

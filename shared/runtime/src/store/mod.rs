@@ -21,7 +21,7 @@ mod cases;
 pub mod county;
 mod durability;
 mod error;
-mod keys;
+pub(crate) mod keys;
 mod meta;
 mod migrations;
 mod outgoing;

@@ -52,6 +52,8 @@ fn label(what: &str) -> &'static str {
         "account.disabled" => "停用账号",
         "node.enrolled" => "站点接入",
         "node.revoked" => "吊销站点",
+        "cert.web" => "签发网页证书",
+        "cert.renewed" => "更新县中心证书",
         "catalog.published" => "发布事项目录",
         "calendar.published" => "发布节假日日历",
         "report.downloaded" => "下载月报",

@@ -221,6 +221,27 @@ pub fn enroll(
         CountyError::Invalid(format!("--upstream {}: {e} (use IP:PORT)", req.upstream))
     })?;
     let existing = store.county().node_record(req.code)?;
+    // A village behind its enrolled township: by default it names the township's TLS name for the
+    // address it dials, and keeps the hub (the address the township was given) as its fallback.
+    let township_upstream = match tier {
+        Tier::Village => store
+            .county()
+            .node_record(expected_parent)?
+            .filter(|t| t.tier == Tier::Township)
+            .and_then(|t| t.upstream)
+            .filter(|hub| hub != req.upstream),
+        _ => None,
+    };
+    let township_name = tls::township_server_name(expected_parent);
+    let upstream_name = match (req.upstream_name, &township_upstream) {
+        (Some(name), _) => name,
+        (None, Some(_)) => township_name.as_str(),
+        (None, None) => HUB_SERVER_NAME,
+    };
+    let fallback = req
+        .fallback
+        .map(str::to_string)
+        .or_else(|| township_upstream.clone());
     match (&existing, req.replace) {
         (Some(existing), false) => {
             return Err(CountyError::Invalid(format!(
@@ -317,8 +338,8 @@ pub fn enroll(
         tier,
         parent: Some(expected_parent.to_string()),
         upstream: req.upstream.to_string(),
-        upstream_name: req.upstream_name.unwrap_or(HUB_SERVER_NAME).to_string(),
-        fallback: req.fallback.map(str::to_string),
+        upstream_name: upstream_name.to_string(),
+        fallback,
         ca_pem: signer.root_pem.clone(),
         node,
         secret,
@@ -335,6 +356,7 @@ pub fn enroll(
     if let Some(mut record) = existing {
         // Renewal or replacement: the new serial is the only one the gate admits from now on.
         record.serial = identity.serial.clone();
+        record.upstream = Some(req.upstream.to_string());
         record.name = name.to_string();
         record.revoked = false;
         store.county().put_node(&record)?;
@@ -359,6 +381,7 @@ pub fn enroll(
         relayed_refusals: 0,
         last_error: None,
         clock_skew_s: None,
+        upstream: Some(req.upstream.to_string()),
     })?;
     Ok(bundle)
 }

@@ -42,6 +42,8 @@ impl Site for HubSite {
             class: "badge-online",
             text: "县级平台".to_string(),
             hint: "县级政务服务中心：汇总全县各站点的办件。".to_string(),
+            alert: None,
+            sync_now: false,
         }
     }
 

@@ -95,6 +95,13 @@ pub async fn serve(
     }
     let mut tasks = Vec::new();
     if let Some(uplink) = &uplink {
+        if relay.is_some() {
+            tasks.push(tokio::spawn(send_on_relayed(
+                state.store.subscribe(),
+                uplink.clone(),
+                shutdown.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(uplink.clone().run_loop(shutdown.clone())));
         tasks.push(tokio::spawn(refresh_county_data(
             state.clone(),
@@ -152,6 +159,31 @@ pub async fn serve(
     blocking(move || Ok(s.store.flush()?)).await?;
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// A township sends on what its villages brought as soon as it is durable here, instead of at the
+/// next poll: the county sees a village's case within seconds, not minutes.
+async fn send_on_relayed(
+    mut changes: tokio::sync::broadcast::Receiver<tongban_runtime::store::changes::Change>,
+    uplink: Arc<SyncHandle>,
+    shutdown: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    use tongban_runtime::store::changes::Change;
+    loop {
+        let relayed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            change = changes.recv() => match change {
+                Ok(Change::Case { from_peer, .. }) => from_peer.is_some(),
+                Ok(Change::County) => false,
+                Err(RecvError::Lagged(_)) => true,
+                Err(RecvError::Closed) => return,
+            },
+        };
+        if relayed {
+            uplink.relayed();
+        }
+    }
 }
 
 /// After each session the uplink finishes, picks up a catalogue or calendar it may have brought.

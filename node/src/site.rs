@@ -9,7 +9,7 @@ use tongban_shared::case::CaseDoc;
 use tongban_web::site::{Badge, ClockWarning, Site};
 use tongban_web::text::format_time;
 
-use crate::uplink::SyncHandle;
+use crate::uplink::{LinkState, SyncHandle};
 
 pub struct NodeSite {
     /// This node's code: its own history entries are the ones a wrong clock affects.
@@ -31,6 +31,8 @@ impl Site for NodeSite {
                 class: "badge-offline",
                 text: "离线 · 单机运行".to_string(),
                 hint: "本站尚未接入县级平台：办件安全保存在本机，接入后自动上报。".to_string(),
+                alert: None,
+                sync_now: false,
             };
         };
         let st = uplink.status();
@@ -39,35 +41,78 @@ impl Site for NodeSite {
             .as_deref()
             .map(format_time)
             .unwrap_or_else(|| "尚未同步".to_string());
-        let (class, text, hint) = match (st.connected, st.pending_up) {
-            _ if st.running => (
+        let n = st.pending_up;
+        let waiting = if n > 0 {
+            format!(" · 待上传 {n} 件")
+        } else {
+            String::new()
+        };
+        let (class, text, hint, alert) = match LinkState::of(&st, st.connection == "up") {
+            LinkState::Syncing => (
                 "badge-online",
-                "正在同步…".to_string(),
+                if n > 0 {
+                    format!("正在同步 {n} 件")
+                } else {
+                    "正在同步…".to_string()
+                },
                 format!("正在与上级平台同步。最近同步：{last}"),
+                None,
             ),
-            (true, 0) => (
+            LinkState::Synced if n == 0 => (
                 "badge-online",
                 "在线 · 已同步".to_string(),
                 format!("最近同步：{last}"),
+                None,
             ),
-            (true, n) => (
+            LinkState::Synced => (
                 "badge-online",
-                format!("在线 · 待上传 {n} 件"),
+                format!("在线{waiting}"),
                 format!("最近同步：{last}，新办件将在几秒内上传。"),
+                None,
             ),
-            (false, n) => (
+            LinkState::Offline => {
+                let since = st
+                    .offline_since
+                    .as_deref()
+                    .map(|t| format!("（{}起）", format_time(t)))
+                    .unwrap_or_default();
+                (
+                    "badge-offline",
+                    format!("离线{since}{waiting}"),
+                    format!(
+                        "暂时连不上上级平台：办件照常保存在本机，网络恢复后自动上传。最近同步：{last}"
+                    ),
+                    None,
+                )
+            }
+            LinkState::Revoked => (
                 "badge-offline",
-                if n > 0 {
-                    format!("离线 · 待上传 {n} 件")
-                } else {
-                    "离线".to_string()
-                },
-                format!(
-                    "暂时连不上上级平台：办件照常保存在本机，网络恢复后自动上传。最近同步：{last}"
+                "已被县级停用".to_string(),
+                "县级平台已停用本站的接入证书，本站的办件不能再上报县级。".to_string(),
+                Some(
+                    "本站已被县级平台停用：新收的办件只存在本机，不能上报县级，群众的事项不会被办理。\
+                     请先不要收件，电话联系县政务服务中心，由县里为本站重新接入（换发证书）后再办理。"
+                        .to_string(),
                 ),
             ),
+            LinkState::Failing => (
+                "badge-offline",
+                format!("同步出错{waiting}"),
+                format!(
+                    "连续{}次同步没有成功：{}。办件照常保存在本机。最近同步：{last}",
+                    st.failures_in_a_row,
+                    st.problem.as_deref().unwrap_or("原因不明")
+                ),
+                None,
+            ),
         };
-        Badge { class, text, hint }
+        Badge {
+            class,
+            text,
+            hint,
+            alert,
+            sync_now: true,
+        }
     }
 
     fn sync_refusal(&self, case_no: &str) -> Option<String> {

@@ -1,5 +1,7 @@
 //! Syncing with the upstream (the hub, or a township node): one owner task that runs a session soon
-//! after a local write, periodically, and again after failures with exponential backoff and jitter;
+//! after a local write, at once when the upstream's notice says something changed there, rarely as
+//! a safety net while the connection is up (often while it is not), and again after failures with
+//! exponential backoff and jitter; all on one long-lived connection (`tongban_runtime::link`);
 //! plus the status that `GET /api/sync` and the page badge show, and the node-only routes
 //! `GET /api/sync`, `POST /api/sync/now`.
 
@@ -19,17 +21,39 @@ use tokio_util::sync::CancellationToken;
 use tongban_runtime::bundle::{NodeTls, TlsFilesError};
 use tongban_runtime::store::{NodeIdentity, Store};
 use tongban_runtime::tls;
-use tongban_runtime::transport::{self, SyncReport, TransportError, Upstream};
+use tongban_runtime::transport::{SyncReport, TransportError, Upstream};
 use tongban_web::extract::ApiUser;
 use tongban_web::{AppError, SharedState};
 
 /// A write is followed by a session after this pause, so a burst of intake goes up in one session.
 const AFTER_WRITE: Duration = Duration::from_secs(1);
+/// A notice from the upstream is followed by a session after this pause: a county clerk's action
+/// is often several writes in a row.
+const AFTER_NOTICE: Duration = Duration::from_millis(150);
+/// A lost connection is opened again after this pause.
+const RECONNECT_AFTER: Duration = Duration::from_secs(2);
+/// While the connection is up, changes upstream are pushed: the poll is only a safety net.
+const CONNECTED_POLL_MIN: Duration = Duration::from_secs(600);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncStatus {
     pub upstream: Option<String>,
+    /// `synced`, `syncing`, `offline`, `revoked` or `failing` (see `LinkState`).
+    pub state: &'static str,
+    /// `up` while the connection to the upstream is open, else `down`.
+    pub connection: &'static str,
+    /// Since when the upstream has been out of reach (RFC 3339), while it is.
+    pub offline_since: Option<String>,
+    /// Sessions that failed since the last one that worked.
+    pub failures_in_a_row: u32,
+    /// The last failure in words for the station (Chinese).
+    pub problem: Option<String>,
+    /// The upstream refused this node because the county revoked it.
+    pub revoked: bool,
+    /// The last failures came from an upstream that answered (not from an unreachable one).
+    #[serde(skip)]
+    answered: bool,
     pub connected: bool,
     pub running: bool,
     pub last_success: Option<String>,
@@ -58,6 +82,8 @@ pub struct SyncTotals {
     pub wire_bytes_sent: u64,
     pub wire_bytes_received: u64,
     pub lost_bytes: u64,
+    /// Connections to the upstream opened (sessions share one while it lasts).
+    pub connections: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +124,7 @@ pub struct SyncHandle {
     /// Since when the upstream has been unreachable.
     down_since: Mutex<Option<std::time::Instant>>,
     config: quinn::ClientConfig,
-    endpoint: quinn::Endpoint,
+    link: tongban_runtime::link::Link,
     scopes: Vec<String>,
     status: Mutex<SyncStatus>,
     trigger: Notify,
@@ -126,7 +152,12 @@ impl SyncHandle {
             return Ok(None);
         };
         let files = NodeTls::load(data)?;
-        let config = tls::client_config(&files.ca_pem, &files.own)?;
+        let config = tongban_runtime::upstream_tls::node_client_config(
+            &files.ca_pem,
+            &files.own,
+            identity.tier,
+            identity.parent.as_deref(),
+        )?;
         let endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
             .map_err(SyncSetupError::Socket)?;
         Ok(Some(Arc::new(SyncHandle {
@@ -144,7 +175,7 @@ impl SyncHandle {
             fallback_addr: identity.fallback.clone(),
             down_since: Mutex::new(None),
             config,
-            endpoint,
+            link: tongban_runtime::link::Link::new(endpoint),
             trigger: Notify::new(),
             run_lock: tokio::sync::Mutex::new(()),
             pending: AtomicU64::new(0),
@@ -161,12 +192,21 @@ impl SyncHandle {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         s.pending_up = self.pending.load(Ordering::SeqCst);
+        s.totals.connections = self.link.connections_opened();
+        let up = self.link.up();
+        s.connection = if up { "up" } else { "down" };
+        s.state = LinkState::of(&s, up).word();
         s
     }
 
     /// A case was written locally: send it up soon.
     pub fn local_write(&self) {
         self.pending.fetch_add(1, Ordering::SeqCst);
+        self.trigger.notify_one();
+    }
+
+    /// A township: a village's session brought cases here; send them on soon.
+    pub fn relayed(&self) {
         self.trigger.notify_one();
     }
 
@@ -199,6 +239,11 @@ impl SyncHandle {
                     s.connected = true;
                     s.last_success = Some(finished);
                     s.last_error = None;
+                    s.offline_since = None;
+                    s.failures_in_a_row = 0;
+                    s.problem = None;
+                    s.revoked = false;
+                    s.answered = false;
                     s.last_session = Some(report.clone());
                     if let Some(ms) = report.clock_skew_ms {
                         s.clock_skew_s = Some(-ms / 1000);
@@ -228,12 +273,21 @@ impl SyncHandle {
             }
             Err(e) => {
                 let message = e.to_string();
+                let (answered, problem) = in_words(e);
+                let revoked = matches!(e, TransportError::Refused(r) if r.contains("revoked"));
                 self.update(|s| {
                     s.running = false;
                     s.connected = false;
                     s.last_error = Some(message);
                     s.totals.sessions += 1;
                     s.totals.failed_sessions += 1;
+                    s.failures_in_a_row = s.failures_in_a_row.saturating_add(1);
+                    s.answered = answered;
+                    s.problem = Some(problem);
+                    s.revoked = revoked;
+                    if !answered && s.offline_since.is_none() {
+                        s.offline_since = Some(finished.clone());
+                    }
                 });
                 tracing::info!(error = %e, "sync session failed");
             }
@@ -293,15 +347,9 @@ impl SyncHandle {
             .values()
             .cloned()
             .collect();
-        transport::sync_once(
-            &self.endpoint,
-            &upstream,
-            &self.store,
-            self.scopes.clone(),
-            pending,
-            links,
-        )
-        .await
+        self.link
+            .session(&upstream, &self.store, self.scopes.clone(), pending, links)
+            .await
     }
 
     /// Resolves after the next successful session (at once if one finished since the last call).
@@ -309,29 +357,46 @@ impl SyncHandle {
         self.finished.notified().await
     }
 
-    /// The owner loop: sync after local writes, every `period`, and with backoff after failures, until
-    /// `shutdown` is cancelled. A session in progress is finished first: its writes are durable
-    /// before they are acknowledged, and cutting it would only make the upstream wait for a timeout.
+    /// The owner loop: sync after local writes and the upstream's notices, every `period` (much less
+    /// often while the connection is up), and with backoff after failures, until `shutdown` is
+    /// cancelled. A session in progress is finished first: its writes are durable before they are
+    /// acknowledged, and cutting it would only make the upstream wait for a timeout.
     pub async fn run_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut failures: u32 = 0;
         // First session right away: the link may have come back while the node was off.
         let mut wait = Duration::ZERO;
         loop {
-            tokio::select! {
+            let pause = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = self.trigger.notified() => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(AFTER_WRITE) => {}
-                    }
+                _ = self.trigger.notified() => Some(AFTER_WRITE),
+                _ = self.link.notice() => Some(AFTER_NOTICE),
+                _ = self.link.connection_lost() => {
+                    // Said at once; a new connection soon, so that notices flow again (a failure
+                    // then backs off as usual).
+                    let now = tongban_runtime::clock::beijing_now().to_rfc3339();
+                    self.update(|s| {
+                        s.connected = false;
+                        s.offline_since.get_or_insert(now);
+                    });
+                    wait = RECONNECT_AFTER.min(self.timing.period);
+                    continue;
                 }
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => None,
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
             }
             match self.run_now().await {
                 Ok(_) => {
                     failures = 0;
-                    wait = self.timing.period;
+                    wait = match self.link.up() {
+                        true => self.timing.period.max(CONNECTED_POLL_MIN),
+                        false => self.timing.period,
+                    };
                 }
                 Err(_) => {
                     failures = failures.saturating_add(1);
@@ -341,7 +406,64 @@ impl SyncHandle {
                 }
             }
         }
-        self.endpoint.close(0u32.into(), b"shutdown");
+        self.link.close().await;
+    }
+}
+
+/// What the station sees of its link (the badge, `GET /api/sync`'s `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    Synced,
+    Syncing,
+    Offline,
+    Revoked,
+    /// The upstream answers, but sessions keep failing.
+    Failing,
+}
+
+impl LinkState {
+    pub fn of(s: &SyncStatus, up: bool) -> LinkState {
+        if s.revoked {
+            LinkState::Revoked
+        } else if s.running {
+            LinkState::Syncing
+        } else if s.failures_in_a_row >= 2 && s.answered {
+            LinkState::Failing
+        } else if s.failures_in_a_row > 0 || (!up && !s.connected) || s.offline_since.is_some() {
+            LinkState::Offline
+        } else {
+            LinkState::Synced
+        }
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            LinkState::Synced => "synced",
+            LinkState::Syncing => "syncing",
+            LinkState::Offline => "offline",
+            LinkState::Revoked => "revoked",
+            LinkState::Failing => "failing",
+        }
+    }
+}
+
+/// Whether a failed session reached an upstream that answered, and the failure in the station's words.
+fn in_words(e: &TransportError) -> (bool, String) {
+    match e {
+        TransportError::Connect { .. } | TransportError::Connection(_) => (
+            false,
+            "连不上上级平台（网络不通或上级平台未开机）".to_string(),
+        ),
+        TransportError::Timeout(_) => (false, "上级平台长时间没有回应".to_string()),
+        TransportError::Refused(r) if r.contains("revoked") => {
+            (true, "县级平台已停用本站的接入证书".to_string())
+        }
+        TransportError::Refused(r) => (true, format!("上级平台拒绝了本站的同步（{r}）")),
+        TransportError::Frame(f) => (true, format!("上级平台发来的数据无法识别（{f}）")),
+        TransportError::Session(tongban_shared::sync::SessionError::Storage(m)) => {
+            (true, format!("本机存储出错，请联系技术支持（{m}）"))
+        }
+        TransportError::Session(other) => (true, format!("同步过程出错（{other}）")),
     }
 }
 

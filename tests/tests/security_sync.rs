@@ -148,7 +148,7 @@ fn an_actor_nobody_enrolled_is_refused_and_stays_free_for_its_owner() {
     let (claimed_no, mut claimed) =
         tongban_tests::rogue::case_document(VILLAGE, 10, "冒认的办件", STANDALONE_ACTOR);
     let (own_no, mut own) = tongban_tests::rogue::case_document(VILLAGE, 11, "本站办件", certified);
-    let mut server = SledReplica::serving(&hub, serial);
+    let mut server = SledReplica::serving(&hub, VILLAGE, serial);
     let reply = ServerSession::new(VILLAGE)
         .handle(
             &mut server,
@@ -194,7 +194,7 @@ fn an_actor_nobody_enrolled_is_refused_and_stays_free_for_its_owner() {
     hub.bind_actor(&declared[0], OTHER_VILLAGE).unwrap();
     let (theirs_no, mut theirs) =
         tongban_tests::rogue::case_document(OTHER_VILLAGE, 1, "接入前的办件", STANDALONE_ACTOR);
-    let mut server = SledReplica::serving(&hub, "0b0b");
+    let mut server = SledReplica::serving(&hub, OTHER_VILLAGE, "0b0b");
     let reply = ServerSession::new(OTHER_VILLAGE)
         .handle(
             &mut server,

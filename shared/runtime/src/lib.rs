@@ -11,9 +11,12 @@
 
 pub mod bundle;
 pub mod clock;
+pub mod link;
 pub mod process;
+pub mod push;
 pub mod replica;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod upstream_tls;
 pub mod web_tls;

@@ -40,6 +40,8 @@ pub struct SledReplica<'a> {
     /// peer's own even before this store learnt of it (a township that has not heard from the
     /// county since the village was enrolled).
     peer_actor: Option<[u8; 16]>,
+    /// Server side: the peer's code, so that its own changes are not pushed back to it.
+    peer: Option<String>,
 }
 
 impl<'a> SledReplica<'a> {
@@ -51,13 +53,16 @@ impl<'a> SledReplica<'a> {
             verdicts: RefCell::new(Default::default()),
             catalogs: RefCell::new(Default::default()),
             peer_actor: None,
+            peer: None,
         }
     }
 
-    /// The replica of a session's server side with a peer presenting the certificate `serial`.
-    pub fn serving(store: &'a Store, serial: &str) -> SledReplica<'a> {
+    /// The replica of a session's server side with the peer `code` presenting the certificate
+    /// `serial`.
+    pub fn serving(store: &'a Store, code: &str, serial: &str) -> SledReplica<'a> {
         SledReplica {
             peer_actor: Some(crate::tls::actor_for_serial(serial)),
+            peer: Some(code.to_string()),
             ..SledReplica::new(store)
         }
     }
@@ -177,10 +182,10 @@ impl SledReplica<'_> {
             }
             Ok((merged.save(), case.summary()))
         };
-        if self.client {
-            self.store.merge_case_from_upstream(case_no, merge)?
-        } else {
-            self.store.merge_case(case_no, merge)?
+        match (&self.client, &self.peer) {
+            (true, _) => self.store.merge_case_from_upstream(case_no, merge)?,
+            (false, Some(peer)) => self.store.merge_case_from_peer(case_no, peer, merge)?,
+            (false, None) => self.store.merge_case(case_no, merge)?,
         }
     }
 }

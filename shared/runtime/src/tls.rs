@@ -493,7 +493,7 @@ pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+pub(crate) fn roots(ca_pem: &str) -> Result<Arc<rustls::RootCertStore>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     for c in certs(ca_pem)? {
         roots.add(c)?;
@@ -512,41 +512,73 @@ pub fn server_config(ca_pem: &str, own: &CertKey) -> Result<quinn::ServerConfig,
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(&own.cert_pem)?, key(&own.key_pem)?)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    // Stateless resumption tickets: a node that lost its connection comes back without both
+    // certificate chains crossing the link again, however many nodes the server has.
+    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Pem(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(transport(Side::Server)));
     Ok(config)
 }
 
-/// Client side (a node towards its upstream): trusts only the county CA.
+/// Client side (a node towards its upstream): trusts only the county CA, and only the name it dials.
 pub fn client_config(ca_pem: &str, own: &CertKey) -> Result<quinn::ClientConfig, TlsError> {
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+    let tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca_pem)?)
         .with_client_auth_cert(certs(&own.cert_pem)?, key(&own.key_pem)?)?;
+    quic_client(tls)
+}
+
+/// [`client_config`] with another check of the server's certificate (`upstream_tls`).
+pub(crate) fn client_config_verified(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+    own: &CertKey,
+) -> Result<quinn::ClientConfig, TlsError> {
+    let tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(certs(&own.cert_pem)?, key(&own.key_pem)?)?;
+    quic_client(tls)
+}
+
+fn quic_client(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, TlsError> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Pem(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport()));
+    config.transport_config(Arc::new(transport(Side::Client)));
     Ok(config)
 }
 
-/// Transport limits: a few streams per connection, and idle connections are closed (village links drop
-/// without notice; keep-alives keep a live session from timing out).
-fn transport() -> quinn::TransportConfig {
+/// Which end of a sync connection a transport configuration is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// Between keep-alives of an open connection: under the 30 s after which many NATs forget a UDP
+/// mapping, and rare enough that an idle village's link costs well under a megabyte a day (one
+/// PING and its ACK, about 100 bytes on the wire, every 15 s). Only the node sends them.
+pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+/// A connection that hears nothing for this long is gone: nearly three keep-alives missed.
+const IDLE_TIMEOUT_MS: u32 = 40_000;
+
+/// Transport limits: a few streams per connection; the client keeps its connection alive and takes
+/// the server's one notice stream (see `push`), the server opens it.
+fn transport(side: Side) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(2u32.into());
-    t.max_concurrent_uni_streams(0u32.into());
-    // 30 s, in milliseconds: a village link may drop for a while and come back within a session.
+    t.max_concurrent_uni_streams(u32::from(side == Side::Client).into());
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-        30_000,
+        IDLE_TIMEOUT_MS,
     ))));
-    // A ping every 2 s while a session is open (connections close after each session): cheap, and a
-    // hub that restarted answers it with a stateless reset (see `certs::reset_key` in the hub), so the node
-    // learns within seconds that its session is gone instead of waiting for the idle timeout.
-    t.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
+    if side == Side::Client {
+        t.keep_alive_interval(Some(KEEP_ALIVE));
+    }
     // What a peer may send before it is read: bounds a connection's buffers (quinn's connection-wide
     // default is unlimited). A sync frame is at most 4 MiB and is read as it arrives.
     t.stream_receive_window(quinn::VarInt::from_u32(1024 * 1024));

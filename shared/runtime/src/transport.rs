@@ -1,5 +1,6 @@
 //! The QUIC driver of the sync protocol: moves frames between a [`ClientSession`] and a
-//! [`ServerSession`] over one bidirectional stream per session, and counts what it moved.
+//! [`ServerSession`] over one bidirectional stream per session, and counts what it moved. A node
+//! keeps its connection open between sessions (`link`); the server pushes notices on it (`push`).
 //!
 //! The sessions are the pure state machines of `tongban_shared::sync`; this module adds sockets, time
 //! limits and the peer's identity (from its verified certificate, never from its messages). Store work
@@ -184,6 +185,24 @@ pub async fn sync_replica<R: Replica>(
     links: Vec<LinkReport>,
 ) -> Result<SyncReport, TransportError> {
     let started = Instant::now();
+    let conn = connect(endpoint, upstream).await?;
+    let result = run_client(&conn, replica, scopes, pending, links).await;
+    conn.close(0u32.into(), b"done");
+    let mut report = result?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    let wire = conn.stats();
+    report.wire_bytes_sent = wire.udp_tx.bytes;
+    report.wire_bytes_received = wire.udp_rx.bytes;
+    report.lost_bytes = wire.path.lost_bytes;
+    Ok(report)
+}
+
+/// Opens a connection to the upstream (full handshake, or a resumed one when the endpoint holds a
+/// ticket from an earlier connection to it).
+pub(crate) async fn connect(
+    endpoint: &Endpoint,
+    upstream: &Upstream,
+) -> Result<Connection, TransportError> {
     let connect_err = |reason: String| TransportError::Connect {
         addr: upstream.addr,
         reason,
@@ -195,7 +214,7 @@ pub async fn sync_replica<R: Replica>(
             &upstream.server_name,
         )
         .map_err(|e| connect_err(e.to_string()))?;
-    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
+    tokio::time::timeout(CONNECT_TIMEOUT, connecting)
         .await
         .map_err(|_| connect_err("no answer".into()))?
         .map_err(|e| match e {
@@ -203,27 +222,31 @@ pub async fn sync_replica<R: Replica>(
                 TransportError::Refused(String::from_utf8_lossy(&c.reason).into_owned())
             }
             other => connect_err(other.to_string()),
-        })?;
-    let result = run_client(&conn, replica, scopes, pending, links).await;
+        })
+}
+
+/// One session on an open connection: a new stream.
+pub(crate) async fn run_client<R: Replica>(
+    conn: &Connection,
+    replica: &mut R,
+    scopes: Vec<String>,
+    pending: u32,
+    links: Vec<LinkReport>,
+) -> Result<SyncReport, TransportError> {
+    let result = run_stream(conn, replica, scopes, pending, links).await;
     // A server that refuses the peer closes the connection with its reason: report that, not the
     // broken stream it caused.
-    let result = result.map_err(|e| match (&e, conn.close_reason()) {
+    result.map_err(|e| match (e, conn.close_reason()) {
         (TransportError::Connection(_), Some(quinn::ConnectionError::ApplicationClosed(c))) => {
             TransportError::Refused(String::from_utf8_lossy(&c.reason).into_owned())
         }
-        _ => e,
-    });
-    conn.close(0u32.into(), b"done");
-    let mut report = result?;
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    let wire = conn.stats();
-    report.wire_bytes_sent = wire.udp_tx.bytes;
-    report.wire_bytes_received = wire.udp_rx.bytes;
-    report.lost_bytes = wire.path.lost_bytes;
-    Ok(report)
+        // The server's own words ending a session (admission, limits) are its refusal.
+        (TransportError::Session(SessionError::Peer(reason)), _) => TransportError::Refused(reason),
+        (e, _) => e,
+    })
 }
 
-async fn run_client<R: Replica>(
+async fn run_stream<R: Replica>(
     conn: &Connection,
     replica: &mut R,
     scopes: Vec<String>,
@@ -449,6 +472,12 @@ async fn handle_connection(
         conn.close(2u32.into(), reason.as_bytes());
         return;
     }
+    // Notices of changes in the peer's scope, on the one stream the server opens (see `push`).
+    let notices = tokio::spawn(crate::push::notify_peer(
+        conn.clone(),
+        store.subscribe(),
+        peer.code.clone(),
+    ));
     while let Ok((mut send, recv)) = conn.accept_bi().await {
         if !connections.take_session(&peer.code, limits) {
             let reason = format!(
@@ -463,7 +492,18 @@ async fn handle_connection(
             let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
             // A flooding peer loses the connection; an honest one reconnects after its backoff.
             conn.close(2u32.into(), reason.as_bytes());
+            notices.abort();
             return;
+        }
+        // Admission holds per session, not only per connection: a certificate the county replaced
+        // or a village it revoked since the connection opened is refused from its next session on.
+        if let Err(reason) = admit(&gate, &peer).await {
+            tracing::warn!(%remote, code = %peer.code, %reason, "sync peer refused");
+            say_error(&mut send, &reason, &mut 0).await;
+            drop(recv);
+            let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+            conn.close(1u32.into(), reason.as_bytes());
+            break;
         }
         let outcome = serve_session(send, recv, &store, &peer, &work, limits)
             .await
@@ -473,6 +513,7 @@ async fn handle_connection(
         }
         record(&gate, &peer, outcome).await;
     }
+    notices.abort();
 }
 
 /// [`Gate::admit`] on a blocking thread: gates read the store.
@@ -511,7 +552,7 @@ async fn serve_session(
     let started = Instant::now();
     let mut report = SyncReport::default();
     let mut session = ServerSession::new(&peer.code).with_clock(crate::clock::now_ms());
-    let mut replica = SledReplica::serving(store, &peer.serial);
+    let mut replica = SledReplica::serving(store, &peer.code, &peer.serial);
     let mut dec = FrameDecoder::default();
     loop {
         let request = match read_msg(

@@ -9,13 +9,17 @@ use tongban_shared::case::CaseDoc;
 use tongban_shared::workflow::ActionInput;
 
 /// The link badge in every page's header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Badge {
     /// `badge-online` or `badge-offline` (the stylesheet colours them).
     pub class: &'static str,
     pub text: String,
     /// Shown on hover: what the state means for the agent.
     pub hint: String,
+    /// Shown on every page when set, above everything: the station must act (it was revoked).
+    pub alert: Option<String>,
+    /// Whether the page offers 立即同步 (a node with an upstream).
+    pub sync_now: bool,
 }
 
 /// A warning that the times some node wrote into a case may be wrong.

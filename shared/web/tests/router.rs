@@ -61,6 +61,8 @@ impl Site for TestSite {
             class: "badge-online",
             text: "测试".into(),
             hint: String::new(),
+            alert: None,
+            sync_now: false,
         }
     }
 }

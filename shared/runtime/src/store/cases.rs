@@ -108,6 +108,7 @@ impl Store {
         })?;
         if replayed.is_none() {
             self.note_outgoing(&summary.case_no, true)?;
+            self.note_case_change(&summary.case_no, None);
         }
         if flush {
             self.sync()?;
@@ -146,7 +147,18 @@ impl Store {
         case_no: &str,
         merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
     ) -> Result<Result<(), E>, StoreError> {
-        self.merge_case_noting(case_no, true, merge)
+        self.merge_case_noting(case_no, true, None, merge)
+    }
+
+    /// [`Store::merge_case`] for a version a downstream peer's session brought: that peer is not
+    /// told of it (see `changes.rs`).
+    pub fn merge_case_from_peer<E>(
+        &self,
+        case_no: &str,
+        peer: &str,
+        merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
+    ) -> Result<Result<(), E>, StoreError> {
+        self.merge_case_noting(case_no, true, Some(peer), merge)
     }
 
     /// [`Store::merge_case`] for a version that came from the upstream: not noted as outgoing.
@@ -155,13 +167,14 @@ impl Store {
         case_no: &str,
         merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
     ) -> Result<Result<(), E>, StoreError> {
-        self.merge_case_noting(case_no, false, merge)
+        self.merge_case_noting(case_no, false, None, merge)
     }
 
     fn merge_case_noting<E>(
         &self,
         case_no: &str,
         note: bool,
+        from_peer: Option<&str>,
         merge: impl FnOnce(Option<Vec<u8>>) -> Result<(Vec<u8>, CaseSummary), E>,
     ) -> Result<Result<(), E>, StoreError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -182,6 +195,7 @@ impl Store {
         if note {
             self.note_outgoing(case_no, new_here)?;
         }
+        self.note_case_change(case_no, from_peer);
         Ok(Ok(()))
     }
 }

@@ -56,6 +56,9 @@ pub struct NodeRecord {
     /// The node's clock minus the hub's at its last session (seconds).
     #[serde(default)]
     pub clock_skew_s: Option<i64>,
+    /// The sync address its bundle names (for a township: the hub's, which its villages fall back to).
+    #[serde(default)]
+    pub upstream: Option<String>,
 }
 
 /// The hub's records in a store.

@@ -139,6 +139,7 @@ impl Store {
             notes_outgoing: Default::default(),
             write_lock: Default::default(),
             audit: std::sync::Arc::new(super::audit::AuditLog::open(dir)?),
+            changes: Default::default(),
             db,
         })
     }
@@ -206,7 +207,9 @@ impl Store {
         let writes = read_u64(self.meta.get(K_WRITES)?);
         self.db.flush()?;
         self.log_file.sync_all().map_err(io)?;
-        self.write_seal(writes)
+        self.write_seal(writes)?;
+        self.publish_changes();
+        Ok(())
     }
 
     /// Records `writes` as flushed. Not fsynced: a seal lost to a power cut only under-reports, so it

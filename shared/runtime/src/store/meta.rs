@@ -137,6 +137,7 @@ impl Store {
         batch.insert(K_CATALOG, json.as_bytes());
         batch.insert(K_CATALOG_VERSION, &catalog.version.to_be_bytes());
         self.meta.apply_batch(batch)?;
+        self.note_change(super::changes::Change::County);
         self.sync()?;
         Ok(catalog.version)
     }
@@ -178,6 +179,7 @@ impl Store {
         batch.insert(K_CALENDAR, tables_json.as_bytes());
         batch.insert(K_CALENDAR_VERSION, &version.to_be_bytes());
         self.meta.apply_batch(batch)?;
+        self.note_change(super::changes::Change::County);
         self.sync()
     }
 

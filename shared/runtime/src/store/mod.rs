@@ -10,6 +10,7 @@
 //! - `trie`: the per-scope summary trie that sync reconciles.
 //! - `queries`: lists, counts, and walks over the summaries.
 //! - `outgoing`: local writes not yet gone up.
+//! - `changes`: durable changes told to listeners (the sync server's notices).
 //! - `accounts`, `actors`: people and automerge actor bindings.
 //! - `county`: records only the hub keeps (nodes, the outbox), reached through [`Store::county`].
 //! - `error`: refusals versus faults.
@@ -18,6 +19,7 @@ mod accounts;
 mod actors;
 pub mod audit;
 mod cases;
+pub mod changes;
 pub mod county;
 mod durability;
 mod error;
@@ -70,6 +72,8 @@ pub struct Store {
     write_lock: std::sync::Arc<std::sync::Mutex<()>>,
     /// The data directory's audit log (`DIR/audit.log`), appended only through this store.
     audit: std::sync::Arc<audit::AuditLog>,
+    /// Durable changes for listeners (see `changes.rs`).
+    changes: std::sync::Arc<changes::Changes>,
 }
 
 #[cfg(test)]

@@ -16,6 +16,29 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/catalog", get(catalog))
         .route("/api/stats", get(stats))
         .route("/api/calendar", get(calendar))
+        .route("/api/badge", get(badge))
+}
+
+/// `GET /api/badge`: the header badge as the page shows it, and the count waiting to go up, which
+/// every page refreshes every few seconds without a reload.
+async fn badge(State(state): State<SharedState>, _user: ApiUser) -> Result<Json<Value>, AppError> {
+    let badge = state.site.badge();
+    // The home page's 待上报县级 at a node (the county's own counts depend on the account's role).
+    let pending = match state.identity.tier {
+        tongban_shared::Tier::County => None,
+        _ => {
+            let st = state.clone();
+            Some(
+                crate::state::blocking(move || {
+                    Ok(st
+                        .store
+                        .count(Some(tongban_shared::case::CaseState::Submitted))?)
+                })
+                .await?,
+            )
+        }
+    };
+    Ok(Json(json!({ "badge": badge, "pending": pending })))
 }
 
 /// Public (monitoring needs no account), so the storage error's details — paths, OS errors — go only

@@ -39,8 +39,10 @@ pub fn run() -> anyhow::Result<()> {
         let bundle = Bundle::load(&path)?;
         let mut replica = MemReplica::default();
         replica.publish_catalog(1, tongban_shared::catalog::BUILTIN_CATALOG_JSON);
-        let mut actor = [0u8; 16];
-        actor[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+        // The actor the hub bound to this village at enrolment, as a real node writes with.
+        let actor = tongban_runtime::tls::actor_for_serial(
+            &tongban_runtime::tls::identity_of_pem(&bundle.node.cert_pem)?.serial,
+        );
         for seq in 1..=per_node {
             let (no, mut doc) = rogue::case_document(&code, seq, &format!("汇入{i}-{seq}"), actor);
             replica

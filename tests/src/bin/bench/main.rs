@@ -79,6 +79,7 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
 mod eventlog;
 mod fanin;
 mod footprint;
+mod link;
 mod loginflood;
 mod weaklink;
 
@@ -88,6 +89,7 @@ fn main() -> anyhow::Result<()> {
         Some("eventlog") => return eventlog::run(),
         Some("fanin") => return fanin::run(),
         Some("footprint") => return footprint::run(),
+        Some("link") => return link::run(),
         Some("loginflood") => return loginflood::run(),
         Some("weaklink") => return weaklink::run(),
         _ => {}

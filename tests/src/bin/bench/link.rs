@@ -1,0 +1,220 @@
+//! `link --cases 10000 --idle-secs 120 --actions 100`: the node's one long-lived connection and the
+//! hub's push (issue 13). A real hub process and a village enrolled through its API, filled with
+//! `--cases` cases; the village's side runs in this process on the node's own store and link code
+//! (`tongban_runtime::link`), then as a real node process for the push latency. Every byte figure
+//! is either sync payload (the protocol's frames) or wire (all UDP bytes both ways: QUIC, TLS,
+//! acknowledgements, retransmissions).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tongban_runtime::bundle::NodeTls;
+use tongban_runtime::link::Link;
+use tongban_runtime::store::Store;
+use tongban_runtime::transport::{SyncReport, Upstream};
+use tongban_shared::Tier;
+use tongban_tests::*;
+
+use crate::{fill, flag, Table};
+
+const VILLAGE: &str = "420222100201";
+
+pub fn run() -> anyhow::Result<()> {
+    let cases: u64 = flag("--cases", "10000")?;
+    let idle_secs: u64 = flag("--idle-secs", "120")?;
+    let actions: usize = flag("--actions", "100")?;
+    println!(
+        "hub binary: {}\nnode binary: {}",
+        hub_bin().display(),
+        node_bin().display()
+    );
+    let hub_dir = tempfile::tempdir()?;
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0")?;
+    let village = tempfile::tempdir()?;
+    let bundle = village.path().join("bundle.json");
+    hub.enroll_village(VILLAGE, &bundle)?;
+    let data = village.path().join("node");
+    init_node_from_bundle(&data, &bundle)?;
+    let fill_s = fill(&data, cases)?;
+    eprintln!("filled {cases} cases in {fill_s:.1} s");
+
+    let mut table = Table::new(&[
+        "measure",
+        "sync payload",
+        "wire (UDP, both ways)",
+        "round trips",
+    ]);
+    let row = |table: &mut Table, what: &str, r: &SyncReport| {
+        table.row([
+            what.to_string(),
+            format!("{} B", r.bytes_sent + r.bytes_received),
+            format!("{} B", r.wire_bytes_sent + r.wire_bytes_received),
+            r.round_trips.to_string(),
+        ]);
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    {
+        let store = Store::open(&data)?;
+        let files = NodeTls::load(&data)?;
+        let config = || {
+            tongban_runtime::upstream_tls::node_client_config(
+                &files.ca_pem,
+                &files.own,
+                Tier::Village,
+                Some(&VILLAGE[..9]),
+            )
+        };
+        let upstream = Upstream {
+            addr: hub.quic.parse()?,
+            server_name: tongban_runtime::tls::HUB_SERVER_NAME.into(),
+            config: config()?,
+        };
+        runtime.block_on(async {
+            let link = Link::new(quinn::Endpoint::client("127.0.0.1:0".parse()?)?);
+            let first = session(&link, &upstream, &store).await?;
+            eprintln!(
+                "initial upload: {} cases in {} ms",
+                first.cases_sent, first.duration_ms
+            );
+            if first.cases_sent as u64 != cases {
+                bail!(
+                    "the first session sent {} of {cases} cases",
+                    first.cases_sent
+                );
+            }
+            // The first no-change session after an upload may still settle what the upload left;
+            // the figures are the last of five.
+            let mut live = SyncReport::default();
+            for _ in 0..5 {
+                live = session(&link, &upstream, &store).await?;
+            }
+            row(
+                &mut table,
+                &format!("no-change session on the live connection, N = {cases}"),
+                &live,
+            );
+
+            let before = link.wire().await.context("no open connection")?;
+            tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+            let after = link
+                .wire()
+                .await
+                .context("the connection did not stay up")?;
+            let idle = (after.sent - before.sent) + (after.received - before.received);
+            let per_day = idle as f64 * 86_400.0 / idle_secs as f64;
+            table.row([
+                format!("idle connection (keep-alives), measured {idle_secs} s, per day"),
+                "0 B".into(),
+                format!("{idle} B in {idle_secs} s → {:.2} MB/day", per_day / 1e6),
+                "–".into(),
+            ]);
+
+            link.disconnect().await;
+            let resumed = session(&link, &upstream, &store).await?;
+            row(
+                &mut table,
+                "reconnect, nothing changed (TLS resumed)",
+                &resumed,
+            );
+
+            // A process that holds no ticket: the full mutual-TLS handshake, for comparison.
+            let fresh = Link::new(quinn::Endpoint::client("127.0.0.1:0".parse()?)?);
+            let cold = Upstream {
+                config: config()?,
+                ..upstream.clone()
+            };
+            let full = session(&fresh, &cold, &store).await?;
+            row(
+                &mut table,
+                "connect, nothing changed (full handshake)",
+                &full,
+            );
+            link.close().await;
+            fresh.close().await;
+            anyhow::Ok(())
+        })?;
+    }
+
+    // Push: the county acts, the village's node process (polling every 10 min) shows it.
+    let node = NodeProcess::serve_with(&data, &["--sync-interval", "600"])?;
+    let agent = client();
+    first_sync(&node)?;
+    let (_, listed) = get_json(&agent, &node.url(&format!("/api/cases?limit={actions}")))?;
+    let numbers: Vec<String> = listed["cases"]
+        .as_array()
+        .context("cases")?
+        .iter()
+        .filter_map(|c| c["case_no"].as_str().map(str::to_string))
+        .collect();
+    let mut latencies = Vec::new();
+    for no in &numbers {
+        let (status, body) = post_json_as(
+            &hub.url(&format!("/api/cases/{no}/actions")),
+            &basic_auth("admin", HUB_ADMIN_PASSWORD),
+            &serde_json::json!({"action": "receive"}),
+        );
+        if status != 200 {
+            bail!("receive {no}: {status} {body}");
+        }
+        let acted = Instant::now();
+        loop {
+            let (_, case) = get_json(&agent, &node.url(&format!("/api/cases/{no}")))?;
+            if case["state"] == "RECEIVED" {
+                latencies.push(acted.elapsed());
+                break;
+            }
+            if acted.elapsed() > Duration::from_secs(60) {
+                bail!("{no}: the county's action did not reach the village within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    table.row([
+        format!(
+            "county action → visible at the village (direct), {} actions",
+            latencies.len()
+        ),
+        "–".into(),
+        "–".into(),
+        format!(
+            "p50 {} ms, p95 {} ms, max {} ms",
+            pct(0.5).as_millis(),
+            pct(0.95).as_millis(),
+            pct(1.0).as_millis()
+        ),
+    ]);
+    let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
+    eprintln!(
+        "node: {} sessions over {} connection(s)",
+        st["totals"]["sessions"], st["totals"]["connections"]
+    );
+    table.print();
+    Ok(())
+}
+
+/// One session of the village's scope on `link`.
+async fn session(link: &Link, up: &Upstream, store: &Store) -> anyhow::Result<SyncReport> {
+    link.session(up, store, vec![VILLAGE.into()], 0, Vec::new())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Waits for the node process's first session after start.
+fn first_sync(node: &NodeProcess) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let (_, st) = get_json(&client(), &node.url("/api/sync"))?;
+        if !st["last_success"].is_null() {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the node did not sync within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

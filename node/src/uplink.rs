@@ -30,6 +30,10 @@ const AFTER_WRITE: Duration = Duration::from_secs(1);
 /// A notice from the upstream is followed by a session after this pause: a county clerk's action
 /// is often several writes in a row.
 const AFTER_NOTICE: Duration = Duration::from_millis(150);
+/// Sessions started by notices: a burst of this many at once, then one a second. A county working
+/// through many of one village's cases then never exceeds the upstream's allowance (60 sessions a
+/// minute, bursts of 30), which would cost the connection; a single action still comes at once.
+const NOTICE_BURST: f64 = 10.0;
 /// A lost connection is opened again after this pause.
 const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 /// While the connection is up, changes upstream are pushed: the poll is only a safety net.
@@ -365,12 +369,20 @@ impl SyncHandle {
         let mut failures: u32 = 0;
         // First session right away: the link may have come back while the node was off.
         let mut wait = Duration::ZERO;
+        let (mut tokens, mut refilled) = (NOTICE_BURST, tokio::time::Instant::now());
         loop {
             let pause = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 _ = self.trigger.notified() => Some(AFTER_WRITE),
-                _ = self.link.notice() => Some(AFTER_NOTICE),
+                _ = self.link.notice() => {
+                    let now = tokio::time::Instant::now();
+                    tokens = (tokens + (now - refilled).as_secs_f64()).min(NOTICE_BURST);
+                    refilled = now;
+                    let short = (1.0 - tokens).max(0.0);
+                    tokens -= 1.0;
+                    Some(AFTER_NOTICE.max(Duration::from_secs_f64(short)))
+                }
                 _ = self.link.connection_lost() => {
                     // Said at once; a new connection soon, so that notices flow again (a failure
                     // then backs off as usual).

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod link;
 pub mod process;
 pub mod push;
+mod quic;
 pub mod replica;
 pub mod store;
 pub mod tls;

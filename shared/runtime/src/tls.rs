@@ -512,13 +512,17 @@ pub fn server_config(ca_pem: &str, own: &CertKey) -> Result<quinn::ServerConfig,
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs(&own.cert_pem)?, key(&own.key_pem)?)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    // Stateless resumption tickets: a node that lost its connection comes back without both
-    // certificate chains crossing the link again, however many nodes the server has.
-    tls.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    // Resumption: a node that lost its connection comes back without both certificate chains
+    // crossing the link again. Stateful (the ticket is a 32-byte id into this cache): a stateless
+    // ticket carries the node's certificate chain inside, which made the resumed ClientHello spill
+    // into a second padded 1200-byte Initial and cost more than a full handshake. One ticket per
+    // connection; 4096 entries of about 2 KB hold every node of a county.
+    tls.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
+    tls.send_tls13_tickets = 1;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Pem(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport(Side::Server)));
+    config.transport_config(Arc::new(crate::quic::transport(crate::quic::Side::Server)));
     Ok(config)
 }
 
@@ -549,41 +553,8 @@ fn quic_client(mut tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, Tls
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Pem(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport(Side::Client)));
+    config.transport_config(Arc::new(crate::quic::transport(crate::quic::Side::Client)));
     Ok(config)
-}
-
-/// Which end of a sync connection a transport configuration is for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Client,
-    Server,
-}
-
-/// Between keep-alives of an open connection: under the 30 s after which many NATs forget a UDP
-/// mapping, and rare enough that an idle village's link costs well under a megabyte a day (one
-/// PING and its ACK, about 100 bytes on the wire, every 15 s). Only the node sends them.
-pub const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
-/// A connection that hears nothing for this long is gone: nearly three keep-alives missed.
-const IDLE_TIMEOUT_MS: u32 = 40_000;
-
-/// Transport limits: a few streams per connection; the client keeps its connection alive and takes
-/// the server's one notice stream (see `push`), the server opens it.
-fn transport(side: Side) -> quinn::TransportConfig {
-    let mut t = quinn::TransportConfig::default();
-    t.max_concurrent_bidi_streams(2u32.into());
-    t.max_concurrent_uni_streams(u32::from(side == Side::Client).into());
-    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
-        IDLE_TIMEOUT_MS,
-    ))));
-    if side == Side::Client {
-        t.keep_alive_interval(Some(KEEP_ALIVE));
-    }
-    // What a peer may send before it is read: bounds a connection's buffers (quinn's connection-wide
-    // default is unlimited). A sync frame is at most 4 MiB and is read as it arrives.
-    t.stream_receive_window(quinn::VarInt::from_u32(1024 * 1024));
-    t.receive_window(quinn::VarInt::from_u32(2 * 1024 * 1024));
-    t
 }
 
 /// Checks a server name before connecting (a typo in a bundle should say so, not fail the handshake).

@@ -1,4 +1,4 @@
-//! `link --cases 10000 --idle-secs 120 --actions 100`: the node's one long-lived connection and the
+//! `link --cases 10000 --idle-secs 120 --actions 100 [--gap-ms 1000]`: the node's one long-lived connection and the
 //! hub's push (issue 13). A real hub process and a village enrolled through its API, filled with
 //! `--cases` cases; the village's side runs in this process on the node's own store and link code
 //! (`tongban_runtime::link`), then as a real node process for the push latency. Every byte figure
@@ -23,6 +23,9 @@ pub fn run() -> anyhow::Result<()> {
     let cases: u64 = flag("--cases", "10000")?;
     let idle_secs: u64 = flag("--idle-secs", "120")?;
     let actions: usize = flag("--actions", "100")?;
+    // Between one action and the next: the node keeps to its upstream's session allowance (a burst
+    // of 10, then one a second), so actions closer than a second apart measure that pace instead.
+    let gap_ms: u64 = flag("--gap-ms", "1000")?;
     println!(
         "hub binary: {}\nnode binary: {}",
         hub_bin().display(),
@@ -151,6 +154,7 @@ pub fn run() -> anyhow::Result<()> {
         .collect();
     let mut latencies = Vec::new();
     for no in &numbers {
+        std::thread::sleep(Duration::from_millis(gap_ms));
         let (status, body) = post_json_as(
             &hub.url(&format!("/api/cases/{no}/actions")),
             &basic_auth("admin", HUB_ADMIN_PASSWORD),
@@ -176,7 +180,7 @@ pub fn run() -> anyhow::Result<()> {
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
     table.row([
         format!(
-            "county action → visible at the village (direct), {} actions",
+            "county action → visible at the village (direct), {} actions {gap_ms} ms apart",
             latencies.len()
         ),
         "–".into(),

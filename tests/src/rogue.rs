@@ -138,3 +138,51 @@ pub fn case_document(scope: &str, seq: u32, name: &str, actor: [u8; 16]) -> (Str
     .unwrap_or_else(|e| panic!("{e}"));
     (no, doc)
 }
+
+/// A county store (420222) in `dir/hub` where `actor` is bound to `village`, as its enrolment
+/// binds it: the server side of session-level tests of what a peer may send.
+pub fn county_store(dir: &Path, village: &str, actor: [u8; 16]) -> Store {
+    let identity = NodeIdentity {
+        code: "420222".into(),
+        name: "测试县".into(),
+        tier: tongban_shared::Tier::County,
+        parent: None,
+        upstream: None,
+        upstream_name: None,
+        fallback: None,
+        created_at: "2026-11-01T09:00:00+08:00".into(),
+    };
+    let hub = Store::create(
+        &dir.join("hub"),
+        &identity,
+        &[0x11; 16],
+        tongban_shared::catalog::BUILTIN_CATALOG_JSON,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    hub.bind_actor(&actor, village)
+        .unwrap_or_else(|e| panic!("{e}"));
+    hub
+}
+
+/// What a session that refused cases by themselves must leave: each of `refused_nos` refused with
+/// a reason containing `why` and not stored new; `held` (a case the hub had) as it was; `honest`
+/// stored.
+pub fn assert_refused_by_themselves(
+    hub: &Store,
+    refused: &[tongban_shared::sync::frame::Refusal],
+    (new_no, held_no, held_before): (&str, &str, &Option<Vec<u8>>),
+    honest_no: &str,
+    why: &str,
+) {
+    for no in [new_no, held_no] {
+        let r = refused.iter().find(|r| r.subject == no);
+        assert!(
+            r.is_some_and(|r| r.reason.contains(why)),
+            "{no}: {refused:?}"
+        );
+    }
+    let doc = |no: &str| hub.document(no).unwrap_or_else(|e| panic!("{e}"));
+    assert!(doc(new_no).is_none(), "{new_no} was stored");
+    assert_eq!(&doc(held_no), held_before, "{held_no} left as it was");
+    assert!(doc(honest_no).is_some(), "the honest case lands");
+}

@@ -198,7 +198,6 @@ fn a_cookie_api_write_without_the_csrf_token_or_from_another_origin_is_refused()
 fn an_oversized_case_from_a_hostile_peer_is_refused_by_itself_and_the_session_goes_on() {
     use automerge::transaction::Transactable;
     use tongban_runtime::replica::SledReplica;
-    use tongban_runtime::store::{NodeIdentity, Store};
     use tongban_shared::limits::MAX_CASE_BYTES;
     use tongban_shared::sync::frame::{DocMsg, Msg};
     use tongban_shared::sync::session::ServerSession;
@@ -206,24 +205,7 @@ fn an_oversized_case_from_a_hostile_peer_is_refused_by_itself_and_the_session_go
     const VILLAGE: &str = "420222100201";
     const ACTOR: [u8; 16] = [0x22; 16];
     let dir = tempfile::tempdir().unwrap();
-    let identity = NodeIdentity {
-        code: "420222".into(),
-        name: "测试县".into(),
-        tier: tongban_shared::Tier::County,
-        parent: None,
-        upstream: None,
-        upstream_name: None,
-        fallback: None,
-        created_at: "2026-11-01T09:00:00+08:00".into(),
-    };
-    let hub = Store::create(
-        &dir.path().join("hub"),
-        &identity,
-        &[0x11; 16],
-        tongban_shared::catalog::BUILTIN_CATALOG_JSON,
-    )
-    .unwrap();
-    hub.bind_actor(&ACTOR, VILLAGE).unwrap();
+    let hub = tongban_tests::rogue::county_store(dir.path(), VILLAGE, ACTOR);
 
     // Incompressible text (a seeded LCG as hex) well past the budget, as a hostile peer would add.
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -279,22 +261,12 @@ fn an_oversized_case_from_a_hostile_peer_is_refused_by_itself_and_the_session_go
     let Msg::SyncReply { refused, .. } = reply else {
         panic!("{reply:?}")
     };
-    for no in [&new_no, &held_no] {
-        let r = refused.iter().find(|r| &r.subject == no);
-        assert!(
-            r.is_some_and(|r| r.reason.contains("上限")),
-            "{no}: {refused:?}"
-        );
-    }
-    assert!(hub.document(&new_no).unwrap().is_none());
-    assert_eq!(
-        hub.document(&held_no).unwrap(),
-        held_before,
-        "left as it was"
-    );
-    assert!(
-        hub.document(&honest_no).unwrap().is_some(),
-        "the honest case lands"
+    tongban_tests::rogue::assert_refused_by_themselves(
+        &hub,
+        &refused,
+        (&new_no, &held_no, &held_before),
+        &honest_no,
+        "上限",
     );
 
     // A node holding a case over the budget (stored before there was one) reports it and does not

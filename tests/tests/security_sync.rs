@@ -4,7 +4,7 @@
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use tongban_runtime::replica::SledReplica;
-use tongban_runtime::store::{NodeIdentity, Store};
+use tongban_runtime::store::Store;
 use tongban_shared::inflation::MAX_INFLATED_BYTES;
 use tongban_shared::limits::MAX_CASE_BYTES;
 use tongban_shared::sync::frame::{DocMsg, Msg};
@@ -14,25 +14,7 @@ const VILLAGE: &str = "420222100201";
 const ACTOR: [u8; 16] = [0x22; 16];
 
 fn county_store(dir: &std::path::Path) -> Store {
-    let identity = NodeIdentity {
-        code: "420222".into(),
-        name: "测试县".into(),
-        tier: tongban_shared::Tier::County,
-        parent: None,
-        upstream: None,
-        upstream_name: None,
-        fallback: None,
-        created_at: "2026-11-01T09:00:00+08:00".into(),
-    };
-    let hub = Store::create(
-        &dir.join("hub"),
-        &identity,
-        &[0x11; 16],
-        tongban_shared::catalog::BUILTIN_CATALOG_JSON,
-    )
-    .unwrap();
-    hub.bind_actor(&ACTOR, VILLAGE).unwrap();
-    hub
+    tongban_tests::rogue::county_store(dir, VILLAGE, ACTOR)
 }
 
 fn doc_msg(case_no: &str, msg: Option<Vec<u8>>, full: Option<Vec<u8>>) -> DocMsg {
@@ -111,22 +93,12 @@ fn documents_and_changes_that_inflate_past_the_cap_are_refused_before_loading() 
     let Msg::SyncReply { refused, .. } = reply else {
         panic!("{reply:?}")
     };
-    for no in [&new_no, &held_no] {
-        let r = refused.iter().find(|r| &r.subject == no);
-        assert!(
-            r.is_some_and(|r| r.reason.contains("inflate past")),
-            "{no}: {refused:?}"
-        );
-    }
-    assert!(hub.document(&new_no).unwrap().is_none());
-    assert_eq!(
-        hub.document(&held_no).unwrap(),
-        held_before,
-        "left as it was"
-    );
-    assert!(
-        hub.document(&honest_no).unwrap().is_some(),
-        "the honest case lands"
+    tongban_tests::rogue::assert_refused_by_themselves(
+        &hub,
+        &refused,
+        (&new_no, &held_no, &held_before),
+        &honest_no,
+        "inflate past",
     );
 }
 

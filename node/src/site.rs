@@ -35,6 +35,7 @@ impl Site for NodeSite {
                 sync_now: false,
             };
         };
+        uplink.looked_at();
         let st = uplink.status();
         let last = st
             .last_success

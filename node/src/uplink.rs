@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tongban_runtime::bundle::{NodeTls, TlsFilesError};
+use tongban_runtime::link::Liveness;
 use tongban_runtime::store::{NodeIdentity, Store};
 use tongban_runtime::tls;
 use tongban_runtime::transport::{SyncReport, TransportError, Upstream};
@@ -39,6 +40,10 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(2);
 /// While the connection is up, changes upstream are pushed: the poll is only a safety net.
 const CONNECTED_POLL_MIN: Duration = Duration::from_secs(600);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Someone who looked at the station's status within this long (every open page asks every 5 s)
+/// is still looking: the link is then checked often enough for the badge to be true within 5 s.
+const LOOKED_AT_WITHIN: Duration = Duration::from_secs(12);
+const LIVENESS_TICK: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncStatus {
@@ -67,6 +72,8 @@ pub struct SyncStatus {
     pub last_session: Option<SyncReport>,
     /// Since this process started.
     pub totals: SyncTotals,
+    /// UDP bytes of the open connection so far, sessions, keep-alives and probes alike.
+    pub link_wire: Option<tongban_runtime::link::Wire>,
     /// This machine's clock minus the upstream's, from the last session (seconds).
     pub clock_skew_s: Option<i64>,
 }
@@ -141,6 +148,9 @@ pub struct SyncHandle {
     links: crate::links::Links,
     /// Told after every successful session (the node then picks up county data it brought).
     finished: Notify,
+    /// When someone last asked for the status (milliseconds since `started`).
+    looked_at_ms: AtomicU64,
+    started: std::time::Instant,
 }
 
 impl SyncHandle {
@@ -186,7 +196,17 @@ impl SyncHandle {
             timing,
             links,
             finished: Notify::new(),
+            looked_at_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
         })))
+    }
+
+    /// Someone is looking at the station's status (a page, the badge refresh): for the next
+    /// `LOOKED_AT_WITHIN` the link is checked often enough for the badge to be true within 5 s.
+    /// Scripts reading `GET /api/sync` do not count: they would make an idle link pay for probes.
+    pub fn looked_at(&self) {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        self.looked_at_ms.store(now_ms.max(1), Ordering::Relaxed);
     }
 
     pub fn status(&self) -> SyncStatus {
@@ -197,6 +217,7 @@ impl SyncHandle {
             .clone();
         s.pending_up = self.pending.load(Ordering::SeqCst);
         s.totals.connections = self.link.connections_opened();
+        s.link_wire = self.link.current_wire();
         let up = self.link.up();
         s.connection = if up { "up" } else { "down" };
         s.state = LinkState::of(&s, up).word();
@@ -366,6 +387,7 @@ impl SyncHandle {
     /// cancelled. A session in progress is finished first: its writes are durable before they are
     /// acknowledged, and cutting it would only make the upstream wait for a timeout.
     pub async fn run_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        tokio::spawn(self.clone().watch_liveness(shutdown.clone()));
         let mut failures: u32 = 0;
         // First session right away: the link may have come back while the node was off.
         let mut wait = Duration::ZERO;
@@ -422,6 +444,32 @@ impl SyncHandle {
     }
 }
 
+impl SyncHandle {
+    /// While someone is looking, checks the connection every `LIVENESS_TICK` (see
+    /// `Link::check_liveness`: probes after a short silence, gives a silent connection up); a
+    /// connection given up is said at once, and the loop's `connection_lost` reconnects.
+    async fn watch_liveness(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(LIVENESS_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let looked_at = Duration::from_millis(self.looked_at_ms.load(Ordering::Relaxed));
+            let looking = looked_at > Duration::ZERO
+                && self.started.elapsed().saturating_sub(looked_at) <= LOOKED_AT_WITHIN;
+            if looking && self.link.check_liveness() == Liveness::GaveUp {
+                let now = tongban_runtime::clock::beijing_now().to_rfc3339();
+                self.update(|s| {
+                    s.connected = false;
+                    s.offline_since.get_or_insert(now);
+                });
+            }
+        }
+    }
+}
+
 /// What the station sees of its link (the badge, `GET /api/sync`'s `state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -437,7 +485,8 @@ impl LinkState {
     pub fn of(s: &SyncStatus, up: bool) -> LinkState {
         if s.revoked {
             LinkState::Revoked
-        } else if s.running {
+        } else if s.running && (up || s.offline_since.is_none()) {
+            // (A session trying to reach an upstream already known to be away is not syncing.)
             LinkState::Syncing
         } else if s.failures_in_a_row >= 2 && s.answered {
             LinkState::Failing

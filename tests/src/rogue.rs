@@ -87,6 +87,20 @@ impl Rogue {
             .await
     }
 
+    /// [`Rogue::connect`] with transport settings of the test's choosing (a peer that takes one byte
+    /// of a stream and no more, say).
+    pub async fn connect_with(
+        &self,
+        transport: quinn::TransportConfig,
+    ) -> Result<quinn::Connection, quinn::ConnectionError> {
+        let mut config = self.upstream.config.clone();
+        config.transport_config(std::sync::Arc::new(transport));
+        self.endpoint
+            .connect_with(config, self.upstream.addr, &self.upstream.server_name)
+            .map_err(|_| quinn::ConnectionError::LocallyClosed)?
+            .await
+    }
+
     /// One sync session with its upstream, claiming its own code as scope.
     pub async fn sync(&self) -> Result<SyncReport, TransportError> {
         self.sync_scopes(vec![self.bundle.code.clone()]).await

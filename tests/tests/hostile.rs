@@ -540,3 +540,110 @@ async fn a_refused_case_is_shown_on_the_village_case_page_and_the_county_node_pa
         );
     });
 }
+
+/// Issue 13, the long-lived connection: a peer that never reads the notices (it takes one byte of
+/// a stream and no more, so the hub's notice writer for it stalls for good), that floods probe
+/// datagrams on the same connection, and a second connection that sends nothing at all. The
+/// honest village's pushes still come at once (it polls every ten minutes), the rogue's own
+/// next session still works, and the flood gets at most two echoes a second, none for a long one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_never_read_notices_flood_probes_or_sit_silent_disturb_nobody() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub =
+        tokio::task::block_in_place(|| HubProcess::serve(hub_dir.path(), "127.0.0.1:0")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let b1 = dir.path().join("b1.json");
+    tokio::task::block_in_place(|| hub.enroll_village(V1, &b1)).unwrap();
+    let rogue = Rogue::new(&dir.path().join("r1"), &b1).unwrap();
+    let (rogue_no, mut doc) = rogue.case(V1, 1, "不读通知", rogue.actor);
+    rogue.put(&rogue_no, &mut doc);
+    rogue.sync().await.unwrap();
+    let (_honest_dir, honest) = tokio::task::block_in_place(|| {
+        let dir = hub.enrolled_village(HONEST).unwrap();
+        let node =
+            NodeProcess::serve_with(&dir.path().join("node"), &["--sync-interval", "600"]).unwrap();
+        (dir, node)
+    });
+
+    let mut deaf = quinn::TransportConfig::default();
+    deaf.stream_receive_window(1u32.into());
+    let deaf = rogue.connect_with(deaf).await.unwrap();
+    let silent = rogue.connect().await.unwrap();
+
+    let receive = |no: &str| {
+        let (status, body) = post_json_as(
+            &hub.url(&format!("/api/cases/{no}/actions")),
+            &admin(),
+            &serde_json::json!({"action": "receive", "note": "县级窗口已接收"}),
+        );
+        assert_eq!(status, 200, "{body}");
+    };
+    let state_at_honest = |no: &str| {
+        get_json(&client(), &honest.url(&format!("/api/cases/{no}")))
+            .map(|(_, c)| c["state"].clone())
+            .unwrap_or_default()
+    };
+    // The county acts on the rogue's case twice over (one notice fills its one-byte window, the
+    // next stalls its writer) and then on the honest village's cases, one after the other.
+    tokio::task::block_in_place(|| {
+        receive(&rogue_no);
+        for n in 0..2 {
+            let no = file_case(&honest, &format!("老实村民{n}"));
+            assert!(
+                eventually(Duration::from_secs(30), || hub_get(
+                    &hub,
+                    &format!("/api/cases/{no}")
+                )
+                .0 == 200),
+                "the honest case {no} went up"
+            );
+            receive(&no);
+            assert!(
+                eventually(Duration::from_secs(15), || state_at_honest(&no)
+                    == "RECEIVED"),
+                "the county's receive of {no} was pushed to the honest village"
+            );
+        }
+    });
+
+    // A probe flood on the deaf connection: 200 one-byte datagrams over about 2 s, and long ones.
+    let counting = deaf.clone();
+    let echoes = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while let Ok(Ok(d)) =
+            tokio::time::timeout(Duration::from_secs(3), counting.read_datagram()).await
+        {
+            got.push(d.len());
+        }
+        got
+    });
+    let started = std::time::Instant::now();
+    for i in 0..200u32 {
+        let datagram = match i % 2 {
+            0 => bytes::Bytes::from_static(b"?"),
+            _ => bytes::Bytes::from(vec![0u8; 1000]),
+        };
+        let _ = deaf.send_datagram(datagram);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let flood_secs = started.elapsed().as_secs_f64();
+    let echoes = echoes.await.unwrap();
+    assert!(!echoes.is_empty(), "probes are echoed");
+    assert!(echoes.iter().all(|&len| len == 1), "{echoes:?}");
+    let allowed = (flood_secs / 0.5).ceil() as usize + 1;
+    assert!(
+        echoes.len() <= allowed,
+        "{} echoes in {flood_secs:.1} s (at most {allowed})",
+        echoes.len()
+    );
+
+    // The rogue can still sync beside its stalled notices, and nobody closed the
+    // connection that sends nothing.
+    rogue.sync().await.unwrap();
+    assert!(
+        silent.close_reason().is_none(),
+        "{:?}",
+        silent.close_reason()
+    );
+    assert!(deaf.close_reason().is_none(), "{:?}", deaf.close_reason());
+}

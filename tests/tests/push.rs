@@ -147,3 +147,53 @@ fn a_revoked_station_is_told_so_on_every_page() {
         "the intake page says why and what to do"
     );
 }
+
+/// Keep-alives come only every 20 s, so a killed hub used to be noticed at the idle timeout (50 s)
+/// while the badge said 在线 · 已同步. While someone is looking (here: the badge refresh), the
+/// node probes after a short silence and gives a silent connection up: 离线 within 5 s of the kill.
+/// A live hub answers the probes, so looking for longer than the give-up time keeps the one
+/// connection.
+#[test]
+fn a_killed_hub_is_noticed_within_five_seconds_by_a_station_someone_is_looking_at() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let dir = hub.enrolled_village(DIRECT).unwrap();
+    let node = NodeProcess::serve_with(&dir.path().join("node"), &POLL).unwrap();
+    assert_eq!(node.sync_now().0, 200);
+    // What an open page asks every 5 s, then what the test checks.
+    let sync = || {
+        let (status, _) = get_json(&client(), &node.url("/api/badge")).unwrap();
+        assert_eq!(status, 200);
+        get_json(&client(), &node.url("/api/sync")).unwrap().1
+    };
+
+    // Looking for 6 s (past the 3.5 s after which a silent connection is given up): the hub
+    // echoes the probes, so the link stays up on its first connection.
+    let looking = std::time::Instant::now();
+    while looking.elapsed() < Duration::from_secs(6) {
+        let s = sync();
+        assert_eq!(s["connection"], "up", "{s}");
+        assert_eq!(s["state"], "synced", "{s}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(connections(&node), 1);
+
+    hub.process.kill();
+    let killed = std::time::Instant::now();
+    let noticed = eventually(Duration::from_secs(5), || {
+        let s = sync();
+        s["state"] == "offline" && s["connection"] == "down"
+    });
+    let after = killed.elapsed();
+    let s = sync();
+    assert!(noticed, "still {s} {after:?} after the kill");
+    assert!(s["offline_since"].is_string(), "{s}");
+    let (_, badge) = get_json(&client(), &node.url("/api/badge")).unwrap();
+    assert!(
+        badge["badge"]["text"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("离线"),
+        "{badge}"
+    );
+}

@@ -35,5 +35,9 @@ pub(crate) fn transport(side: Side) -> quinn::TransportConfig {
     // default is unlimited). A sync frame is at most 4 MiB and is read as it arrives.
     t.stream_receive_window(quinn::VarInt::from_u32(1024 * 1024));
     t.receive_window(quinn::VarInt::from_u32(2 * 1024 * 1024));
+    // Datagrams carry only liveness probes and their echoes, a byte each (see `link`, `push`):
+    // a few kilobytes of buffer, not quinn's megabyte, whatever a peer floods.
+    t.datagram_receive_buffer_size(Some(4096));
+    t.datagram_send_buffer_size(4096);
     t
 }

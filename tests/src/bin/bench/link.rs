@@ -1,9 +1,13 @@
-//! `link --cases 10000 --idle-secs 120 --actions 100 [--gap-ms 1000]`: the node's one long-lived connection and the
-//! hub's push (issue 13). A real hub process and a village enrolled through its API, filled with
+//! `link --cases 10000 --idle-secs 120 --actions 100 [--gap-ms 1000] [--look-secs 60]`: the node's
+//! one long-lived connection and the hub's push (issue 13). A real hub process and a village enrolled through its API, filled with
 //! `--cases` cases; the village's side runs in this process on the node's own store and link code
 //! (`tongban_runtime::link`), then as a real node process for the push latency. Every byte figure
 //! is either sync payload (the protocol's frames) or wire (all UDP bytes both ways: QUIC, TLS,
 //! acknowledgements, retransmissions).
+//!
+//! `link-township --villages 20 --idle-secs 1800`: a township node with that many idle villages
+//! (real processes, the villages enrolled under it with the plain command): the wire bytes of the
+//! township's own connection to the hub, and of each village's to the township, over the window.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +30,9 @@ pub fn run() -> anyhow::Result<()> {
     // Between one action and the next: the node keeps to its upstream's session allowance (a burst
     // of 10, then one a second), so actions closer than a second apart measure that pace instead.
     let gap_ms: u64 = flag("--gap-ms", "1000")?;
+    // How long a page is kept open on the idle node (it asks for the badge every 5 s, and the node
+    // then probes its link: `tongban_runtime::link`).
+    let look_secs: u64 = flag("--look-secs", "60")?;
     println!(
         "hub binary: {}\nnode binary: {}",
         hub_bin().display(),
@@ -177,24 +184,127 @@ pub fn run() -> anyhow::Result<()> {
         }
     }
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-    table.row([
-        format!(
-            "county action → visible at the village (direct), {} actions {gap_ms} ms apart",
-            latencies.len()
-        ),
-        "–".into(),
-        "–".into(),
-        format!(
-            "p50 {} ms, p95 {} ms, max {} ms",
-            pct(0.5).as_millis(),
-            pct(0.95).as_millis(),
-            pct(1.0).as_millis()
-        ),
-    ]);
+    if !latencies.is_empty() {
+        let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+        table.row([
+            format!(
+                "county action → visible at the village (direct), {} actions {gap_ms} ms apart",
+                latencies.len()
+            ),
+            "–".into(),
+            "–".into(),
+            format!(
+                "p50 {} ms, p95 {} ms, max {} ms",
+                pct(0.5).as_millis(),
+                pct(0.95).as_millis(),
+                pct(1.0).as_millis()
+            ),
+        ]);
+    }
+
+    if look_secs > 0 {
+        // Let the last action's sessions and the looking of `first_sync` pass first.
+        std::thread::sleep(Duration::from_secs(15));
+        let before = link_wire(&node)?;
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(look_secs) {
+            get_json(&agent, &node.url("/api/badge"))?;
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        let after = link_wire(&node)?;
+        let bytes = after.saturating_sub(before);
+        let per_hour = bytes as f64 * 3600.0 / started.elapsed().as_secs_f64();
+        table.row([
+            format!(
+                "idle, a page open (badge every 5 s, probes), measured {look_secs} s, per hour"
+            ),
+            "0 B".into(),
+            format!("{bytes} B → {:.2} MB/hour", per_hour / 1e6),
+            "–".into(),
+        ]);
+    }
     let (_, st) = get_json(&agent, &node.url("/api/sync"))?;
     eprintln!(
         "node: {} sessions over {} connection(s)",
+        st["totals"]["sessions"], st["totals"]["connections"]
+    );
+    table.print();
+    Ok(())
+}
+
+/// Wire bytes (both ways) of a node process's open upstream connection so far.
+fn link_wire(node: &NodeProcess) -> anyhow::Result<u64> {
+    let (_, st) = get_json(&client(), &node.url("/api/sync"))?;
+    let wire = &st["link_wire"];
+    match (wire["sent"].as_u64(), wire["received"].as_u64()) {
+        (Some(s), Some(r)) => Ok(s + r),
+        _ => bail!("no open connection: {st}"),
+    }
+}
+
+/// `link-township`: see the module header.
+pub fn township() -> anyhow::Result<()> {
+    let villages: u32 = flag("--villages", "20")?;
+    let idle_secs: u64 = flag("--idle-secs", "1800")?;
+    const TOWNSHIP: &str = "420222103";
+    let hub_dir = tempfile::tempdir()?;
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0")?;
+    let township_dir = tempfile::tempdir()?;
+    let bundle = township_dir.path().join("b.json");
+    hub.enroll(TOWNSHIP, "township", &hub.quic, None, &bundle)?;
+    init_node_from_bundle(&township_dir.path().join("node"), &bundle)?;
+    let township = NodeProcess::serve_with(
+        &township_dir.path().join("node"),
+        &["--quic", "127.0.0.1:0"],
+    )?;
+    let relay = township.relay_addr().context("relay address")?;
+    let mut nodes = Vec::new();
+    for n in 1..=villages {
+        let dir = tempfile::tempdir()?;
+        let code = format!("{TOWNSHIP}{n:03}");
+        let bundle = dir.path().join("b.json");
+        hub.enroll(&code, "village", &relay, None, &bundle)?;
+        init_node_from_bundle(&dir.path().join("node"), &bundle)?;
+        let node = NodeProcess::serve(&dir.path().join("node"))?;
+        first_sync(&node)?;
+        nodes.push((dir, node));
+    }
+    first_sync(&township)?;
+    // Past the looking of `first_sync` and the villages' first sessions.
+    std::thread::sleep(Duration::from_secs(15));
+    let township_before = link_wire(&township)?;
+    let mut villages_before = Vec::new();
+    for (_, node) in &nodes {
+        villages_before.push(link_wire(node)?);
+    }
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let township_bytes = link_wire(&township)?.saturating_sub(township_before);
+    let mut village_bytes = Vec::new();
+    for ((_, node), before) in nodes.iter().zip(villages_before) {
+        village_bytes.push(link_wire(node)?.saturating_sub(before));
+    }
+    let (_, st) = get_json(&client(), &township.url("/api/sync"))?;
+    let per_day = |b: u64| b as f64 * 86_400.0 / idle_secs as f64 / 1e6;
+    let mut table = Table::new(&["measure", "wire (UDP, both ways)", "per day"]);
+    table.row([
+        format!("township's connection to the hub, {villages} idle villages, {idle_secs} s"),
+        format!("{township_bytes} B"),
+        format!("{:.2} MB", per_day(township_bytes)),
+    ]);
+    let max = village_bytes.iter().copied().max().unwrap_or(0);
+    let sum: u64 = village_bytes.iter().sum();
+    table.row([
+        format!("each village's connection to the township (max of {villages})"),
+        format!("{max} B"),
+        format!("{:.2} MB", per_day(max)),
+    ]);
+    table.row([
+        format!("all {villages} villages' connections, as the township's socket sees them"),
+        format!("{sum} B"),
+        format!("{:.2} MB", per_day(sum)),
+    ]);
+    eprintln!(
+        "township: {} sessions over {} connection(s) since start",
         st["totals"]["sessions"], st["totals"]["connections"]
     );
     table.print();

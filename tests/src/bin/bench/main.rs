@@ -13,11 +13,11 @@
 //! retry may come first), wall time, and peak RSS of both processes.
 //!
 //! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`, `eventlog`,
-//! `loginflood --requests 64`: see their
+//! `loginflood --requests 64`, `link`, `link-township`: see their
 //! modules. Every subcommand prints a Markdown table; with `--json` also one JSON object per row.
 //!
 //! Usage: `cargo build --release && target/release/tongban-bench
-//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood] [flags]`
+//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood|link|link-township] [flags]`
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         Some("fanin") => return fanin::run(),
         Some("footprint") => return footprint::run(),
         Some("link") => return link::run(),
+        Some("link-township") => return link::township(),
         Some("loginflood") => return loginflood::run(),
         Some("weaklink") => return weaklink::run(),
         _ => {}

@@ -135,7 +135,7 @@ pub fn start(
     }
     let files = NodeTls::load(data).map_err(|e| RelayError::NotEnrolled(e.to_string()))?;
     let config = tls::server_config(&files.ca_pem, &files.own)?;
-    let endpoint = quinn::Endpoint::server(config, addr)
+    let endpoint = tongban_runtime::udp::server_endpoint(config, addr)
         .map_err(|source| RelayError::Bind { addr, source })?;
     let local = endpoint
         .local_addr()

@@ -172,8 +172,9 @@ impl SyncHandle {
             identity.tier,
             identity.parent.as_deref(),
         )?;
-        let endpoint = quinn::Endpoint::client(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
-            .map_err(SyncSetupError::Socket)?;
+        let endpoint =
+            tongban_runtime::udp::client_endpoint(std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+                .map_err(SyncSetupError::Socket)?;
         Ok(Some(Arc::new(SyncHandle {
             store: store.clone(),
             server_name: identity

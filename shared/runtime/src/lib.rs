@@ -19,5 +19,6 @@ pub mod replica;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod udp;
 pub mod upstream_tls;
 pub mod web_tls;

@@ -170,3 +170,37 @@ async fn a_revoked_node_is_refused_with_the_reason() {
     }
     assert_eq!(hub.store.count(None).unwrap(), 0);
 }
+
+/// The fallback of `udp` (for Winsock layers that lack what quinn's own socket layer turns on, as
+/// Wine does): both ends on plain sockets, 320 cases across and a no-change session after, the
+/// same as on quinn's sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_works_the_same_over_plain_udp_sockets() {
+    use tongban_runtime::udp::plain_endpoint;
+    let ca = tls::generate_ca("420222", "阳新县").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hub = store(dir.path(), "420222", Tier::County, 200);
+    let config = tls::server_config(&ca.cert_pem, &tls::issue_hub(&ca, "420222").unwrap()).unwrap();
+    let server = plain_endpoint(Some(config), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(transport::serve(
+        server,
+        hub.clone(),
+        Arc::new(TestGate::default()),
+        Connections::default(),
+    ));
+    let vdir = tempfile::tempdir().unwrap();
+    let village = store(vdir.path(), VILLAGE, Tier::Village, 1);
+    hub.bind_actor(&village.actor().unwrap(), VILLAGE).unwrap();
+    for seq in 1..=320 {
+        add_case(&village, seq);
+    }
+    let cert = tls::issue_node(&ca, VILLAGE, Tier::Village, Some("420222100")).unwrap();
+    let up = upstream(&ca.cert_pem, &cert, addr);
+    let client = plain_endpoint(None, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let first = sync(&client, &up, &village).await.unwrap();
+    assert_eq!(first.cases_sent, 320);
+    assert_eq!(hub.count(None).unwrap(), 320);
+    let second = sync(&client, &up, &village).await.unwrap();
+    assert_eq!(second.round_trips, 1, "{second:?}");
+}

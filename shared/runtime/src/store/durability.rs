@@ -102,7 +102,13 @@ impl Store {
 
     fn from_db(db: sled::Db, dir: &Path) -> Result<Store, StoreError> {
         let log_path = db_path(dir).join("db");
-        let log_file = std::fs::File::open(&log_path).map_err(io)?;
+        // Opened for writing although nothing is written through it: on Windows `sync_all`
+        // (FlushFileBuffers) needs a handle with write access ("Access denied" otherwise).
+        let log_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(io)?;
         let seal_path = db_path(dir).join(SEAL_FILE);
         let mut seal_file = std::fs::OpenOptions::new()
             .read(true)

@@ -5,9 +5,10 @@
 //! is either sync payload (the protocol's frames) or wire (all UDP bytes both ways: QUIC, TLS,
 //! acknowledgements, retransmissions).
 //!
-//! `link-township --villages 20 --idle-secs 1800`: a township node with that many idle villages
-//! (real processes, the villages enrolled under it with the plain command): the wire bytes of the
-//! township's own connection to the hub, and of each village's to the township, over the window.
+//! `link-township --villages 20 --idle-secs 1800 --actions 100 [--gap-ms 1000]`: a township node
+//! with that many idle villages (real processes, the villages enrolled under it with the plain
+//! command): the wire bytes of the township's own connection to the hub, and of each village's to
+//! the township, over the window; then the push latency of county actions through the township.
 
 use std::time::{Duration, Instant};
 
@@ -159,47 +160,9 @@ pub fn run() -> anyhow::Result<()> {
         .iter()
         .filter_map(|c| c["case_no"].as_str().map(str::to_string))
         .collect();
-    let mut latencies = Vec::new();
-    for no in &numbers {
-        std::thread::sleep(Duration::from_millis(gap_ms));
-        let (status, body) = post_json_as(
-            &hub.url(&format!("/api/cases/{no}/actions")),
-            &basic_auth("admin", HUB_ADMIN_PASSWORD),
-            &serde_json::json!({"action": "receive"}),
-        );
-        if status != 200 {
-            bail!("receive {no}: {status} {body}");
-        }
-        let acted = Instant::now();
-        loop {
-            let (_, case) = get_json(&agent, &node.url(&format!("/api/cases/{no}")))?;
-            if case["state"] == "RECEIVED" {
-                latencies.push(acted.elapsed());
-                break;
-            }
-            if acted.elapsed() > Duration::from_secs(60) {
-                bail!("{no}: the county's action did not reach the village within 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-    latencies.sort();
-    if !latencies.is_empty() {
-        let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
-        table.row([
-            format!(
-                "county action → visible at the village (direct), {} actions {gap_ms} ms apart",
-                latencies.len()
-            ),
-            "–".into(),
-            "–".into(),
-            format!(
-                "p50 {} ms, p95 {} ms, max {} ms",
-                pct(0.5).as_millis(),
-                pct(0.95).as_millis(),
-                pct(1.0).as_millis()
-            ),
-        ]);
+    let latencies = push_latencies(&hub, &[(&node, numbers)], gap_ms)?;
+    if let Some(row) = latency_row("direct", &latencies, gap_ms) {
+        table.row(row);
     }
 
     if look_secs > 0 {
@@ -232,6 +195,67 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Receives each case at the county, `gap_ms` apart, and times until its village's node shows it
+/// (`GET /api/cases/{no}`).
+fn push_latencies(
+    hub: &HubProcess,
+    villages: &[(&NodeProcess, Vec<String>)],
+    gap_ms: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let agent = client();
+    let mut latencies = Vec::new();
+    let longest = villages.iter().map(|(_, n)| n.len()).max().unwrap_or(0);
+    for i in 0..longest {
+        for (node, numbers) in villages {
+            let Some(no) = numbers.get(i) else { continue };
+            std::thread::sleep(Duration::from_millis(gap_ms));
+            let (status, body) = post_json_as(
+                &hub.url(&format!("/api/cases/{no}/actions")),
+                &basic_auth("admin", HUB_ADMIN_PASSWORD),
+                &serde_json::json!({"action": "receive"}),
+            );
+            if status != 200 {
+                bail!("receive {no}: {status} {body}");
+            }
+            let acted = Instant::now();
+            loop {
+                let (_, case) = get_json(&agent, &node.url(&format!("/api/cases/{no}")))?;
+                if case["state"] == "RECEIVED" {
+                    latencies.push(acted.elapsed());
+                    break;
+                }
+                if acted.elapsed() > Duration::from_secs(60) {
+                    bail!("{no}: the county's action did not reach the village within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    latencies.sort();
+    Ok(latencies)
+}
+
+/// The table row of sorted `latencies`, if there are any.
+fn latency_row(path: &str, latencies: &[Duration], gap_ms: u64) -> Option<[String; 4]> {
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    (!latencies.is_empty()).then(|| {
+        [
+            format!(
+                "county action → visible at the village ({path}), {} actions {gap_ms} ms apart",
+                latencies.len()
+            ),
+            "–".into(),
+            "–".into(),
+            format!(
+                "p50 {} ms, p95 {} ms, max {} ms",
+                pct(0.5).as_millis(),
+                pct(0.95).as_millis(),
+                pct(1.0).as_millis()
+            ),
+        ]
+    })
+}
+
 /// Wire bytes (both ways) of a node process's open upstream connection so far.
 fn link_wire(node: &NodeProcess) -> anyhow::Result<u64> {
     let (_, st) = get_json(&client(), &node.url("/api/sync"))?;
@@ -246,6 +270,8 @@ fn link_wire(node: &NodeProcess) -> anyhow::Result<u64> {
 pub fn township() -> anyhow::Result<()> {
     let villages: u32 = flag("--villages", "20")?;
     let idle_secs: u64 = flag("--idle-secs", "1800")?;
+    let actions: usize = flag("--actions", "100")?;
+    let gap_ms: u64 = flag("--gap-ms", "1000")?;
     const TOWNSHIP: &str = "420222103";
     let hub_dir = tempfile::tempdir()?;
     let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0")?;
@@ -267,25 +293,29 @@ pub fn township() -> anyhow::Result<()> {
         init_node_from_bundle(&dir.path().join("node"), &bundle)?;
         let node = NodeProcess::serve(&dir.path().join("node"))?;
         first_sync(&node)?;
-        nodes.push((dir, node));
+        // Cases for the county to act on later, filed now so that they are up before the window.
+        let mine = actions.div_ceil(villages.max(1) as usize);
+        let numbers: Vec<String> = (0..mine)
+            .map(|i| file_case(&node, &format!("镇下村民{n}-{i}")))
+            .collect();
+        nodes.push((dir, node, numbers));
     }
     first_sync(&township)?;
     // Past the looking of `first_sync` and the villages' first sessions.
     std::thread::sleep(Duration::from_secs(15));
     let township_before = link_wire(&township)?;
     let mut villages_before = Vec::new();
-    for (_, node) in &nodes {
+    for (_, node, _) in &nodes {
         villages_before.push(link_wire(node)?);
     }
     std::thread::sleep(Duration::from_secs(idle_secs));
     let township_bytes = link_wire(&township)?.saturating_sub(township_before);
     let mut village_bytes = Vec::new();
-    for ((_, node), before) in nodes.iter().zip(villages_before) {
+    for ((_, node, _), before) in nodes.iter().zip(villages_before) {
         village_bytes.push(link_wire(node)?.saturating_sub(before));
     }
-    let (_, st) = get_json(&client(), &township.url("/api/sync"))?;
-    let per_day = |b: u64| b as f64 * 86_400.0 / idle_secs as f64 / 1e6;
-    let mut table = Table::new(&["measure", "wire (UDP, both ways)", "per day"]);
+    let per_day = |b: u64| b as f64 * 86_400.0 / idle_secs.max(1) as f64 / 1e6;
+    let mut table = Table::new(&["measure", "wire (UDP, both ways)", "per day / latency"]);
     table.row([
         format!("township's connection to the hub, {villages} idle villages, {idle_secs} s"),
         format!("{township_bytes} B"),
@@ -303,6 +333,31 @@ pub fn township() -> anyhow::Result<()> {
         format!("{sum} B"),
         format!("{:.2} MB", per_day(sum)),
     ]);
+    // Every filed case is at the county by now (the villages' sessions after each write).
+    let mut waiting: Vec<(&NodeProcess, Vec<String>)> = Vec::new();
+    for (_, node, numbers) in &nodes {
+        for no in numbers {
+            let started = Instant::now();
+            while get_json_as(
+                &client(),
+                &hub.url(&format!("/api/cases/{no}")),
+                &basic_auth("admin", HUB_ADMIN_PASSWORD),
+            )?
+            .0 != 200
+            {
+                if started.elapsed() > Duration::from_secs(120) {
+                    bail!("{no} did not reach the county");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        waiting.push((node, numbers.clone()));
+    }
+    let latencies = push_latencies(&hub, &waiting, gap_ms)?;
+    if let Some([what, _, _, figures]) = latency_row("through the township", &latencies, gap_ms) {
+        table.row([what, "–".into(), figures]);
+    }
+    let (_, st) = get_json(&client(), &township.url("/api/sync"))?;
     eprintln!(
         "township: {} sessions over {} connection(s) since start",
         st["totals"]["sessions"], st["totals"]["connections"]

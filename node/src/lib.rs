@@ -7,13 +7,17 @@
 //! - [`links`]: a township's view of its villages' links.
 //! - [`relay`]: a township's sync endpoint for its villages.
 //! - [`uplink`]: the owner task that syncs with the upstream, its status and `/api/sync*`.
+//! - [`sync_api`]: `GET /api/sync`, `POST /api/sync/now` over the uplink.
 //! - [`site`]: what the node adds to the web app (badge, clock warning, hand-off to the uplink).
 //! - [`serve`]: running all of it until shutdown.
+//! - [`service`]: the node as a Windows service (install, uninstall, run under the service manager).
 
 pub mod demo_data;
 pub mod links;
 pub mod relay;
 pub mod serve;
+pub mod service;
 pub mod setup;
 pub mod site;
+pub mod sync_api;
 pub mod uplink;

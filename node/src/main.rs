@@ -1,4 +1,5 @@
-//! `tongban-node` command line (CONTRACT.md): init, serve, demo, plus `fill` for benchmarks.
+//! `tongban-node` command line (CONTRACT.md): init, serve, demo, the Windows service, plus `fill` for
+//! benchmarks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use tongban_node::demo_data;
 use tongban_node::serve::{self, ServeOptions};
+use tongban_node::service;
 use tongban_node::setup::{self, InitOptions};
 use tongban_node::uplink::SyncTiming;
 use tongban_runtime::clock::beijing_now;
@@ -55,34 +57,12 @@ enum Command {
         name: Option<String>,
     },
     /// Run the node: web UI and API on --http.
-    Serve {
-        #[arg(long, env = "TONGBAN_DATA")]
-        data: PathBuf,
-        /// Address of the web UI and API, e.g. 127.0.0.1:8080 (port 0 picks a free port).
-        #[arg(long, env = "TONGBAN_HTTP", default_value = "127.0.0.1:8080")]
-        http: SocketAddr,
-        /// A township's sync endpoint for its villages (UDP), e.g. 0.0.0.0:4434.
-        #[arg(long)]
-        quic: Option<SocketAddr>,
-        /// HTTPS for the station's other PCs, e.g. 0.0.0.0:8443; required for a --http beyond
-        /// loopback, which then only redirects. Served with the node's county certificate unless
-        /// --tls-cert/--tls-key are given.
-        #[arg(long)]
-        https: Option<SocketAddr>,
-        #[arg(long, requires = "tls_key", requires = "https")]
-        tls_cert: Option<PathBuf>,
-        #[arg(long, requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
-        /// Seconds between background sync sessions when nothing triggers one sooner.
-        #[arg(long, env = "TONGBAN_SYNC_INTERVAL", default_value_t = 30)]
-        sync_interval: u64,
-        /// Seconds the township may stay unreachable before a village syncs with the hub directly
-        /// (needs a bundle with a fallback).
-        #[arg(long, env = "TONGBAN_FALLBACK_AFTER", default_value_t = 600)]
-        fallback_after: u64,
-        /// Minutes a web session may stay unused before it ends (等保: 登录连接超时), 1–720.
-        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
-        session_idle_minutes: u64,
+    Serve(ServeArgs),
+    /// The node as a Windows service (Windows only): install, uninstall, and what the service
+    /// manager runs.
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
     },
     /// Attach a standalone node to the county with a bundle from `tongban-hub enroll`, keeping its cases.
     Enroll {
@@ -145,6 +125,62 @@ enum Command {
     },
 }
 
+/// What `serve` (and the Windows service) runs with.
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, env = "TONGBAN_DATA")]
+    data: PathBuf,
+    /// Address of the web UI and API, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, env = "TONGBAN_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// A township's sync endpoint for its villages (UDP), e.g. 0.0.0.0:4434.
+    #[arg(long)]
+    quic: Option<SocketAddr>,
+    /// HTTPS for the station's other PCs, e.g. 0.0.0.0:8443; required for a --http beyond
+    /// loopback, which then only redirects. Served with the node's county certificate unless
+    /// --tls-cert/--tls-key are given.
+    #[arg(long)]
+    https: Option<SocketAddr>,
+    #[arg(long, requires = "tls_key", requires = "https")]
+    tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds between background sync sessions when nothing triggers one sooner.
+    #[arg(long, env = "TONGBAN_SYNC_INTERVAL", default_value_t = 30)]
+    sync_interval: u64,
+    /// Seconds the township may stay unreachable before a village syncs with the hub directly
+    /// (needs a bundle with a fallback).
+    #[arg(long, env = "TONGBAN_FALLBACK_AFTER", default_value_t = 600)]
+    fallback_after: u64,
+    /// Minutes a web session may stay unused before it ends (等保: 登录连接超时), 1–720.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
+    session_idle_minutes: u64,
+    /// Write the log to daily files in DIR (the last 14 kept) instead of stderr; the Windows
+    /// service logs to DATA\\logs.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Register the Windows service "TongbanNode": it starts at boot, is restarted after a crash,
+    /// and serves DATA on HTTP (as `serve`). Run as administrator; the service is started at once.
+    Install {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// A township's sync endpoint for its villages (as `serve --quic`).
+        #[arg(long)]
+        quic: Option<SocketAddr>,
+    },
+    /// Stop the service and remove it; the data directory stays.
+    Uninstall,
+    /// Serve as the service (started by the Windows service manager, not by hand).
+    #[command(hide = true)]
+    Run(ServeArgs),
+}
+
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the hash chain (also while the node runs); exit 0 when whole, else name the first
@@ -156,7 +192,45 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
-    tongban_runtime::process::cli_main(Cli::parse(), run)
+    let cli = Cli::parse();
+    let log_dir = match &cli.command {
+        Command::Serve(args) => args.log_dir.clone(),
+        Command::Service {
+            command: ServiceCommand::Run(args),
+        } => Some(
+            args.log_dir
+                .clone()
+                .unwrap_or_else(|| args.data.join("logs")),
+        ),
+        _ => None,
+    };
+    let log_to = log_dir.as_deref().map(|dir| (dir, "tongban-node"));
+    tongban_runtime::process::cli_main_logging_to(cli, log_to, run)
+}
+
+/// `serve`, until `shutdown` is cancelled (ctrl-c or SIGTERM when none is given).
+fn serve_until(
+    args: &ServeArgs,
+    shutdown: Option<tokio_util::sync::CancellationToken>,
+) -> anyhow::Result<()> {
+    let store = Store::open(&args.data)?;
+    let opts = ServeOptions {
+        data: &args.data,
+        http: args.http,
+        sync: SyncTiming {
+            period: std::time::Duration::from_secs(args.sync_interval.max(1)),
+            fallback_after: std::time::Duration::from_secs(args.fallback_after),
+        },
+        relay: args.quic,
+        https: args.https,
+        tls_files: args.tls_cert.clone().zip(args.tls_key.clone()),
+        idle_timeout: std::time::Duration::from_secs(args.session_idle_minutes * 60),
+    };
+    runtime()?.block_on(async {
+        let shutdown = shutdown.unwrap_or_else(serve::on_signal);
+        serve::serve(store, opts, shutdown).await
+    })?;
+    Ok(())
 }
 
 use tongban_runtime::process::runtime;
@@ -218,33 +292,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("initialised node {code} in {}", data.display());
             Ok(())
         }
-        Command::Serve {
-            data,
-            http,
-            quic,
-            https,
-            tls_cert,
-            tls_key,
-            sync_interval,
-            fallback_after,
-            session_idle_minutes,
-        } => {
-            let store = Store::open(&data)?;
-            let opts = ServeOptions {
-                data: &data,
-                http,
-                sync: SyncTiming {
-                    period: std::time::Duration::from_secs(sync_interval.max(1)),
-                    fallback_after: std::time::Duration::from_secs(fallback_after),
-                },
-                relay: quic,
-                https,
-                tls_files: tls_cert.zip(tls_key),
-                idle_timeout: std::time::Duration::from_secs(session_idle_minutes * 60),
-            };
-            runtime()?.block_on(async { serve::serve(store, opts, serve::on_signal()).await })?;
-            Ok(())
-        }
+        Command::Serve(args) => serve_until(&args, None),
+        Command::Service { command } => match command {
+            ServiceCommand::Install { data, http, quic } => {
+                service::install(&data, http, quic)?;
+                println!(
+                    "service {} installed and started: http://{http}/ (data in {})",
+                    service::SERVICE_NAME,
+                    data.display()
+                );
+                Ok(())
+            }
+            ServiceCommand::Uninstall => {
+                service::uninstall()?;
+                println!(
+                    "service {} removed; the data directory stays",
+                    service::SERVICE_NAME
+                );
+                Ok(())
+            }
+            ServiceCommand::Run(args) => service::run(move |stop| serve_until(&args, Some(stop))),
+        },
         Command::Enroll { data, bundle } => {
             setup::enroll(&data, &bundle)?;
             println!(

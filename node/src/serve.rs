@@ -12,7 +12,8 @@ use tongban_web::{blocking, AppError, AppState, SharedState};
 
 use crate::links::Links;
 use crate::site::NodeSite;
-use crate::uplink::{SyncHandle, SyncTiming, UplinkState};
+use crate::sync_api::UplinkState;
+use crate::uplink::{SyncHandle, SyncTiming};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -130,7 +131,7 @@ pub async fn serve(
     }
     let router = tongban_web::router(
         state.clone(),
-        crate::uplink::routes(UplinkState {
+        crate::sync_api::routes(UplinkState {
             app: state.clone(),
             uplink,
         }),

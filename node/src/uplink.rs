@@ -2,20 +2,15 @@
 //! after a local write, at once when the upstream's notice says something changed there, rarely as
 //! a safety net while the connection is up (often while it is not), and again after failures with
 //! exponential backoff and jitter; all on one long-lived connection (`tongban_runtime::link`);
-//! plus the status that `GET /api/sync` and the page badge show, and the node-only routes
-//! `GET /api/sync`, `POST /api/sync/now`.
+//! plus the status that `GET /api/sync` and the page badge show (the routes: `sync_api`).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{FromRef, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use rand::Rng;
 use serde::Serialize;
-use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tongban_runtime::bundle::{NodeTls, TlsFilesError};
@@ -23,8 +18,6 @@ use tongban_runtime::link::Liveness;
 use tongban_runtime::store::{NodeIdentity, Store};
 use tongban_runtime::tls;
 use tongban_runtime::transport::{SyncReport, TransportError, Upstream};
-use tongban_web::extract::ApiUser;
-use tongban_web::{AppError, SharedState};
 
 /// A write is followed by a session after this pause, so a burst of intake goes up in one session.
 const AFTER_WRITE: Duration = Duration::from_secs(1);
@@ -37,8 +30,11 @@ const AFTER_NOTICE: Duration = Duration::from_millis(150);
 const NOTICE_BURST: f64 = 10.0;
 /// A lost connection is opened again after this pause.
 const RECONNECT_AFTER: Duration = Duration::from_secs(2);
-/// While the connection is up, changes upstream are pushed: the poll is only a safety net.
-const CONNECTED_POLL_MIN: Duration = Duration::from_secs(600);
+/// While the connection is up, changes upstream are pushed: the poll is only a safety net for a lost
+/// notice. Every 10 minutes it was a third of an idle township's wire bytes (each of its sessions
+/// carries its villages' link reports up and their certificate list down: `tongban-bench
+/// link-township`), so half an hour.
+const CONNECTED_POLL_MIN: Duration = Duration::from_secs(1800);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// Someone who looked at the station's status within this long (every open page asks every 5 s)
 /// is still looking: the link is then checked often enough for the badge to be true within 5 s.
@@ -543,61 +539,3 @@ fn release_freed_memory() {
 /// what the P6 benchmark measures on Linux only.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn release_freed_memory() {}
-
-/// What the node-only routes need: the shared app (for the account check) and the uplink.
-#[derive(Clone)]
-pub struct UplinkState {
-    pub app: SharedState,
-    pub uplink: Option<Arc<SyncHandle>>,
-}
-
-impl FromRef<UplinkState> for SharedState {
-    fn from_ref(s: &UplinkState) -> SharedState {
-        s.app.clone()
-    }
-}
-
-/// `GET /api/sync`, `POST /api/sync/now`.
-pub fn routes(state: UplinkState) -> Router {
-    Router::new()
-        .route("/api/sync", get(sync_status))
-        .route("/api/sync/now", post(sync_now))
-        .with_state(state)
-}
-
-/// `GET /api/sync`: the link to the upstream as the last sessions left it.
-async fn sync_status(State(state): State<UplinkState>, _user: ApiUser) -> Json<Value> {
-    match &state.uplink {
-        None => Json(json!({
-            "upstream": null,
-            "connected": false,
-            "last_success": null,
-            "pending_up": 0,
-            "last_session": null,
-        })),
-        Some(sync) => Json(serde_json::to_value(sync.status()).unwrap_or_default()),
-    }
-}
-
-/// `POST /api/sync/now`: one session to completion; 503 when the upstream cannot be reached.
-async fn sync_now(
-    State(state): State<UplinkState>,
-    _user: ApiUser,
-) -> Result<Json<Value>, AppError> {
-    let Some(sync) = &state.uplink else {
-        return Err(AppError::Conflict(
-            "本站尚未接入县级平台（单机运行），无法同步。".into(),
-        ));
-    };
-    match sync.run_now().await {
-        Ok(report) => Ok(Json(
-            serde_json::to_value(report).map_err(AppError::internal)?,
-        )),
-        Err(e) => {
-            tracing::info!(error = %e, "sync now failed");
-            Err(AppError::Unavailable(format!(
-                "暂时连不上上级平台，办件已安全保存在本机，网络恢复后会自动上传。（{e}）"
-            )))
-        }
-    }
-}

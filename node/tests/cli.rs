@@ -121,3 +121,62 @@ fn serve_takes_a_session_idle_timeout_within_bounds() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not initialised"));
 }
+
+/// `serve --log-dir` (what the Windows service does with DATA\logs): the log goes to a daily file,
+/// not to stderr.
+#[test]
+fn serve_logs_to_a_daily_file_in_the_log_dir() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    assert!(init(&data, "420222100201").status.success());
+    let logs = dir.path().join("logs");
+    let mut child = node()
+        .env("RUST_LOG", "info")
+        .args(["serve", "--data"])
+        .arg(&data)
+        .args(["--http", "127.0.0.1:0", "--log-dir"])
+        .arg(&logs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("tongban-node serving "), "{line}");
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with("tongban-node.") && name.ends_with(".log"),
+        "{name}"
+    );
+    let logged = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(logged.contains("node serving"), "{logged}");
+    assert!(
+        !logged.contains('\u{1b}'),
+        "no terminal colours in a file: {logged}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("node serving"), "{stderr}");
+}
+
+/// The Windows service commands say where they belong instead of failing obscurely.
+#[cfg(not(windows))]
+#[test]
+fn service_commands_say_they_are_for_windows() {
+    let out = node()
+        .args(["service", "install", "--data", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only on Windows"), "{err}");
+}

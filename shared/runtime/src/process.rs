@@ -1,5 +1,6 @@
-//! What both binaries' processes need around their commands: logging to stderr, the async runtime,
-//! and the ctrl-c / SIGTERM signal that starts a graceful shutdown.
+//! What both binaries' processes need around their commands: logging (to stderr, or to daily files
+//! for a service), the async runtime, and the ctrl-c / SIGTERM signal that starts a graceful
+//! shutdown.
 
 /// Resolves on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {
@@ -35,13 +36,52 @@ pub fn cli_main<C>(
     command: C,
     run: impl FnOnce(C) -> anyhow::Result<()>,
 ) -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cli_main_logging_to(command, None, run)
+}
+
+/// Log files of one day each, and how many are kept (two weeks: enough to look back at what went
+/// wrong after a holiday, small on an old PC's disk).
+const LOG_FILES_KEPT: usize = 14;
+
+/// [`cli_main`], logging to daily files `<prefix>.YYYY-MM-DD.log` in `log_dir` when one is given (a
+/// service has no console to write to).
+pub fn cli_main_logging_to<C>(
+    command: C,
+    log_dir: Option<(&std::path::Path, &str)>,
+    run: impl FnOnce(C) -> anyhow::Result<()>,
+) -> std::process::ExitCode {
+    use std::io::IsTerminal;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let files = log_dir.map(|(dir, prefix)| {
+        tracing_appender::rolling::Builder::new()
+            .rotation(tracing_appender::rolling::Rotation::DAILY)
+            .filename_prefix(prefix)
+            .filename_suffix("log")
+            .max_log_files(LOG_FILES_KEPT)
+            .build(dir)
+    });
+    match files {
+        Some(Ok(files)) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(false)
+            .with_writer(files)
+            .init(),
+        other => {
+            tracing_subscriber::fmt()
+                .with_env_filter(filter())
+                // Colours only on a terminal that shows them (not in a file, not in the old Windows
+                // console, which prints the escape codes).
+                .with_ansi(std::io::stderr().is_terminal() && cfg!(unix))
+                .with_writer(std::io::stderr)
+                .init();
+            if let Some(Err(e)) = other {
+                tracing::error!(error = %e, "cannot write log files; logging to stderr");
+            }
+        }
+    }
     ignore_file_size_signal();
     match run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,

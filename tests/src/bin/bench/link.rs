@@ -153,13 +153,18 @@ pub fn run() -> anyhow::Result<()> {
     let node = NodeProcess::serve_with(&data, &["--sync-interval", "600"])?;
     let agent = client();
     first_sync(&node)?;
-    let (_, listed) = get_json(&agent, &node.url(&format!("/api/cases?limit={actions}")))?;
-    let numbers: Vec<String> = listed["cases"]
-        .as_array()
-        .context("cases")?
-        .iter()
-        .filter_map(|c| c["case_no"].as_str().map(str::to_string))
-        .collect();
+    let numbers: Vec<String> = match actions {
+        0 => Vec::new(),
+        n => {
+            let (_, listed) = get_json(&agent, &node.url(&format!("/api/cases?limit={n}")))?;
+            listed["cases"]
+                .as_array()
+                .context("cases")?
+                .iter()
+                .filter_map(|c| c["case_no"].as_str().map(str::to_string))
+                .collect()
+        }
+    };
     let latencies = push_latencies(&hub, &[(&node, numbers)], gap_ms)?;
     if let Some(row) = latency_row("direct", &latencies, gap_ms) {
         table.row(row);

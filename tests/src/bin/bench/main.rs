@@ -516,7 +516,9 @@ impl Table {
         }
     }
 
+    /// Adds a row, and says it on stderr at once: a long run that fails later keeps what it measured.
     pub(crate) fn row<const N: usize>(&mut self, cells: [String; N]) {
+        eprintln!("measured: {}", cells.join(" | "));
         self.rows.push(cells.to_vec());
     }
 

@@ -46,7 +46,10 @@ impl Default for ServerLimits {
     fn default() -> ServerLimits {
         ServerLimits {
             message_timeout: MESSAGE_TIMEOUT,
-            max_connections: 512,
+            // Every node holds its connection all day (issue 13): a county's villages and townships
+            // with room to spare. An idle connection costs the hub little (`tongban-bench fanin
+            // --hold-secs`); the busy ones are bounded by the shared store-work semaphore.
+            max_connections: 4096,
             max_handshakes: 128,
             max_connections_per_peer: 4,
             session_burst: 30,

@@ -3,6 +3,9 @@
 //! all reconnect at once over real QUIC. Measures the time until every case is durable at the hub (a
 //! session ends only after the hub's answer, which it sends after its fsync) and the hub's peak RSS.
 //!
+//! With `--hold-secs S`, every village then opens one idle connection of its own, as nodes hold them
+//! all day, and after S seconds the hub's RSS is read with all of them held.
+//!
 //! The villages' own storage is in memory ([`MemReplica`]): 400 sled stores in the bench process would
 //! take CPU from the hub on this 2-core machine and measure the bench instead of the hub.
 
@@ -24,6 +27,7 @@ fn village_code(i: usize) -> String {
 pub fn run() -> anyhow::Result<()> {
     let nodes: usize = flag("--nodes", "400")?;
     let per_node: u32 = flag("--cases", "50")?;
+    let hold_secs: u64 = flag("--hold-secs", "0")?;
     let as_json = std::env::args().any(|a| a == "--json");
     println!("hub binary: {}", hub_bin().display());
 
@@ -59,6 +63,7 @@ pub fn run() -> anyhow::Result<()> {
         };
         villages.push((code, replica, upstream));
     }
+    let upstreams: Vec<Upstream> = villages.iter().map(|(_, _, up)| up.clone()).collect();
     eprintln!(
         "enrolled {nodes} villages and made {} cases in {:.1} s",
         nodes as u64 * u64::from(per_node),
@@ -179,6 +184,39 @@ pub fn run() -> anyhow::Result<()> {
         format!("{hub_peak_mb:.1} MB"),
         "≤ 512 MB".into(),
     ]);
+    if hold_secs > 0 {
+        let rss_idle_before = rss_kib(hub.process.pid()).unwrap_or(0);
+        let (held, rss_held) = runtime.block_on(async {
+            let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+            let mut held = Vec::with_capacity(upstreams.len());
+            for up in &upstreams {
+                held.push(
+                    endpoint
+                        .connect_with(up.config.clone(), up.addr, &up.server_name)?
+                        .await?,
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(hold_secs)).await;
+            let open = held.iter().filter(|c| c.close_reason().is_none()).count();
+            let rss = rss_kib(hub.process.pid()).unwrap_or(0);
+            anyhow::Ok((open, rss))
+        })?;
+        if held != upstreams.len() {
+            bail!(
+                "only {held} of {} idle connections stayed open",
+                upstreams.len()
+            );
+        }
+        table.row([
+            format!("hub RSS with {held} idle connections held {hold_secs} s"),
+            format!(
+                "{:.1} MB (before opening them: {:.1} MB)",
+                rss_held as f64 / 1024.0,
+                rss_idle_before as f64 / 1024.0
+            ),
+            "≤ 256 MB".into(),
+        ]);
+    }
     table.print();
     Ok(())
 }

@@ -99,7 +99,15 @@ pub fn run() -> anyhow::Result<()> {
                             Ok(report) => {
                                 return anyhow::Ok((code, report, attempts, start.elapsed()))
                             }
-                            Err(e) if attempts < 5 => eprintln!("{code}: {e}; again"),
+                            // After a pause, as nodes back off (theirs is longer, with jitter): a
+                            // hub refusing handshakes beyond its limit is not asked again at once.
+                            Err(e) if attempts < 10 => {
+                                eprintln!("{code}: {e}; again");
+                                tokio::time::sleep(std::time::Duration::from_millis(
+                                    250 * attempts as u64,
+                                ))
+                                .await;
+                            }
                             Err(e) => bail!("{code}: {e}"),
                         }
                     }

@@ -287,7 +287,9 @@ async fn a_township_cannot_forge_for_villages_not_under_it() {
 }
 
 /// With its township away longer than the fallback time, a village syncs with the county directly;
-/// when the township returns it catches up, and nothing is doubled.
+/// when the township returns it catches up, and nothing is doubled. The village is enrolled with the
+/// plain command (the township's address only): the township's TLS name and the hub as fallback are
+/// the enrolment's defaults (issue 13).
 #[test]
 fn a_village_falls_back_to_the_county_when_its_township_is_away() {
     let hub_dir = tempfile::tempdir().unwrap();
@@ -296,16 +298,16 @@ fn a_village_falls_back_to_the_county_when_its_township_is_away() {
     let relay = t1.relay.clone();
     let vdir = tempfile::tempdir().unwrap();
     let bundle = vdir.path().join("b.json");
-    let name = format!("{TOWNSHIP_1}.node.tongban");
-    // Enrolled with the township as upstream and the county as fallback.
-    hub.enroll_with(
-        &bundle,
-        json!({
-            "code": VILLAGE_1, "name": "回退村", "tier": "village",
-            "upstream": relay, "upstream_name": name, "fallback": hub.quic,
-        }),
-    )
-    .unwrap();
+    hub.enroll(VILLAGE_1, "village", &relay, None, &bundle)
+        .unwrap();
+    let said: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    assert_eq!(
+        said["upstream_name"],
+        format!("{TOWNSHIP_1}.node.tongban"),
+        "{said}"
+    );
+    assert_eq!(said["fallback"], hub.quic.as_str(), "{said}");
     init_node_from_bundle(&vdir.path().join("node"), &bundle).unwrap();
     let village = NodeProcess::serve_with(
         &vdir.path().join("node"),

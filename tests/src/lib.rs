@@ -544,6 +544,27 @@ pub fn file_case(node: &NodeProcess, applicant: &str) -> String {
     body["case_no"].as_str().unwrap_or_default().to_string()
 }
 
+/// Initialises a standalone node (no bundle: a code and a name) with the test account.
+pub fn init_standalone_node(dir: &Path, code: &str, name: &str) -> anyhow::Result<()> {
+    let (ok, _, err) = node_cmd(&[
+        "init",
+        "--data",
+        path_str(dir)?,
+        "--code",
+        code,
+        "--name",
+        name,
+        "--user",
+        TEST_USER,
+        "--password",
+        TEST_PASSWORD,
+    ])?;
+    if !ok {
+        bail!("init failed: {err}");
+    }
+    Ok(())
+}
+
 /// Initialises a node from a bundle with the test account.
 /// Where [`HubProcess::enroll_with`] keeps the key of the node whose bundle goes to `bundle`, until
 /// the node's data directory exists.

@@ -276,21 +276,7 @@ fn a_standalone_node_enrols_and_keeps_its_cases() {
     let station = tempfile::tempdir().unwrap();
     let data = station.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
-    let (ok, _, err) = node_cmd(&[
-        "init",
-        "--data",
-        path_str(&data).unwrap(),
-        "--code",
-        V1,
-        "--name",
-        "独立运行的村站",
-        "--user",
-        TEST_USER,
-        "--password",
-        TEST_PASSWORD,
-    ])
-    .unwrap();
-    assert!(ok, "{err}");
+    init_standalone_node(&data, V1, "独立运行的村站").unwrap();
     let before = {
         let node = NodeProcess::serve(&data).unwrap();
         let no = new_case(&node, "接入前的办件");

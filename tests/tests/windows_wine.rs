@@ -237,21 +237,7 @@ fn a_standalone_windows_node_takes_cases_before_it_is_enrolled() {
     assert!(std::env::var_os("TONGBAN_WINDOWS_EXE").is_some());
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let (ok, _, err) = node_cmd(&[
-        "init",
-        "--data",
-        path_str(&data).unwrap(),
-        "--code",
-        VILLAGE,
-        "--name",
-        "单机运行的村站",
-        "--user",
-        TEST_USER,
-        "--password",
-        TEST_PASSWORD,
-    ])
-    .unwrap();
-    assert!(ok, "{err}");
+    init_standalone_node(&data, VILLAGE, "单机运行的村站").unwrap();
     let node = NodeProcess::serve(&data).unwrap();
     let no = file_case(&node, "单机村民");
     let (status, case) = get_json(&client(), &node.url(&format!("/api/cases/{no}"))).unwrap();
@@ -314,21 +300,7 @@ fn a_full_disk_refuses_intake_on_windows_and_loses_nothing_acknowledged() {
     assert!(std::env::var_os("TONGBAN_WINDOWS_EXE").is_some());
     let disk = SmallDisk::mount("3m");
     let data = disk.dir.path().join("node");
-    let (ok, _, err) = node_cmd(&[
-        "init",
-        "--data",
-        path_str(&data).unwrap(),
-        "--code",
-        VILLAGE,
-        "--name",
-        "磁盘将满的村站",
-        "--user",
-        TEST_USER,
-        "--password",
-        TEST_PASSWORD,
-    ])
-    .unwrap();
-    assert!(ok, "{err}");
+    init_standalone_node(&data, VILLAGE, "磁盘将满的村站").unwrap();
     let node = NodeProcess::serve(&data).unwrap();
     let agent = client();
     let mut acknowledged = Vec::new();

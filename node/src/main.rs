@@ -156,7 +156,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
     session_idle_minutes: u64,
     /// Write the log to daily files in DIR (the last 14 kept) instead of stderr; the Windows
-    /// service logs to DATA\\logs.
+    /// service logs to DATA\logs.
     #[arg(long)]
     log_dir: Option<PathBuf>,
 }

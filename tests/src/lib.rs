@@ -64,25 +64,7 @@ pub fn node_cmd(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
 
 /// Initialises a standalone village node in `dir` with the test account.
 pub fn init_node(dir: &Path) -> anyhow::Result<()> {
-    let (ok, _, err) = node_cmd(&[
-        "init",
-        "--data",
-        path_str(dir)?,
-        "--code",
-        TEST_CODE,
-        "--name",
-        "测试村便民服务站",
-        "--user",
-        TEST_USER,
-        "--display-name",
-        "测试代办员",
-        "--password",
-        TEST_PASSWORD,
-    ])?;
-    if !ok {
-        bail!("init failed: {err}");
-    }
-    Ok(())
+    init_standalone_node(dir, TEST_CODE, "测试村便民服务站")
 }
 
 pub fn path_str(p: &Path) -> anyhow::Result<&str> {
@@ -556,6 +538,8 @@ pub fn init_standalone_node(dir: &Path, code: &str, name: &str) -> anyhow::Resul
         name,
         "--user",
         TEST_USER,
+        "--display-name",
+        "测试代办员",
         "--password",
         TEST_PASSWORD,
     ])?;

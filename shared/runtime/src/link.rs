@@ -83,9 +83,8 @@ pub struct Link {
     lost: Arc<Notify>,
     /// Connections opened since start (`GET /api/sync`'s `totals.connections`).
     opened: std::sync::atomic::AtomicU64,
-    /// Whether a connection is open now (set at open, cleared the moment it ends).
-    up: Arc<std::sync::atomic::AtomicBool>,
-    /// The open connection for liveness checks, which must not wait for a session in progress.
+    /// The last connection opened, for what must not wait for a session in progress (whether it
+    /// is up, its wire bytes, liveness checks).
     current: std::sync::Mutex<Option<(Connection, Heard)>>,
 }
 
@@ -97,7 +96,6 @@ impl Link {
             notices: Arc::new(Notify::new()),
             lost: Arc::new(Notify::new()),
             opened: Default::default(),
-            up: Default::default(),
             current: std::sync::Mutex::new(None),
         }
     }
@@ -138,7 +136,10 @@ impl Link {
 
     /// Whether a connection to the upstream is open now.
     pub fn up(&self) -> bool {
-        self.up.load(std::sync::atomic::Ordering::SeqCst)
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .is_some_and(|(conn, _)| conn.close_reason().is_none())
     }
 
     /// Connections opened since start.
@@ -230,8 +231,6 @@ impl Link {
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (notices, lost, watched) = (self.notices.clone(), self.lost.clone(), conn.clone());
-        let up = self.up.clone();
-        up.store(true, std::sync::atomic::Ordering::SeqCst);
         let heard = Heard {
             datagrams: conn.stats().udp_rx.datagrams,
             at: Instant::now(),
@@ -252,7 +251,6 @@ impl Link {
                 }
             }
             watched.closed().await;
-            up.store(false, std::sync::atomic::Ordering::SeqCst);
             lost.notify_one();
         });
         Ok(Live {

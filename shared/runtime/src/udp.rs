@@ -28,25 +28,30 @@ pub fn server_endpoint(config: ServerConfig, addr: SocketAddr) -> io::Result<End
 fn endpoint(server: Option<ServerConfig>, addr: SocketAddr) -> io::Result<Endpoint> {
     let socket = std::net::UdpSocket::bind(addr)?;
     let runtime: Arc<dyn Runtime> = Arc::new(quinn::TokioRuntime);
-    let wrapped = match runtime.wrap_udp_socket(socket.try_clone()?) {
-        Ok(wrapped) => wrapped,
+    match runtime.wrap_udp_socket(socket.try_clone()?) {
+        Ok(wrapped) => on(wrapped, server),
         Err(e) => {
             tracing::warn!(error = %e, %addr, "the system's UDP layer lacks options quinn turns on; syncing over a plain UDP socket");
-            Arc::new(PlainUdp::new(socket)?)
+            on(Arc::new(PlainUdp::new(socket)?), server)
         }
-    };
-    Endpoint::new_with_abstract_socket(EndpointConfig::default(), server, wrapped, runtime)
+    }
+}
+
+fn on(socket: Arc<dyn AsyncUdpSocket>, server: Option<ServerConfig>) -> io::Result<Endpoint> {
+    Endpoint::new_with_abstract_socket(
+        EndpointConfig::default(),
+        server,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
 }
 
 /// An endpoint on a [`PlainUdp`] socket whatever the system supports: the fallback, chosen
 /// directly (tests run it on Linux, where quinn's own layer always works).
 pub fn plain_endpoint(server: Option<ServerConfig>, addr: SocketAddr) -> io::Result<Endpoint> {
-    let socket = PlainUdp::new(std::net::UdpSocket::bind(addr)?)?;
-    Endpoint::new_with_abstract_socket(
-        EndpointConfig::default(),
+    on(
+        Arc::new(PlainUdp::new(std::net::UdpSocket::bind(addr)?)?),
         server,
-        Arc::new(socket),
-        Arc::new(quinn::TokioRuntime),
     )
 }
 

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use tongban_runtime::clock::{describe_skew, SKEW_WARNING_SECS};
 use tongban_runtime::store::{Store, StoreError};
 use tongban_shared::case::CaseDoc;
+use tongban_shared::catalog::CountySettings;
 use tongban_shared::workflow::{self, ActionInput};
 use tongban_web::site::{Badge, ClockWarning, Site};
 
@@ -22,9 +23,10 @@ impl Site for HubSite {
         store: &Store,
         input: &ActionInput,
         case: &CaseDoc,
+        county: &CountySettings,
         now_rfc3339: &str,
     ) -> Result<(), StoreError> {
-        if let Some((kind, text)) = workflow::applicant_notice(input.action, case) {
+        if let Some((kind, text)) = workflow::applicant_notice(input.action, case, &county.hall) {
             store.county().enqueue_message(
                 &case.case_no,
                 &case.applicant.phone,
@@ -59,6 +61,11 @@ impl Site for HubSite {
                 describe_skew(skew)
             ),
         })
+    }
+
+    /// Every county role has its queue (the admin's is the whole county's).
+    fn home_for(&self, _role: &str) -> Option<&'static str> {
+        Some("/queue")
     }
 
     fn nav(&self) -> &'static [(&'static str, &'static str)] {

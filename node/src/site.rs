@@ -116,6 +116,10 @@ impl Site for NodeSite {
         }
     }
 
+    fn pending_up(&self) -> Option<u64> {
+        Some(self.uplink.as_ref()?.status().pending_up)
+    }
+
     fn sync_refusal(&self, case_no: &str) -> Option<String> {
         let status = self.uplink.as_ref()?.status();
         let refused = &status.last_session.as_ref()?.refused;

@@ -39,10 +39,29 @@ pub enum ActionKind {
     AssistOpinion,
     /// An upstream did not adopt an event (县级未采纳): written by the ingress check, never by a person.
     Refuse,
+    /// 撤回: the applicant withdraws the application (recorded by the agent or the window at their
+    /// request) before a decision.
+    Withdraw,
+    /// 已告知申请人: the agent (or window) told the applicant of a rejection, a refusal or a reply;
+    /// ends that to-do item. Changes no state.
+    Inform,
+    /// 督办: the supervisor opens a rectification of a bad review or an escalation, with the owning
+    /// department and a due date in working days.
+    Supervise,
+    /// 回访: a record of calling the applicant back.
+    Callback,
+    /// 整改: what the owning department (or the supervisor) did about it: the reply the applicant hears.
+    Rectify,
+    /// 办结: the supervisor closes the rectification with the applicant's feedback.
+    CloseRectification,
+    /// 申诉: the owning department contests the bad review.
+    Appeal,
+    /// 申诉复核: the supervisor upholds or overturns the review after an appeal.
+    ReviewAppeal,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 23] = [
+    pub const ALL: [ActionKind; 31] = [
         ActionKind::Intake,
         ActionKind::TownshipReceive,
         ActionKind::Receive,
@@ -66,6 +85,14 @@ impl ActionKind {
         ActionKind::ReportUp,
         ActionKind::AssistOpinion,
         ActionKind::Refuse,
+        ActionKind::Withdraw,
+        ActionKind::Inform,
+        ActionKind::Supervise,
+        ActionKind::Callback,
+        ActionKind::Rectify,
+        ActionKind::CloseRectification,
+        ActionKind::Appeal,
+        ActionKind::ReviewAppeal,
     ];
 
     /// The name stored in a case's history and used by the API.
@@ -94,6 +121,14 @@ impl ActionKind {
             ActionKind::ReportUp => "report_up",
             ActionKind::AssistOpinion => "assist_opinion",
             ActionKind::Refuse => "refuse",
+            ActionKind::Withdraw => "withdraw",
+            ActionKind::Inform => "inform",
+            ActionKind::Supervise => "supervise",
+            ActionKind::Callback => "callback",
+            ActionKind::Rectify => "rectify",
+            ActionKind::CloseRectification => "close_rectification",
+            ActionKind::Appeal => "appeal",
+            ActionKind::ReviewAppeal => "review_appeal",
         }
     }
 
@@ -127,7 +162,20 @@ impl ActionKind {
             ActionKind::ReportUp => "初审并转报上级",
             ActionKind::AssistOpinion => "协办部门意见",
             ActionKind::Refuse => "未采纳",
+            ActionKind::Withdraw => "申请人撤回",
+            ActionKind::Inform => "已告知申请人",
+            ActionKind::Supervise => "督办整改",
+            ActionKind::Callback => "回访",
+            ActionKind::Rectify => "整改答复",
+            ActionKind::CloseRectification => "整改办结",
+            ActionKind::Appeal => "申诉",
+            ActionKind::ReviewAppeal => "申诉复核",
         }
+    }
+
+    /// Whether the county's event answers the applicant's complaint (the village hears it as a reply).
+    pub fn is_reply(self) -> bool {
+        matches!(self, ActionKind::Rectify | ActionKind::CloseRectification)
     }
 
     /// Whether a village or township node may take it (and so sync it up to the hub).
@@ -142,6 +190,8 @@ impl ActionKind {
                 | ActionKind::TownshipReceive
                 | ActionKind::Amend
                 | ActionKind::CompleteOnSite
+                | ActionKind::Withdraw
+                | ActionKind::Inform
         )
     }
 }

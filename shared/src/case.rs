@@ -37,10 +37,12 @@ pub enum CaseState {
     ResultReady,
     Delivered,
     Evaluated,
+    /// 撤回: the applicant withdrew before a decision; the case is closed.
+    Withdrawn,
 }
 
 impl CaseState {
-    pub const ALL: [CaseState; 12] = [
+    pub const ALL: [CaseState; 13] = [
         CaseState::Submitted,
         CaseState::Received,
         CaseState::Correction,
@@ -53,6 +55,7 @@ impl CaseState {
         CaseState::ResultReady,
         CaseState::Delivered,
         CaseState::Evaluated,
+        CaseState::Withdrawn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +72,7 @@ impl CaseState {
             CaseState::ResultReady => "RESULT_READY",
             CaseState::Delivered => "DELIVERED",
             CaseState::Evaluated => "EVALUATED",
+            CaseState::Withdrawn => "WITHDRAWN",
         }
     }
 
@@ -76,10 +80,40 @@ impl CaseState {
         CaseState::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
+    /// [`CaseState::label`], with the decision said: a denial never reads like an approval.
+    pub fn label_with(self, decision: &str) -> &'static str {
+        match (self, decision) {
+            (CaseState::Decided, "approved") => "已决定准予",
+            (CaseState::Decided, "denied") => "已决定不予许可",
+            (CaseState::ResultReady, "denied") => "不予许可决定待送达",
+            _ => self.label(),
+        }
+    }
+
+    /// The state as staff of `tier` read it: who holds the case now and what comes next. The county
+    /// reads its own queue's words (待受理, 待部门签收); a village or township reads whose turn it is.
+    pub fn label_at(self, tier: crate::Tier, decision: &str) -> &'static str {
+        if tier != crate::Tier::County {
+            return self.label_with(decision);
+        }
+        match (self, decision) {
+            (CaseState::Submitted, _) => "待窗口接收（纸质材料在途）",
+            (CaseState::Received, _) => "待窗口受理",
+            (CaseState::Correction, _) => "待申请人补正",
+            (CaseState::Accepted, _) => "待部门签收",
+            (CaseState::Decided, "denied") => "已决定不予许可，待出具决定书",
+            (CaseState::Decided, _) => "已决定准予，待出具结果",
+            (CaseState::ResultReady, "denied") => "不予许可决定待送达",
+            (CaseState::ResultReady, _) => "结果待送达",
+            (CaseState::Delivered, _) => "已送达，待评价",
+            _ => self.label_with(decision),
+        }
+    }
+
     /// What an agent reads: the state in plain Chinese, saying whose turn it is.
     pub fn label(self) -> &'static str {
         match self {
-            CaseState::Submitted => "已收件，待上报县级",
+            CaseState::Submitted => "已收件，待县级接收",
             CaseState::Received => "县级已接收",
             CaseState::Correction => "需补齐补正材料",
             CaseState::Accepted => "已受理",
@@ -91,6 +125,7 @@ impl CaseState {
             CaseState::ResultReady => "结果待领取",
             CaseState::Delivered => "已送达",
             CaseState::Evaluated => "已评价",
+            CaseState::Withdrawn => "申请人已撤回",
         }
     }
 }
@@ -207,6 +242,35 @@ pub struct HistoryEntry {
     pub tier: String,
 }
 
+/// The rectification (整改) a bad review or an escalation opened: who owns it, by when, and how far
+/// it got. Empty `state` when there is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct Rectification {
+    /// `open` or `closed`.
+    pub state: String,
+    /// The department that must act.
+    pub owner: String,
+    /// Due date (YYYY-MM-DD, working days by the county's calendar from the day it was opened).
+    pub due: String,
+    pub opened_on: String,
+    /// 回访 records so far.
+    pub callbacks: u64,
+    /// The last 整改 text: what was done (the reply the applicant hears).
+    pub fix: String,
+    /// The applicant's feedback when it was closed.
+    pub feedback: String,
+    pub closed_on: String,
+    /// Appeal of the owning department: `pending`, `upheld` (the review stands) or `overturned`.
+    pub appeal: String,
+}
+
+/// What the county found wrong with a material it asked to be corrected.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct MaterialProblem {
+    pub id: String,
+    pub problem: String,
+}
+
 /// A 联办 assisting department's opinion.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct AssistOpinion {
@@ -255,6 +319,12 @@ pub struct Workflow {
     pub missing: Vec<String>,
     #[autosurgeon(missing = "Default::default")]
     pub correction_rounds: u64,
+    /// Material ids the last correction request named (kept after they arrive: its notice lists them).
+    #[autosurgeon(missing = "Default::default")]
+    pub requested: Vec<String>,
+    /// What is wrong with each material of the current correction round (where the county said).
+    #[autosurgeon(missing = "Default::default")]
+    pub problems: Vec<MaterialProblem>,
     /// Start of the current suspension (YYYY-MM-DD), while suspended.
     #[autosurgeon(missing = "Default::default")]
     pub suspended_since: Option<String>,
@@ -300,6 +370,15 @@ pub struct Workflow {
     /// Completed at the village in one step (村级当场办结).
     #[autosurgeon(missing = "Default::default")]
     pub completed_on_site: bool,
+    /// When the applicant was last told of a rejection, refusal or reply (告知), by whoever did it.
+    #[autosurgeon(missing = "Default::default")]
+    pub informed_at: String,
+    #[autosurgeon(missing = "Default::default")]
+    pub rectification: Rectification,
+    /// Who gave the evaluation: `applicant_online` (self-query), `applicant_at_station` (the
+    /// applicant chose at the village or window), empty before.
+    #[autosurgeon(missing = "Default::default")]
+    pub evaluation_channel: String,
 }
 
 impl ItemRef {
@@ -342,6 +421,7 @@ impl CaseDoc {
     }
 
     pub fn summary(&self) -> CaseSummary {
+        let todo = crate::todo::todo_of(self);
         CaseSummary {
             case_no: self.case_no.clone(),
             item_code: self.item.code.clone(),
@@ -378,12 +458,27 @@ impl CaseDoc {
                 .count()
                 .try_into()
                 .unwrap_or(u32::MAX),
+            decision: self.workflow.decision.clone(),
+            todo: todo
+                .as_ref()
+                .map(|t| t.kind.as_str())
+                .unwrap_or("")
+                .to_string(),
+            todo_since: todo.as_ref().map(|t| t.since.clone()).unwrap_or_default(),
+            // Enough for a line of the inbox; the case page has the whole text.
+            todo_note: todo
+                .map(|t| t.note.chars().take(120).collect())
+                .unwrap_or_default(),
+            rectification: self.workflow.rectification.state.clone(),
+            rectification_owner: self.workflow.rectification.owner.clone(),
+            rectification_due: self.workflow.rectification.due.clone(),
+            callbacks: u32::try_from(self.workflow.rectification.callbacks).unwrap_or(u32::MAX),
         }
     }
 }
 
 /// What lists, filters and dashboards need of a case without loading its document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseSummary {
     pub case_no: String,
     pub item_code: String,
@@ -422,6 +517,25 @@ pub struct CaseSummary {
     /// Events that did not take effect or were not adopted (shown as 未生效 / 未采纳).
     #[serde(default)]
     pub not_adopted: u32,
+    /// "approved" / "denied" once decided (a denial must not read like an approval).
+    #[serde(default)]
+    pub decision: String,
+    /// The station's to-do item (`crate::todo`): kind (empty: none), since when, and what to read.
+    #[serde(default)]
+    pub todo: String,
+    #[serde(default)]
+    pub todo_since: String,
+    #[serde(default)]
+    pub todo_note: String,
+    /// The rectification: `open` / `closed` (empty: none), owning department, due date, call-backs.
+    #[serde(default)]
+    pub rectification: String,
+    #[serde(default)]
+    pub rectification_owner: String,
+    #[serde(default)]
+    pub rectification_due: String,
+    #[serde(default)]
+    pub callbacks: u32,
 }
 
 fn millis(rfc3339: &str) -> i64 {
@@ -910,6 +1024,7 @@ pub(crate) mod tests_support {
             Role::Dept(d) => ("420222", Tier::County, format!("dept:{d}")),
             Role::Supervisor => ("420222", Tier::County, "supervisor".to_string()),
             Role::Admin => ("420222", Tier::County, "admin".to_string()),
+            Role::Applicant => ("420222", Tier::County, "applicant".to_string()),
         }
     }
 

@@ -163,7 +163,42 @@ pub struct Catalog {
     pub region: String,
     pub region_name: String,
     pub published: String,
+    /// The county's settings that every tier needs offline (notices, receipts, rectifications).
+    #[serde(default)]
+    pub county: CountySettings,
     pub items: Vec<Item>,
+}
+
+/// What the county decides once for all its notices and receipts, published with the catalogue so
+/// a village prints the same notice offline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CountySettings {
+    /// The public self-query page the receipt's QR code points to (`https://…/query`); empty: the
+    /// QR code carries only the case number.
+    pub query_url: String,
+    /// Where results are collected at the county (the hall's address), for texts and notices.
+    pub hall: String,
+    /// The body that hears 行政复议 (usually the county government) and the court for 行政诉讼.
+    pub reconsideration_body: String,
+    pub court: String,
+    /// Working days a rectification of a bad review has.
+    pub rectify_days: u32,
+    /// Working days the applicant has to return the materials a 补正材料通知书 asks for.
+    pub correction_days: u32,
+}
+
+impl Default for CountySettings {
+    fn default() -> Self {
+        CountySettings {
+            query_url: String::new(),
+            hall: String::new(),
+            reconsideration_body: String::new(),
+            court: String::new(),
+            rectify_days: 5,
+            correction_days: 15,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -53,6 +53,9 @@ pub struct Inputs {
     /// request_correction: material ids still needed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub missing: Vec<String>,
+    /// request_correction: what is wrong with each missing material (id → problem), when said.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub problems: std::collections::BTreeMap<String, String>,
     /// submit_correction: material ids now collected.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub materials: Vec<String>,
@@ -70,7 +73,8 @@ pub struct Inputs {
     /// accept: the window marked the case urgent (10-minute hand-over).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub urgent: bool,
-    /// approve/deny (and complete_*): whether the decision grants the application.
+    /// approve/deny (and complete_*): whether the decision grants the application; review_appeal:
+    /// whether the department's appeal is granted (the review is overturned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub granted: Option<bool>,
     /// accept/resume: the promised completion date the county computed (YYYY-MM-DD).
@@ -87,6 +91,9 @@ pub struct Inputs {
     pub applicant: Option<Applicant>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub delivery: String,
+    /// evaluate: who gave it (`applicant_online`, `applicant_at_station`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub channel: String,
     /// Converted from a history entry of the list format: `note` is the entry's text as it was.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub legacy: bool,

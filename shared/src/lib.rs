@@ -14,6 +14,7 @@
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
 //! - [`workflow`]: roles and taking an action (checked against the fold, written as an event).
 //! - [`stats`]: deadline colours, hand-over delays and the supervision counts.
+//! - [`todo`]: what a case asks of the station that took it (the agent's inbox).
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
 //! in the node, the hub and a deterministic simulator.
@@ -31,6 +32,7 @@ pub mod legacy;
 pub mod limits;
 pub mod stats;
 pub mod sync;
+pub mod todo;
 pub mod validate;
 pub mod workflow;
 

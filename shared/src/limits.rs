@@ -11,7 +11,7 @@ use crate::workflow::ActionInput;
 use crate::FieldError;
 
 /// Longest text of each field an action carries, in characters, with the label people know it by.
-pub const TEXT_LIMITS: [(&str, &str, usize); 9] = [
+pub const TEXT_LIMITS: [(&str, &str, usize); 11] = [
     ("note", "备注", 500),
     ("reason", "理由", 500),
     ("comment", "评价意见", 500),
@@ -21,6 +21,8 @@ pub const TEXT_LIMITS: [(&str, &str, usize); 9] = [
     ("phone", "联系电话", 20),
     ("address", "地址", 200),
     ("delivery", "送达方式", 20),
+    ("problems", "材料问题说明", 200),
+    ("channel", "评价渠道", 32),
 ];
 
 /// Most material ids one action may name (a checklist has a few dozen at most), and the longest id.
@@ -64,10 +66,16 @@ fn check_all(
     texts: &[(&'static str, &str)],
     missing: &[String],
     materials: &[String],
+    problems: &std::collections::BTreeMap<String, String>,
 ) -> Result<(), FieldError> {
     for (field, text) in texts {
         check_text(field, text)?;
     }
+    for problem in problems.values() {
+        check_text("problems", problem)?;
+    }
+    let ids: Vec<String> = problems.keys().cloned().collect();
+    check_ids("problems", &ids)?;
     check_ids("missing", missing)?;
     check_ids("materials", materials)
 }
@@ -84,8 +92,9 @@ pub fn check_action(input: &ActionInput) -> Result<(), FieldError> {
         ("phone", &input.phone),
         ("address", &input.address),
         ("delivery", &input.delivery),
+        ("channel", &input.channel),
     ];
-    check_all(&texts, &input.missing, &input.materials)
+    check_all(&texts, &input.missing, &input.materials, &input.problems)
 }
 
 /// The texts of an event as a peer wrote it: the same limits (an honest node never writes more).
@@ -104,8 +113,9 @@ pub fn check_event_inputs(input: &Inputs) -> Result<(), FieldError> {
         ("phone", phone),
         ("address", address),
         ("delivery", &input.delivery),
+        ("channel", &input.channel),
     ];
-    check_all(&texts, &input.missing, &input.materials)
+    check_all(&texts, &input.missing, &input.materials, &input.problems)
 }
 
 /// A case document of `bytes` (saved form) within the budget, or why not.

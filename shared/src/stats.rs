@@ -291,6 +291,7 @@ mod tests {
             dept_received_ms: 0,
             urgent: false,
             not_adopted: 0,
+            ..Default::default()
         }
     }
 

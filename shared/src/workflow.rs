@@ -26,6 +26,8 @@ pub enum Role {
     Dept(String),
     Supervisor,
     Admin,
+    /// The applicant themself, evaluating on the public self-query page (recorded by the hub).
+    Applicant,
 }
 
 impl Role {
@@ -37,6 +39,7 @@ impl Role {
             "window" => Role::Window,
             "supervisor" => Role::Supervisor,
             "admin" => Role::Admin,
+            "applicant" => Role::Applicant,
             other => Role::Dept(other.strip_prefix("dept:")?.to_string()),
         })
     }
@@ -75,6 +78,9 @@ pub struct ActionInput {
     /// request_correction: material ids still needed.
     #[serde(default)]
     pub missing: Vec<String>,
+    /// request_correction: what is wrong with each missing material (id → problem).
+    #[serde(default)]
+    pub problems: std::collections::BTreeMap<String, String>,
     /// submit_correction: material ids now collected.
     #[serde(default)]
     pub materials: Vec<String>,
@@ -100,6 +106,12 @@ pub struct ActionInput {
     pub address: String,
     #[serde(default)]
     pub delivery: String,
+    /// evaluate: `applicant_at_station` (the applicant chose, at the station) or `applicant_online`.
+    #[serde(default)]
+    pub channel: String,
+    /// review_appeal: the appeal is granted (the review does not count).
+    #[serde(default)]
+    pub overturn: bool,
 }
 
 impl ActionInput {
@@ -110,6 +122,7 @@ impl ActionInput {
             note: String::new(),
             reason: String::new(),
             missing: Vec::new(),
+            problems: Default::default(),
             materials: Vec::new(),
             dept: String::new(),
             result_name: String::new(),
@@ -120,6 +133,8 @@ impl ActionInput {
             phone: String::new(),
             address: String::new(),
             delivery: String::new(),
+            channel: String::new(),
+            overturn: false,
         }
     }
 }
@@ -173,17 +188,19 @@ fn probe_inputs(action: ActionKind, case: &CaseDoc, role: &Role) -> Inputs {
     }
 }
 
-/// The actions `role` may take on `case` now (what a page offers). Intake, amendments (API only for
-/// now) and refusals (the ingress check's) are never offered.
+/// The actions `role` may take on `case` now (what a page offers). Intake and refusals (the ingress
+/// check's) are never offered; 已告知申请人 only while there is something to tell.
 pub fn available(case: &CaseDoc, role: &Role) -> Vec<ActionKind> {
+    let to_tell = crate::todo::todo_of(case).is_some_and(|t| {
+        matches!(
+            t.kind,
+            crate::todo::TodoKind::Rejected | crate::todo::TodoKind::Reply
+        )
+    });
     ActionKind::ALL
         .into_iter()
-        .filter(|a| {
-            !matches!(
-                a,
-                ActionKind::Intake | ActionKind::Refuse | ActionKind::Amend
-            )
-        })
+        .filter(|a| !matches!(a, ActionKind::Intake | ActionKind::Refuse))
+        .filter(|a| *a != ActionKind::Inform || to_tell)
         .filter(|a| {
             fold::authorised(*a, role, case).is_ok()
                 && fold::transition(*a, case, &probe_inputs(*a, case, role)).is_ok()
@@ -196,9 +213,24 @@ pub fn action_label(action: &str) -> &'static str {
     ActionKind::parse(action).map_or("其他", ActionKind::label)
 }
 
-/// The message an action sends the applicant, if any.
-pub fn applicant_notice(action: ActionKind, case: &CaseDoc) -> Option<(&'static str, String)> {
+/// The text the county sends the applicant after `action` (the hub queues it): at acceptance with the
+/// promised date, a correction request with what is missing, a rejection or a denial with the reason,
+/// and a result ready with where to collect it. `hall` is where results are collected at the county
+/// (the county's settings); `None` for actions the applicant is not told of by text.
+pub fn applicant_notice(
+    action: ActionKind,
+    case: &CaseDoc,
+    hall: &str,
+) -> Option<(&'static str, String)> {
+    let head = format!("【通办】您的办件{}（{}）", case.case_no, case.item.name);
     match action {
+        ActionKind::Accept => Some((
+            "accepted",
+            format!(
+                "{head}已受理，承诺于{}前办结。",
+                case.deadline.as_deref().unwrap_or("（以受理通知书为准）")
+            ),
+        )),
         ActionKind::RequestCorrection => {
             let missing: Vec<&str> = case
                 .materials
@@ -209,21 +241,32 @@ pub fn applicant_notice(action: ActionKind, case: &CaseDoc) -> Option<(&'static 
             Some((
                 "correction",
                 format!(
-                    "【通办】您的办件{}（{}）需补充材料：{}。请交给代办员{}。",
-                    case.case_no,
-                    case.item.name,
+                    "{head}需补充材料：{}。请交给代办员{}。",
                     missing.join("、"),
                     case.agent.name
                 ),
             ))
         }
-        ActionKind::IssueResult => Some((
-            "result_ready",
+        ActionKind::Reject => Some((
+            "rejected",
             format!(
-                "【通办】您的办件{}（{}）已办结，结果将按“{}”方式交付。",
-                case.case_no, case.item.name, case.delivery
+                "{head}不予受理，理由：{}。可凭不予受理通知书申请行政复议或提起行政诉讼。",
+                case.workflow.reason
             ),
         )),
+        ActionKind::Deny => Some((
+            "denied",
+            format!("{head}经审查不予许可，理由：{}。", case.workflow.reason),
+        )),
+        ActionKind::IssueResult => {
+            let place = match case.delivery.as_str() {
+                "窗口领取" if !hall.is_empty() => format!("请到{hall}领取"),
+                "窗口领取" => "请到县政务服务中心统一出件窗口领取".to_string(),
+                "邮寄" => "将邮寄给您".to_string(),
+                _ => format!("代办员{}将送达给您", case.agent.name),
+            };
+            Some(("result_ready", format!("{head}已办结，{place}。")))
+        }
         _ => None,
     }
 }
@@ -235,6 +278,8 @@ pub struct Context<'a> {
     pub calendar: &'a Calendar,
     pub departments: Vec<String>,
     pub event_id: String,
+    /// Working days a rectification has (the county's setting; 5 by default).
+    pub rectify_days: u32,
 }
 
 /// Checks the person's inputs for `action` and turns them into the event's inputs, computing what the
@@ -268,6 +313,9 @@ fn event_inputs(
         }
         ActionKind::Escalate if out.reason.is_empty() => {
             return Err(invalid("reason", "请写明反映的问题。"))
+        }
+        ActionKind::Withdraw if out.reason.is_empty() => {
+            return Err(invalid("reason", "请写明申请人撤回的原因。"))
         }
         ActionKind::ReportUp | ActionKind::AssistOpinion if out.note.is_empty() => {
             return Err(invalid("note", "请写明意见。"))
@@ -311,6 +359,16 @@ fn event_inputs(
                 }
             }
             out.missing = input.missing.clone();
+            for (id, problem) in &input.problems {
+                let problem = problem.trim();
+                if problem.is_empty() {
+                    continue;
+                }
+                if !input.missing.contains(id) {
+                    return Err(invalid("problems", format!("材料“{id}”没有勾选为需补正。")));
+                }
+                out.problems.insert(id.clone(), problem.to_string());
+            }
         }
         ActionKind::SubmitCorrection => {
             if input.materials.is_empty() {
@@ -370,9 +428,50 @@ fn event_inputs(
             let score = input
                 .score
                 .filter(|s| (1..=5).contains(s))
-                .ok_or_else(|| invalid("score", "评价分数应为1到5。"))?;
+                .ok_or_else(|| invalid("score", "请选择评价等级。"))?;
+            if crate::stats::is_bad_review(u64::from(score)) && out.comment.is_empty() {
+                return Err(invalid(
+                    "comment",
+                    "“不满意”“非常不满意”须写明原因，以便整改。",
+                ));
+            }
             out.score = Some(score);
+            out.channel = match input.channel.trim() {
+                "" | "applicant_at_station" => "applicant_at_station".into(),
+                "applicant_online" => "applicant_online".into(),
+                _ => return Err(invalid("channel", "评价渠道不正确。")),
+            };
         }
+        ActionKind::Supervise => {
+            let dept = trimmed(&input.dept);
+            if !ctx.departments.contains(&dept) {
+                return Err(invalid("dept", "请从列表中选择负责整改的部门。"));
+            }
+            out.dept = dept;
+            out.deadline = Some(
+                ctx.calendar
+                    .due_date(today, ctx.rectify_days)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            );
+        }
+        ActionKind::Callback | ActionKind::Rectify if out.note.is_empty() => {
+            return Err(invalid(
+                "note",
+                if input.action == ActionKind::Callback {
+                    "请记录回访情况（联系了谁、群众怎么说）。"
+                } else {
+                    "请写明整改情况。"
+                },
+            ))
+        }
+        ActionKind::CloseRectification if out.comment.is_empty() => {
+            return Err(invalid("comment", "请记录群众对整改的反馈。"))
+        }
+        ActionKind::Appeal if out.reason.is_empty() => {
+            return Err(invalid("reason", "请写明申诉理由。"))
+        }
+        ActionKind::ReviewAppeal => out.granted = Some(input.overturn),
         ActionKind::Amend => {
             let mut applicant = case.applicant.clone();
             if !input.phone.trim().is_empty() {

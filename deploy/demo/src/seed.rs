@@ -429,6 +429,7 @@ mod tests {
                             .map(String::from)
                             .collect(),
                         event_id: format!("e{n}"),
+                        rectify_days: catalog.county.rectify_days,
                     };
                     workflow::apply(&mut doc, &action, &by, &role, &ctx)
                         .unwrap_or_else(|e| panic!("{} {}: {e}", item.code, s.action));

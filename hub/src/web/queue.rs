@@ -175,26 +175,44 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
                 .map(deadline_row)
                 .collect(),
         });
+        // Bad reviews and escalations wait for 督办 until a rectification is opened; then the
+        // rectification is followed by its due date, red once past it.
         queues.push(Queue {
             id: "bad-reviews",
-            title: "差评回访",
+            title: "差评待督办",
             clock_title: "评价",
             rows: all
                 .iter()
-                .filter(|s| is_bad_review(u64::from(s.evaluation)))
+                .filter(|s| is_bad_review(u64::from(s.evaluation)) && s.rectification.is_empty())
                 .map(|s| row(s, format!("{}分", s.evaluation), "red"))
                 .collect(),
         });
         queues.push(Queue {
             id: "escalations",
-            title: "办不成事反映",
+            title: "办不成事反映待督办",
             clock_title: "反映次数",
             rows: all
                 .iter()
-                .filter(|s| s.escalations > 0)
+                .filter(|s| s.escalations > 0 && s.rectification.is_empty())
                 .map(|s| row(s, format!("{}次", s.escalations), "yellow"))
                 .collect(),
         });
+        queues.push(rectifications(
+            "rectifications",
+            "整改中",
+            &all,
+            None,
+            &today,
+        ));
+    }
+    if let Some(Role::Dept(d)) = &role {
+        queues.push(rectifications(
+            "to-rectify",
+            "待整改",
+            &all,
+            Some(d),
+            &today,
+        ));
     }
     let page = QueuePage {
         page: PageCtx::new(&state.app, &user),
@@ -203,5 +221,38 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+/// Open rectifications (of `owner` only, when given), each with its due date; red once past it.
+fn rectifications(
+    id: &'static str,
+    title: &'static str,
+    all: &[tongban_shared::case::CaseSummary],
+    owner: Option<&String>,
+    today: &chrono::NaiveDate,
+) -> Queue {
+    let today = today.format("%Y-%m-%d").to_string();
+    Queue {
+        id,
+        title,
+        clock_title: "答复期限",
+        rows: all
+            .iter()
+            .filter(|s| s.rectification == "open")
+            .filter(|s| owner.is_none_or(|d| &s.rectification_owner == d))
+            .map(|s| QueueRow {
+                case_no: s.case_no.clone(),
+                item: s.item_name.clone(),
+                applicant: s.applicant_name.clone(),
+                dept: s.rectification_owner.clone(),
+                clock: format!("{}（回访{}次）", s.rectification_due, s.callbacks),
+                colour: if s.rectification_due.as_str() < today.as_str() {
+                    "red"
+                } else {
+                    ""
+                },
+            })
+            .collect(),
     }
 }

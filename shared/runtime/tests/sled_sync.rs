@@ -82,6 +82,7 @@ fn sled_summaries_match_the_reference_and_cases_flow_both_ways() {
             calendar: &calendar,
             departments: Vec::new(),
             event_id: "receive1".into(),
+            rectify_days: 5,
         },
     )
     .unwrap();

@@ -50,6 +50,7 @@ fn try_act(
             calendar: &Calendar::builtin().unwrap(),
             departments: vec!["人社".into(), "民政".into()],
             event_id: crate::event::event_id(id),
+            rectify_days: 5,
         },
     )
 }
@@ -245,7 +246,8 @@ fn two_evaluations_count_once_the_countys_first() {
         },
         |b| {
             act(b, ActionKind::Evaluate, Role::Agent, T2, |i| {
-                i.score = Some(1)
+                i.score = Some(1);
+                i.comment = "等了太久".into();
             })
         },
     );

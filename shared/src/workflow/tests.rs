@@ -45,6 +45,7 @@ fn act(
                 .map(String::from)
                 .collect(),
             event_id: crate::event::event_id(0xa000 + n * 7 + now.len() as u64),
+            rectify_days: 5,
         },
     )
 }

@@ -7,9 +7,11 @@ use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::Created;
 use tongban_shared::case::{self, Agent, CaseDoc, CaseNo, IntakeRequest};
 use tongban_shared::stats::{Stats, StatsBuilder};
+use tongban_shared::todo::TodoKind;
 use tongban_shared::workflow::{self, ActionError, ActionInput, Actor, Role};
 use tongban_shared::FieldError;
 
+use crate::access::{self, Capability};
 use crate::error::AppError;
 use crate::extract::CurrentUser;
 use crate::state::{blocking, SharedState};
@@ -170,6 +172,7 @@ pub async fn take_action(
                     .map(String::from)
                     .collect(),
                 event_id: tongban_shared::event::event_id(rand::thread_rng().gen()),
+                rectify_days: st.catalog().county.rectify_days,
             };
             let case = workflow::apply(&mut doc, &input, &actor, &role, &ctx)
                 .map_err(|e| action_error(e, &user.name))?;
@@ -179,8 +182,13 @@ pub async fn take_action(
         })??;
         st.store.flush()?;
         let case = outcome.ok_or_else(|| AppError::internal("action produced no case"))?;
-        st.site
-            .after_action(&st.store, &input, &case, &now.to_rfc3339())?;
+        st.site.after_action(
+            &st.store,
+            &input,
+            &case,
+            &st.catalog().county,
+            &now.to_rfc3339(),
+        )?;
         Ok(case)
     })
     .await
@@ -208,6 +216,82 @@ fn action_error(e: ActionError, user: &str) -> AppError {
         )]),
         ActionError::Document(e) => AppError::internal(e),
     }
+}
+
+/// One line of the to-do inbox.
+pub struct TodoItem {
+    pub case_no: String,
+    pub since: String,
+    /// How long it has waited (`2天`).
+    pub waited: String,
+    pub item_name: String,
+    pub applicant_name: String,
+    /// The reason or the county's note (missing materials, why it was rejected, the reply).
+    pub note: String,
+}
+
+/// The inbox's rows of one kind: the longest waiting first, at most [`TODO_ROWS`] of `total`.
+pub struct TodoGroup {
+    pub kind: TodoKind,
+    pub total: u64,
+    pub items: Vec<TodoItem>,
+}
+
+pub struct Inbox {
+    pub groups: Vec<TodoGroup>,
+}
+
+impl Inbox {
+    pub fn total(&self) -> u64 {
+        self.groups.iter().map(|g| g.total).sum()
+    }
+}
+
+/// Rows of one kind the inbox lists (the count says how many more there are).
+pub const TODO_ROWS: usize = 50;
+
+/// The inbox of this station: the to-do items of the cases it took in itself (a township holds its
+/// villages' cases too, but they are the villages' to handle).
+pub async fn todo(state: &SharedState, user: &CurrentUser) -> Result<Inbox, AppError> {
+    access::require(state.identity.tier, user, Capability::Read)?;
+    let st = state.clone();
+    let own = state.identity.code.clone();
+    let now = beijing_now();
+    blocking(move || {
+        let mut groups = Vec::new();
+        for kind in TodoKind::ALL {
+            let (cases, total) = st.store.todo_list(kind, &own, TODO_ROWS)?;
+            let items = cases
+                .into_iter()
+                .map(|c| TodoItem {
+                    waited: crate::text::waited(&c.todo_since, now),
+                    since: c.todo_since,
+                    case_no: c.case_no,
+                    item_name: c.item_name,
+                    applicant_name: c.applicant_name,
+                    note: c.todo_note,
+                })
+                .collect();
+            groups.push(TodoGroup { kind, total, items });
+        }
+        Ok(Inbox { groups })
+    })
+    .await
+}
+
+/// How many to-do items this station has (the header's count): index keys only.
+pub async fn todo_total(state: &SharedState, user: &CurrentUser) -> Result<u64, AppError> {
+    access::require(state.identity.tier, user, Capability::Read)?;
+    let st = state.clone();
+    let own = state.identity.code.clone();
+    blocking(move || {
+        let mut total = 0;
+        for kind in TodoKind::ALL {
+            total += st.store.todo_list(kind, &own, 0)?.1;
+        }
+        Ok(total)
+    })
+    .await
 }
 
 /// Supervision numbers over every case this tier holds (the hub: the county).

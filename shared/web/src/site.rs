@@ -36,12 +36,14 @@ pub trait Site: Send + Sync + 'static {
     fn after_write(&self) {}
 
     /// An action is durable; runs on a blocking thread with the store. The hub queues the text that
-    /// tells the applicant (correction request, result ready) here.
+    /// tells the applicant (acceptance, correction request, rejection, result ready) here, with
+    /// the county's settings (where results are collected).
     fn after_action(
         &self,
         _store: &Store,
         _input: &ActionInput,
         _case: &CaseDoc,
+        _county: &tongban_shared::catalog::CountySettings,
         _now_rfc3339: &str,
     ) -> Result<(), StoreError> {
         Ok(())
@@ -58,6 +60,18 @@ pub trait Site: Send + Sync + 'static {
     /// Why the upstream refused this case in the last sync session, if it did (a case over the size
     /// budget, one the county's rules do not accept): the case page says so.
     fn sync_refusal(&self, _case_no: &str) -> Option<String> {
+        None
+    }
+
+    /// Cases written here that the upstream has not yet taken (the home page's 待上传); `None` when
+    /// nothing goes up from this tier (the hub) or there is no upstream yet (a standalone node).
+    fn pending_up(&self) -> Option<u64> {
+        None
+    }
+
+    /// Where `/` sends an account of `role` instead of the station's home page: the county's
+    /// staff start at their queue. `None`: the home page with the to-do inbox.
+    fn home_for(&self, _role: &str) -> Option<&'static str> {
         None
     }
 

@@ -43,6 +43,7 @@ impl Site for TestSite {
         _store: &Store,
         _input: &ActionInput,
         _case: &CaseDoc,
+        _county: &tongban_shared::catalog::CountySettings,
         _now: &str,
     ) -> Result<(), StoreError> {
         match *self.next.lock().unwrap() {

@@ -421,6 +421,7 @@ impl People {
                 calendar: &self.calendar,
                 departments: self.departments.clone(),
                 event_id: id.clone(),
+                rectify_days: 5,
             },
         );
         match result {

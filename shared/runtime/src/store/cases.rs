@@ -8,7 +8,7 @@ use tongban_shared::sync::scope;
 use tongban_shared::sync::summary::{self, Digest, Fp, Prefix};
 
 use super::error::{corrupt, invalid, Refusal, StoreError};
-use super::keys::{count_key, created_key, item_key, node_key, read_u64, state_key};
+use super::keys::{count_key, created_key, item_key, node_key, read_u64, state_key, todo_key};
 use super::tables::{CaseTx, TxResult, K_COUNT_ALL, K_WRITES};
 use super::Store;
 
@@ -256,6 +256,10 @@ impl CaseWrite {
             let key = count_key(&old.state);
             let n = read_u64(tx.meta.get(&key)?).saturating_sub(1);
             tx.meta.insert(key, &n.to_be_bytes())?;
+            if !old.todo.is_empty() {
+                tx.by_todo
+                    .remove(todo_key(&old.todo, &old.todo_since, &old.case_no))?;
+            }
         } else {
             let n = read_u64(tx.meta.get(K_COUNT_ALL)?) + 1;
             tx.meta.insert(K_COUNT_ALL, &n.to_be_bytes())?;
@@ -270,6 +274,11 @@ impl CaseWrite {
         tx.by_created.insert(ckey.as_slice(), &[])?;
         tx.by_state
             .insert(state_key(&self.summary.state, &ckey).as_slice(), &[])?;
+        if !self.summary.todo.is_empty() {
+            let s = &self.summary;
+            tx.by_todo
+                .insert(todo_key(&s.todo, &s.todo_since, &s.case_no), &[])?;
+        }
 
         // Sync summary: remove the old leaf, add the new one, on every node of the path.
         let ikey = item_key(&self.scope, &self.bucket, &self.case_no);

@@ -133,6 +133,7 @@ impl Store {
             index: db.open_tree(CASE_INDEX)?,
             by_created: db.open_tree(BY_CREATED)?,
             by_state: db.open_tree(BY_STATE)?,
+            by_todo: db.open_tree(BY_TODO)?,
             idempotency: db.open_tree(IDEMPOTENCY)?,
             users: db.open_tree(USERS)?,
             sync_roots: db.open_tree(SYNC_ROOTS)?,

@@ -34,6 +34,30 @@ pub(super) fn state_key(state: &str, created: &[u8]) -> Vec<u8> {
     k
 }
 
+/// Prefix of one station's to-do items of `kind` in `by_todo`.
+pub(super) fn todo_prefix(station: &str, kind: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(station.len() + kind.len() + 2);
+    k.extend_from_slice(station.as_bytes());
+    k.push(0);
+    k.extend_from_slice(kind.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key of a case in the to-do index: the station that took it (the case number's division code),
+/// the kind, then the time it has waited since (oldest first). A station's inbox is one prefix scan,
+/// however many cases of other stations the store holds (the hub holds the county's).
+pub(super) fn todo_key(kind: &str, since_rfc3339: &str, case_no: &str) -> Vec<u8> {
+    let since = chrono::DateTime::parse_from_rfc3339(since_rfc3339)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0);
+    let station = case_no.split('-').next().unwrap_or("");
+    let mut k = todo_prefix(station, kind);
+    k.extend_from_slice(&since.to_be_bytes());
+    k.extend_from_slice(case_no.as_bytes());
+    k
+}
+
 pub(super) fn count_key(state: &str) -> Vec<u8> {
     format!("count/{state}").into_bytes()
 }

@@ -200,3 +200,18 @@ fn past_catalog_key(version: u32) -> Vec<u8> {
     key.extend_from_slice(&version.to_be_bytes());
     key
 }
+
+impl Store {
+    /// Counts a print of a notice (`what` names the case, the kind and the notice's number) and
+    /// returns how many times it had been printed here before: a reprint is marked 补打. Durable
+    /// before it returns, so a reprint after a crash is still marked.
+    pub fn note_print(&self, what: &str) -> Result<u64, StoreError> {
+        let key = format!("printed/{what}").into_bytes();
+        let after = self.meta.update_and_fetch(&key, |old| {
+            let n = super::keys::read_u64(old.map(sled::IVec::from));
+            Some((n + 1).to_be_bytes().to_vec())
+        })?;
+        self.flush()?;
+        Ok(super::keys::read_u64(after).saturating_sub(1))
+    }
+}

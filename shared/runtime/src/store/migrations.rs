@@ -5,11 +5,11 @@ use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 3;
+pub const STORE_VERSION: u32 = 4;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
-const MIGRATIONS: &[Migration] = &[reindex_summaries, history_to_events];
+const MIGRATIONS: &[Migration] = &[reindex_summaries, history_to_events, todo_index];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
 /// escalations, correction rounds); every summary is rebuilt from its document. Index keys do not change.
@@ -65,6 +65,27 @@ fn history_to_events(store: &Store) -> Result<(), StoreError> {
             let case = tongban_shared::case::read_case(&doc).map_err(|e| corrupt(&no, e))?;
             Ok::<_, StoreError>((doc.save(), case.summary()))
         })??;
+    }
+    Ok(())
+}
+
+/// 3 → 4: summaries gained the to-do item, the decision and the rectification, and the to-do
+/// index (`by_todo`) appeared. Summaries are rebuilt from the documents (the old
+/// ones no longer read), then the index from the new summaries.
+fn todo_index(store: &Store) -> Result<(), StoreError> {
+    use super::keys::todo_key;
+    reindex_summaries(store)?;
+    store.by_todo.clear()?;
+    for entry in store.index.iter() {
+        let (key, raw) = entry?;
+        let s: tongban_shared::case::CaseSummary =
+            postcard::from_bytes(&raw).map_err(|e| corrupt(String::from_utf8_lossy(&key), e))?;
+        if s.todo.is_empty() {
+            continue;
+        }
+        store
+            .by_todo
+            .insert(todo_key(&s.todo, &s.todo_since, &s.case_no), &[])?;
     }
     Ok(())
 }

@@ -54,6 +54,7 @@ pub struct Store {
     index: sled::Tree,
     by_created: sled::Tree,
     by_state: sled::Tree,
+    by_todo: sled::Tree,
     idempotency: sled::Tree,
     users: sled::Tree,
     sync_roots: sled::Tree,

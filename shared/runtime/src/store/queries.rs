@@ -2,10 +2,12 @@
 //! state and text filters, counts from the counters, and a walk over every summary.
 
 use tongban_shared::case::{CaseState, CaseSummary};
+use tongban_shared::todo::TodoKind;
 
 use super::error::{corrupt, StoreError};
 use super::keys::{
-    case_no_of_created_key, cases_last_key, count_key, created_key, hex, read_u64, state_key, unhex,
+    case_no_of_created_key, cases_last_key, count_key, created_key, hex, read_u64, state_key,
+    todo_prefix, unhex,
 };
 use super::tables::K_COUNT_ALL;
 use super::Store;
@@ -50,6 +52,31 @@ impl Store {
             None => K_COUNT_ALL.to_vec(),
         };
         Ok(read_u64(self.meta.get(key)?))
+    }
+
+    /// The cases of `station` (the division code its case numbers start with) waiting in `kind`,
+    /// longest waiting first: up to `limit` summaries and how many there are. One prefix scan of
+    /// index keys; loads only the summaries it returns.
+    pub fn todo_list(
+        &self,
+        kind: TodoKind,
+        station: &str,
+        limit: usize,
+    ) -> Result<(Vec<CaseSummary>, u64), StoreError> {
+        let prefix = todo_prefix(station, kind.as_str());
+        let mut out = Vec::new();
+        let mut total = 0;
+        for entry in self.by_todo.scan_prefix(&prefix) {
+            let (key, _) = entry?;
+            total += 1;
+            if out.len() < limit {
+                let no = key
+                    .get(prefix.len() + 8..)
+                    .ok_or_else(|| corrupt("by_todo", "short key"))?;
+                out.push(self.summary_required(&String::from_utf8_lossy(no))?);
+            }
+        }
+        Ok((out, total))
     }
 
     /// Newest-first page of cases. Without a text filter the total comes from counters and only one

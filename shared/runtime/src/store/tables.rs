@@ -24,6 +24,9 @@ pub(super) const CASE_INDEX: &str = "case_index";
 pub(super) const BY_CREATED: &str = "by_created";
 /// `state ‖ 0 ‖ created key` → () for the state filter.
 pub(super) const BY_STATE: &str = "by_state";
+/// `station code ‖ 0 ‖ to-do kind ‖ 0 ‖ since ms (i64 BE) ‖ case number` → (): each station's
+/// inbox, longest waiting first (`tongban_shared::todo`).
+pub(super) const BY_TODO: &str = "by_todo";
 /// Client request key → case number, so a retried submission never doubles a case.
 pub(super) const IDEMPOTENCY: &str = "idempotency";
 /// Account name → postcard `UserRecord`.
@@ -62,6 +65,7 @@ pub(super) struct CaseTx<'a> {
     pub index: &'a TransactionalTree,
     pub by_created: &'a TransactionalTree,
     pub by_state: &'a TransactionalTree,
+    pub by_todo: &'a TransactionalTree,
     pub idempotency: &'a TransactionalTree,
     pub sync_roots: &'a TransactionalTree,
     pub sync_nodes: &'a TransactionalTree,
@@ -82,13 +86,14 @@ impl Store {
             &self.index,
             &self.by_created,
             &self.by_state,
+            &self.by_todo,
             &self.idempotency,
             &self.sync_roots,
             &self.sync_nodes,
             &self.sync_items,
         ];
         let outcome = trees[..].transaction(|views: &Vec<TransactionalTree>| {
-            let [meta, cases, index, by_created, by_state, idempotency, sync_roots, sync_nodes, sync_items] =
+            let [meta, cases, index, by_created, by_state, by_todo, idempotency, sync_roots, sync_nodes, sync_items] =
                 views.as_slice()
             else {
                 return Err(ConflictableTransactionError::Abort(super::error::corrupt(
@@ -102,6 +107,7 @@ impl Store {
                 index,
                 by_created,
                 by_state,
+                by_todo,
                 idempotency,
                 sync_roots,
                 sync_nodes,

@@ -47,6 +47,7 @@ fn summary(no: &str, ms: i64, name: &str) -> CaseSummary {
         dept_received_ms: 0,
         urgent: false,
         not_adopted: 0,
+        ..Default::default()
     }
 }
 

@@ -8,6 +8,7 @@ use crate::state::SharedState;
 pub mod audit;
 mod cases;
 mod status;
+mod todo;
 mod users;
 
 pub fn routes() -> Router<SharedState> {
@@ -16,4 +17,5 @@ pub fn routes() -> Router<SharedState> {
         .merge(cases::routes())
         .merge(users::routes())
         .merge(audit::routes())
+        .merge(todo::routes())
 }

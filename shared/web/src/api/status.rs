@@ -19,26 +19,37 @@ pub fn routes() -> Router<SharedState> {
         .route("/api/badge", get(badge))
 }
 
-/// `GET /api/badge`: the header badge as the page shows it, and the count waiting to go up, which
-/// every page refreshes every few seconds without a reload.
-async fn badge(State(state): State<SharedState>, _user: ApiUser) -> Result<Json<Value>, AppError> {
+/// `GET /api/badge`: the header badge as the page shows it, the count waiting to go up and the
+/// station's to-do count, which every page refreshes every few seconds without a reload.
+async fn badge(
+    State(state): State<SharedState>,
+    ApiUser(user): ApiUser,
+) -> Result<Json<Value>, AppError> {
     let badge = state.site.badge();
-    // The home page's 待上报县级 at a node (the county's own counts depend on the account's role).
-    let pending = match state.identity.tier {
-        tongban_shared::Tier::County => None,
-        _ => {
+    if state.identity.tier == tongban_shared::Tier::County {
+        // The county's own counts depend on the account's role: its staff read their queue.
+        return Ok(Json(
+            json!({ "badge": badge, "pending": null, "todo": null }),
+        ));
+    }
+    let todo = service::todo_total(&state, &user).await?;
+    // The home page's 待上传县级; a standalone node has no upstream, and every case it has not
+    // handed over waits (its 待上报县级).
+    let pending = match state.site.pending_up() {
+        Some(n) => n,
+        None => {
             let st = state.clone();
-            Some(
-                crate::state::blocking(move || {
-                    Ok(st
-                        .store
-                        .count(Some(tongban_shared::case::CaseState::Submitted))?)
-                })
-                .await?,
-            )
+            crate::state::blocking(move || {
+                Ok(st
+                    .store
+                    .count(Some(tongban_shared::case::CaseState::Submitted))?)
+            })
+            .await?
         }
     };
-    Ok(Json(json!({ "badge": badge, "pending": pending })))
+    Ok(Json(
+        json!({ "badge": badge, "pending": pending, "todo": todo }),
+    ))
 }
 
 /// Public (monitoring needs no account), so the storage error's details — paths, OS errors — go only

@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::TimeZone;
@@ -28,12 +28,22 @@ struct HomePage {
     page: PageCtx,
     today: String,
     today_count: u64,
-    pending_count: u64,
+    /// Cases written here that have not gone up yet; `None` for a standalone node, where every case
+    /// waits (then the tile counts the cases the county has not received).
+    pending_up: Option<u64>,
+    /// Cases the county has not received yet (paper in transit, or data not up yet).
+    submitted_count: u64,
     total_count: u64,
+    inbox: crate::service::Inbox,
     rows: Vec<CaseRow>,
 }
 
+/// `/`: the station's to-do inbox first, then today's cases and counts. The county's staff start
+/// at their queue instead (`Site::home_for`).
 async fn home(State(state): State<SharedState>, WebUser(user): WebUser) -> Response {
+    if let Some(target) = state.site.home_for(&user.role) {
+        return axum::response::Redirect::to(target).into_response();
+    }
     let now = beijing_now();
     let midnight = now
         .timezone()
@@ -41,40 +51,34 @@ async fn home(State(state): State<SharedState>, WebUser(user): WebUser) -> Respo
         .single()
         .map(|t| t.timestamp_millis())
         .unwrap_or(0);
-    let dept = crate::access::dept_scope(state.identity.tier, &user.role).map(str::to_string);
+    let inbox = match crate::service::todo(&state, &user).await {
+        Ok(inbox) => inbox,
+        Err(e) => return page_error(e),
+    };
     let st = state.clone();
     let loaded = blocking(move || {
         let today = st.store.list(&ListQuery {
             since_ms: Some(midnight),
             limit: 100,
-            dept: dept.clone(),
             ..Default::default()
         })?;
-        // A department counts only the cases it handles (least privilege): a filtered scan; everyone
-        // else reads the counters.
-        let count = |state: Option<CaseState>| match &dept {
-            Some(_) => st
-                .store
-                .list(&ListQuery {
-                    state,
-                    limit: 1,
-                    dept: dept.clone(),
-                    ..Default::default()
-                })
-                .map(|page| page.total),
-            None => st.store.count(state),
-        };
-        Ok((today, count(Some(CaseState::Submitted))?, count(None)?))
+        Ok((
+            today,
+            st.store.count(Some(CaseState::Submitted))?,
+            st.store.count(None)?,
+        ))
     })
     .await;
     match loaded {
-        Ok((today, pending, total)) => render(&HomePage {
+        Ok((today, submitted, total)) => render(&HomePage {
             page: PageCtx::new(&state, &user),
             today: now.format("%Y年%m月%d日").to_string(),
             today_count: today.total,
-            pending_count: pending,
+            pending_up: state.site.pending_up(),
+            submitted_count: submitted,
             total_count: total,
-            rows: rows(today.cases),
+            inbox,
+            rows: rows(today.cases, state.identity.tier),
         }),
         Err(e) => page_error(e),
     }
@@ -142,7 +146,7 @@ async fn case_list(
         total: page.total,
         from: skipped + 1,
         to: skipped + shown,
-        rows: rows(page.cases),
+        rows: rows(page.cases, state.identity.tier),
         next: page.next,
     })
 }

@@ -29,6 +29,10 @@ pub struct PageCtx {
     pub nav: Vec<(&'static str, &'static str)>,
     /// Whether the account manages this tier (admin / station head): it sees the audit log link.
     pub manages: bool,
+    /// Whether the account may file a case here (the header offers 新建办件).
+    pub files: bool,
+    /// A node's page: the header carries the to-do count (the county's staff have their queue).
+    pub station: bool,
 }
 
 impl PageCtx {
@@ -48,6 +52,12 @@ impl PageCtx {
                 .copied()
                 .collect(),
             manages: user.role == crate::access::manager_role(state.identity.tier),
+            files: crate::access::may(
+                state.identity.tier,
+                &user.role,
+                crate::access::Capability::File,
+            ),
+            station: state.identity.tier != tongban_shared::Tier::County,
         }
     }
 }
@@ -116,11 +126,15 @@ pub struct CaseRow {
     pub created: String,
 }
 
-pub fn rows(cases: Vec<CaseSummary>) -> Vec<CaseRow> {
+/// Table rows of `cases`, their states as staff of `tier` read them.
+pub fn rows(cases: Vec<CaseSummary>, tier: tongban_shared::Tier) -> Vec<CaseRow> {
     cases
         .into_iter()
         .map(|c| CaseRow {
-            state_label: c.state().map(|s| s.label()).unwrap_or("未知状态"),
+            state_label: c
+                .state()
+                .map(|s| s.label_at(tier, &c.decision))
+                .unwrap_or("未知状态"),
             created: format_time(&c.created_at),
             case_no: c.case_no,
             item_name: c.item_name,

@@ -14,6 +14,7 @@ mod cases;
 pub mod common;
 mod intake;
 mod login;
+pub mod notices;
 mod receipt;
 
 pub fn routes() -> Router<SharedState> {
@@ -25,5 +26,6 @@ pub fn routes() -> Router<SharedState> {
         .merge(intake::routes())
         .merge(case::routes())
         .merge(receipt::routes())
+        .merge(notices::routes())
         .route("/assets/app.css", get(common::stylesheet))
 }

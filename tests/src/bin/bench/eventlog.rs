@@ -210,6 +210,7 @@ fn case_with_events(n: usize) -> anyhow::Result<AutoCommit> {
                 calendar: &calendar,
                 departments: Vec::new(),
                 event_id: tongban_shared::event::event_id(step),
+                rectify_days: 5,
             },
         )
         .map_err(|e| anyhow::anyhow!("{kind}: {e}"))?;

@@ -169,7 +169,8 @@ fn a_case_travels_from_intake_to_evaluation_and_both_tiers_agree() {
     assert_eq!(at_hub["history"][1]["node"], "420222");
     assert_eq!(at_hub["history"][3]["node"], V1);
 
-    // The applicant was told about the correction and the result; the log sender passed both on.
+    // The applicant was told about the correction, the acceptance and the result; the log sender
+    // passed them on.
     let outbox = {
         let mut resp = client()
             .get(format!("{hb}/api/outbox?case_no={no}"))
@@ -184,7 +185,11 @@ fn a_case_travels_from_intake_to_evaluation_and_both_tiers_agree() {
         .iter()
         .map(|m| m["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["correction", "result_ready"], "{outbox}");
+    assert_eq!(
+        kinds,
+        ["correction", "accepted", "result_ready"],
+        "{outbox}"
+    );
     assert_eq!(outbox["messages"][0]["phone"], "13800271234");
     assert!(eventually(std::time::Duration::from_secs(10), || {
         let mut resp = client()

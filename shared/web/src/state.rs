@@ -29,6 +29,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Every password check goes through it (bounded, with lockout).
     pub login_guard: LoginGuard,
+    /// Throttles the public self-query page's guesses (per address and per case number).
+    pub query_throttle: crate::pages::query::QueryThrottle,
     pub started: Instant,
     /// What this tier adds (badge, hooks after writes, navigation).
     pub site: Arc<dyn Site>,
@@ -78,6 +80,7 @@ impl AppState {
             county_data: RwLock::new(load_county_data(&store)?),
             sessions: Sessions::new(idle_timeout),
             login_guard: LoginGuard::default(),
+            query_throttle: Default::default(),
             started: Instant::now(),
             site,
             storage_fault: Mutex::new(None),

@@ -15,6 +15,7 @@ pub mod common;
 mod intake;
 mod login;
 pub mod notices;
+pub mod query;
 mod receipt;
 
 pub fn routes() -> Router<SharedState> {
@@ -27,5 +28,6 @@ pub fn routes() -> Router<SharedState> {
         .merge(case::routes())
         .merge(receipt::routes())
         .merge(notices::routes())
+        .merge(query::routes())
         .route("/assets/app.css", get(common::stylesheet))
 }

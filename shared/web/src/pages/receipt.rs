@@ -89,7 +89,15 @@ async fn receipt(
         Ok(loaded) => loaded,
         Err(e) => return page_error(e),
     };
-    let qr = match qr_svg(&c.case_no) {
+    // The county's self-query page with the number filled in, where the county has one; the
+    // password stays on paper only, never in the code a phone camera reads.
+    let query_url = state.catalog().county.query_url.clone();
+    let qr_text = if query_url.is_empty() {
+        c.case_no.clone()
+    } else {
+        format!("{query_url}?no={}", c.case_no)
+    };
+    let qr = match qr_svg(&qr_text) {
         Ok(svg) => svg,
         Err(e) => return page_error(e),
     };

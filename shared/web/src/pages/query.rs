@@ -1,0 +1,441 @@
+//! The applicant's own view of their case (群众自助查询), public at every tier: `/query` asks for the
+//! case number and the 查询密码 printed on the receipt, and shows where the case is, what happens next,
+//! the materials still missing and where to collect the result — never the ID number, phone or
+//! address. The applicant evaluates the service there too (好差评, recorded as given online).
+//!
+//! Guessing is throttled ([`QueryThrottle`]): per source address and per case number, so neither one
+//! address trying many numbers nor many addresses trying one number gets far; the password is
+//! compared in constant time.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tongban_shared::case::{CaseDoc, CaseState};
+use tongban_shared::workflow::{ActionInput, ActionKind, EVALUATION_LEVELS};
+
+use super::common::{field, form_pairs, render};
+use crate::error::AppError;
+use crate::extract::{source_address, CurrentUser};
+use crate::service;
+use crate::state::{blocking, SharedState};
+use crate::text::format_time;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/query", get(query_form).post(query_submit))
+        .route("/query/evaluate", axum::routing::post(evaluate_submit))
+}
+
+/// Lookups one address may make in [`WINDOW`] (right or wrong): a hall's shared address still has
+/// room for a queue of villagers, a script does not get far.
+pub const SOURCE_LIMIT: u32 = 30;
+/// Wrong passwords for one case number in [`WINDOW`] before the number is locked for the window.
+pub const CASE_FAILURE_LIMIT: u32 = 5;
+pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Entries kept; beyond it the oldest windows are forgotten first.
+const MAX_TRACKED: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Subject {
+    Source(IpAddr),
+    Case(String),
+}
+
+/// Counts of lookups per address and failures per case number, in fixed windows; memory only.
+#[derive(Default)]
+pub struct QueryThrottle {
+    table: Mutex<HashMap<Subject, (u32, Instant)>>,
+}
+
+impl QueryThrottle {
+    fn count(&self, subject: &Subject, now: Instant) -> u32 {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        match table.get(subject) {
+            Some((n, start)) if now - *start < WINDOW => *n,
+            _ => 0,
+        }
+    }
+
+    fn bump(&self, subject: Subject, now: Instant) {
+        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if table.len() >= MAX_TRACKED {
+            table.retain(|_, (_, start)| now - *start < WINDOW);
+        }
+        let entry = table.entry(subject).or_insert((0, now));
+        if now - entry.1 >= WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    /// Whether a lookup of `case_no` from `source` may go ahead; counts it against the address.
+    fn admit(
+        &self,
+        source: Option<IpAddr>,
+        case_no: &str,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        if let Some(ip) = source {
+            if self.count(&Subject::Source(ip), now) >= SOURCE_LIMIT {
+                return Err("查询次数过多，请15分钟后再试。");
+            }
+            self.bump(Subject::Source(ip), now);
+        }
+        if self.count(&Subject::Case(case_no.to_string()), now) >= CASE_FAILURE_LIMIT {
+            return Err("这个办件编号的查询密码输错次数过多，已暂停查询15分钟。");
+        }
+        Ok(())
+    }
+
+    fn failed(&self, case_no: &str, now: Instant) {
+        self.bump(Subject::Case(case_no.to_string()), now);
+    }
+}
+
+/// Equal in time whatever the inputs: both sides are hashed first, so neither the length nor the
+/// first differing character shows in how long the answer takes.
+fn same_password(given: &str, stored: &str) -> bool {
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(stored.as_bytes()),
+    );
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+        && !stored.is_empty()
+}
+
+#[derive(Deserialize)]
+struct NoParam {
+    no: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "query.html")]
+struct QueryPage {
+    place: String,
+    no: String,
+    error: Option<String>,
+    done: Option<String>,
+    view: Option<CaseView>,
+}
+
+/// What the applicant sees of their case: nothing that identifies them beyond the name's first
+/// character.
+struct CaseView {
+    case_no: String,
+    password: String,
+    item_name: String,
+    department: String,
+    applicant: String,
+    state_label: &'static str,
+    next_step: String,
+    deadline: String,
+    missing: Vec<(String, String)>,
+    collect: String,
+    reason: String,
+    result: String,
+    reply: String,
+    evaluation: String,
+    can_evaluate: bool,
+    history: Vec<(String, String)>,
+}
+
+fn masked_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => format!("{first}{}", "*".repeat(chars.count().max(1))),
+        None => String::new(),
+    }
+}
+
+/// The next step as the applicant reads it.
+fn applicant_next(c: &CaseDoc) -> &'static str {
+    use CaseState::*;
+    match c.state() {
+        Some(Submitted) => "代办员正在把材料报送县政务服务中心。",
+        Some(Received) => "县政务服务中心正在审核材料。",
+        Some(Correction) => "请按下面列出的要求补齐材料，交给代办员或县政务服务中心窗口。",
+        Some(Accepted | Review | Suspended | ReportedUp) => "部门正在办理，请耐心等待。",
+        Some(Decided) => "已作出决定，正在出具结果。",
+        Some(ResultReady) => "结果已出，请按下面的方式领取。",
+        Some(Delivered) => "结果已送达。欢迎对本次服务进行评价。",
+        Some(Rejected) => "不予受理。如有疑问可咨询代办员或县政务服务中心。",
+        Some(Evaluated | Withdrawn) => "办件已结束。",
+        None => "请联系代办员或县政务服务中心。",
+    }
+}
+
+fn view_of(c: &CaseDoc, password: &str, hall: &str) -> CaseView {
+    let missing = c
+        .materials
+        .iter()
+        .filter(|m| c.workflow.missing.contains(&m.id))
+        .map(|m| {
+            let problem = c
+                .workflow
+                .problems
+                .iter()
+                .find(|p| p.id == m.id)
+                .map(|p| p.problem.clone())
+                .unwrap_or_default();
+            (m.name.clone(), problem)
+        })
+        .collect();
+    let collect = match c.delivery.as_str() {
+        "窗口领取" if !hall.is_empty() => format!("到{hall}领取"),
+        "窗口领取" => "到县政务服务中心统一出件窗口领取".to_string(),
+        "邮寄" => "邮寄到您登记的地址".to_string(),
+        _ => format!("由代办员{}送达", c.agent.name),
+    };
+    let reply = if c.workflow.rectification.fix.is_empty() {
+        String::new()
+    } else {
+        c.workflow.rectification.fix.clone()
+    };
+    CaseView {
+        case_no: c.case_no.clone(),
+        password: password.to_string(),
+        item_name: c.item.name.clone(),
+        department: c.item.department.clone(),
+        applicant: masked_name(&c.applicant.name),
+        state_label: c
+            .state()
+            .map(|s| s.label_with(&c.workflow.decision))
+            .unwrap_or("未知状态"),
+        next_step: applicant_next(c).to_string(),
+        deadline: c.deadline.clone().unwrap_or_else(|| "受理后确定".into()),
+        missing,
+        collect,
+        reason: if matches!(c.state(), Some(CaseState::Rejected)) || c.workflow.decision == "denied"
+        {
+            c.workflow.reason.clone()
+        } else {
+            String::new()
+        },
+        result: c.workflow.result_name.clone(),
+        reply,
+        evaluation: match c.workflow.evaluation {
+            n @ 1..=5 => EVALUATION_LEVELS[n as usize - 1].to_string(),
+            _ => String::new(),
+        },
+        can_evaluate: c.state() == Some(CaseState::Delivered),
+        // When and what, never who: staff names are not the applicant's business on a public page.
+        history: c
+            .history
+            .iter()
+            .filter(|h| h.effective)
+            .map(|h| {
+                (
+                    format_time(&h.at),
+                    tongban_shared::workflow::action_label(&h.action).to_string(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn page(state: &SharedState) -> QueryPage {
+    QueryPage {
+        place: state.identity.name.clone(),
+        no: String::new(),
+        error: None,
+        done: None,
+        view: None,
+    }
+}
+
+async fn query_form(State(state): State<SharedState>, Query(p): Query<NoParam>) -> Response {
+    let mut q = page(&state);
+    q.no = p.no.unwrap_or_default().chars().take(40).collect();
+    render(&q)
+}
+
+/// Checks the number and password under the throttle and loads the case, or the page that says
+/// why not (with its status).
+async fn verified(
+    state: &SharedState,
+    extensions: &Extensions,
+    no: &str,
+    password: &str,
+) -> Result<CaseDoc, (StatusCode, String)> {
+    let now = Instant::now();
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            "办件编号或查询密码不正确，请核对受理凭证后重新输入。".to_string(),
+        )
+    };
+    state
+        .query_throttle
+        .admit(source_address(extensions), no, now)
+        .map_err(|why| (StatusCode::TOO_MANY_REQUESTS, why.to_string()))?;
+    let Ok(case_no) = service::case_no(no) else {
+        state.query_throttle.failed(no, now);
+        return Err(not_found());
+    };
+    let st = state.clone();
+    let loaded = blocking(move || service::load_case_blocking(&st, &case_no)).await;
+    let case = match loaded {
+        Ok((_, c)) => Some(c),
+        Err(AppError::NotFound(_)) => None,
+        Err(e) => {
+            tracing::warn!(error = ?e, "self-query could not load a case");
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "暂时无法查询，请稍后再试。".into(),
+            ));
+        }
+    };
+    // An unknown number and a wrong password answer alike: the page is no oracle of case numbers.
+    match case {
+        Some(c) if same_password(password, &c.query_password) => Ok(c),
+        _ => {
+            state.query_throttle.failed(no, now);
+            Err(not_found())
+        }
+    }
+}
+
+async fn query_submit(
+    State(state): State<SharedState>,
+    extensions: Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let pairs = match form_pairs(body) {
+        Ok(p) => p,
+        Err(e) => return super::common::page_error(e),
+    };
+    let no = field(&pairs, "no").trim().to_string();
+    let password = field(&pairs, "password").trim().to_string();
+    let mut q = page(&state);
+    q.no = no.chars().take(40).collect();
+    match verified(&state, &extensions, &no, &password).await {
+        Ok(c) => {
+            q.view = Some(view_of(&c, &password, &state.catalog().county.hall));
+            render(&q)
+        }
+        Err((status, why)) => {
+            q.error = Some(why);
+            (status, render(&q)).into_response()
+        }
+    }
+}
+
+/// `POST /query/evaluate`: the applicant's own 好差评, under the same number and password.
+async fn evaluate_submit(
+    State(state): State<SharedState>,
+    extensions: Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let pairs = match form_pairs(body) {
+        Ok(p) => p,
+        Err(e) => return super::common::page_error(e),
+    };
+    let no = field(&pairs, "no").trim().to_string();
+    let password = field(&pairs, "password").trim().to_string();
+    let mut q = page(&state);
+    q.no = no.chars().take(40).collect();
+    let case = match verified(&state, &extensions, &no, &password).await {
+        Ok(c) => c,
+        Err((status, why)) => {
+            q.error = Some(why);
+            return (status, render(&q)).into_response();
+        }
+    };
+    // At the county the applicant is a role of their own; a station records the evaluation under its
+    // own (a village writes only village roles, which the county's ingress check insists on), and
+    // the evaluation's channel says the applicant gave it online either way.
+    let role = if state.identity.tier == tongban_shared::Tier::County {
+        "applicant"
+    } else {
+        "agent"
+    };
+    let applicant = CurrentUser {
+        name: "applicant".into(),
+        display_name: format!("申请人{}（自助评价）", masked_name(&case.applicant.name)),
+        role: role.into(),
+        csrf: None,
+        session_token: None,
+        source: source_address(&extensions),
+    };
+    let mut input = ActionInput::new(ActionKind::Evaluate);
+    input.score = field(&pairs, "score").parse().ok();
+    input.comment = field(&pairs, "comment").to_string();
+    input.channel = "applicant_online".into();
+    let case_no = match service::case_no(&no) {
+        Ok(n) => n,
+        Err(e) => return super::common::page_error(e),
+    };
+    let hall = state.catalog().county.hall.clone();
+    match service::take_action(&state, &applicant, &case_no, input).await {
+        Ok(c) => {
+            q.done = Some("感谢您的评价！".into());
+            q.view = Some(view_of(&c, &password, &hall));
+            render(&q)
+        }
+        Err(e) => {
+            q.error = Some(match &e {
+                AppError::Invalid(fields) => fields
+                    .iter()
+                    .map(|f| f.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                AppError::Conflict(_) => "这个办件现在不能评价（可能已经评价过）。".into(),
+                _ => "评价没有保存，请稍后再试。".into(),
+            });
+            q.view = Some(view_of(&case, &password, &hall));
+            (StatusCode::UNPROCESSABLE_ENTITY, render(&q)).into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_compare_by_content_and_an_empty_stored_one_never_matches() {
+        assert!(same_password("123456", "123456"));
+        assert!(!same_password("123457", "123456"));
+        assert!(!same_password("1234567", "123456"));
+        assert!(!same_password("", ""));
+    }
+
+    #[test]
+    fn the_throttle_locks_a_case_number_after_five_failures_and_an_address_after_thirty_lookups() {
+        let t = QueryThrottle::default();
+        let now = Instant::now();
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        for _ in 0..CASE_FAILURE_LIMIT {
+            assert!(t.admit(None, "A", now).is_ok());
+            t.failed("A", now);
+        }
+        assert!(t.admit(None, "A", now).is_err());
+        assert!(t.admit(None, "B", now).is_ok());
+        assert!(t.admit(None, "A", now + WINDOW).is_ok());
+        for i in 0..SOURCE_LIMIT {
+            assert!(t.admit(Some(ip), &format!("C{i}"), now).is_ok());
+        }
+        assert!(t.admit(Some(ip), "D", now).is_err());
+    }
+
+    #[test]
+    fn a_name_shows_only_its_first_character() {
+        assert_eq!(masked_name("张三丰"), "张**");
+        assert_eq!(masked_name("李"), "李*");
+    }
+}

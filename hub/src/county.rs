@@ -392,6 +392,7 @@ pub fn add_user(
     password: &str,
     role: &str,
     dept: Option<&str>,
+    display_name: Option<&str>,
     now: DateTime<FixedOffset>,
 ) -> Result<(), CountyError> {
     if !ROLES.contains(&role) {
@@ -415,8 +416,17 @@ pub fn add_user(
         ));
     }
     let hash = check_password(name, password)?;
-    let display = match (role, dept) {
-        ("dept", Some(d)) => format!("{d}（{name}）"),
+    let person = display_name.map(str::trim).filter(|d| !d.is_empty());
+    if person.is_some_and(|d| d.chars().count() > 32 || d.chars().any(char::is_control)) {
+        return Err(CountyError::Invalid(
+            "--display-name must be at most 32 characters, without control characters".into(),
+        ));
+    }
+    // A department's people read as 民政·张三; without a name, the account stands in.
+    let display = match (role, dept, person) {
+        ("dept", Some(d), Some(p)) => format!("{}·{p}", d.trim()),
+        ("dept", Some(d), None) => format!("{d}（{name}）"),
+        (_, _, Some(p)) => p.to_string(),
         _ => name.to_string(),
     };
     store.add_user(&UserRecord {

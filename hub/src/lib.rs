@@ -7,7 +7,8 @@
 //! - [`web`]: hub routes (nodes, revocation, queues, dashboard) merged into the shared case web app.
 //! - [`charts`]: server-drawn SVG charts.
 //! - [`report`]: the monthly assessment workbook (.xlsx).
-//! - [`notify`]: the outbox sender (log by default).
+//! - [`notify`]: the outbox sender (log by default), its retries and daily limit.
+//! - [`sms`]: the HTTP SMS gateway sender (`serve --sms-url`).
 //! - [`site`]: what the hub adds to the shared case web app (texts to applicants, clock warnings, navigation).
 //! - [`server`]: `serve`, the HTTP app and the QUIC sync endpoint together.
 
@@ -20,4 +21,5 @@ pub mod notify;
 pub mod report;
 pub mod server;
 pub mod site;
+pub mod sms;
 pub mod web;

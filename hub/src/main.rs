@@ -8,6 +8,8 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand, ValueEnum};
 use tongban_hub::certs;
 use tongban_hub::county::{self, EnrollRequest};
+use tongban_hub::notify::{Outbox, Policy};
+use tongban_hub::server::HubOptions;
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::transport::ServerLimits;
 use tongban_shared::calendar::Calendar;
@@ -118,6 +120,25 @@ enum Command {
         /// Minutes a web session may stay unused before it ends (等保: 登录连接超时), 1–720.
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=720))]
         session_idle_minutes: u64,
+        /// SMS gateway (http:// or https://) the texts to applicants are posted to as JSON; without
+        /// it they are only written to the log.
+        #[arg(long, requires = "sms_key_file")]
+        sms_url: Option<String>,
+        /// A file whose first line is the gateway's API key (sent as `Authorization: Bearer KEY`).
+        #[arg(long, requires = "sms_url")]
+        sms_key_file: Option<PathBuf>,
+        /// The gateway's template id per message kind, e.g.
+        /// accepted=SMS_1,correction=SMS_2,rejected=SMS_3,denied=SMS_4,result_ready=SMS_5.
+        #[arg(long, requires = "sms_url")]
+        sms_templates: Option<String>,
+        /// Texts one phone number may get per Beijing day through the gateway; more are held back
+        /// (state `capped`). 0: no limit.
+        #[arg(long, default_value_t = tongban_hub::notify::DEFAULT_DAILY_CAP, requires = "sms_url")]
+        sms_daily_cap: u32,
+        /// Wait before the first retry of a failed text, in milliseconds; later retries wait
+        /// multiples of it. Only tests shorten it.
+        #[arg(long, hide = true, default_value_t = 30_000, requires = "sms_url")]
+        sms_retry_base_ms: u64,
     },
     /// Issue the HTTPS certificate for more names the hall reaches the hub by (signs with the county
     /// CA key; the running hub never reads it), on a stopped hub.
@@ -171,6 +192,10 @@ enum UserCommand {
         role: String,
         #[arg(long)]
         dept: Option<String>,
+        /// The person's name as history, receipts and notices show it (e.g. 刘芳); the account
+        /// name when omitted.
+        #[arg(long)]
+        display_name: Option<String>,
     },
 }
 
@@ -310,6 +335,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     password_file,
                     role,
                     dept,
+                    display_name,
                 },
         } => {
             let password = tongban_runtime::process::password_from(
@@ -324,6 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &password,
                 &role,
                 dept.as_deref(),
+                display_name.as_deref(),
                 beijing_now(),
             )?;
             let who = tongban_runtime::process::cli_actor();
@@ -343,7 +370,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sync_max_per_node,
             sync_sessions_per_minute,
             session_idle_minutes,
+            sms_url,
+            sms_key_file,
+            sms_templates,
+            sms_daily_cap,
+            sms_retry_base_ms,
         } => {
+            let outbox = match (sms_url, sms_key_file) {
+                (Some(url), Some(key_file)) => {
+                    let config = tongban_hub::sms::SmsConfig::from_options(
+                        &url,
+                        &key_file,
+                        sms_templates.as_deref(),
+                    )
+                    .map_err(anyhow::Error::msg)?;
+                    Outbox {
+                        sender: std::sync::Arc::new(tongban_hub::sms::HttpSmsSender::new(config)),
+                        policy: Policy {
+                            retry_base: std::time::Duration::from_millis(sms_retry_base_ms.max(1)),
+                            daily_cap: (sms_daily_cap > 0).then_some(sms_daily_cap),
+                            ..Policy::default()
+                        },
+                    }
+                }
+                _ => Outbox::log(),
+            };
             let mut web =
                 tongban_hub::server::WebListen::new(http, https, web_names, tls_cert.zip(tls_key))?;
             web.idle_timeout = std::time::Duration::from_secs(session_idle_minutes * 60);
@@ -361,7 +412,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     tongban_runtime::process::shutdown_signal().await;
                     on_signal.cancel();
                 });
-                tongban_hub::server::serve(&data, store, web, quic, limits, shutdown, |b| {
+                let options = HubOptions {
+                    web,
+                    quic,
+                    limits,
+                    outbox,
+                };
+                tongban_hub::server::serve_with(&data, store, options, shutdown, |b| {
                     match b.https {
                         Some(https) => println!(
                             "tongban-hub serving http://{}/ quic {} https https://{}/",

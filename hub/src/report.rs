@@ -36,9 +36,23 @@ pub struct Row {
     pub evaluations: u64,
     evaluation_sum: u64,
     pub bad_reviews: u64,
+    /// Rectifications opened (督办) this month, those called back at least once, and those closed.
+    pub rectifications: u64,
+    pub called_back: u64,
+    pub rectified: u64,
 }
 
 impl Row {
+    /// Share of this month's rectifications whose applicant was called back (回访率).
+    pub fn callback_rate(&self) -> Option<f64> {
+        (self.rectifications > 0).then(|| self.called_back as f64 / self.rectifications as f64)
+    }
+
+    /// Share of this month's rectifications that are closed (整改办结率).
+    pub fn rectified_rate(&self) -> Option<f64> {
+        (self.rectifications > 0).then(|| self.rectified as f64 / self.rectifications as f64)
+    }
+
     pub fn avg_handling_days(&self) -> Option<f64> {
         (self.decided > 0).then(|| self.handling_days as f64 / self.decided as f64)
     }
@@ -105,6 +119,17 @@ fn count_case(m: &mut Monthly, case: &CaseDoc, first: NaiveDate, next: NaiveDate
                     row.bad_reviews += 1;
                 }
             }
+            // A rectification counts in the month it was opened, with how far it got since.
+            "supervise" => {
+                row.rectifications += 1;
+                let r = &case.workflow.rectification;
+                if r.callbacks > 0 {
+                    row.called_back += 1;
+                }
+                if r.state == "closed" {
+                    row.rectified += 1;
+                }
+            }
             _ => {}
         };
         if h.node.len() == 6 {
@@ -153,7 +178,7 @@ pub fn collect(store: &Store, month: &str) -> Result<Monthly, ReportError> {
     Ok(m)
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 17] = [
     "",
     "接收",
     "受理",
@@ -165,6 +190,12 @@ const HEADERS: [&str; 11] = [
     "平均办理工作日",
     "评价数",
     "平均评价",
+    "差评",
+    "督办整改",
+    "已回访",
+    "整改办结",
+    "回访率",
+    "整改办结率",
 ];
 
 /// The workbook: sheets 窗口人员, 部门, 站点.
@@ -204,6 +235,25 @@ pub fn workbook(m: &Monthly) -> Result<Vec<u8>, ReportError> {
             ws.write_number(r, 9, row.evaluations as f64)?;
             if let Some(e) = row.avg_evaluation() {
                 ws.write_number(r, 10, (e * 100.0).round() / 100.0)?;
+            }
+            for (c, v) in [
+                row.bad_reviews,
+                row.rectifications,
+                row.called_back,
+                row.rectified,
+            ]
+            .iter()
+            .enumerate()
+            {
+                ws.write_number(r, c as u16 + 11, *v as f64)?;
+            }
+            for (c, rate) in [row.callback_rate(), row.rectified_rate()]
+                .iter()
+                .enumerate()
+            {
+                if let Some(rate) = rate {
+                    ws.write_number(r, c as u16 + 15, (rate * 1000.0).round() / 1000.0)?;
+                }
             }
         }
         ws.set_column_width(0, 16)?;

@@ -15,6 +15,7 @@ use tongban_web::{AppError, AppState};
 use crate::certs;
 use crate::error::CountyError;
 use crate::gate::HubGate;
+use crate::notify::{Outbox, OutboxWake};
 use crate::web::{self, HubState};
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +103,16 @@ impl WebListen {
     }
 }
 
-/// Serves until `shutdown` is cancelled; every task started here is told to stop and awaited.
+/// What the hub runs with besides its data: where it listens, and how it texts applicants.
+pub struct HubOptions {
+    pub web: WebListen,
+    pub quic: SocketAddr,
+    pub limits: ServerLimits,
+    /// The outbox's sender and policy ([`Outbox::log`] unless `--sms-url`).
+    pub outbox: Outbox,
+}
+
+/// [`serve_with`] with texts to applicants only logged.
 pub async fn serve(
     data: &Path,
     store: Store,
@@ -112,6 +122,29 @@ pub async fn serve(
     shutdown: CancellationToken,
     on_bound: impl FnOnce(&Bound),
 ) -> Result<(), ServeError> {
+    let options = HubOptions {
+        web,
+        quic,
+        limits,
+        outbox: Outbox::log(),
+    };
+    serve_with(data, store, options, shutdown, on_bound).await
+}
+
+/// Serves until `shutdown` is cancelled; every task started here is told to stop and awaited.
+pub async fn serve_with(
+    data: &Path,
+    store: Store,
+    options: HubOptions,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(&Bound),
+) -> Result<(), ServeError> {
+    let HubOptions {
+        web,
+        quic,
+        limits,
+        outbox,
+    } = options;
     // The root certificate only: the running hub never reads the county CA key.
     let own = certs::hub_cert(data)?;
     let ca_pem = certs::ca_cert(data)?;
@@ -159,17 +192,20 @@ pub async fn serve(
     });
     let app_state = AppState::new(store, site, web.idle_timeout).await?;
     app_state.set_county_ca(ca_pem)?;
+    tracing::info!(sender = outbox.sender.name(), daily_cap = ?outbox.policy.daily_cap, "texts to applicants");
     let sender_task = tokio::spawn(crate::notify::run(
         app_state.store.clone(),
-        Arc::new(crate::notify::LogSender),
-        outbox_wake,
+        outbox,
+        outbox_wake.clone(),
         shutdown.clone(),
     ));
+    // The wake rides as an extension, for the handler that re-queues a message by hand.
     let router = web::app(HubState {
         app: app_state.clone(),
         connections,
         data: data.to_path_buf(),
-    });
+    })
+    .layer(axum::Extension(OutboxWake(outbox_wake)));
     let https = match web.https {
         Some(addr) => {
             let mut names = web.names.clone();

@@ -73,6 +73,7 @@ impl Site for HubSite {
             ("/queue", "待办"),
             ("/dashboard", "统计"),
             ("/nodes", "站点同步"),
+            ("/outbox", "短信"),
             ("/calendar", "日历"),
         ]
     }

@@ -325,6 +325,9 @@ pub struct Workflow {
     /// What is wrong with each material of the current correction round (where the county said).
     #[autosurgeon(missing = "Default::default")]
     pub problems: Vec<MaterialProblem>,
+    /// The county's note to the applicant with the last correction request.
+    #[autosurgeon(missing = "Default::default")]
+    pub correction_note: String,
     /// Start of the current suspension (YYYY-MM-DD), while suspended.
     #[autosurgeon(missing = "Default::default")]
     pub suspended_since: Option<String>,

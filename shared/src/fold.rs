@@ -21,6 +21,10 @@ use crate::workflow::{Role, EVALUATION_LEVELS};
 use crate::Tier;
 
 /// Why an event does not take effect, in words for the page.
+// First, so that its `complaint_kinds!` pattern is in scope below.
+#[macro_use]
+mod complaints;
+
 pub type Why = String;
 
 fn tier_rank(t: Tier) -> u8 {
@@ -112,17 +116,7 @@ pub fn authorised(kind: ActionKind, role: &Role, case: &CaseDoc) -> Result<(), W
         }
         ActionKind::Evaluate => node || matches!(role, Role::Window | Role::Applicant),
         ActionKind::Deliver | ActionKind::Escalate => node || matches!(role, Role::Window),
-        ActionKind::Supervise
-        | ActionKind::Callback
-        | ActionKind::CloseRectification
-        | ActionKind::ReviewAppeal => matches!(role, Role::Supervisor),
-        ActionKind::Rectify => {
-            matches!(role, Role::Supervisor)
-                || matches!(role, Role::Dept(d) if *d == case.workflow.rectification.owner)
-        }
-        ActionKind::Appeal => {
-            matches!(role, Role::Dept(d) if *d == case.workflow.rectification.owner)
-        }
+        kind @ complaint_kinds!() => complaints::authorised(kind, role, case),
         ActionKind::Refuse => window || matches!(role, Role::Township | Role::Admin),
         // On the applicant's request, wherever they are: at the village, or at the county window.
         ActionKind::Withdraw | ActionKind::Inform => node || window,
@@ -203,7 +197,9 @@ pub fn transition(kind: ActionKind, case: &CaseDoc, input: &Inputs) -> Result<Ca
         ActionKind::Deliver => (&[ResultReady], Delivered),
         ActionKind::Evaluate => (&[Delivered], Evaluated),
         // Any time until the case is closed.
-        ActionKind::Escalate if !matches!(state, Rejected | Evaluated) => (&[state], state),
+        ActionKind::Escalate if !matches!(state, Rejected | Evaluated | Withdrawn) => {
+            (&[state], state)
+        }
         ActionKind::Escalate => (&[], state),
         // Before the decision only: once decided, the result stands and is delivered.
         ActionKind::Withdraw => (
@@ -213,41 +209,8 @@ pub fn transition(kind: ActionKind, case: &CaseDoc, input: &Inputs) -> Result<Ca
             Withdrawn,
         ),
         ActionKind::Inform => (&[state], state),
-        ActionKind::Supervise => {
-            let bad = crate::stats::is_bad_review(wf.evaluation) || wf.escalations > 0;
-            if !bad {
-                return Err("只有差评或办不成事反映需要督办整改。".into());
-            }
-            if wf.rectification.state == "open" {
-                return Err("该件已在督办整改中。".into());
-            }
-            (&[state], state)
-        }
-        ActionKind::Callback | ActionKind::Rectify | ActionKind::Appeal
-            if wf.rectification.state != "open" =>
-        {
-            return Err("该件没有进行中的整改。".into())
-        }
-        ActionKind::Appeal if !wf.rectification.appeal.is_empty() => {
-            return Err("该件已经申诉过。".into())
-        }
-        ActionKind::Appeal if !crate::stats::is_bad_review(wf.evaluation) => {
-            return Err("只有差评可以申诉。".into())
-        }
-        ActionKind::Callback | ActionKind::Rectify | ActionKind::Appeal => (&[state], state),
-        ActionKind::CloseRectification => {
-            if wf.rectification.state != "open" {
-                return Err("该件没有进行中的整改。".into());
-            }
-            if wf.rectification.fix.is_empty() {
-                return Err("还没有整改答复，不能办结。".into());
-            }
-            (&[state], state)
-        }
-        ActionKind::ReviewAppeal => {
-            if wf.rectification.appeal != "pending" {
-                return Err("该件没有待复核的申诉。".into());
-            }
+        kind @ complaint_kinds!() => {
+            complaints::check(kind, wf)?;
             (&[state], state)
         }
     };
@@ -272,9 +235,10 @@ fn moot_reason(kind: ActionKind, case: &CaseDoc) -> Why {
         (ActionKind::Amend, _) => {
             "县级已接收此件，收件信息的修改未生效，请联系县级窗口更正。".into()
         }
-        (ActionKind::Escalate, CaseState::Rejected | CaseState::Evaluated) => {
-            "反映送达前办件已经办结，请向县级督办人员当面反映。".into()
-        }
+        (
+            ActionKind::Escalate,
+            CaseState::Rejected | CaseState::Evaluated | CaseState::Withdrawn,
+        ) => "反映送达前办件已经办结，请向县级督办人员当面反映。".into(),
         (ActionKind::CompleteOnSite, _) => "县级已接收此件，须按县级流程办理。".into(),
         (ActionKind::Withdraw, CaseState::Withdrawn) => "办件已经撤回。".into(),
         (ActionKind::Withdraw, _) => format!(
@@ -318,19 +282,7 @@ fn note_of(e: &Event, case: &CaseDoc) -> String {
         }
         ActionKind::Escalate => format!("办不成事反映：{}", i.reason),
         ActionKind::Withdraw => format!("申请人申请撤回：{}", i.reason),
-        ActionKind::Supervise => format!(
-            "督办：由{}整改，{}前答复。{note}",
-            i.dept,
-            i.deadline.as_deref().unwrap_or("")
-        ),
-        ActionKind::Callback => format!("回访：{note}"),
-        ActionKind::Rectify => format!("整改：{note}"),
-        ActionKind::CloseRectification => format!("整改办结，群众反馈：{}", i.comment),
-        ActionKind::Appeal => format!("申诉：{}", i.reason),
-        ActionKind::ReviewAppeal if i.granted == Some(true) => {
-            format!("申诉成立，该评价不计入考核。{note}")
-        }
-        ActionKind::ReviewAppeal => format!("申诉不成立，维持评价。{note}"),
+        complaint_kinds!() => complaints::note(e, note),
         ActionKind::Refuse => i.reason.clone(),
         ActionKind::CompleteOnSite | ActionKind::CompleteAtWindow => {
             format!("当场办结：{}。{note}", i.result_name)
@@ -380,6 +332,7 @@ fn effects(e: &Event, case: &mut CaseDoc) {
         ActionKind::RequestCorrection => {
             wf.missing = i.missing.clone();
             wf.requested = i.missing.clone();
+            wf.correction_note = i.note.trim().to_string();
             wf.problems = i
                 .problems
                 .iter()
@@ -446,33 +399,7 @@ fn effects(e: &Event, case: &mut CaseDoc) {
             wf.evaluation_comment = i.comment.clone();
             wf.evaluation_channel = i.channel.clone();
         }
-        ActionKind::Supervise => {
-            wf.rectification = crate::case::Rectification {
-                state: "open".into(),
-                owner: i.dept.clone(),
-                due: i.deadline.clone().unwrap_or_default(),
-                opened_on: day,
-                ..Default::default()
-            }
-        }
-        ActionKind::Callback => wf.rectification.callbacks += 1,
-        ActionKind::Rectify => wf.rectification.fix = i.note.clone(),
-        ActionKind::CloseRectification => {
-            wf.rectification.state = "closed".into();
-            wf.rectification.feedback = i.comment.clone();
-            wf.rectification.closed_on = day;
-        }
-        ActionKind::Appeal => wf.rectification.appeal = "pending".into(),
-        ActionKind::ReviewAppeal => {
-            if i.granted == Some(true) {
-                wf.rectification.appeal = "overturned".into();
-                wf.rectification.state = "closed".into();
-                wf.rectification.feedback = "申诉成立".into();
-                wf.rectification.closed_on = day;
-            } else {
-                wf.rectification.appeal = "upheld".into();
-            }
-        }
+        complaint_kinds!() => complaints::apply(e, wf, day),
         ActionKind::Escalate => wf.escalations += 1,
         ActionKind::Withdraw => wf.reason = i.reason.clone(),
         ActionKind::Inform => wf.informed_at = e.at.clone(),

@@ -77,6 +77,26 @@ fn is_reply(h: &HistoryEntry) -> bool {
         && ActionKind::parse(&h.action).is_some_and(ActionKind::is_reply)
 }
 
+/// What the agent must collect: each missing material with what is wrong with it, then the county's
+/// note (`居民身份证（复印件不清晰）；户口簿。请重新复印`).
+fn correction_note(case: &CaseDoc) -> String {
+    let wf = &case.workflow;
+    let materials: Vec<String> = case
+        .materials
+        .iter()
+        .filter(|m| wf.missing.contains(&m.id))
+        .map(|m| match wf.problems.iter().find(|p| p.id == m.id) {
+            Some(p) => format!("{}（{}）", m.name, p.problem),
+            None => m.name.clone(),
+        })
+        .collect();
+    let mut note = materials.join("；");
+    if !wf.correction_note.is_empty() {
+        note = format!("{note}。{}", wf.correction_note);
+    }
+    note
+}
+
 /// The item `case` asks of its station now, if any.
 pub fn todo_of(case: &CaseDoc) -> Option<Todo> {
     let last = |kinds: &[ActionKind]| {
@@ -95,7 +115,10 @@ pub fn todo_of(case: &CaseDoc) -> Option<Todo> {
     };
     match case.state() {
         Some(CaseState::Correction) => {
-            return last(&[ActionKind::RequestCorrection]).map(|h| item(TodoKind::Correction, h));
+            return last(&[ActionKind::RequestCorrection]).map(|h| Todo {
+                note: correction_note(case),
+                ..item(TodoKind::Correction, h)
+            });
         }
         Some(CaseState::Rejected) => {
             if let Some(h) = last(&[ActionKind::Reject]).filter(untold) {

@@ -347,6 +347,29 @@ fn a_bad_review_is_supervised_rectified_and_closed_and_the_village_hears_the_rep
     assert_eq!(closed["workflow"]["rectification"]["callbacks"], 1);
     c.sync();
 
+    // The monthly workbook counts the rectification, its call-back and its closing for the
+    // department (read back from the .xlsx the supervisor downloads).
+    let month = today().format("%Y-%m").to_string();
+    let mut resp = client()
+        .get(format!("{}/api/reports/monthly?month={month}", c.hb()))
+        .header("Authorization", &basic_auth(SUPERVISOR.0, SUPERVISOR.1))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let bytes = resp.body_mut().read_to_vec().unwrap();
+    let department_row = department_row(&bytes, &c.item.department);
+    assert_eq!(
+        department_row,
+        [
+            ("差评".to_string(), 1.0),
+            ("督办整改".to_string(), 1.0),
+            ("已回访".to_string(), 1.0),
+            ("整改办结".to_string(), 1.0),
+            ("回访率".to_string(), 1.0),
+            ("整改办结率".to_string(), 1.0),
+        ]
+    );
+
     // The reply reaches the village: in its inbox until the agent has told the applicant.
     assert_eq!(todo_kinds(&c.nb(), &no), ["reply"]);
     let (_, page) = get_as(&c.nb(), AGENT, &format!("/cases/{no}"));
@@ -380,6 +403,20 @@ fn the_applicant_follows_their_case_with_its_password_evaluates_online_and_guess
     for personal in ["11010519491231002X", "13800271234", "查询丁"] {
         assert!(!page.contains(personal), "the page shows {personal}");
     }
+    // The same as JSON for the county's other channels (a WeChat page, a kiosk).
+    let mut resp = client()
+        .get(format!("{hb}/api/query?case_no={no}&password={password}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let json_text = resp.body_mut().read_to_string().unwrap();
+    let view: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(view["state"], "SUBMITTED", "{view}");
+    assert_eq!(view["applicant"], "查**");
+    assert!(view.get("password").is_none());
+    for personal in ["11010519491231002X", "13800271234", "查询丁", &password] {
+        assert!(!json_text.contains(personal), "the answer holds {personal}");
+    }
     let (status, wrong) = post_form(&hb, "/query", &[("no", &no), ("password", "000000")]);
     assert_eq!(status, 404);
     assert!(wrong.contains("办件编号或查询密码不正确") && !wrong.contains("查**"));
@@ -395,12 +432,22 @@ fn the_applicant_follows_their_case_with_its_password_evaluates_online_and_guess
     assert_eq!(status, 404);
 
     // After five wrong passwords for this number even the right one waits.
-    for _ in 0..4 {
+    for _ in 0..3 {
         assert_eq!(
             post_form(&hb, "/query", &[("no", &no), ("password", "111111")]).0,
             404
         );
     }
+    let mut resp = client()
+        .get(format!("{hb}/api/query?case_no={no}&password=222222"))
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        404,
+        "the JSON answer counts as a guess too"
+    );
+    assert!(resp.body_mut().read_to_string().unwrap().contains("不正确"));
     let (status, locked) = post_form(&hb, "/query", &[("no", &no), ("password", &password)]);
     assert_eq!(status, 429, "{locked}");
     // The node serves the same page for its LAN, with its own throttle: the applicant evaluates
@@ -508,4 +555,43 @@ fn the_agent_amends_until_the_county_receives_and_records_a_withdrawal_the_count
         409,
         "a withdrawn case is closed"
     );
+}
+
+/// The complaint columns of `department`'s row on the workbook's 部门 sheet, by their headings.
+fn department_row(xlsx: &[u8], department: &str) -> Vec<(String, f64)> {
+    use calamine::{Data, Reader};
+    let mut wb = calamine::Xlsx::new(std::io::Cursor::new(xlsx.to_vec())).unwrap();
+    let sheet = wb.worksheet_range("部门").unwrap();
+    let rows: Vec<&[Data]> = sheet.rows().collect();
+    let is = |c: &Data, text: &str| matches!(c, Data::String(s) if s == text);
+    let heading = rows
+        .iter()
+        .find(|r| r.first().is_some_and(|c| is(c, "部门")))
+        .expect("the heading row");
+    let row = rows
+        .iter()
+        .find(|r| r.first().is_some_and(|c| is(c, department)))
+        .unwrap_or_else(|| panic!("no row for {department}"));
+    [
+        "差评",
+        "督办整改",
+        "已回访",
+        "整改办结",
+        "回访率",
+        "整改办结率",
+    ]
+    .iter()
+    .map(|name| {
+        let col = heading
+            .iter()
+            .position(|c| is(c, name))
+            .unwrap_or_else(|| panic!("no column {name}"));
+        let value = match &row[col] {
+            Data::Float(f) => *f,
+            Data::Int(i) => *i as f64,
+            other => panic!("{name}: {other:?}"),
+        };
+        (name.to_string(), value)
+    })
+    .collect()
 }

@@ -96,23 +96,30 @@ fn each_county_role_sees_only_what_it_needs() {
         "the supervisor calls back"
     );
 
-    // The home page's counts are the department's own too.
-    let total_on_home = |user: &str| {
+    // The county's home is each role's own queue, and a department's holds none of another's cases.
+    let page = |user: &str, path: &str| {
         let mut resp = client()
-            .get(hub.url("/"))
+            .get(hub.url(path))
             .header("Authorization", &basic_auth(user, TEST_PASSWORD))
             .call()
             .unwrap();
-        let html = resp.body_mut().read_to_string().unwrap();
-        let at = html
-            .find("id=\"total-count\">")
-            .expect("the total on the home page");
-        let rest = &html[at + "id=\"total-count\">".len()..];
-        rest[..rest.find('<').unwrap()].to_string()
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string());
+        (location, resp.body_mut().read_to_string().unwrap())
     };
-    assert_eq!(total_on_home("window1"), "1");
-    assert_eq!(total_on_home("rs"), "1");
-    assert_eq!(total_on_home("mz"), "0", "民政 counts none of 人社's cases");
+    for user in ["window1", "rs", "mz", "sup"] {
+        assert_eq!(page(user, "/").0.as_deref(), Some("/queue"), "{user}");
+    }
+    assert!(
+        page("window1", "/queue").1.contains(&no),
+        "the window's 待接收"
+    );
+    assert!(
+        !page("mz", "/queue").1.contains(&no),
+        "民政 sees none of 人社's cases"
+    );
 
     // The county's other endpoints by one table: a department has no business with the nodes'
     // sync records or the monthly report; the supervisor has.
@@ -127,10 +134,10 @@ fn each_county_role_sees_only_what_it_needs() {
         let (status, body) = as_account(&hub, user, path);
         assert_eq!(status, expected, "{user} {path}: {body}");
     }
-    // and the navigation offers no link that would answer 403.
+    // and the navigation offers no link that would answer 403 (on every page; the queue is home).
     let home = |user: &str| {
         let mut resp = client()
-            .get(hub.url("/"))
+            .get(hub.url("/queue"))
             .header("Authorization", &basic_auth(user, TEST_PASSWORD))
             .call()
             .unwrap();

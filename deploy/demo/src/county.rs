@@ -50,10 +50,29 @@ const AGENT_PASSWORD: &str = "daiban-2026";
 
 /// (code, name, agent account, syncs through the township). The last one belongs to another township
 /// that has no node, so it syncs with the county directly — the other way a village is connected.
-const VILLAGES: [(&str, &str, &str, bool); 3] = [
-    ("420222100201", "兴国镇示范村便民服务站", "daiban1", true),
-    ("420222100202", "兴国镇东风村便民服务站", "daiban2", true),
-    ("420222101201", "富池镇示范村便民服务站", "daiban3", false),
+/// Code, station, the agent's account and name, whether it syncs through the township.
+const VILLAGES: [(&str, &str, &str, &str, bool); 3] = [
+    (
+        "420222100201",
+        "兴国镇示范村便民服务站",
+        "daiban1",
+        "李春梅",
+        true,
+    ),
+    (
+        "420222100202",
+        "兴国镇东风村便民服务站",
+        "daiban2",
+        "王建国",
+        true,
+    ),
+    (
+        "420222101201",
+        "富池镇示范村便民服务站",
+        "daiban3",
+        "张秀兰",
+        false,
+    ),
 ];
 
 /// Generated intake cases per village: enough for one case in each planned state plus a few left as
@@ -70,6 +89,8 @@ pub struct Node {
     pub http: SocketAddr,
     /// The station's own account: the township clerk, or the village's agent.
     pub login: Login<'static>,
+    /// That person's name, as receipts and history show it.
+    pub person: &'static str,
     /// A village behind the township (upstream = the relay, fallback = the hub).
     pub via_township: bool,
 }
@@ -119,12 +140,13 @@ impl County {
             dir: dir.join(TOWNSHIP_CODE),
             http: port(http_port, 1, "--http-port")?,
             login: CLERK,
+            person: "陈静",
             via_township: false,
         };
         let villages = VILLAGES
             .iter()
             .zip(2u16..)
-            .map(|(&(code, name, agent, via_township), n)| {
+            .map(|(&(code, name, agent, person, via_township), n)| {
                 Ok(Node {
                     code,
                     name,
@@ -135,6 +157,7 @@ impl County {
                         user: agent,
                         password: AGENT_PASSWORD,
                     },
+                    person,
                     via_township,
                 })
             })
@@ -191,9 +214,25 @@ impl County {
     fn create(&self) -> anyhow::Result<()> {
         let now = beijing_now();
         let hub = county::init(&self.hub_dir, COUNTY_CODE, COUNTY_NAME, ADMIN.password, now)?;
-        county::add_user(&hub, WINDOW.user, WINDOW.password, "window", None, now)?;
+        county::add_user(
+            &hub,
+            WINDOW.user,
+            WINDOW.password,
+            "window",
+            None,
+            Some("刘芳"),
+            now,
+        )?;
         for (account, dept) in dept_accounts(&hub.catalog()?) {
-            county::add_user(&hub, &account, DEPT_PASSWORD, "dept", Some(&dept), now)?;
+            county::add_user(
+                &hub,
+                &account,
+                DEPT_PASSWORD,
+                "dept",
+                Some(&dept),
+                None,
+                now,
+            )?;
         }
         county::add_user(
             &hub,
@@ -201,6 +240,7 @@ impl County {
             SUPERVISOR.password,
             "supervisor",
             None,
+            Some("周明"),
             now,
         )?;
         let signer = certs::node_signer(&self.hub_dir)?;
@@ -232,15 +272,11 @@ impl County {
                 now,
             )
             .with_context(|| format!("enrolling {}", node.code))?;
-            let display = match node.tier {
-                Tier::Township => "乡镇窗口",
-                _ => "代办员",
-            };
             let store = node_setup::init_from_bundle(
                 &node.dir,
                 &bundle,
                 node.login.user,
-                Some(display),
+                Some(node.person),
                 node.login.password,
                 now,
             )

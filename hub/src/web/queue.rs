@@ -57,7 +57,10 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     let all = match blocking(move || {
         let mut v: Vec<CaseSummary> = Vec::new();
         st.store.for_each_summary(|s| {
-            let open = !matches!(s.state(), Some(CaseState::Evaluated | CaseState::Rejected));
+            let open = !matches!(
+                s.state(),
+                Some(CaseState::Evaluated | CaseState::Rejected | CaseState::Withdrawn)
+            );
             if open || is_bad_review(u64::from(s.evaluation)) {
                 v.push(s.clone());
             }

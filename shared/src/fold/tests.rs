@@ -330,3 +330,81 @@ fn a_forged_cycle_of_parents_still_folds() {
     let c = fold(base, &events);
     assert_eq!(c.history.len(), 3);
 }
+
+#[test]
+fn a_withdrawal_at_the_village_crossing_an_acceptance_stands_and_closes_the_case() {
+    let doc = received();
+    let c = concurrently(
+        &doc,
+        |a| act(a, ActionKind::Accept, Role::Window, T2, |_| {}),
+        |b| {
+            act(b, ActionKind::Withdraw, Role::Agent, T2, |i| {
+                i.reason = "申请人已在外地办理".into()
+            })
+        },
+    );
+    // Before the decision the applicant may always withdraw: folded after the acceptance it
+    // closes the accepted case; folded before it, the acceptance finds the case closed.
+    let withdraw = entry(&c, ActionKind::Withdraw, VILLAGE);
+    assert!(withdraw.effective, "{:#?}", c.history);
+    assert_eq!(c.state(), Some(CaseState::Withdrawn));
+    let accept = entry(&c, ActionKind::Accept, "420222");
+    assert!(accept.effective || !accept.why.is_empty());
+}
+
+#[test]
+fn two_supervisors_opening_the_same_rectification_offline_open_it_once() {
+    let (_, case) = new_doc();
+    let mut doc = result_ready(&case.item.department);
+    act(&mut doc, ActionKind::Deliver, Role::Window, T1, |_| {});
+    act(&mut doc, ActionKind::Evaluate, Role::Agent, T1, |i| {
+        i.score = Some(1);
+        i.comment = "跑了三趟".into();
+    });
+    let c = concurrently(
+        &doc,
+        |a| {
+            act(a, ActionKind::Supervise, Role::Supervisor, T2, |i| {
+                i.dept = "人社".into()
+            })
+        },
+        |b| {
+            // A minute later: the test's event ids come from the author, time and kind.
+            act(
+                b,
+                ActionKind::Supervise,
+                Role::Supervisor,
+                "2026-09-01T11:01:00+08:00",
+                |i| i.dept = "民政".into(),
+            )
+        },
+    );
+    let opened: Vec<_> = c
+        .history
+        .iter()
+        .filter(|h| h.action == "supervise")
+        .collect();
+    assert_eq!(opened.len(), 2);
+    assert_eq!(opened.iter().filter(|h| h.effective).count(), 1);
+    assert_eq!(c.workflow.rectification.state, "open");
+    assert!(["人社", "民政"].contains(&c.workflow.rectification.owner.as_str()));
+}
+
+#[test]
+fn a_bad_review_needs_its_reason_and_the_applicant_may_give_it_at_the_county() {
+    let (_, case) = new_doc();
+    let mut doc = result_ready(&case.item.department);
+    act(&mut doc, ActionKind::Deliver, Role::Window, T1, |_| {});
+    let refused = try_act(&mut doc, ActionKind::Evaluate, Role::Applicant, T2, |i| {
+        i.score = Some(2)
+    });
+    assert!(refused.is_err());
+    let c = try_act(&mut doc, ActionKind::Evaluate, Role::Applicant, T2, |i| {
+        i.score = Some(2);
+        i.comment = "窗口态度不好".into();
+        i.channel = "applicant_online".into();
+    })
+    .unwrap();
+    assert_eq!(c.workflow.evaluation, 2);
+    assert_eq!(c.workflow.evaluation_channel, "applicant_online");
+}

@@ -78,6 +78,8 @@ pub const COUNTY_ENDPOINTS: &[(&str, &[&str])] = &[
     ("POST /api/nodes/{code}/revoke", &["admin"]),
     ("GET /api/reports/monthly", &["admin", "supervisor"]),
     ("GET /api/outbox", &["admin", "supervisor", "window"]),
+    ("/outbox", &["admin", "supervisor", "window"]),
+    ("POST /api/outbox/{id}/retry", &["admin"]),
     ("/dashboard", &["admin", "supervisor", "window", "dept"]),
     ("/queue", &["admin", "supervisor", "window", "dept"]),
 ];

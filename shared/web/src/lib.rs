@@ -10,6 +10,7 @@
 //! - [`service`]: filing a case, taking an action, loading, statistics — no HTTP types.
 //! - [`api`] / [`pages`]: the JSON API and the server-rendered pages, one module per resource.
 //! - [`text`]: URL encoding and times as people read them.
+//! - [`throttle`]: the self-query page's guard against guessing.
 //! - [`https`]: serving a router over HTTPS, plain HTTP on loopback, or a redirect to HTTPS.
 //!
 //! The tiers build their routers with [`router`], adding their own routes.
@@ -27,6 +28,7 @@ pub mod service;
 pub mod site;
 pub mod state;
 pub mod text;
+pub mod throttle;
 
 pub use error::AppError;
 pub use https::{serve_http, serve_https, Peer, TlsListener};

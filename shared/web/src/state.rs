@@ -30,7 +30,7 @@ pub struct AppState {
     /// Every password check goes through it (bounded, with lockout).
     pub login_guard: LoginGuard,
     /// Throttles the public self-query page's guesses (per address and per case number).
-    pub query_throttle: crate::pages::query::QueryThrottle,
+    pub query_throttle: crate::throttle::QueryThrottle,
     pub started: Instant,
     /// What this tier adds (badge, hooks after writes, navigation).
     pub site: Arc<dyn Site>,

@@ -361,6 +361,13 @@ impl People {
         input.result_name = "结果证照".into();
         input.result_no = format!("No.{}", rng.gen::<u16>());
         input.score = Some(rng.gen_range(1..=5));
+        // A bad review and a closed rectification say why; the handling department owns the fix
+        // (so it may also appeal), and a review of an appeal goes either way.
+        input.comment = "办事等了很久。".into();
+        if kind == ActionKind::Supervise {
+            input.dept = case.handling_dept().to_string();
+        }
+        input.overturn = rng.gen_bool(0.5);
         input.urgent = rng.gen_bool(0.2);
         input.phone = format!("139{:08}", rng.gen_range(0..100_000_000u32));
         input

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use tongban_shared::case::{CaseState, CaseSummary};
+use tongban_shared::todo::TodoKind;
 use tongban_shared::Tier;
 
 use super::tables::{self, K_VERSION};
@@ -149,6 +150,104 @@ fn a_version_1_store_is_migrated_by_rebuilding_summaries_from_documents() {
     assert_eq!(store.summary(no).unwrap().unwrap().kind, item.kind.label());
     let raw = store.meta.get(K_VERSION).unwrap().unwrap();
     assert_eq!(raw.as_ref(), &STORE_VERSION.to_be_bytes());
+}
+
+#[test]
+fn a_version_3_store_gets_the_to_do_index_of_its_cases() {
+    use tongban_shared::workflow::{self, ActionInput, ActionKind, Actor, Context, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let item = &catalog.items[0];
+    let req = tongban_shared::case::IntakeRequest {
+        item_code: item.code.clone(),
+        applicant: tongban_shared::case::ApplicantInput {
+            name: "补正".into(),
+            id_number: "11010519491231002X".into(),
+            phone: "13800271234".into(),
+            ..Default::default()
+        },
+        materials: item.materials.iter().map(|m| m.id.clone()).collect(),
+        ..Default::default()
+    };
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
+    let intake = tongban_shared::case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
+    let no = "420222103201-20261127-0001";
+    let (mut doc, _) = tongban_shared::case::new_case_document(
+        &intake,
+        tongban_shared::case::IntakeContext {
+            case_no: no,
+            agent: tongban_shared::case::Agent {
+                user: "a".into(),
+                name: "a".into(),
+                node_code: "420222103201".into(),
+                node_name: "v".into(),
+            },
+            now,
+            query_password: "1",
+            actor: automerge::ActorId::from([1u8; 16].as_slice()),
+        },
+    )
+    .unwrap();
+    let calendar = tongban_shared::calendar::Calendar::builtin().unwrap();
+    let window = Actor {
+        user: "w",
+        name: "w",
+        role: "window",
+        tier: Tier::County,
+        node: "420222",
+    };
+    let mut case = None;
+    for (n, kind) in [ActionKind::Receive, ActionKind::RequestCorrection]
+        .into_iter()
+        .enumerate()
+    {
+        let mut input = ActionInput::new(kind);
+        input.missing = vec![item.materials[0].id.clone()];
+        let ctx = Context {
+            now,
+            calendar: &calendar,
+            departments: Vec::new(),
+            event_id: tongban_shared::event::event_id(n as u64 + 1),
+            rectify_days: 5,
+        };
+        case = Some(workflow::apply(&mut doc, &input, &window, &Role::Window, &ctx).unwrap());
+    }
+    let case = case.unwrap();
+    store
+        .merge_case(no, |_| Ok::<_, ()>((doc.save(), case.summary())))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .todo_list(TodoKind::Correction, "420222103201", 10)
+            .unwrap()
+            .1,
+        1
+    );
+    // Make it look like version 3: no to-do index, and summaries the new type cannot read.
+    store.by_todo.clear().unwrap();
+    store
+        .index
+        .insert(no.as_bytes(), b"old".as_slice())
+        .unwrap();
+    store.meta.insert(K_VERSION, &3u32.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let (cases, total) = store
+        .todo_list(TodoKind::Correction, "420222103201", 10)
+        .unwrap();
+    assert_eq!(total, 1);
+    assert_eq!(cases[0].case_no, no);
+    assert_eq!(cases[0].state(), Some(CaseState::Correction));
+    assert!(
+        store
+            .todo_list(TodoKind::Correction, "420222103202", 10)
+            .unwrap()
+            .1
+            == 0
+    );
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn label(what: &str) -> &'static str {
         "personal_data.viewed" => "查看完整个人信息",
         "document.exported" => "导出办件原始数据",
         "audit.read" => "导出审计日志",
+        "outbox.requeued" => "重新发送短信",
         _ => "其他",
     }
 }

@@ -10,6 +10,7 @@ use crate::state::SharedState;
 mod audit;
 pub mod ca;
 mod case;
+mod case_actions;
 mod cases;
 pub mod common;
 mod intake;

@@ -228,8 +228,9 @@ fn build(
                 "请于{}前将上述材料交代办员或县政务服务中心窗口。补正期间不计入办理时限，自收到全部补正材料之日起重新计算。",
                 due.format("%Y年%m月%d日")
             ));
-            if !src.note.is_empty() {
-                page.after_table.push(format!("说明：{}", src.note));
+            if !c.workflow.correction_note.is_empty() {
+                page.after_table
+                    .push(format!("说明：{}", c.workflow.correction_note));
             }
             page.after_table.push(format!(
                 "告知人：{}　　告知日期：{}",

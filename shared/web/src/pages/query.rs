@@ -3,14 +3,11 @@
 //! the materials still missing and where to collect the result — never the ID number, phone or
 //! address. The applicant evaluates the service there too (好差评, recorded as given online).
 //!
-//! Guessing is throttled ([`QueryThrottle`]): per source address and per case number, so neither one
-//! address trying many numbers nor many addresses trying one number gets far; the password is
-//! compared in constant time.
+//! Guessing is throttled ([`crate::throttle::QueryThrottle`]): per source address and per case
+//! number, so neither one address trying many numbers nor many addresses trying one number gets far;
+//! the password is compared in constant time.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use askama::Template;
 use axum::body::Bytes;
@@ -36,71 +33,31 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/query", get(query_form).post(query_submit))
         .route("/query/evaluate", axum::routing::post(evaluate_submit))
+        .route("/api/query", get(query_api))
 }
 
-/// Lookups one address may make in [`WINDOW`] (right or wrong): a hall's shared address still has
-/// room for a queue of villagers, a script does not get far.
-pub const SOURCE_LIMIT: u32 = 30;
-/// Wrong passwords for one case number in [`WINDOW`] before the number is locked for the window.
-pub const CASE_FAILURE_LIMIT: u32 = 5;
-pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Entries kept; beyond it the oldest windows are forgotten first.
-const MAX_TRACKED: usize = 10_000;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Subject {
-    Source(IpAddr),
-    Case(String),
+#[derive(Deserialize)]
+struct ApiParams {
+    case_no: Option<String>,
+    password: Option<String>,
 }
 
-/// Counts of lookups per address and failures per case number, in fixed windows; memory only.
-#[derive(Default)]
-pub struct QueryThrottle {
-    table: Mutex<HashMap<Subject, (u32, Instant)>>,
-}
-
-impl QueryThrottle {
-    fn count(&self, subject: &Subject, now: Instant) -> u32 {
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        match table.get(subject) {
-            Some((n, start)) if now - *start < WINDOW => *n,
-            _ => 0,
+/// `GET /api/query?case_no=&password=`: the same view as JSON, under the same throttle.
+async fn query_api(
+    State(state): State<SharedState>,
+    extensions: Extensions,
+    Query(p): Query<ApiParams>,
+) -> Response {
+    let no = p.case_no.unwrap_or_default();
+    let password = p.password.unwrap_or_default();
+    match verified(&state, &extensions, no.trim(), password.trim()).await {
+        Ok(c) => {
+            let view = view_of(&c, "", &state.catalog().county.hall);
+            axum::Json(view).into_response()
         }
-    }
-
-    fn bump(&self, subject: Subject, now: Instant) {
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        if table.len() >= MAX_TRACKED {
-            table.retain(|_, (_, start)| now - *start < WINDOW);
+        Err((status, why)) => {
+            (status, axum::Json(serde_json::json!({ "error": why }))).into_response()
         }
-        let entry = table.entry(subject).or_insert((0, now));
-        if now - entry.1 >= WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-    }
-
-    /// Whether a lookup of `case_no` from `source` may go ahead; counts it against the address.
-    fn admit(
-        &self,
-        source: Option<IpAddr>,
-        case_no: &str,
-        now: Instant,
-    ) -> Result<(), &'static str> {
-        if let Some(ip) = source {
-            if self.count(&Subject::Source(ip), now) >= SOURCE_LIMIT {
-                return Err("查询次数过多，请15分钟后再试。");
-            }
-            self.bump(Subject::Source(ip), now);
-        }
-        if self.count(&Subject::Case(case_no.to_string()), now) >= CASE_FAILURE_LIMIT {
-            return Err("这个办件编号的查询密码输错次数过多，已暂停查询15分钟。");
-        }
-        Ok(())
-    }
-
-    fn failed(&self, case_no: &str, now: Instant) {
-        self.bump(Subject::Case(case_no.to_string()), now);
     }
 }
 
@@ -134,24 +91,40 @@ struct QueryPage {
 }
 
 /// What the applicant sees of their case: nothing that identifies them beyond the name's first
-/// character.
+/// character. The page renders it; `GET /api/query` answers it as JSON.
+#[derive(serde::Serialize)]
 struct CaseView {
     case_no: String,
+    /// Echoed into the evaluation form only, never into the JSON answer.
+    #[serde(skip)]
     password: String,
     item_name: String,
     department: String,
     applicant: String,
+    state: &'static str,
     state_label: &'static str,
     next_step: String,
     deadline: String,
-    missing: Vec<(String, String)>,
+    missing: Vec<MissingView>,
     collect: String,
     reason: String,
     result: String,
     reply: String,
     evaluation: String,
     can_evaluate: bool,
-    history: Vec<(String, String)>,
+    history: Vec<StepView>,
+}
+
+#[derive(serde::Serialize)]
+struct MissingView {
+    name: String,
+    problem: String,
+}
+
+#[derive(serde::Serialize)]
+struct StepView {
+    at: String,
+    action: String,
 }
 
 fn masked_name(name: &str) -> String {
@@ -192,7 +165,10 @@ fn view_of(c: &CaseDoc, password: &str, hall: &str) -> CaseView {
                 .find(|p| p.id == m.id)
                 .map(|p| p.problem.clone())
                 .unwrap_or_default();
-            (m.name.clone(), problem)
+            MissingView {
+                name: m.name.clone(),
+                problem,
+            }
         })
         .collect();
     let collect = match c.delivery.as_str() {
@@ -212,6 +188,7 @@ fn view_of(c: &CaseDoc, password: &str, hall: &str) -> CaseView {
         item_name: c.item.name.clone(),
         department: c.item.department.clone(),
         applicant: masked_name(&c.applicant.name),
+        state: c.state().map(|s| s.as_str()).unwrap_or(""),
         state_label: c
             .state()
             .map(|s| s.label_with(&c.workflow.decision))
@@ -238,11 +215,9 @@ fn view_of(c: &CaseDoc, password: &str, hall: &str) -> CaseView {
             .history
             .iter()
             .filter(|h| h.effective)
-            .map(|h| {
-                (
-                    format_time(&h.at),
-                    tongban_shared::workflow::action_label(&h.action).to_string(),
-                )
+            .map(|h| StepView {
+                at: format_time(&h.at),
+                action: tongban_shared::workflow::action_label(&h.action).to_string(),
             })
             .collect(),
     }
@@ -413,24 +388,6 @@ mod tests {
         assert!(!same_password("123457", "123456"));
         assert!(!same_password("1234567", "123456"));
         assert!(!same_password("", ""));
-    }
-
-    #[test]
-    fn the_throttle_locks_a_case_number_after_five_failures_and_an_address_after_thirty_lookups() {
-        let t = QueryThrottle::default();
-        let now = Instant::now();
-        let ip: IpAddr = "127.0.0.9".parse().unwrap();
-        for _ in 0..CASE_FAILURE_LIMIT {
-            assert!(t.admit(None, "A", now).is_ok());
-            t.failed("A", now);
-        }
-        assert!(t.admit(None, "A", now).is_err());
-        assert!(t.admit(None, "B", now).is_ok());
-        assert!(t.admit(None, "A", now + WINDOW).is_ok());
-        for i in 0..SOURCE_LIMIT {
-            assert!(t.admit(Some(ip), &format!("C{i}"), now).is_ok());
-        }
-        assert!(t.admit(Some(ip), "D", now).is_err());
     }
 
     #[test]

@@ -423,6 +423,25 @@ impl CaseDoc {
         DateTime::parse_from_rfc3339(&self.created_at).ok()
     }
 
+    /// The materials the last correction request named (`requested`) or that are still missing
+    /// (`missing` only), each with what the county said is wrong with it ("" where it said nothing).
+    pub fn asked_for(&self, still_missing: bool) -> Vec<(&MaterialEntry, &str)> {
+        let wf = &self.workflow;
+        let ids = if still_missing {
+            &wf.missing
+        } else {
+            &wf.requested
+        };
+        self.materials
+            .iter()
+            .filter(|m| ids.contains(&m.id))
+            .map(|m| {
+                let problem = wf.problems.iter().find(|p| p.id == m.id);
+                (m, problem.map_or("", |p| p.problem.as_str()))
+            })
+            .collect()
+    }
+
     pub fn summary(&self) -> CaseSummary {
         let todo = crate::todo::todo_of(self);
         CaseSummary {

@@ -82,12 +82,11 @@ fn is_reply(h: &HistoryEntry) -> bool {
 fn correction_note(case: &CaseDoc) -> String {
     let wf = &case.workflow;
     let materials: Vec<String> = case
-        .materials
-        .iter()
-        .filter(|m| wf.missing.contains(&m.id))
-        .map(|m| match wf.problems.iter().find(|p| p.id == m.id) {
-            Some(p) => format!("{}（{}）", m.name, p.problem),
-            None => m.name.clone(),
+        .asked_for(true)
+        .into_iter()
+        .map(|(m, problem)| match problem {
+            "" => m.name.clone(),
+            problem => format!("{}（{problem}）", m.name),
         })
         .collect();
     let mut note = materials.join("；");

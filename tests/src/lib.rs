@@ -376,6 +376,18 @@ impl HubProcess {
         Ok(())
     }
 
+    /// A hub in a new temp dir with the county's staff of one department's work, all with
+    /// [`TEST_PASSWORD`]: `window1` (window), `dept1` (the department `dept`), `sup1` (supervisor).
+    /// Keep the directory alive as long as the process.
+    pub fn staffed(dept: &str) -> anyhow::Result<(HubProcess, tempfile::TempDir)> {
+        let dir = tempfile::tempdir()?;
+        HubProcess::init(dir.path())?;
+        HubProcess::add_user(dir.path(), "window1", "window", None)?;
+        HubProcess::add_user(dir.path(), "dept1", "dept", Some(dept))?;
+        HubProcess::add_user(dir.path(), "sup1", "supervisor", None)?;
+        Ok((HubProcess::serve(dir.path(), "127.0.0.1:0")?, dir))
+    }
+
     /// `init`s (if needed) and serves a hub; `quic` may be `127.0.0.1:0`.
     pub fn serve(dir: &Path, quic: &str) -> anyhow::Result<HubProcess> {
         HubProcess::serve_with(dir, quic, &[])
@@ -595,6 +607,17 @@ pub fn init_node_from_bundle(dir: &Path, bundle: &Path) -> anyhow::Result<()> {
         bail!("init --bundle failed: {err}");
     }
     Ok(())
+}
+
+/// `GET {base}{path}` as `user` (HTTP Basic): status and body text (pages and JSON alike).
+pub fn get_text_as(base: &str, user: (&str, &str), path: &str) -> (u16, String) {
+    let mut resp = client()
+        .get(format!("{base}{path}"))
+        .header("Authorization", &basic_auth(user.0, user.1))
+        .call()
+        .unwrap_or_else(|e| panic!("GET {base}{path}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
 }
 
 /// Polls `check` until it returns true or `limit` passes (for effects of background sync, which has

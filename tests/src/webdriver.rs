@@ -70,6 +70,7 @@ impl Chromedriver {
         Ok(Browser {
             agent,
             url: format!("{}/session/{id}", self.base),
+            width: std::cell::Cell::new(1366),
         })
     }
 }
@@ -106,6 +107,8 @@ fn call(
 pub struct Browser {
     agent: ureq::Agent,
     url: String,
+    /// The window's width in CSS pixels (1366 unless a test asks for another).
+    width: std::cell::Cell<u64>,
 }
 
 pub struct Element(String);
@@ -233,6 +236,18 @@ impl Browser {
         )
     }
 
+    /// Sets the window to `width` × `height` CSS pixels (1093 × 614 is a 1366 × 768 screen at
+    /// Windows' 125 % scaling); screenshots keep the width.
+    pub fn resize(&self, width: u64, height: u64) -> anyhow::Result<()> {
+        self.width.set(width);
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )?;
+        Ok(())
+    }
+
     /// Saves a PNG of the whole page (resizing the window to the document height first).
     pub fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let height = self
@@ -243,7 +258,7 @@ impl Browser {
         self.cmd(
             "POST",
             "/window/rect",
-            Some(json!({ "width": 1366, "height": height + 120 })),
+            Some(json!({ "width": self.width.get(), "height": height + 120 })),
         )?;
         let b64 = self.cmd("GET", "/screenshot", None)?;
         let png = base64::engine::general_purpose::STANDARD
@@ -256,7 +271,7 @@ impl Browser {
         self.cmd(
             "POST",
             "/window/rect",
-            Some(json!({ "width": 1366, "height": 768 })),
+            Some(json!({ "width": self.width.get(), "height": 768 })),
         )?;
         Ok(())
     }

@@ -54,13 +54,9 @@ fn ok((status, body): (u16, serde_json::Value)) {
 
 #[test]
 fn the_agent_works_the_inbox_and_prints_every_notice() {
-    let hub_dir = tempfile::tempdir().unwrap();
-    HubProcess::init(hub_dir.path()).unwrap();
     let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
     let item = catalog.items[0].clone();
-    HubProcess::add_user(hub_dir.path(), WINDOW.0, "window", None).unwrap();
-    HubProcess::add_user(hub_dir.path(), DEPT.0, "dept", Some(&item.department)).unwrap();
-    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let (hub, _hub_dir) = HubProcess::staffed(&item.department).unwrap();
     let hb = hub.process.base.clone();
     let (node, _node_dir) = hub
         .village("420222100201", &["--sync-interval", "3600"])
@@ -214,4 +210,40 @@ fn the_agent_works_the_inbox_and_prints_every_notice() {
         "{text}"
     );
     shot(&clerk, "county-case");
+
+    // At Windows' 125 % scaling a 1366×768 screen is 1093 CSS pixels wide: the header wraps as a
+    // whole, every menu entry stays on one line.
+    clerk.resize(1093, 614).unwrap();
+    clerk.goto(&format!("{hb}/queue")).unwrap();
+    let tallest = clerk
+        .script(
+            "return Math.max.apply(null, Array.from(document.querySelectorAll('header.top nav a, \
+             header.top nav button')).map(function (e) { return e.getBoundingClientRect().height; }));",
+        )
+        .unwrap()
+        .as_f64()
+        .unwrap();
+    assert!(tallest < 45.0, "a menu entry wraps: {tallest}px tall");
+    shot(&clerk, "county-queue-125");
+
+    // A rejection waits in the village's inbox, with the notice of the applicant's rights.
+    ok(act_as(&hb, WINDOW, &other, &json!({"action": "receive"})));
+    ok(act_as(
+        &hb,
+        WINDOW,
+        &other,
+        &json!({"action": "reject", "reason": "申请人不属于本县户籍"}),
+    ));
+    sync();
+    b.goto(&format!("{nb}/")).unwrap();
+    let inbox = b.text(&b.find("#todo").unwrap()).unwrap();
+    assert!(inbox.contains("被退回/不予受理") && inbox.contains("申请人不属于本县户籍"));
+    b.goto(&format!("{nb}/cases/{other}/notices/rejection"))
+        .unwrap();
+    let notice = b.page_text().unwrap();
+    assert!(
+        notice.contains("不予受理通知书") && notice.contains("行政复议"),
+        "{notice}"
+    );
+    shot(&b, "notice-rejection");
 }

@@ -25,14 +25,9 @@ const AGENT: (&str, &str) = (TEST_USER, TEST_PASSWORD);
 /// A hub with a window, the first item's department and a supervisor, and one village that syncs
 /// only when told to.
 fn county() -> County {
-    let hub_dir = tempfile::tempdir().unwrap();
-    HubProcess::init(hub_dir.path()).unwrap();
     let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
     let item = catalog.items[0].clone();
-    HubProcess::add_user(hub_dir.path(), WINDOW.0, "window", None).unwrap();
-    HubProcess::add_user(hub_dir.path(), DEPT.0, "dept", Some(&item.department)).unwrap();
-    HubProcess::add_user(hub_dir.path(), SUPERVISOR.0, "supervisor", None).unwrap();
-    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let (hub, hub_dir) = HubProcess::staffed(&item.department).unwrap();
     let (node, node_dir) = hub.village(V1, &["--sync-interval", "3600"]).unwrap();
     County {
         hub,
@@ -62,13 +57,7 @@ fn ok((status, body): (u16, Value)) -> Value {
 }
 
 fn get_as(base: &str, user: (&str, &str), path: &str) -> (u16, String) {
-    let mut resp = client()
-        .get(format!("{base}{path}"))
-        .header("Authorization", &basic_auth(user.0, user.1))
-        .call()
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_string().unwrap_or_default())
+    get_text_as(base, user, path)
 }
 
 fn todo(base: &str) -> Value {
@@ -239,6 +228,36 @@ fn a_rejection_waits_in_the_inbox_until_the_applicant_is_told_with_the_notice_of
     assert!(todo_kinds(&c.nb(), &no).is_empty());
     // The state says what happened, at both tiers.
     assert_eq!(case_at(&c.nb(), AGENT, &no)["state_label"], "不予受理");
+}
+
+#[test]
+fn a_denial_reads_as_a_denial_and_its_decision_notice_names_the_reason_and_the_rights() {
+    let c = county();
+    let no = file_case(&c.node, "不予己");
+    c.sync();
+    for (user, body) in [
+        (WINDOW, json!({"action": "receive"})),
+        (WINDOW, json!({"action": "accept"})),
+        (
+            DEPT,
+            json!({"action": "deny", "reason": "不符合参保年龄条件"}),
+        ),
+    ] {
+        ok(act_as(&c.hb(), user, &no, &body));
+    }
+    assert_eq!(
+        case_at(&c.hb(), WINDOW, &no)["state_label"],
+        "已决定不予许可，待出具决定书"
+    );
+    c.sync();
+    assert_eq!(
+        case_at(&c.nb(), AGENT, &no)["state_label"],
+        "已决定不予许可"
+    );
+    let (status, notice) = get_as(&c.nb(), AGENT, &format!("/cases/{no}/notices/decision"));
+    assert_eq!(status, 200);
+    assert!(notice.contains("不予行政许可决定书") && !notice.contains("准予行政许可决定书"));
+    assert!(notice.contains("不符合参保年龄条件") && notice.contains("行政复议"));
 }
 
 #[test]

@@ -98,16 +98,22 @@ fn init_refuses_existing_directory_and_open_needs_init() {
     assert_eq!(store.identity().unwrap(), identity());
 }
 
-#[test]
-fn a_version_1_store_is_migrated_by_rebuilding_summaries_from_documents() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = new_store(dir.path());
+/// A new case document of the built-in catalogue's first item, numbered `no`, taken in on
+/// 2026-11-27 by village 420222103201; and that item.
+fn case_document(
+    no: &str,
+    applicant: &str,
+) -> (
+    automerge::AutoCommit,
+    tongban_shared::case::CaseDoc,
+    tongban_shared::catalog::Item,
+) {
     let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
-    let item = &catalog.items[0];
+    let item = catalog.items[0].clone();
     let req = tongban_shared::case::IntakeRequest {
         item_code: item.code.clone(),
         applicant: tongban_shared::case::ApplicantInput {
-            name: "旧版".into(),
+            name: applicant.into(),
             id_number: "11010519491231002X".into(),
             phone: "13800271234".into(),
             ..Default::default()
@@ -117,8 +123,7 @@ fn a_version_1_store_is_migrated_by_rebuilding_summaries_from_documents() {
     };
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
     let intake = tongban_shared::case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
-    let no = "420222103201-20261127-0001";
-    let (mut doc, case) = tongban_shared::case::new_case_document(
+    let (doc, case) = tongban_shared::case::new_case_document(
         &intake,
         tongban_shared::case::IntakeContext {
             case_no: no,
@@ -134,6 +139,15 @@ fn a_version_1_store_is_migrated_by_rebuilding_summaries_from_documents() {
         },
     )
     .unwrap();
+    (doc, case, item)
+}
+
+#[test]
+fn a_version_1_store_is_migrated_by_rebuilding_summaries_from_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    let no = "420222103201-20261127-0001";
+    let (mut doc, case, item) = case_document(no, "旧版");
     store
         .merge_case(no, |_| Ok::<_, ()>((doc.save(), case.summary())))
         .unwrap()
@@ -157,38 +171,9 @@ fn a_version_3_store_gets_the_to_do_index_of_its_cases() {
     use tongban_shared::workflow::{self, ActionInput, ActionKind, Actor, Context, Role};
     let dir = tempfile::tempdir().unwrap();
     let store = new_store(dir.path());
-    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
-    let item = &catalog.items[0];
-    let req = tongban_shared::case::IntakeRequest {
-        item_code: item.code.clone(),
-        applicant: tongban_shared::case::ApplicantInput {
-            name: "补正".into(),
-            id_number: "11010519491231002X".into(),
-            phone: "13800271234".into(),
-            ..Default::default()
-        },
-        materials: item.materials.iter().map(|m| m.id.clone()).collect(),
-        ..Default::default()
-    };
-    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T09:30:00+08:00").unwrap();
-    let intake = tongban_shared::case::validate_intake(&catalog, &req, now.date_naive()).unwrap();
     let no = "420222103201-20261127-0001";
-    let (mut doc, _) = tongban_shared::case::new_case_document(
-        &intake,
-        tongban_shared::case::IntakeContext {
-            case_no: no,
-            agent: tongban_shared::case::Agent {
-                user: "a".into(),
-                name: "a".into(),
-                node_code: "420222103201".into(),
-                node_name: "v".into(),
-            },
-            now,
-            query_password: "1",
-            actor: automerge::ActorId::from([1u8; 16].as_slice()),
-        },
-    )
-    .unwrap();
+    let (mut doc, _, item) = case_document(no, "补正");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:30:00+08:00").unwrap();
     let calendar = tongban_shared::calendar::Calendar::builtin().unwrap();
     let window = Actor {
         user: "w",

@@ -252,19 +252,9 @@ async fn case_page(
         })
         .collect();
     let missing = c
-        .materials
-        .iter()
-        .filter(|m| c.workflow.missing.contains(&m.id))
-        .map(|m| {
-            let problem = c
-                .workflow
-                .problems
-                .iter()
-                .find(|p| p.id == m.id)
-                .map(|p| p.problem.clone())
-                .unwrap_or_default();
-            (m.id.clone(), m.name.clone(), problem)
-        })
+        .asked_for(true)
+        .into_iter()
+        .map(|(m, problem)| (m.id.clone(), m.name.clone(), problem.to_string()))
         .collect();
     let notices = crate::pages::notices::available(&c);
     let evaluation = match c.workflow.evaluation {

@@ -203,19 +203,12 @@ fn build(
                 c.item.name, c.case_no
             ));
             page.table_head = vec!["序号", "材料名称", "形式", "份数", "存在的问题"];
-            for (i, m) in c
-                .materials
-                .iter()
-                .filter(|m| c.workflow.requested.contains(&m.id))
-                .enumerate()
-            {
-                let problem = c
-                    .workflow
-                    .problems
-                    .iter()
-                    .find(|p| p.id == m.id)
-                    .map(|p| p.problem.clone())
-                    .unwrap_or_else(|| "未提交或不符合要求".to_string());
+            for (i, (m, problem)) in c.asked_for(false).into_iter().enumerate() {
+                let problem = if problem.is_empty() {
+                    "未提交或不符合要求".to_string()
+                } else {
+                    problem.to_string()
+                };
                 page.table.push(vec![
                     (i + 1).to_string(),
                     m.name.clone(),

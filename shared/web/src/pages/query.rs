@@ -154,21 +154,11 @@ fn applicant_next(c: &CaseDoc) -> &'static str {
 
 fn view_of(c: &CaseDoc, password: &str, hall: &str) -> CaseView {
     let missing = c
-        .materials
-        .iter()
-        .filter(|m| c.workflow.missing.contains(&m.id))
-        .map(|m| {
-            let problem = c
-                .workflow
-                .problems
-                .iter()
-                .find(|p| p.id == m.id)
-                .map(|p| p.problem.clone())
-                .unwrap_or_default();
-            MissingView {
-                name: m.name.clone(),
-                problem,
-            }
+        .asked_for(true)
+        .into_iter()
+        .map(|(m, problem)| MissingView {
+            name: m.name.clone(),
+            problem: problem.to_string(),
         })
         .collect();
     let collect = match c.delivery.as_str() {
@@ -285,28 +275,39 @@ async fn verified(
     }
 }
 
+/// Reads the form's number and password and checks them: the case, or the page that says why not.
+async fn case_of_form(
+    state: &SharedState,
+    extensions: &Extensions,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Vec<(String, String)>, String, CaseDoc), Response> {
+    let pairs = form_pairs(body).map_err(super::common::page_error)?;
+    let no = field(&pairs, "no").trim().to_string();
+    let password = field(&pairs, "password").trim().to_string();
+    match verified(state, extensions, &no, &password).await {
+        Ok(c) => Ok((pairs, password, c)),
+        Err((status, why)) => {
+            let mut q = page(state);
+            q.no = no.chars().take(40).collect();
+            q.error = Some(why);
+            Err((status, render(&q)).into_response())
+        }
+    }
+}
+
 async fn query_submit(
     State(state): State<SharedState>,
     extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let pairs = match form_pairs(body) {
-        Ok(p) => p,
-        Err(e) => return super::common::page_error(e),
-    };
-    let no = field(&pairs, "no").trim().to_string();
-    let password = field(&pairs, "password").trim().to_string();
-    let mut q = page(&state);
-    q.no = no.chars().take(40).collect();
-    match verified(&state, &extensions, &no, &password).await {
-        Ok(c) => {
+    match case_of_form(&state, &extensions, body).await {
+        Ok((_, password, c)) => {
+            let mut q = page(&state);
+            q.no = c.case_no.clone();
             q.view = Some(view_of(&c, &password, &state.catalog().county.hall));
             render(&q)
         }
-        Err((status, why)) => {
-            q.error = Some(why);
-            (status, render(&q)).into_response()
-        }
+        Err(refused) => refused,
     }
 }
 
@@ -316,21 +317,12 @@ async fn evaluate_submit(
     extensions: Extensions,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let pairs = match form_pairs(body) {
-        Ok(p) => p,
-        Err(e) => return super::common::page_error(e),
+    let (pairs, password, case) = match case_of_form(&state, &extensions, body).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let no = field(&pairs, "no").trim().to_string();
-    let password = field(&pairs, "password").trim().to_string();
     let mut q = page(&state);
-    q.no = no.chars().take(40).collect();
-    let case = match verified(&state, &extensions, &no, &password).await {
-        Ok(c) => c,
-        Err((status, why)) => {
-            q.error = Some(why);
-            return (status, render(&q)).into_response();
-        }
-    };
+    q.no = case.case_no.clone();
     // At the county the applicant is a role of their own; a station records the evaluation under its
     // own (a village writes only village roles, which the county's ingress check insists on), and
     // the evaluation's channel says the applicant gave it online either way.
@@ -351,7 +343,7 @@ async fn evaluate_submit(
     input.score = field(&pairs, "score").parse().ok();
     input.comment = field(&pairs, "comment").to_string();
     input.channel = "applicant_online".into();
-    let case_no = match service::case_no(&no) {
+    let case_no = match service::case_no(&case.case_no) {
         Ok(n) => n,
         Err(e) => return super::common::page_error(e),
     };

@@ -188,6 +188,40 @@ pub struct CountySettings {
     pub correction_days: u32,
 }
 
+impl CountySettings {
+    /// What a receipt, a notice and a deadline need to be sound: an http(s) self-query address
+    /// without spaces, texts of a printable length, periods within a working year.
+    fn check(&self) -> Result<(), String> {
+        let url = self.query_url.as_str();
+        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.len() > 200
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err("query_url must be an http(s) address of at most 200 characters".into());
+        }
+        for (name, text) in [
+            ("hall", &self.hall),
+            ("reconsideration_body", &self.reconsideration_body),
+            ("court", &self.court),
+        ] {
+            if text.chars().count() > 100 || text.chars().any(char::is_control) {
+                return Err(format!(
+                    "{name} must be at most 100 characters, on one line"
+                ));
+            }
+        }
+        for (name, days) in [
+            ("rectify_days", self.rectify_days),
+            ("correction_days", self.correction_days),
+        ] {
+            if !(1..=250).contains(&days) {
+                return Err(format!("{name} must be 1 to 250 working days"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for CountySettings {
     fn default() -> Self {
         CountySettings {
@@ -209,6 +243,8 @@ pub enum CatalogError {
     Item { code: String, problem: String },
     #[error("catalogue has no items")]
     Empty,
+    #[error("catalogue county settings: {0}")]
+    County(String),
 }
 
 impl Catalog {
@@ -225,6 +261,7 @@ impl Catalog {
         if catalog.items.is_empty() {
             return Err(CatalogError::Empty);
         }
+        catalog.county.check().map_err(CatalogError::County)?;
         let mut codes = std::collections::BTreeSet::new();
         for item in &catalog.items {
             let fail = |problem: &str| CatalogError::Item {
@@ -319,5 +356,30 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert!(Catalog::from_json(&json).is_err());
         assert!(Catalog::from_json("{").is_err());
+    }
+
+    #[test]
+    fn county_settings_are_checked_and_an_older_catalogue_gets_the_defaults() {
+        let c = Catalog::builtin().unwrap();
+        assert_eq!(c.county.rectify_days, 5);
+        let mut older: serde_json::Value = serde_json::to_value(&c).unwrap();
+        older.as_object_mut().unwrap().remove("county");
+        let older = Catalog::from_json(&older.to_string()).unwrap();
+        assert_eq!(older.county, CountySettings::default());
+        for bad in [
+            |s: &mut CountySettings| s.query_url = "javascript:alert(1)".into(),
+            |s: &mut CountySettings| s.query_url = "https://a b".into(),
+            |s: &mut CountySettings| s.rectify_days = 0,
+            |s: &mut CountySettings| s.correction_days = 400,
+            |s: &mut CountySettings| s.court = "法院\n第二行".into(),
+        ] {
+            let mut c = Catalog::builtin().unwrap();
+            bad(&mut c.county);
+            let json = serde_json::to_string(&c).unwrap();
+            assert!(matches!(
+                Catalog::from_json(&json),
+                Err(CatalogError::County(_))
+            ));
+        }
     }
 }

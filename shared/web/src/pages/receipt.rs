@@ -42,6 +42,19 @@ fn mask(cert: &str) -> String {
     format!("{head}********{tail}")
 }
 
+/// What the receipt's QR code says: the county's self-query page with the number filled in, where
+/// the county has one, else the bare number. The password stays on paper only, never in the code a
+/// phone camera reads.
+fn qr_target(query_url: &str, case_no: &str) -> String {
+    let url = query_url.trim();
+    if url.is_empty() {
+        case_no.to_string()
+    } else {
+        let join = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{join}no={case_no}")
+    }
+}
+
 fn qr_svg(text: &str) -> Result<String, AppError> {
     let code = qrcode::QrCode::new(text.as_bytes()).map_err(AppError::internal)?;
     let svg = code
@@ -89,15 +102,7 @@ async fn receipt(
         Ok(loaded) => loaded,
         Err(e) => return page_error(e),
     };
-    // The county's self-query page with the number filled in, where the county has one; the
-    // password stays on paper only, never in the code a phone camera reads.
-    let query_url = state.catalog().county.query_url.clone();
-    let qr_text = if query_url.is_empty() {
-        c.case_no.clone()
-    } else {
-        format!("{query_url}?no={}", c.case_no)
-    };
-    let qr = match qr_svg(&qr_text) {
+    let qr = match qr_svg(&qr_target(&state.catalog().county.query_url, &c.case_no)) {
         Ok(svg) => svg,
         Err(e) => return page_error(e),
     };
@@ -140,6 +145,20 @@ mod tests {
     #[test]
     fn certificate_numbers_are_masked_on_the_agent_copy() {
         assert_eq!(mask("11010519491231002X"), "110105********002X");
+    }
+
+    #[test]
+    fn the_qr_code_points_to_the_countys_self_query_page_when_it_has_one() {
+        let no = "420222103201-20261127-0001";
+        assert_eq!(qr_target("", no), no);
+        assert_eq!(
+            qr_target("https://zwfw.yangxin.gov.cn/query", no),
+            format!("https://zwfw.yangxin.gov.cn/query?no={no}")
+        );
+        assert_eq!(
+            qr_target("https://x.cn/q?from=receipt", no),
+            format!("https://x.cn/q?from=receipt&no={no}")
+        );
     }
 
     #[test]

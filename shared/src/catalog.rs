@@ -193,7 +193,8 @@ impl CountySettings {
     /// without spaces, texts of a printable length, periods within a working year.
     fn check(&self) -> Result<(), String> {
         let url = self.query_url.as_str();
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://"))
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        if !(url.is_empty() || web)
             || url.len() > 200
             || url.chars().any(|c| c.is_whitespace() || c.is_control())
         {

@@ -495,6 +495,7 @@ impl CaseDoc {
             rectification_owner: self.workflow.rectification.owner.clone(),
             rectification_due: self.workflow.rectification.due.clone(),
             callbacks: u32::try_from(self.workflow.rectification.callbacks).unwrap_or(u32::MAX),
+            assist_departments: self.item.assist_departments.clone(),
         }
     }
 }
@@ -558,6 +559,9 @@ pub struct CaseSummary {
     pub rectification_due: String,
     #[serde(default)]
     pub callbacks: u32,
+    /// 联办: the departments that give an opinion (they see the case too).
+    #[serde(default)]
+    pub assist_departments: Vec<String>,
 }
 
 fn millis(rfc3339: &str) -> i64 {

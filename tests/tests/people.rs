@@ -261,6 +261,72 @@ fn a_denial_reads_as_a_denial_and_its_decision_notice_names_the_reason_and_the_r
 }
 
 #[test]
+fn a_joint_case_is_seen_by_its_assisting_departments_and_decided_after_their_opinions() {
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let (index, item) = catalog
+        .items
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.assist_departments.len() >= 2)
+        .expect("a 联办 item with two assisting departments");
+    let (hub, _hub_dir) = HubProcess::staffed(&item.department).unwrap();
+    // The assisting departments' accounts, added by the admin on the running hub.
+    let assisting: Vec<(String, String)> = item
+        .assist_departments
+        .iter()
+        .enumerate()
+        .map(|(n, d)| {
+            let account = format!("assist{n}");
+            let (status, body) = post_json_as(
+                &hub.url("/api/users"),
+                &basic_auth("admin", HUB_ADMIN_PASSWORD),
+                &json!({"name": account, "password": TEST_PASSWORD, "role": "dept", "dept": d}),
+            );
+            assert_eq!(status, 201, "{body}");
+            (account, d.clone())
+        })
+        .collect();
+    let hb = hub.process.base.clone();
+    let (status, created) = post_json_as(
+        &hub.url("/api/cases"),
+        &basic_auth(WINDOW.0, WINDOW.1),
+        &case_body(index, "联办庚"),
+    );
+    assert_eq!(status, 201, "{created}");
+    let no = created["case_no"].as_str().unwrap().to_string();
+    ok(act_as(&hb, WINDOW, &no, &json!({"action": "receive"})));
+    ok(act_as(&hb, WINDOW, &no, &json!({"action": "accept"})));
+    ok(act_as(&hb, DEPT, &no, &json!({"action": "dept_receive"})));
+    let (_, lead_page) = get_as(&hb, DEPT, &format!("/cases/{no}"));
+    assert!(
+        lead_page.contains("出具协办意见，主办部门才能作出决定"),
+        "{lead_page}"
+    );
+    assert_eq!(
+        act_as(&hb, DEPT, &no, &json!({"action": "approve"})).0,
+        409,
+        "no decision before the opinions"
+    );
+    for (account, _) in &assisting {
+        let user = (account.as_str(), TEST_PASSWORD);
+        let (status, _) = get_as(&hb, user, &format!("/api/cases/{no}"));
+        assert_eq!(status, 200, "{account} sees the case it assists");
+        let (_, queue) = get_as(&hb, user, "/queue");
+        assert!(queue.contains("联办待出具协办意见") && queue.contains(&no));
+        let (_, list) = get_as(&hb, user, "/api/cases");
+        assert!(list.contains(&no), "{account}'s list: {list}");
+        ok(act_as(
+            &hb,
+            user,
+            &no,
+            &json!({"action": "assist_opinion", "note": "同意，信息已核对"}),
+        ));
+    }
+    let decided = ok(act_as(&hb, DEPT, &no, &json!({"action": "approve"})));
+    assert_eq!(decided["state"], "DECIDED");
+}
+
+#[test]
 fn a_bad_review_is_supervised_rectified_and_closed_and_the_village_hears_the_reply() {
     let c = county();
     let no = file_case(&c.node, "差评丙");

@@ -209,6 +209,17 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         ));
     }
     if let Some(Role::Dept(d)) = &role {
+        // 联办: the lead decides only after every assisting department's opinion.
+        queues.push(Queue {
+            id: "to-assist",
+            title: "联办待出具协办意见",
+            clock_title: "办结期限",
+            rows: in_state(&[CaseState::Accepted, CaseState::Review])
+                .into_iter()
+                .filter(|s| s.assist_departments.contains(d))
+                .map(deadline_row)
+                .collect(),
+        });
         queues.push(rectifications(
             "to-rectify",
             "待整改",

@@ -146,22 +146,33 @@ pub fn dept_scope(tier: Tier, role: &str) -> Option<&str> {
 }
 
 /// Whether a department account may see a case handled by `handling_dept` (an empty one: the
-/// item's own department, `item_dept`, still has it).
-pub fn in_dept(scope: &str, handling_dept: &str, item_dept: &str) -> bool {
-    if handling_dept.is_empty() {
-        item_dept == scope
+/// item's own department, `item_dept`, still has it) or that it assists (联办: it gives an opinion).
+pub fn in_dept(scope: &str, handling_dept: &str, item_dept: &str, assisting: &[String]) -> bool {
+    let handling = if handling_dept.is_empty() {
+        item_dept
     } else {
-        handling_dept == scope
-    }
+        handling_dept
+    };
+    handling == scope || assisting.iter().any(|d| d == scope)
 }
 
 /// 404 (not 403: a department must not learn which case numbers exist elsewhere) for a case outside
 /// the account's department.
 pub fn require_in_scope(tier: Tier, user: &CurrentUser, case: &CaseDoc) -> Result<(), AppError> {
     match dept_scope(tier, &user.role) {
-        Some(scope) if !in_dept(scope, &case.workflow.dept, &case.item.department) => Err(
-            AppError::NotFound(format!("没有找到办件“{}”。", case.case_no)),
-        ),
+        Some(scope)
+            if !in_dept(
+                scope,
+                &case.workflow.dept,
+                &case.item.department,
+                &case.item.assist_departments,
+            ) =>
+        {
+            Err(AppError::NotFound(format!(
+                "没有找到办件“{}”。",
+                case.case_no
+            )))
+        }
         _ => Ok(()),
     }
 }

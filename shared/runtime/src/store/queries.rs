@@ -142,7 +142,8 @@ impl Store {
                 } else {
                     &summary.handling_dept
                 };
-                if handling != d {
+                // 联办: an assisting department sees the case it gives an opinion on.
+                if handling != d && !summary.assist_departments.contains(d) {
                     continue;
                 }
             }

@@ -63,6 +63,8 @@ struct CasePage {
     limit: String,
     history: Vec<HistoryView>,
     clock_warning: Option<String>,
+    /// 联办 at the county: the assisting departments whose opinion the decision still waits for.
+    waiting_opinions: Vec<String>,
     /// The upstream's reason for refusing the case in the last sync session.
     sync_refusal: Option<String>,
 }
@@ -298,6 +300,18 @@ async fn case_page(
         limit: case_limit(&c),
         history,
         clock_warning,
+        waiting_opinions: if state.identity.tier == Tier::County
+            && matches!(c.state(), Some(CaseState::Accepted | CaseState::Review))
+        {
+            c.item
+                .assist_departments
+                .iter()
+                .filter(|d| !c.workflow.assist_opinions.iter().any(|o| &o.dept == *d))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        },
         sync_refusal,
         c,
     })

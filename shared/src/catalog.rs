@@ -113,6 +113,11 @@ pub struct Item {
     pub department: String,
     pub department_full: String,
     pub kind: ItemKind,
+    /// 事项类型 as the county's list names it (行政许可, 行政给付, 行政确认, 公共服务, 其他行政权力):
+    /// which notices the law expects (only 行政许可 ends in a 行政许可决定书). Empty in an older
+    /// catalogue: treated as not a licence.
+    #[serde(default)]
+    pub category: String,
     /// Statutory limit in working days (0 for 即办).
     pub legal_days: u32,
     /// The county's promise in working days (≤ legal_days).
@@ -139,6 +144,11 @@ pub struct Item {
 }
 
 impl Item {
+    /// Whether the item is an administrative licence (行政许可法 applies to its notices).
+    pub fn is_licence(&self) -> bool {
+        self.category == "行政许可"
+    }
+
     pub fn material(&self, id: &str) -> Option<&Material> {
         self.materials.iter().find(|m| m.id == id)
     }

@@ -17,13 +17,14 @@ use crate::action::ActionKind;
 use crate::case::{CaseDoc, CaseState, HistoryEntry};
 use crate::catalog::ItemKind;
 use crate::event::{Event, Inputs};
-use crate::workflow::{Role, EVALUATION_LEVELS};
+use crate::workflow::Role;
 use crate::Tier;
 
 /// Why an event does not take effect, in words for the page.
 // First, so that its `complaint_kinds!` pattern is in scope below.
 #[macro_use]
 mod complaints;
+mod notes;
 
 pub type Why = String;
 
@@ -247,49 +248,6 @@ fn moot_reason(kind: ActionKind, case: &CaseDoc) -> Why {
         ),
         _ => format!("办件当时为“{}”，“{}”未生效。", state.label(), kind.label()),
     }
-}
-
-/// The history text of an effective event (what the old list stored as `note`).
-fn note_of(e: &Event, case: &CaseDoc) -> String {
-    let i = &e.input;
-    if i.legacy {
-        return i.note.clone();
-    }
-    let note = i.note.trim();
-    let names = |ids: &[String]| -> String {
-        case.materials
-            .iter()
-            .filter(|m| ids.contains(&m.id))
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>()
-            .join("、")
-    };
-    let text = match e.kind {
-        ActionKind::Intake => format!("代办员收件，收取材料{}件", i.materials.len()),
-        ActionKind::Reject | ActionKind::Suspend => i.reason.clone(),
-        ActionKind::Deny => format!("{}。{note}", i.reason),
-        ActionKind::RequestCorrection => format!("需补正：{}。{note}", names(&i.missing)),
-        ActionKind::Forward => format!("转交{}。{note}", i.dept),
-        ActionKind::AssistOpinion => format!("{}协办意见：{note}", i.dept),
-        ActionKind::ReportUp => format!("初审意见：{note}"),
-        ActionKind::Evaluate => {
-            let level = i
-                .score
-                .and_then(|s| EVALUATION_LEVELS.get(usize::from(s).wrapping_sub(1)))
-                .copied()
-                .unwrap_or("");
-            format!("{level}。{}", i.comment)
-        }
-        ActionKind::Escalate => format!("办不成事反映：{}", i.reason),
-        ActionKind::Withdraw => format!("申请人申请撤回：{}", i.reason),
-        complaint_kinds!() => complaints::note(e, note),
-        ActionKind::Refuse => i.reason.clone(),
-        ActionKind::CompleteOnSite | ActionKind::CompleteAtWindow => {
-            format!("当场办结：{}。{note}", i.result_name)
-        }
-        _ => note.to_string(),
-    };
-    text.trim().trim_end_matches('。').trim().to_string()
 }
 
 /// Applies an effective event's effects to the case (its state is set by the caller).
@@ -570,7 +528,7 @@ pub fn fold(mut base: CaseDoc, events: &[Event]) -> CaseDoc {
         };
         match verdict {
             Ok(next) => {
-                entry.note = note_of(e, &case);
+                entry.note = notes::note_of(e, &case);
                 effects(e, &mut case);
                 if e.kind == ActionKind::Intake {
                     opened = true;
@@ -581,7 +539,7 @@ pub fn fold(mut base: CaseDoc, events: &[Event]) -> CaseDoc {
                 entry.effective = true;
             }
             Err(why) => {
-                entry.note = note_of(e, &case);
+                entry.note = notes::note_of(e, &case);
                 entry.why = why;
             }
         }

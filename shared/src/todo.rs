@@ -149,12 +149,28 @@ pub fn todo_of(case: &CaseDoc) -> Option<Todo> {
         .find(|h| is_reply(h))
         .filter(untold)
     {
-        return Some(item(TodoKind::Reply, h));
+        // What the department did is what the applicant hears, not the supervisor's closing words.
+        let fix = &case.workflow.rectification.fix;
+        return Some(Todo {
+            note: if fix.is_empty() {
+                h.note.clone()
+            } else {
+                format!("整改答复：{fix}")
+            },
+            ..item(TodoKind::Reply, h)
+        });
     }
     match case.state() {
         Some(CaseState::ResultReady) => {
-            last(&[ActionKind::IssueResult, ActionKind::CompleteAtWindow])
-                .map(|h| item(TodoKind::Result, h))
+            last(&[ActionKind::IssueResult, ActionKind::CompleteAtWindow]).map(|h| Todo {
+                // A refusal is handed over too, and the agent must know it is one.
+                note: if case.workflow.decision == "denied" {
+                    format!("不予许可：{}", case.workflow.reason)
+                } else {
+                    format!("办理结果：{}", case.workflow.result_name)
+                },
+                ..item(TodoKind::Result, h)
+            })
         }
         Some(CaseState::Delivered) => last(&[ActionKind::Deliver, ActionKind::CompleteOnSite])
             .map(|h| item(TodoKind::Evaluate, h)),

@@ -151,10 +151,8 @@ fn the_agent_works_the_inbox_and_prints_every_notice() {
         inbox.contains("结果待送达") && inbox.contains(&no),
         "{inbox}"
     );
-    for (kind, expect) in [
-        ("acceptance", "受理通知书"),
-        ("decision", "准予行政许可决定书"),
-    ] {
+    for (kind, expect) in [("acceptance", "受理通知书"), ("decision", "准予办理通知书")]
+    {
         b.goto(&format!("{nb}/cases/{no}/notices/{kind}")).unwrap();
         let text = b.page_text().unwrap();
         assert!(

@@ -189,7 +189,9 @@ fn the_inbox_asks_for_a_correction_until_it_is_sent_then_for_the_result_and_the_
     assert!(acceptance.contains("受理通知书") && acceptance.contains("承诺办结日期"));
     let (status, decision) = get_as(&c.nb(), AGENT, &format!("/cases/{no}/notices/decision"));
     assert_eq!(status, 200);
-    assert!(decision.contains("准予行政许可决定书") && decision.contains("审批结果"));
+    // The item is no licence (行政确认): its decision is no 行政许可决定书.
+    assert!(decision.contains("准予办理通知书") && decision.contains("审批结果"));
+    assert!(!decision.contains("行政许可"));
     ok(act_as(&c.nb(), AGENT, &no, &json!({"action": "deliver"})));
     assert_eq!(todo_kinds(&c.nb(), &no), ["evaluate"]);
     let (_, receipt) = get_as(&c.nb(), AGENT, &format!("/cases/{no}/notices/delivery"));
@@ -256,8 +258,48 @@ fn a_denial_reads_as_a_denial_and_its_decision_notice_names_the_reason_and_the_r
     );
     let (status, notice) = get_as(&c.nb(), AGENT, &format!("/cases/{no}/notices/decision"));
     assert_eq!(status, 200);
-    assert!(notice.contains("不予行政许可决定书") && !notice.contains("准予行政许可决定书"));
+    assert!(notice.contains("不予办理决定书") && !notice.contains("准予办理通知书"));
     assert!(notice.contains("不符合参保年龄条件") && notice.contains("行政复议"));
+    ok(act_as(
+        &c.hb(),
+        DEPT,
+        &no,
+        &json!({"action": "issue_result", "result_name": "不予办理决定书", "result_no": "BY-1"}),
+    ));
+    c.sync();
+    // The refusal is handed over like a result, and the inbox says it is one.
+    let inbox = todo(&c.nb());
+    assert_eq!(inbox["items"][0]["kind"], "result");
+    assert_eq!(inbox["items"][0]["note"], "不予许可：不符合参保年龄条件");
+
+    // A licence's notices cite the licence law and its decision is a 行政许可决定书.
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let (index, licence) = catalog
+        .items
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.is_licence() && i.assist_departments.is_empty())
+        .expect("a licence item");
+    let (status, created) = post_json(
+        &client(),
+        &c.node.url("/api/cases"),
+        &case_body(index, "许可辛"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{created}");
+    let no = created["case_no"].as_str().unwrap().to_string();
+    c.sync();
+    ok(act_as(&c.hb(), WINDOW, &no, &json!({"action": "receive"})));
+    ok(act_as(&c.hb(), WINDOW, &no, &json!({"action": "accept"})));
+    c.sync();
+    let (_, acceptance) = get_as(&c.nb(), AGENT, &format!("/cases/{no}/notices/acceptance"));
+    assert!(
+        acceptance.contains("《中华人民共和国行政许可法》第三十二条"),
+        "{} ({}): {acceptance}",
+        licence.name,
+        licence.category
+    );
 }
 
 #[test]
@@ -455,8 +497,14 @@ fn a_bad_review_is_supervised_rectified_and_closed_and_the_village_hears_the_rep
         ]
     );
 
-    // The reply reaches the village: in its inbox until the agent has told the applicant.
+    // The reply reaches the village: in its inbox, with what the department did, until the agent
+    // has told the applicant.
     assert_eq!(todo_kinds(&c.nb(), &no), ["reply"]);
+    let inbox = todo(&c.nb());
+    assert_eq!(
+        inbox["items"][0]["note"],
+        "整改答复：已约谈窗口人员，今后材料一次告知"
+    );
     let (_, page) = get_as(&c.nb(), AGENT, &format!("/cases/{no}"));
     assert!(page.contains("已约谈窗口人员，今后材料一次告知"));
     ok(act_as(
@@ -598,14 +646,15 @@ fn the_agent_amends_until_the_county_receives_and_records_a_withdrawal_the_count
     c.sync();
     let at_hub = case_at(&c.hb(), WINDOW, &no);
     assert_eq!(at_hub["applicant"]["phone"], "13900271234");
-    assert!(
-        at_hub["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["action"] == "amend"),
-        "the window sees the amendment"
-    );
+    let amendment = at_hub["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["action"] == "amend")
+        .expect("the window sees the amendment")
+        .clone();
+    // What changed, never the number itself (history is shown masked to some accounts).
+    assert_eq!(amendment["note"], "更正手机号码。号码记错了");
     ok(act_as(&c.hb(), WINDOW, &no, &json!({"action": "receive"})));
     c.sync();
     assert_eq!(

@@ -53,7 +53,7 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
         .map(|(s, n)| {
             (
                 CaseState::parse(s)
-                    .map(|st| st.label().to_string())
+                    .map(|st| st.label_at(tongban_shared::Tier::County, "").to_string())
                     .unwrap_or_else(|| s.clone()),
                 vec![*n],
             )

@@ -175,7 +175,9 @@ fn next_step(c: &CaseDoc, tier: Tier) -> String {
         (Some(ResultReady), true) => "等待送达申请人。",
         (Some(ResultReady), false) => "领取办理结果并送达群众，请群众在送达回证上签名。",
         (Some(Delivered), _) => "请申请人本人对本次服务进行评价。",
-        (Some(Rejected), false) => "告知群众不予受理的理由，打印不予受理通知书交给群众。",
+        (Some(Rejected), false) if c.workflow.informed_at.is_empty() => {
+            "告知群众不予受理的理由，打印不予受理通知书交给群众。"
+        }
         (Some(Rejected | Evaluated | Withdrawn), _) => "办件已结束。",
         (None, _) => "办件状态未知，请联系县政务服务中心。",
     };
@@ -258,7 +260,7 @@ async fn case_page(
         .into_iter()
         .map(|(m, problem)| (m.id.clone(), m.name.clone(), problem.to_string()))
         .collect();
-    let notices = crate::pages::notices::available(&c);
+    let notices = crate::pages::notices::available(&c, &state.catalog());
     let evaluation = match c.workflow.evaluation {
         1..=5 => tongban_shared::workflow::EVALUATION_LEVELS[c.workflow.evaluation as usize - 1]
             .to_string(),
@@ -293,10 +295,11 @@ async fn case_page(
             .map(|s| s.label_at(state.identity.tier, &c.workflow.decision))
             .unwrap_or("未知状态"),
         next_step: next_step(&c, state.identity.tier),
-        deadline: c
-            .deadline
-            .clone()
-            .unwrap_or_else(|| "县级受理后计算".to_string()),
+        deadline: match (c.deadline.clone(), c.state()) {
+            (Some(d), _) => d,
+            (None, Some(CaseState::Rejected | CaseState::Withdrawn)) => "—（办件已结束）".into(),
+            (None, _) => "县级受理后计算".into(),
+        },
         limit: case_limit(&c),
         history,
         clock_warning,

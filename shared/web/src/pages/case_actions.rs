@@ -31,7 +31,14 @@ pub(crate) struct ActionForm {
 
 /// The page's groups of actions, in the order a person reads them: what moves the case on first,
 /// what ends it last; the complaint path in its own group.
-const GROUPS: [&str; 5] = ["办理", "补正与退回", "结束办件", "督办整改", "其他"];
+const GROUPS: [&str; 6] = [
+    "办理",
+    "补正",
+    "告知与更正",
+    "结束办件",
+    "督办整改操作",
+    "其他",
+];
 
 pub(crate) struct ActionGroup {
     pub(crate) title: &'static str,
@@ -144,28 +151,28 @@ fn presentation(
             true,
         ),
         A::SubmitCorrection => (
-            "补正与退回",
+            "补正",
             "materials",
             "btn-primary",
             "申请人补齐的材料已收到：勾选后提交，县级恢复审核。",
             false,
         ),
         A::RequestCorrection => (
-            "补正与退回",
+            "补正",
             "correction",
             "btn-warn",
             "材料不齐或不符合法定形式：一次性告知需补正的全部材料及问题。",
             false,
         ),
         A::Amend => (
-            "补正与退回",
+            "告知与更正",
             "amend",
             "btn-warn",
             "县级接收前可更正联系电话、地址和送达方式；修改会记入办理记录。",
             false,
         ),
         A::Inform => (
-            "补正与退回",
+            "告知与更正",
             "inform",
             "btn-primary",
             "已把结果或答复告诉申请人后记录一下，待办事项随即消除。",
@@ -193,36 +200,36 @@ fn presentation(
             true,
         ),
         A::Supervise => (
-            "督办整改",
+            "督办整改操作",
             "supervise",
             "btn-primary",
             "差评或办不成事反映：指定整改部门，按工作日计算答复期限。",
             false,
         ),
-        A::Callback => ("督办整改", "callback", "btn", "记录一次回访。", false),
+        A::Callback => ("督办整改操作", "callback", "btn", "记录一次回访。", false),
         A::Rectify => (
-            "督办整改",
+            "督办整改操作",
             "rectify",
             "btn-primary",
             "写明整改情况：这是群众收到的答复。",
             false,
         ),
         A::CloseRectification => (
-            "督办整改",
+            "督办整改操作",
             "close",
             "btn-primary",
             "群众对整改的反馈已记录，办结整改。",
             true,
         ),
         A::Appeal => (
-            "督办整改",
+            "督办整改操作",
             "appeal",
             "btn-warn",
             "认为差评不实时提出申诉，由督办人员复核。",
             false,
         ),
         A::ReviewAppeal => (
-            "督办整改",
+            "督办整改操作",
             "review_appeal",
             "btn-primary",
             "复核部门的申诉。",
@@ -296,6 +303,16 @@ pub(super) fn action_groups(
         if let Some(g) = groups.iter_mut().find(|g| g.title == group) {
             g.forms.push(form);
         }
+    }
+    // In each group what moves the case on comes first (签收 before 转交 and 暂停), what ends it last.
+    let rank = |class: &str| match class {
+        "btn-primary" => 0,
+        "btn-warn" => 1,
+        "btn" => 2,
+        _ => 3,
+    };
+    for g in &mut groups {
+        g.forms.sort_by_key(|f| rank(f.class));
     }
     groups.retain(|g| !g.forms.is_empty());
     groups

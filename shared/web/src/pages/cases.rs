@@ -141,7 +141,7 @@ async fn case_list(
         state: filter_state.map(|s| s.as_str()).unwrap_or("").to_string(),
         states: CaseState::ALL
             .iter()
-            .map(|s| (s.as_str(), s.label()))
+            .map(|s| (s.as_str(), s.label_at(state.identity.tier, "")))
             .collect(),
         total: page.total,
         from: skipped + 1,

@@ -223,7 +223,12 @@ async fn new_case_page(
             item,
             FormValues {
                 kind: "1".into(),
-                delivery: "代办员送达".into(),
+                // At the county window the applicant is there and collects at the window.
+                delivery: if state.identity.tier == tongban_shared::Tier::County {
+                    "窗口领取".into()
+                } else {
+                    "代办员送达".into()
+                },
                 ..Default::default()
             },
             &[],

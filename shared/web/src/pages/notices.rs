@@ -1,4 +1,5 @@
-//! The notices the law expects (行政许可法 §32, §38), printable on A4 at every tier from the case as
+//! The notices the law expects (行政许可法 §32, §38 for licences; the same notices without the
+//! licence law's citations for the other kinds of item), printable on A4 at every tier from the case as
 //! its events make it, so a village prints them offline: `/cases/{no}/notices/{kind}` (补正材料通知书,
 //! 不予受理通知书, 受理通知书, 准予/不予许可决定书, 送达回证) and `/items/{code}/checklist` (一次性告知单,
 //! before any case exists). Each notice has a number and a date; a reprint says 补打. A notice the
@@ -108,20 +109,38 @@ fn source<'a>(c: &'a CaseDoc, kind: &str) -> Option<&'a HistoryEntry> {
 }
 
 /// The notices `c` can be printed now (what the case page offers), `(kind, title)`.
-pub fn available(c: &CaseDoc) -> Vec<(&'static str, &'static str)> {
+pub fn available(c: &CaseDoc, catalog: &Catalog) -> Vec<(&'static str, &'static str)> {
+    let licence = is_licence(catalog, c);
     KINDS
         .into_iter()
         .filter(|(kind, _)| source(c, kind).is_some())
-        .map(|(kind, title)| (kind, decision_title(c, kind).unwrap_or(title)))
+        .map(|(kind, title)| (kind, decision_title(c, licence, kind).unwrap_or(title)))
         .collect()
 }
 
-fn decision_title(c: &CaseDoc, kind: &str) -> Option<&'static str> {
-    (kind == "decision").then_some(if c.workflow.decision == "denied" {
-        "不予行政许可决定书"
-    } else {
-        "准予行政许可决定书"
+/// Whether the case's item is an administrative licence by the catalogue in use: only then do its
+/// notices cite the 行政许可法 and end in a 行政许可决定书.
+fn is_licence(catalog: &Catalog, c: &CaseDoc) -> bool {
+    catalog.item(&c.item.code).is_some_and(|i| i.is_licence())
+}
+
+fn decision_title(c: &CaseDoc, licence: bool, kind: &str) -> Option<&'static str> {
+    let denied = c.workflow.decision == "denied";
+    (kind == "decision").then_some(match (licence, denied) {
+        (true, true) => "不予行政许可决定书",
+        (true, false) => "准予行政许可决定书",
+        (false, true) => "不予办理决定书",
+        (false, false) => "准予办理通知书",
     })
+}
+
+/// “X”申请, without doubling an item name that already ends in 申请.
+fn application(c: &CaseDoc) -> String {
+    if c.item.name.ends_with("申请") {
+        format!("“{}”", c.item.name)
+    } else {
+        format!("“{}”申请", c.item.name)
+    }
 }
 
 /// What the applicant may do against an adverse decision, with the county's bodies.
@@ -160,7 +179,13 @@ fn build(
     calendar: &tongban_shared::calendar::Calendar,
 ) -> Option<NoticePage> {
     let src = source(c, kind)?;
-    let title = decision_title(c, kind)
+    let licence = is_licence(catalog, c);
+    let law = if licence {
+        "根据《中华人民共和国行政许可法》第三十二条的规定，"
+    } else {
+        ""
+    };
+    let title = decision_title(c, licence, kind)
         .or_else(|| KINDS.iter().find(|(k, _)| *k == kind).map(|(_, t)| *t))?
         .to_string();
     let short = match kind {
@@ -199,8 +224,8 @@ fn build(
                 .ok()?;
             let due = calendar.due_date(asked, catalog.county.correction_days);
             page.paragraphs.push(format!(
-                "你（单位）于{received}提出的“{}”申请（办件编号{}），经审查，申请材料不齐全或者不符合法定形式。根据《中华人民共和国行政许可法》第三十二条的规定，现一次性告知你（单位）需要补正的全部材料如下：",
-                c.item.name, c.case_no
+                "你（单位）于{received}提出的{}（办件编号{}），经审查，申请材料不齐全或者不符合法定形式。{law}现一次性告知你（单位）需要补正的全部材料如下：",
+                application(c), c.case_no
             ));
             page.table_head = vec!["序号", "材料名称", "形式", "份数", "存在的问题"];
             for (i, (m, problem)) in c.asked_for(false).into_iter().enumerate() {
@@ -232,8 +257,9 @@ fn build(
         }
         "rejection" => {
             page.paragraphs.push(format!(
-                "你（单位）于{received}提出的“{}”申请（办件编号{}），经审查，决定不予受理。",
-                c.item.name, c.case_no
+                "你（单位）于{received}提出的{}（办件编号{}），经审查，决定不予受理。",
+                application(c),
+                c.case_no
             ));
             page.paragraphs
                 .push(format!("不予受理的理由：{}", c.workflow.reason));
@@ -252,8 +278,8 @@ fn build(
                 .map(ymd)
                 .unwrap_or_else(|| "以县级通知为准".to_string());
             page.paragraphs.push(format!(
-                "你（单位）于{received}提出的“{}”申请（办件编号{}），申请材料齐全、符合法定形式，根据《中华人民共和国行政许可法》第三十二条的规定，决定予以受理。",
-                c.item.name, c.case_no
+                "你（单位）于{received}提出的{}（办件编号{}），申请材料齐全、符合法定形式，{law}决定予以受理。",
+                application(c), c.case_no
             ));
             page.table_head = vec![
                 "受理单位",
@@ -281,13 +307,14 @@ fn build(
         "decision" => {
             let denied = c.workflow.decision == "denied";
             page.paragraphs.push(format!(
-                "你（单位）于{received}提出的“{}”申请（办件编号{}），经审查，{}。",
-                c.item.name,
+                "你（单位）于{received}提出的{}（办件编号{}），经审查，{}。",
+                application(c),
                 c.case_no,
-                if denied {
-                    "不符合法定条件、标准，决定不予行政许可"
-                } else {
-                    "符合法定条件、标准，决定准予行政许可"
+                match (licence, denied) {
+                    (true, true) => "不符合法定条件、标准，决定不予行政许可",
+                    (true, false) => "符合法定条件、标准，决定准予行政许可",
+                    (false, true) => "不符合规定的条件，决定不予办理",
+                    (false, false) => "符合规定的条件，决定予以办理",
                 }
             ));
             if denied {
@@ -312,7 +339,9 @@ fn build(
         _ => {
             let delivered = last(c, &[ActionKind::Deliver, ActionKind::CompleteOnSite]);
             let served = if c.workflow.result_name.is_empty() {
-                decision_title(c, "decision").unwrap_or("").to_string()
+                decision_title(c, licence, "decision")
+                    .unwrap_or("")
+                    .to_string()
             } else {
                 format!("{}（{}）", c.workflow.result_name, c.workflow.result_no)
             };

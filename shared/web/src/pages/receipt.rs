@@ -30,6 +30,8 @@ struct ReceiptPage {
     missing_materials: String,
     promise: String,
     qr_svg: String,
+    /// The county's public self-query page, printed beside the password (empty: none yet).
+    query_url: String,
 }
 
 fn mask(cert: &str) -> String {
@@ -122,9 +124,20 @@ async fn receipt(
     render(&ReceiptPage {
         parts: [
             ("第一联", "申请人留存", true, true),
-            ("第二联", "代办员留存", false, false),
+            (
+                "第二联",
+                // At the county the window took it in: its copy is the window's.
+                if c.agent.node_code.len() == 6 {
+                    "窗口留存"
+                } else {
+                    "代办员留存"
+                },
+                false,
+                false,
+            ),
             ("第三联", "随件存档", true, false),
         ],
+        query_url: state.catalog().county.query_url.clone(),
         received: c
             .created_at()
             .map(|t| t.format("%Y年%m月%d日").to_string())

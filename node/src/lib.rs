@@ -3,6 +3,7 @@
 //!
 //! Modules form a tree, leaves first:
 //! - [`setup`]: initialising a data directory, enrolling a standalone node.
+//! - [`users`]: the station's per-person accounts on a stopped node (`tongban-node user …`).
 //! - [`demo_data`]: generated cases for demos and benchmarks.
 //! - [`links`]: a township's view of its villages' links.
 //! - [`relay`]: a township's sync endpoint for its villages.
@@ -21,3 +22,4 @@ pub mod setup;
 pub mod site;
 pub mod sync_api;
 pub mod uplink;
+pub mod users;

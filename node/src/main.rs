@@ -27,6 +27,52 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum UserAction {
+    /// Add a person's account: `agent` (代办员 / 乡镇窗口) or `head` (站长, also manages accounts).
+    Add {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        /// Login name: 1-32 ASCII letters, digits, '_', '-' or '.'.
+        #[arg(long)]
+        name: String,
+        /// The person's name as history and receipts show it (e.g. 李春梅); defaults to --name.
+        #[arg(long, default_value = "")]
+        display_name: String,
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Visible to other users of the machine: prefer --password-file or the prompt.
+        #[arg(long, hide_env_values = true)]
+        password: Option<String>,
+        /// A file whose first line is the password.
+        #[arg(long, conflicts_with = "password")]
+        password_file: Option<PathBuf>,
+    },
+    /// Disable an account: its cases keep naming it; no password logs it in.
+    Disable {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    /// Set a new password (also re-enables a disabled account).
+    Passwd {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long, conflicts_with = "password")]
+        password_file: Option<PathBuf>,
+    },
+    /// List the accounts: name, role, display name, whether disabled.
+    List {
+        #[arg(long, env = "TONGBAN_DATA")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Create the node's data directory and its first local account.
     Init {
@@ -58,6 +104,11 @@ enum Command {
     },
     /// Run the node: web UI and API on --http.
     Serve(ServeArgs),
+    /// The station's per-person accounts, on a stopped node (a running one: its 账号管理 page).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// The node as a Windows service (Windows only): install, uninstall, and what the service
     /// manager runs.
     Service {
@@ -357,6 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Renew { .. } => bail!("renew needs --out FILE or --bundle FILE"),
+        Command::User { action } => user_command(action),
         Command::Csr { data, code, out } => {
             setup::certificate_request(&data, &code, &out)?;
             println!(
@@ -417,4 +469,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn user_command(action: UserAction) -> anyhow::Result<()> {
+    use tongban_node::users;
+    use tongban_runtime::process::password_from;
+    match action {
+        UserAction::Add {
+            data,
+            name,
+            display_name,
+            role,
+            password,
+            password_file,
+        } => {
+            let password = password_from(
+                password,
+                password_file.as_deref(),
+                &format!("password for {name}"),
+            )?;
+            let added = users::add(&data, &name, &display_name, &role, &password)?;
+            println!(
+                "added account {} ({}, {})",
+                added.name, added.role, added.display_name
+            );
+        }
+        UserAction::Disable { data, name } => {
+            users::disable(&data, &name)?;
+            println!("disabled account {name}");
+        }
+        UserAction::Passwd {
+            data,
+            name,
+            password,
+            password_file,
+        } => {
+            let password = password_from(
+                password,
+                password_file.as_deref(),
+                &format!("password for {name}"),
+            )?;
+            users::passwd(&data, &name, &password)?;
+            println!("password of {name} changed");
+        }
+        UserAction::List { data } => {
+            for u in users::list(&data)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.name,
+                    u.role,
+                    u.display_name,
+                    if u.is_disabled() {
+                        "disabled"
+                    } else {
+                        "enabled"
+                    }
+                );
+            }
+        }
+    }
+    Ok(())
 }

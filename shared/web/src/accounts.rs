@@ -9,6 +9,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use tongban_runtime::store::UserRecord;
+use tongban_shared::FieldError;
 
 pub const SESSION_COOKIE: &str = "tongban_session";
 
@@ -105,6 +107,86 @@ pub fn check_new_password(user: &str, password: &str) -> Result<(), String> {
         return Err("这个密码太常见，很容易被猜到，请换一个。".to_string());
     }
     Ok(())
+}
+
+/// A new account as a manager asks for it (the API's body, the node's `user add`).
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    /// The person's name as history and receipts show it; the account name when empty.
+    pub display_name: &'a str,
+    pub password: &'a str,
+    /// One of [`grantable`] at the tier.
+    pub role: &'a str,
+    /// A county department account's department.
+    pub dept: Option<&'a str>,
+}
+
+/// The roles an account manager may give at each tier.
+pub fn grantable(tier: tongban_shared::Tier) -> &'static [&'static str] {
+    match tier {
+        tongban_shared::Tier::County => &["admin", "window", "dept", "supervisor"],
+        _ => &["agent", "head"],
+    }
+}
+
+/// The password policy, then the hash; the error names the `password` field.
+pub fn hash_new(user: &str, password: &str) -> Result<String, FieldError> {
+    check_new_password(user, password)
+        .map_err(|why| FieldError::new("password", format!("新密码不符合要求：{why}")))?;
+    hash_password(password).map_err(|e| FieldError::new("password", format!("密码无法保存：{e}")))
+}
+
+/// The record of a new account, or the first field that is wrong: the one set of rules for every
+/// way an account is added at a node or the hub's API.
+pub fn new_account(
+    tier: tongban_shared::Tier,
+    req: &NewAccount<'_>,
+    created_at: &str,
+) -> Result<UserRecord, FieldError> {
+    let name = req.name.trim();
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    {
+        return Err(FieldError::new(
+            "name",
+            "账号应为1到32位字母、数字、“_”、“-”或“.”。",
+        ));
+    }
+    if !grantable(tier).contains(&req.role) {
+        return Err(FieldError::new(
+            "role",
+            format!("角色只能是：{}。", grantable(tier).join("、")),
+        ));
+    }
+    let dept = req.dept.map(str::trim).filter(|d| !d.is_empty());
+    let role = match (req.role, dept) {
+        ("dept", Some(d)) if d.chars().count() <= 50 => format!("dept:{d}"),
+        ("dept", _) => {
+            return Err(FieldError::new(
+                "dept",
+                "部门账号需要填写1到50字的部门名称。",
+            ))
+        }
+        (r, _) => r.to_string(),
+    };
+    let display = req.display_name.trim();
+    if display.chars().count() > 30 || display.chars().any(char::is_control) {
+        return Err(FieldError::new("display_name", "显示名称最多30个字。"));
+    }
+    Ok(UserRecord {
+        display_name: if display.is_empty() {
+            name.to_string()
+        } else {
+            display.to_string()
+        },
+        name: name.to_string(),
+        role,
+        password_hash: hash_new(name, req.password)?,
+        created_at: created_at.to_string(),
+    })
 }
 
 /// Compares a submitted token with the session's in time independent of where they differ.

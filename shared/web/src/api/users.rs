@@ -42,9 +42,7 @@ fn invalid(field: &str, message: impl Into<String>) -> AppError {
 }
 
 fn hash_new(user: &str, password: &str) -> Result<String, AppError> {
-    accounts::check_new_password(user, password)
-        .map_err(|why| invalid("password", format!("新密码不符合要求：{why}")))?;
-    accounts::hash_password(password).map_err(AppError::internal)
+    accounts::hash_new(user, password).map_err(|e| AppError::Invalid(vec![e]))
 }
 
 async fn list_users(
@@ -76,14 +74,6 @@ struct NewUser {
     dept: Option<String>,
 }
 
-/// The roles an account manager may give at each tier.
-fn grantable(tier: tongban_shared::Tier) -> &'static [&'static str] {
-    match tier {
-        tongban_shared::Tier::County => &["admin", "window", "dept", "supervisor"],
-        _ => &["agent", "head"],
-    }
-}
-
 async fn add_user(
     State(state): State<SharedState>,
     ApiUser(user): ApiUser,
@@ -92,49 +82,19 @@ async fn add_user(
     require_manager(&state, &user)?;
     let body = body.map_err(body_error)?;
     let req: NewUser = parse_json(&body)?;
-    let name = req.name.trim().to_string();
-    if name.is_empty()
-        || name.len() > 32
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-    {
-        return Err(invalid(
-            "name",
-            "账号应为1到32位字母、数字、“_”、“-”或“.”。",
-        ));
-    }
-    if !grantable(state.identity.tier).contains(&req.role.as_str()) {
-        return Err(invalid(
-            "role",
-            format!(
-                "角色只能是：{}。",
-                grantable(state.identity.tier).join("、")
-            ),
-        ));
-    }
-    let dept = req.dept.as_deref().map(str::trim).filter(|d| !d.is_empty());
-    let role = match (req.role.as_str(), dept) {
-        ("dept", Some(d)) if d.chars().count() <= 50 => format!("dept:{d}"),
-        ("dept", _) => return Err(invalid("dept", "部门账号需要填写1到50字的部门名称。")),
-        (r, _) => r.to_string(),
-    };
-    let hash = hash_new(&name, &req.password)?;
-    let display = req.display_name.trim();
-    if display.chars().count() > 30 {
-        return Err(invalid("display_name", "显示名称最多30个字。"));
-    }
-    let record = UserRecord {
-        display_name: if display.is_empty() {
-            name.clone()
-        } else {
-            display.to_string()
+    let record = accounts::new_account(
+        state.identity.tier,
+        &accounts::NewAccount {
+            name: &req.name,
+            display_name: &req.display_name,
+            password: &req.password,
+            role: &req.role,
+            dept: req.dept.as_deref(),
         },
-        name: name.clone(),
-        role,
-        password_hash: hash,
-        created_at: beijing_now().to_rfc3339(),
-    };
+        &beijing_now().to_rfc3339(),
+    )
+    .map_err(|e| AppError::Invalid(vec![e]))?;
+    let name = record.name.clone();
     let st = state.clone();
     blocking(move || Ok(st.store.add_user(&record)?)).await?;
     let subject = format!("{name} ({})", req.role);

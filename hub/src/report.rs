@@ -1,4 +1,5 @@
-//! The monthly assessment (考核) workbook: one sheet per window account, per department and per node,
+//! The monthly assessment (考核) workbook: one sheet per county account, per department, per node and
+//! per person at a node,
 //! with received, accepted, rejected, on time, overdue, average handling days and evaluations — counted
 //! from every case's history, by the hub's clock.
 
@@ -68,6 +69,8 @@ pub struct Monthly {
     pub by_account: BTreeMap<String, Row>,
     pub by_department: BTreeMap<String, Row>,
     pub by_node: BTreeMap<String, Row>,
+    /// A station's people: `display name（station code）`.
+    pub by_station_person: BTreeMap<String, Row>,
 }
 
 fn parse_month(month: &str) -> Result<(NaiveDate, NaiveDate), ReportError> {
@@ -133,13 +136,31 @@ fn count_case(m: &mut Monthly, case: &CaseDoc, first: NaiveDate, next: NaiveDate
             _ => {}
         };
         if h.node.len() == 6 {
-            // County accounts are assessed by what they did; nodes' agents by their node's row.
+            // County accounts are assessed by what they did.
             bump(m.by_account.entry(h.by.clone()).or_default());
+        } else {
+            // So are a station's people, by name and station; their 收件 is their 接收.
+            let who = if h.by_name.is_empty() {
+                &h.by
+            } else {
+                &h.by_name
+            };
+            let person = m
+                .by_station_person
+                .entry(format!("{who}（{}）", h.node))
+                .or_default();
+            match h.action.as_str() {
+                "intake" => person.received += 1,
+                _ => bump(person),
+            }
         }
         bump(m.by_department.entry(dept.clone()).or_default());
-        bump(m.by_node.entry(node.clone()).or_default());
-        if h.action == "intake" {
-            m.by_node.entry(node.clone()).or_default().received += 1;
+        // A station's 接收 is its intake; the county's receipt of the same case is the county's.
+        let station = m.by_node.entry(node.clone()).or_default();
+        match h.action.as_str() {
+            "intake" => station.received += 1,
+            "receive" => {}
+            _ => bump(station),
         }
     }
 }
@@ -198,7 +219,7 @@ const HEADERS: [&str; 17] = [
     "整改办结率",
 ];
 
-/// The workbook: sheets 窗口人员, 部门, 站点.
+/// The workbook: sheets 窗口人员, 部门, 站点, 站点人员.
 pub fn workbook(m: &Monthly) -> Result<Vec<u8>, ReportError> {
     let mut wb = Workbook::new();
     let bold = Format::new().set_bold();
@@ -206,6 +227,7 @@ pub fn workbook(m: &Monthly) -> Result<Vec<u8>, ReportError> {
         ("窗口人员", "账号", &m.by_account),
         ("部门", "部门", &m.by_department),
         ("站点", "区划代码", &m.by_node),
+        ("站点人员", "人员（站点）", &m.by_station_person),
     ] {
         let ws = wb.add_worksheet();
         ws.set_name(sheet)?;

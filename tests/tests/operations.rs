@@ -124,3 +124,200 @@ fn a_station_gives_each_person_an_account_from_the_command_line() {
         assert!(audit.contains(what), "no {what} in {audit}");
     }
 }
+
+/// A sheet's rows: the first column's name, then each numeric cell with its column heading.
+type Sheet = Vec<(String, Vec<(String, f64)>)>;
+
+/// Every sheet of `xlsx` by name.
+fn sheets(xlsx: &[u8]) -> std::collections::BTreeMap<String, Sheet> {
+    use calamine::{Data, Reader};
+    let mut wb = calamine::Xlsx::new(std::io::Cursor::new(xlsx.to_vec())).unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for name in wb.sheet_names() {
+        let range = wb.worksheet_range(&name).unwrap();
+        let rows: Vec<&[Data]> = range.rows().collect();
+        // Row 0 is the title, row 1 empty, row 2 the headings.
+        let headings: Vec<String> = rows[2].iter().map(|c| c.to_string()).collect();
+        let body = rows[3..]
+            .iter()
+            .map(|r| {
+                let numbers = r
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter_map(|(i, c)| match c {
+                        Data::Float(f) => Some((headings[i].clone(), *f)),
+                        Data::Int(n) => Some((headings[i].clone(), *n as f64)),
+                        _ => None,
+                    })
+                    .collect();
+                (r[0].to_string(), numbers)
+            })
+            .collect();
+        out.insert(name, body);
+    }
+    out
+}
+
+fn number(sheet: &Sheet, row: &str, column: &str) -> f64 {
+    let (_, cells) = sheet
+        .iter()
+        .find(|(name, _)| name == row)
+        .unwrap_or_else(|| panic!("no row {row} in {sheet:?}"));
+    cells
+        .iter()
+        .find(|(h, _)| h == column)
+        .map(|(_, v)| *v)
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn the_monthly_workbook_counts_every_county_account_department_station_and_station_person() {
+    let catalog = tongban_shared::catalog::Catalog::builtin().unwrap();
+    let item = catalog.items[0].clone();
+    let (hub, _hub_dir) = HubProcess::staffed(&item.department).unwrap();
+    let village = hub.enrolled_village(TEST_CODE).unwrap();
+    let data = village.path().join("node");
+    let (ok, _, err) = user_cmd(&[
+        "add",
+        "--data",
+        path_str(&data).unwrap(),
+        "--name",
+        "lichunmei",
+        "--display-name",
+        "李春梅",
+        "--password",
+        "chunmei-2026",
+    ]);
+    assert!(ok, "{err}");
+    let node = NodeProcess::serve_with(&data, &["--sync-interval", "3600"]).unwrap();
+    let file_as = |user: (&str, &str), name: &str| {
+        let (status, body) = post_json_as(
+            &node.url("/api/cases"),
+            &basic_auth(user.0, user.1),
+            &valid_case_body(name),
+        );
+        assert_eq!(status, 201, "{body}");
+        body["case_no"].as_str().unwrap().to_string()
+    };
+    let chunmei = ("lichunmei", "chunmei-2026");
+    let c1 = file_as(chunmei, "甲");
+    let c2 = file_as(chunmei, "乙");
+    let c3 = file_as((TEST_USER, TEST_PASSWORD), "丙");
+    assert_eq!(node.sync_now().0, 200);
+    let window = ("window1", TEST_PASSWORD);
+    let dept = ("dept1", TEST_PASSWORD);
+    let hb = hub.process.base.clone();
+    let ok = |(status, body): (u16, Value)| assert_eq!(status, 200, "{body}");
+    for no in [&c1, &c2, &c3] {
+        ok(act_as(
+            &hb,
+            window,
+            no,
+            &serde_json::json!({"action": "receive"}),
+        ));
+    }
+    ok(act_as(
+        &hb,
+        window,
+        &c1,
+        &serde_json::json!({"action": "accept"}),
+    ));
+    ok(act_as(
+        &hb,
+        window,
+        &c2,
+        &serde_json::json!({"action": "request_correction", "missing": [item.materials[0].id]}),
+    ));
+    ok(act_as(
+        &hb,
+        window,
+        &c3,
+        &serde_json::json!({"action": "reject", "reason": "不属于受理范围"}),
+    ));
+    ok(act_as(
+        &hb,
+        dept,
+        &c1,
+        &serde_json::json!({"action": "approve"}),
+    ));
+
+    let month = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .format("%Y-%m")
+        .to_string();
+    let mut resp = client()
+        .get(hub.url(&format!("/api/reports/monthly?month={month}")))
+        .header("Authorization", &basic_auth("sup1", TEST_PASSWORD))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let book = sheets(&resp.body_mut().read_to_vec().unwrap());
+    assert_eq!(
+        book.keys().collect::<Vec<_>>(),
+        ["窗口人员", "站点", "站点人员", "部门"]
+    );
+
+    // The county's people by what each did.
+    let accounts = &book["窗口人员"];
+    for (column, expected) in [
+        ("接收", 3.0),
+        ("受理", 1.0),
+        ("不予受理", 1.0),
+        ("要求补正", 1.0),
+    ] {
+        assert_eq!(
+            number(accounts, "window1", column),
+            expected,
+            "window1 {column}"
+        );
+    }
+    assert_eq!(number(accounts, "window1", "办结"), 0.0);
+    assert_eq!(number(accounts, "dept1", "办结"), 1.0);
+    assert_eq!(number(accounts, "dept1", "按时办结"), 1.0);
+    assert_eq!(accounts.len(), 2, "{accounts:?}");
+
+    // The department handling all three.
+    let depts = &book["部门"];
+    for (column, expected) in [
+        ("接收", 3.0),
+        ("受理", 1.0),
+        ("不予受理", 1.0),
+        ("要求补正", 1.0),
+        ("办结", 1.0),
+        ("按时办结", 1.0),
+        ("超期办结", 0.0),
+    ] {
+        assert_eq!(
+            number(depts, &item.department, column),
+            expected,
+            "{column}"
+        );
+    }
+
+    // The station: three cases taken in (the county's receipt is not counted again).
+    let stations = &book["站点"];
+    assert_eq!(number(stations, TEST_CODE, "接收"), 3.0);
+    assert_eq!(number(stations, TEST_CODE, "办结"), 1.0);
+
+    // The station's people, by the name on their receipts.
+    let head_name = {
+        let (_, case) = get_text_as(
+            &node.base,
+            (TEST_USER, TEST_PASSWORD),
+            &format!("/api/cases/{c3}"),
+        );
+        let case: Value = serde_json::from_str(&case).unwrap();
+        case["history"][0]["by_name"].as_str().unwrap().to_string()
+    };
+    let people = &book["站点人员"];
+    assert_eq!(
+        number(people, &format!("李春梅（{TEST_CODE}）"), "接收"),
+        2.0
+    );
+    assert_eq!(
+        number(people, &format!("{head_name}（{TEST_CODE}）"), "接收"),
+        1.0
+    );
+    assert_eq!(people.len(), 2, "{people:?}");
+}

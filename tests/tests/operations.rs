@@ -321,3 +321,149 @@ fn the_monthly_workbook_counts_every_county_account_department_station_and_stati
     );
     assert_eq!(people.len(), 2, "{people:?}");
 }
+
+/// A browser-like session of `user` at `base`: its cookie and the CSRF token of `page`.
+fn session(base: &str, user: (&str, &str), page: &str) -> (String, String) {
+    let body = format!("user={}&password={}&next=%2F", user.0, user.1);
+    let resp = client()
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(body.as_bytes())
+        .unwrap();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let (_, html) = page_with(base, &cookie, page);
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_string();
+    (cookie, csrf)
+}
+
+fn page_with(base: &str, cookie: &str, path: &str) -> (u16, String) {
+    let mut resp = client()
+        .get(format!("{base}{path}"))
+        .header("Cookie", cookie)
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// Posts a form of the session; answers the page it redirects to.
+fn submit(
+    base: &str,
+    (cookie, csrf): &(String, String),
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> String {
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(pairs);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(all)
+        .finish();
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", cookie)
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "{path}");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap()
+        .to_string();
+    page_with(base, cookie, &location).1
+}
+
+#[test]
+fn the_station_head_and_the_county_admin_manage_accounts_on_the_running_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    init_node(dir.path()).unwrap();
+    let node = NodeProcess::serve(dir.path()).unwrap();
+    let base = node.base.clone();
+    let head = session(&base, (TEST_USER, TEST_PASSWORD), "/accounts");
+    let (status, page) = page_with(&base, &head.0, "/accounts");
+    assert_eq!(status, 200);
+    assert!(page.contains("账号管理") && page.contains("本人"), "{page}");
+
+    let page = submit(
+        &base,
+        &head,
+        "/accounts",
+        &[
+            ("name", "lichunmei"),
+            ("display_name", "李春梅"),
+            ("role", "agent"),
+            ("password", "chunmei-2026"),
+        ],
+    );
+    assert!(page.contains("已新增账号 lichunmei（李春梅）"), "{page}");
+    assert!(page.contains("id=\"account-lichunmei\""));
+    let refused = submit(
+        &base,
+        &head,
+        "/accounts",
+        &[("name", "wang"), ("role", "agent"), ("password", "123")],
+    );
+    assert!(refused.contains("新密码不符合要求"), "{refused}");
+    let chunmei = ("lichunmei", "chunmei-2026");
+    assert_eq!(get_text_as(&base, chunmei, "/api/badge").0, 200);
+    // An agent manages no accounts.
+    assert_eq!(get_text_as(&base, chunmei, "/accounts").0, 403);
+
+    let unconfirmed = submit(&base, &head, "/accounts/lichunmei/disable", &[]);
+    assert!(unconfirmed.contains("请勾选确认"), "{unconfirmed}");
+    assert_eq!(get_text_as(&base, chunmei, "/api/badge").0, 200);
+    let disabled = submit(
+        &base,
+        &head,
+        "/accounts/lichunmei/disable",
+        &[("confirm", "1")],
+    );
+    assert!(disabled.contains("已停用账号 lichunmei"), "{disabled}");
+    assert_eq!(get_text_as(&base, chunmei, "/api/badge").0, 401);
+    let reset = submit(
+        &base,
+        &head,
+        "/accounts/lichunmei/password",
+        &[("password", "chunmei-2027")],
+    );
+    assert!(reset.contains("已为 lichunmei 设置新密码"), "{reset}");
+    assert_eq!(
+        get_text_as(&base, ("lichunmei", "chunmei-2027"), "/api/badge").0,
+        200
+    );
+
+    // The county's admin gives a department its account on the running hub.
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let hb = hub.process.base.clone();
+    let admin = session(&hb, ("admin", HUB_ADMIN_PASSWORD), "/accounts");
+    let page = submit(
+        &hb,
+        &admin,
+        "/accounts",
+        &[
+            ("name", "mz1"),
+            ("display_name", "张民"),
+            ("role", "dept"),
+            ("dept", "民政"),
+            ("password", "minzheng-2026"),
+        ],
+    );
+    assert!(
+        page.contains("部门：民政") && page.contains("张民"),
+        "{page}"
+    );
+    assert_eq!(get_text_as(&hb, ("mz1", "minzheng-2026"), "/queue").0, 200);
+}

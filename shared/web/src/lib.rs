@@ -7,6 +7,7 @@
 //! - [`accounts`] / [`extract`]: password hashes, sessions, and the account behind a request;
 //!   [`guard`]: every password check, bounded and with lockout.
 //! - [`access`]: the table of who may file, read, see personal data in full; masking.
+//! - [`account_admin`]: adding, disabling and resetting accounts as the tier's manager.
 //! - [`service`]: filing a case, taking an action, loading, statistics — no HTTP types.
 //! - [`api`] / [`pages`]: the JSON API and the server-rendered pages, one module per resource.
 //! - [`text`]: URL encoding and times as people read them.
@@ -16,6 +17,7 @@
 //! The tiers build their routers with [`router`], adding their own routes.
 
 pub mod access;
+pub mod account_admin;
 pub mod accounts;
 pub mod api;
 pub mod audit;

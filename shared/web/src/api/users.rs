@@ -14,10 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tongban_runtime::clock::beijing_now;
-use tongban_runtime::store::UserRecord;
 use tongban_shared::FieldError;
 
+use crate::account_admin;
 use crate::accounts;
 use crate::audit;
 use crate::error::{body_error, parse_json, AppError};
@@ -79,11 +78,11 @@ async fn add_user(
     ApiUser(user): ApiUser,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
-    require_manager(&state, &user)?;
     let body = body.map_err(body_error)?;
     let req: NewUser = parse_json(&body)?;
-    let record = accounts::new_account(
-        state.identity.tier,
+    let record = account_admin::add(
+        &state,
+        &user,
         &accounts::NewAccount {
             name: &req.name,
             display_name: &req.display_name,
@@ -91,40 +90,10 @@ async fn add_user(
             role: &req.role,
             dept: req.dept.as_deref(),
         },
-        &beijing_now().to_rfc3339(),
-    )
-    .map_err(|e| AppError::Invalid(vec![e]))?;
-    let name = record.name.clone();
-    let st = state.clone();
-    blocking(move || Ok(st.store.add_user(&record)?)).await?;
-    let subject = format!("{name} ({})", req.role);
-    audit::record(
-        &state.store,
-        &user.name,
-        "account.added",
-        &subject,
-        user.source,
     )
     .await?;
+    let name = record.name;
     Ok((StatusCode::CREATED, Json(json!({"name": name}))).into_response())
-}
-
-/// Applies `change` to account `name` (404 when there is none), ends every session of it at once
-/// and records `what` by `user` in the audit log.
-async fn change_account(
-    state: &SharedState,
-    user: &CurrentUser,
-    name: &str,
-    what: &'static str,
-    change: impl Fn(&mut UserRecord) + Send + 'static,
-) -> Result<(), AppError> {
-    let st = state.clone();
-    let n = name.to_string();
-    blocking(move || Ok(st.store.update_user(&n, change)?))
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("没有账号“{name}”。")))?;
-    state.sessions.end_all_of(name);
-    audit::record(&state.store, &user.name, what, name, user.source).await
 }
 
 async fn disable_user(
@@ -132,11 +101,7 @@ async fn disable_user(
     ApiUser(user): ApiUser,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    require_manager(&state, &user)?;
-    if name == user.name {
-        return Err(AppError::Conflict("不能停用自己正在使用的账号。".into()));
-    }
-    change_account(&state, &user, &name, "account.disabled", |u| u.disable()).await?;
+    account_admin::disable(&state, &user, &name).await?;
     Ok(Json(json!({"name": name, "disabled": true})))
 }
 
@@ -151,14 +116,9 @@ async fn reset_password(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, AppError> {
-    require_manager(&state, &user)?;
     let body = body.map_err(body_error)?;
     let req: Reset = parse_json(&body)?;
-    let hash = hash_new(&name, &req.password)?;
-    change_account(&state, &user, &name, "password.reset", move |u| {
-        u.password_hash = hash.clone()
-    })
-    .await?;
+    account_admin::reset_password(&state, &user, &name, &req.password).await?;
     Ok(Json(json!({"name": name, "reset": true})))
 }
 

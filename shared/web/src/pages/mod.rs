@@ -7,6 +7,7 @@ use axum::Router;
 
 use crate::state::SharedState;
 
+mod accounts;
 mod audit;
 pub mod ca;
 mod case;
@@ -24,6 +25,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(login::routes())
         .merge(ca::routes())
         .merge(audit::routes())
+        .merge(accounts::routes())
         .merge(cases::routes())
         .merge(intake::routes())
         .merge(case::routes())

@@ -467,3 +467,117 @@ fn the_station_head_and_the_county_admin_manage_accounts_on_the_running_tier() {
     );
     assert_eq!(get_text_as(&hb, ("mz1", "minzheng-2026"), "/queue").0, 200);
 }
+
+#[test]
+fn the_admin_enrols_a_station_from_its_request_and_revokes_it_on_the_node_page() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let hb = hub.process.base.clone();
+    let admin = session(&hb, ("admin", HUB_ADMIN_PASSWORD), "/nodes");
+    let (_, page) = page_with(&hb, &admin.0, "/nodes");
+    assert!(page.contains("接入新站点"), "{page}");
+
+    // The station makes its key and request; only the request travels.
+    let station = tempfile::tempdir().unwrap();
+    let data = station.path().join("node");
+    let request = station.path().join("request.pem");
+    let code = "420222100205";
+    let (ok, _, err) = node_cmd(&[
+        "csr",
+        "--data",
+        path_str(&data).unwrap(),
+        "--code",
+        code,
+        "--out",
+        path_str(&request).unwrap(),
+    ])
+    .unwrap();
+    assert!(ok, "{err}");
+    let csr = std::fs::read_to_string(&request).unwrap();
+    let form: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("csrf", admin.1.as_str()),
+            ("code", code),
+            ("name", "兴国镇新村便民服务站"),
+            ("tier", "village"),
+            ("upstream", hub.quic.as_str()),
+            ("csr", csr.as_str()),
+        ])
+        .finish();
+    let mut resp = client()
+        .post(format!("{hb}/nodes/enroll"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", &admin.0)
+        .send(form.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let disposition = resp
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        disposition.contains(&format!("{code}.bundle.json")),
+        "{disposition}"
+    );
+    let bundle_text = resp.body_mut().read_to_string().unwrap();
+    assert!(!bundle_text.contains("PRIVATE KEY"), "certificates only");
+    let bundle_file = station.path().join("bundle.json");
+    std::fs::write(&bundle_file, &bundle_text).unwrap();
+    let (ok, _, err) = node_cmd(&[
+        "init",
+        "--data",
+        path_str(&data).unwrap(),
+        "--bundle",
+        path_str(&bundle_file).unwrap(),
+        "--user",
+        TEST_USER,
+        "--password",
+        TEST_PASSWORD,
+    ])
+    .unwrap();
+    assert!(ok, "the station starts from the downloaded bundle: {err}");
+    let (_, page) = page_with(&hb, &admin.0, "/nodes");
+    assert!(page.contains(code) && page.contains("兴国镇新村便民服务站"));
+
+    // A request that is no request is refused with the reason, on the page.
+    let bad = submit(
+        &hb,
+        &admin,
+        "/nodes/enroll",
+        &[
+            ("code", "420222100206"),
+            ("name", "x"),
+            ("upstream", "127.0.0.1:1"),
+        ],
+    );
+    assert!(bad.contains("需要站点的证书请求"), "{bad}");
+
+    let unconfirmed = submit(&hb, &admin, &format!("/nodes/{code}/revoke"), &[]);
+    assert!(unconfirmed.contains("请勾选确认"), "{unconfirmed}");
+    let revoked = submit(
+        &hb,
+        &admin,
+        &format!("/nodes/{code}/revoke"),
+        &[("confirm", "1")],
+    );
+    assert!(
+        revoked.contains(&format!("已吊销站点 兴国镇新村便民服务站（{code}）")),
+        "{revoked}"
+    );
+    let (_, nodes) = get_json_as(
+        &client(),
+        &hub.url("/api/nodes"),
+        &basic_auth("admin", HUB_ADMIN_PASSWORD),
+    )
+    .unwrap();
+    let record = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["code"] == code)
+        .cloned()
+        .unwrap();
+    assert_eq!(record["revoked"], true, "{record}");
+}

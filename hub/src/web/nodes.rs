@@ -25,6 +25,8 @@ pub fn routes() -> Router<HubState> {
         .route("/api/nodes", get(nodes_json).post(enroll_node))
         .route("/api/nodes/{code}/revoke", post(revoke))
         .route("/nodes", get(nodes_page))
+        .route("/nodes/enroll", post(enroll_submit))
+        .route("/nodes/{code}/revoke", post(revoke_submit))
 }
 
 /// A node that has not synced for this long is highlighted on the node page (`TONGBAN_STALE_HOURS`).
@@ -103,17 +105,13 @@ struct EnrollBody {
     replace: bool,
 }
 
-/// `POST /api/nodes` (admin): `enroll --csr` on a running hub. Takes the node's certificate request
-/// and answers a bundle of certificates only: a key made here would cross the network, so a request
-/// without `csr` is refused (the keyed USB-stick bundle is the command line's, on a stopped hub).
-async fn enroll_node(
-    State(state): State<HubState>,
-    ApiUser(user): ApiUser,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, AppError> {
-    access::require_endpoint(&user, "POST /api/nodes")?;
-    let body = body.map_err(body_error)?;
-    let req: EnrollBody = parse_json(&body)?;
+/// Enrols a node from its certificate request (the API's and the page's way alike): certificates
+/// only, audited.
+async fn enroll_with(
+    state: &HubState,
+    user: &tongban_web::extract::CurrentUser,
+    req: EnrollBody,
+) -> Result<tongban_runtime::bundle::Bundle, AppError> {
     if req.csr.as_deref().is_none_or(|c| c.trim().is_empty()) {
         return Err(AppError::Invalid(vec![FieldError::new(
             "csr",
@@ -162,6 +160,21 @@ async fn enroll_node(
         user.source,
     )
     .await?;
+    Ok(bundle)
+}
+
+/// `POST /api/nodes` (admin): `enroll --csr` on a running hub. Takes the node's certificate request
+/// and answers a bundle of certificates only: a key made here would cross the network, so a request
+/// without `csr` is refused (the keyed USB-stick bundle is the command line's, on a stopped hub).
+async fn enroll_node(
+    State(state): State<HubState>,
+    ApiUser(user): ApiUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    access::require_endpoint(&user, "POST /api/nodes")?;
+    let body = body.map_err(body_error)?;
+    let req: EnrollBody = parse_json(&body)?;
+    let bundle = enroll_with(&state, &user, req).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(serde_json::to_value(&bundle).map_err(AppError::internal)?),
@@ -175,8 +188,19 @@ async fn revoke(
     Path(code): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     access::require_endpoint(&user, "POST /api/nodes/{code}/revoke")?;
+    let updated = revoke_node(&state, &user, &code).await?;
+    Ok(Json(json!({ "code": updated.code, "revoked": true })))
+}
+
+/// Revokes node `code`: effective at once (open connections close, the next handshake is refused),
+/// audited.
+async fn revoke_node(
+    state: &HubState,
+    user: &tongban_web::extract::CurrentUser,
+    code: &str,
+) -> Result<NodeRecord, AppError> {
     let st = state.app.clone();
-    let c = code.clone();
+    let c = code.to_string();
     let updated = blocking(move || {
         let Some(mut rec) = st.store.county().node_record(&c)? else {
             return Ok(None);
@@ -187,19 +211,18 @@ async fn revoke(
     })
     .await?
     .ok_or_else(|| AppError::NotFound(format!("没有登记过站点“{code}”。")))?;
-    // Effective at once: open connections close now, the next handshake is refused by the gate.
     state
         .connections
-        .close_peer(&code, "node has been revoked by the county");
+        .close_peer(code, "node has been revoked by the county");
     audit::record(
         &state.app.store,
         &user.name,
         "node.revoked",
-        &code,
+        code,
         user.source,
     )
     .await?;
-    Ok(Json(json!({ "code": updated.code, "revoked": true })))
+    Ok(updated)
 }
 
 struct NodeRow {
@@ -228,9 +251,23 @@ struct NodesPage {
     page: PageCtx,
     stale_hours: i64,
     rows: Vec<NodeRow>,
+    /// The admin enrols and revokes here.
+    admin: bool,
+    done: Option<String>,
+    error: Option<String>,
 }
 
-async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
+#[derive(serde::Deserialize)]
+struct Banner {
+    done: Option<String>,
+    error: Option<String>,
+}
+
+async fn nodes_page(
+    State(state): State<HubState>,
+    WebUser(user): WebUser,
+    axum::extract::Query(banner): axum::extract::Query<Banner>,
+) -> Response {
     if let Err(e) = access::require_endpoint(&user, "/nodes") {
         return e.into_response();
     }
@@ -283,9 +320,119 @@ async fn nodes_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         page: PageCtx::new(&state.app, &user),
         stale_hours,
         rows,
+        admin: access::may_use(&user.role, "POST /nodes/enroll") == Some(true),
+        done: banner.done,
+        error: banner.error,
     };
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => AppError::internal(e).into_response(),
     }
+}
+
+/// Back to the node page with what happened or why not.
+fn back(outcome: Result<String, AppError>) -> Response {
+    let query = match outcome {
+        Ok(done) => format!("done={}", tongban_web::text::url_encode(&done)),
+        Err(AppError::Invalid(fields)) => format!(
+            "error={}",
+            tongban_web::text::url_encode(
+                &fields
+                    .iter()
+                    .map(|f| f.message.clone())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        ),
+        Err(AppError::NotFound(why) | AppError::Conflict(why)) => {
+            format!("error={}", tongban_web::text::url_encode(&why))
+        }
+        Err(e) => return e.into_response(),
+    };
+    axum::response::Redirect::to(&format!("/nodes?{query}")).into_response()
+}
+
+/// `POST /nodes/enroll`: the enrolment form. The answer is the bundle itself, downloaded as
+/// `CODE.bundle.json` for the station's USB stick (certificates only; the key never left the PC).
+async fn enroll_submit(
+    State(state): State<HubState>,
+    WebUser(user): WebUser,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    use tongban_web::pages::common::{csrf_checked_form, field};
+    if let Err(e) = access::require_endpoint(&user, "POST /nodes/enroll") {
+        return e.into_response();
+    }
+    let pairs = match csrf_checked_form(&user, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let tier = match field(&pairs, "tier") {
+        "township" => tongban_shared::Tier::Township,
+        _ => tongban_shared::Tier::Village,
+    };
+    let optional = |name: &str| {
+        let v = field(&pairs, name).trim();
+        (!v.is_empty()).then(|| v.to_string())
+    };
+    let req = EnrollBody {
+        code: field(&pairs, "code").trim().to_string(),
+        name: field(&pairs, "name").trim().to_string(),
+        tier,
+        parent: optional("parent"),
+        upstream: field(&pairs, "upstream").trim().to_string(),
+        upstream_name: optional("upstream_name"),
+        fallback: optional("fallback"),
+        csr: optional("csr"),
+        replace: field(&pairs, "replace") == "1",
+    };
+    match enroll_with(&state, &user, req).await {
+        Ok(bundle) => match serde_json::to_vec_pretty(&bundle) {
+            Ok(json) => (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/json".to_string(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{}.bundle.json\"", bundle.code),
+                    ),
+                ],
+                json,
+            )
+                .into_response(),
+            Err(e) => AppError::internal(e).into_response(),
+        },
+        Err(e) => back(Err(e)),
+    }
+}
+
+/// `POST /nodes/{code}/revoke`: the revoke button, after its confirmation box.
+async fn revoke_submit(
+    State(state): State<HubState>,
+    WebUser(user): WebUser,
+    Path(code): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    use tongban_web::pages::common::{csrf_checked_form, field};
+    if let Err(e) = access::require_endpoint(&user, "POST /nodes/{code}/revoke") {
+        return e.into_response();
+    }
+    let pairs = match csrf_checked_form(&user, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if field(&pairs, "confirm") != "1" {
+        return back(Err(AppError::Conflict(format!(
+            "吊销站点 {code} 前请勾选确认：吊销后它不能再同步，须由县里重新接入。"
+        ))));
+    }
+    let done = revoke_node(&state, &user, &code).await;
+    back(done.map(|rec| {
+        format!(
+            "已吊销站点 {}（{}）：它的连接已断开，不能再同步。",
+            rec.name, rec.code
+        )
+    }))
 }

@@ -76,6 +76,8 @@ pub const COUNTY_ENDPOINTS: &[(&str, &[&str])] = &[
     ("/nodes", &["admin", "supervisor"]),
     ("POST /api/nodes", &["admin"]),
     ("POST /api/nodes/{code}/revoke", &["admin"]),
+    ("POST /nodes/enroll", &["admin"]),
+    ("POST /nodes/{code}/revoke", &["admin"]),
     ("GET /api/reports/monthly", &["admin", "supervisor"]),
     ("GET /api/outbox", &["admin", "supervisor", "window"]),
     ("/outbox", &["admin", "supervisor", "window"]),

@@ -198,6 +198,13 @@ pub struct Agent {
     pub node_name: String,
 }
 
+impl Agent {
+    /// Whether the case was taken in at the county's window rather than by a station's agent.
+    pub fn at_county(&self) -> bool {
+        crate::fold::tier_of_code(&self.node_code) == Some(crate::Tier::County)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct MaterialEntry {
     pub id: String,

@@ -330,26 +330,8 @@ async fn nodes_page(
     }
 }
 
-/// Back to the node page with what happened or why not.
 fn back(outcome: Result<String, AppError>) -> Response {
-    let query = match outcome {
-        Ok(done) => format!("done={}", tongban_web::text::url_encode(&done)),
-        Err(AppError::Invalid(fields)) => format!(
-            "error={}",
-            tongban_web::text::url_encode(
-                &fields
-                    .iter()
-                    .map(|f| f.message.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        ),
-        Err(AppError::NotFound(why) | AppError::Conflict(why)) => {
-            format!("error={}", tongban_web::text::url_encode(&why))
-        }
-        Err(e) => return e.into_response(),
-    };
-    axum::response::Redirect::to(&format!("/nodes?{query}")).into_response()
+    tongban_web::pages::common::back_to("/nodes", outcome)
 }
 
 /// `POST /nodes/enroll`: the enrolment form. The answer is the bundle itself, downloaded as

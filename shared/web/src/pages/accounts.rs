@@ -7,18 +7,18 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::common::{csrf_checked_form, field, page_error, render, PageCtx};
+use super::common::{back_to, csrf_checked_form, field, page_error, render, PageCtx};
 use crate::account_admin;
 use crate::accounts::{grantable, NewAccount};
 use crate::error::AppError;
 use crate::extract::WebUser;
 use crate::state::SharedState;
-use crate::text::{format_time, url_encode};
+use crate::text::format_time;
 
 pub fn routes() -> Router<SharedState> {
     Router::new()
@@ -109,26 +109,8 @@ async fn accounts_page(
     })
 }
 
-/// Back to the list with what happened, or with why not (the list keeps what is stored).
 fn back(outcome: Result<String, AppError>) -> Response {
-    let query = match outcome {
-        Ok(done) => format!("done={}", url_encode(&done)),
-        Err(AppError::Invalid(fields)) => format!(
-            "error={}",
-            url_encode(
-                &fields
-                    .iter()
-                    .map(|f| f.message.clone())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            )
-        ),
-        Err(AppError::Conflict(why) | AppError::NotFound(why)) => {
-            format!("error={}", url_encode(&why))
-        }
-        Err(e) => return page_error(e),
-    };
-    Redirect::to(&format!("/accounts?{query}")).into_response()
+    back_to("/accounts", outcome)
 }
 
 async fn add_submit(

@@ -150,6 +150,23 @@ pub fn form_pairs(body: Result<Bytes, BytesRejection>) -> Result<Vec<(String, St
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 
+/// Back to the page `path` after one of its forms: `?done=` with what happened, or `?error=` with
+/// why not (a refusal the person can act on); a fault is answered with the error page.
+pub fn back_to(path: &str, outcome: Result<String, AppError>) -> Response {
+    let query = match outcome {
+        Ok(done) => format!("done={}", crate::text::url_encode(&done)),
+        Err(AppError::Invalid(fields)) => {
+            let why: Vec<String> = fields.into_iter().map(|f| f.message).collect();
+            format!("error={}", crate::text::url_encode(&why.join(" ")))
+        }
+        Err(AppError::Conflict(why) | AppError::NotFound(why)) => {
+            format!("error={}", crate::text::url_encode(&why))
+        }
+        Err(e) => return page_error(e),
+    };
+    axum::response::Redirect::to(&format!("{path}?{query}")).into_response()
+}
+
 /// The first value of `name` in a form, or "".
 pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     pairs

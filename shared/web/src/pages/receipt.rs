@@ -127,7 +127,7 @@ async fn receipt(
             (
                 "第二联",
                 // At the county the window took it in: its copy is the window's.
-                if c.agent.node_code.len() == 6 {
+                if c.agent.at_county() {
                     "窗口留存"
                 } else {
                     "代办员留存"

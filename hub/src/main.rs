@@ -161,6 +161,10 @@ enum Command {
         #[arg(long)]
         ca_key: Option<PathBuf>,
     },
+    /// A consistent backup of the data directory, also of a running process (through it).
+    Backup(tongban_runtime::maintenance::BackupArgs),
+    /// A new data directory from a backup.
+    Restore(tongban_runtime::maintenance::RestoreArgs),
     /// The audit log (DIR/audit.log).
     Audit {
         #[command(subcommand)]
@@ -461,6 +465,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { data },
         } => tongban_runtime::process::verify_audit_log(&data),
+        Command::Backup(args) => tongban_runtime::maintenance::run_backup(&args),
+        Command::Restore(args) => {
+            tongban_runtime::maintenance::run_restore(&args, "tongban-hub serve")
+        }
         Command::Calendar {
             command: CalendarCommand::Due { from, days, data },
         } => {

@@ -174,6 +174,10 @@ pub async fn serve_with(
     let quic_addr = endpoint
         .local_addr()
         .map_err(|source| ServeError::Bind { addr: quic, source })?;
+    // `tongban-hub backup` reaches the running hub through it (sled lets one process open the store).
+    tongban_runtime::control::serve(data, store.clone(), shutdown.clone())
+        .await
+        .map_err(|e| ServeError::Option(format!("cannot start the local control channel: {e}")))?;
     let connections = Connections::default();
     let gate = Arc::new(HubGate {
         store: store.clone(),

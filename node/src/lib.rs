@@ -8,6 +8,7 @@
 //! - [`links`]: a township's view of its villages' links.
 //! - [`relay`]: a township's sync endpoint for its villages.
 //! - [`uplink`]: the owner task that syncs with the upstream, its status and `/api/sync*`.
+//! - [`restore`]: a replacement PC pulling its scope back (`init --restore`).
 //! - [`sync_api`]: `GET /api/sync`, `POST /api/sync/now` over the uplink.
 //! - [`site`]: what the node adds to the web app (badge, clock warning, hand-off to the uplink).
 //! - [`serve`]: running all of it until shutdown.
@@ -16,6 +17,7 @@
 pub mod demo_data;
 pub mod links;
 pub mod relay;
+pub mod restore;
 pub mod serve;
 pub mod service;
 pub mod setup;

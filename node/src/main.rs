@@ -95,6 +95,10 @@ enum Command {
         /// Enrolment bundle from `tongban-hub enroll`.
         #[arg(long, conflicts_with_all = ["code", "name"], required_unless_present_all = ["code", "name"])]
         bundle: Option<PathBuf>,
+        /// A replacement PC: pull every case of the node's scope from upstream before serving
+        /// (resumes when run again after a failed pull).
+        #[arg(long, requires = "bundle")]
+        restore: bool,
         /// Division code: 9 digits for a township, 12 for a village (standalone node).
         #[arg(long, requires = "name")]
         code: Option<String>,
@@ -148,6 +152,10 @@ enum Command {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
+    /// A consistent backup of the data directory, also of a running process (through it).
+    Backup(tongban_runtime::maintenance::BackupArgs),
+    /// A new data directory from a backup.
+    Restore(tongban_runtime::maintenance::RestoreArgs),
     /// The audit log (DIR/audit.log).
     Audit {
         #[command(subcommand)]
@@ -298,9 +306,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             password_file,
             display_name,
             bundle,
+            restore,
             code,
             name,
         } => {
+            if restore && tongban_node::restore::pending(&data) {
+                // A pull that failed half-way: the store is made, only the pull is left.
+                let store = Store::open(&data)?;
+                let held = tongban_node::restore::pull_scope(&data, &store)?;
+                println!(
+                    "restore finished: {held} cases; start the node with `tongban-node serve`"
+                );
+                return Ok(());
+            }
             let password = tongban_runtime::process::password_from_env(
                 password,
                 Some("TONGBAN_PASSWORD"),
@@ -324,6 +342,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     data.display(),
                     id.upstream.unwrap_or_default()
                 );
+                if restore {
+                    tongban_node::restore::mark_pending(&data)?;
+                    let held = tongban_node::restore::pull_scope(&data, &store)?;
+                    println!(
+                        "restore finished: {held} cases; start the node with `tongban-node serve`"
+                    );
+                }
                 return Ok(());
             }
             let (Some(code), Some(name)) = (code, name) else {
@@ -375,6 +400,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify { data },
         } => tongban_runtime::process::verify_audit_log(&data),
+        Command::Backup(args) => tongban_runtime::maintenance::run_backup(&args),
+        Command::Restore(args) => {
+            tongban_runtime::maintenance::run_restore(&args, "tongban-node serve")
+        }
         Command::Renew {
             data,
             out: Some(out),

@@ -65,6 +65,13 @@ pub async fn serve(
     opts: ServeOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    if crate::restore::pending(opts.data) {
+        return Err(ServeError::Start(format!(
+            "the node in {} has not finished pulling its cases back from the county; run \
+             `tongban-node init --bundle FILE --restore` again (it resumes) before serving",
+            opts.data.display()
+        )));
+    }
     if opts.https.is_none() && !tongban_web::https::is_loopback(&opts.http) {
         return Err(ServeError::Cleartext(opts.http));
     }
@@ -74,6 +81,10 @@ pub async fn serve(
         Some(addr) => Some(https_listener(opts.data, addr, opts.tls_files.as_ref()).await?),
         None => None,
     };
+    // `tongban-node backup` reaches the running node through it (sled lets one process open the store).
+    tongban_runtime::control::serve(opts.data, store.clone(), shutdown.clone())
+        .await
+        .map_err(|e| ServeError::Start(format!("cannot start the local control channel: {e}")))?;
     let links = Links::default();
     let relay = match opts.relay {
         Some(quic) => {

@@ -73,6 +73,18 @@ pub fn division_code(case_no: &str) -> Option<&str> {
     (matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
 }
 
+/// The day (`yyyymmdd`) and sequence of a case number, if it has the shape of one: what a node's
+/// per-day counter must stay ahead of when its own cases come back to it (a replaced PC).
+pub fn day_and_seq(case_no: &str) -> Option<(&str, u32)> {
+    if !is_case_no(case_no) {
+        return None;
+    }
+    let mut parts = case_no.split('-').skip(1);
+    let day = parts.next()?;
+    let seq = parts.next()?.parse().ok()?;
+    Some((day, seq))
+}
+
 /// Checks the whole shape of a case number before it is used as a store key.
 pub fn is_case_no(s: &str) -> bool {
     let mut parts = s.split('-');

@@ -586,13 +586,22 @@ pub fn node_credentials(
 /// `tongban-node init --bundle` into `dir`; the key a certificate-only bundle answers is moved in
 /// first from [`key_dir_of`] (as an operator would run `csr` with `--data` the node's directory).
 pub fn init_node_from_bundle(dir: &Path, bundle: &Path) -> anyhow::Result<()> {
+    init_node_from_bundle_with(dir, bundle, &[]).map(|_| ())
+}
+
+/// [`init_node_from_bundle`] with extra arguments (`--restore`); returns what `init` printed.
+pub fn init_node_from_bundle_with(
+    dir: &Path,
+    bundle: &Path,
+    extra: &[&str],
+) -> anyhow::Result<String> {
     let staged = key_dir_of(bundle);
     if staged.exists() {
         std::fs::create_dir_all(dir)?;
         std::fs::rename(staged.join("tls"), dir.join("tls"))?;
         std::fs::remove_dir_all(&staged)?;
     }
-    let (ok, _, err) = node_cmd(&[
+    let mut args = vec![
         "init",
         "--data",
         path_str(dir)?,
@@ -602,11 +611,13 @@ pub fn init_node_from_bundle(dir: &Path, bundle: &Path) -> anyhow::Result<()> {
         TEST_USER,
         "--password",
         TEST_PASSWORD,
-    ])?;
+    ];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = node_cmd(&args)?;
     if !ok {
         bail!("init --bundle failed: {err}");
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `GET {base}{path}` as `user` (HTTP Basic): status and body text (pages and JSON alike).

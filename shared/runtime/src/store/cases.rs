@@ -119,6 +119,16 @@ impl Store {
         }))
     }
 
+    /// The day-counter key and sequence of `case_no` when this node numbered it.
+    fn own_day_counter(&self, case_no: &str) -> Result<Option<(Vec<u8>, u32)>, StoreError> {
+        let Some((day, seq)) = tongban_shared::case_no::day_and_seq(case_no) else {
+            return Ok(None);
+        };
+        let own = tongban_shared::case_no::division_code(case_no)
+            .is_some_and(|code| self.identity().is_ok_and(|id| id.code == code));
+        Ok(own.then(|| (format!("seq/{day}").into_bytes(), seq)))
+    }
+
     pub fn has_case(&self, case_no: &str) -> Result<bool, StoreError> {
         Ok(self.cases.contains_key(case_no.as_bytes())?)
     }
@@ -191,7 +201,26 @@ impl Store {
             ));
         }
         let write = CaseWrite::new(&summary, doc, case_no)?;
-        self.case_transaction(|tx| write.apply(tx))?;
+        // One of this node's own cases coming back (a replaced or restored PC pulling its scope):
+        // the day's counter moves past it, so the next intake never takes its number.
+        let counter = match new_here {
+            true => self.own_day_counter(case_no)?,
+            false => None,
+        };
+        self.case_transaction(|tx| {
+            if let Some((key, seq)) = &counter {
+                let stored = tx
+                    .meta
+                    .get(key)?
+                    .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                if stored < *seq {
+                    tx.meta.insert(key.as_slice(), &seq.to_be_bytes())?;
+                }
+            }
+            write.apply(tx)
+        })?;
         if note {
             self.note_outgoing(case_no, new_here)?;
         }

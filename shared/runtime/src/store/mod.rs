@@ -13,11 +13,13 @@
 //! - `changes`: durable changes told to listeners (the sync server's notices).
 //! - `accounts`, `actors`: people and automerge actor bindings.
 //! - `county`: records only the hub keeps (nodes, the outbox), reached through [`Store::county`].
+//! - `backup`: a consistent copy of the store and the files beside it, and its restore.
 //! - `error`: refusals versus faults.
 
 mod accounts;
 mod actors;
 pub mod audit;
+pub mod backup;
 mod cases;
 pub mod changes;
 pub mod county;

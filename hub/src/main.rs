@@ -20,6 +20,9 @@ use tongban_shared::Tier;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A TOML file with options (/etc/tongban/hub.toml in the package); the command line wins.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -230,7 +233,7 @@ enum CalendarCommand {
 }
 
 fn main() -> ExitCode {
-    tongban_runtime::process::cli_main(Cli::parse(), run)
+    tongban_runtime::process::cli_main(tongban_runtime::config::parse::<Cli>(), run)
 }
 
 use tongban_runtime::process::runtime;

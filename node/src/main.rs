@@ -24,6 +24,9 @@ use tongban_runtime::store::Store;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A TOML file with options (/etc/tongban/node.toml in the package); the command line wins.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -251,7 +254,7 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = tongban_runtime::config::parse::<Cli>();
     let log_dir = match &cli.command {
         Command::Serve(args) => args.log_dir.clone(),
         Command::Service {

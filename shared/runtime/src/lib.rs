@@ -3,6 +3,7 @@
 //! - [`store`]: the sled store of cases, indexes, sync summaries, accounts and identity.
 //! - [`bundle`]: the enrolment bundle a node joins the county with.
 //! - [`clock`]: the wall clock, and the skew between a node's and the county's.
+//! - [`config`]: `--config FILE`, every option of both binaries in a TOML file.
 //! - [`control`], [`maintenance`]: backup and restore, also of a running process.
 //! - [`process`]: logging, the async runtime and the shutdown signal of both binaries.
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
@@ -12,6 +13,7 @@
 
 pub mod bundle;
 pub mod clock;
+pub mod config;
 pub mod control;
 pub mod link;
 pub mod maintenance;

@@ -3,6 +3,7 @@
 //! - [`store`]: the sled store of cases, indexes, sync summaries, accounts and identity.
 //! - [`bundle`]: the enrolment bundle a node joins the county with.
 //! - [`clock`]: the wall clock, and the skew between a node's and the county's.
+//! - [`metrics`]: the registry of `GET /metrics` and every metric family in it.
 //! - [`process`]: logging, the async runtime and the shutdown signal of both binaries.
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
 //! - [`tls`]: the county CA, certificates and the mutual-TLS configurations.
@@ -12,6 +13,7 @@
 pub mod bundle;
 pub mod clock;
 pub mod link;
+pub mod metrics;
 pub mod process;
 pub mod push;
 mod quic;

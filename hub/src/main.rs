@@ -142,6 +142,9 @@ enum Command {
         /// multiples of it. Only tests shorten it.
         #[arg(long, hide = true, default_value_t = 30_000, requires = "sms_url")]
         sms_retry_base_ms: u64,
+        /// How log lines are written to stderr: text (for people) or json (one object a line).
+        #[arg(long, env = "TONGBAN_LOG_FORMAT", default_value_t)]
+        log_format: tongban_runtime::process::LogFormat,
     },
     /// Issue the HTTPS certificate for more names the hall reaches the hub by (signs with the county
     /// CA key; the running hub never reads it), on a stopped hub.
@@ -233,7 +236,12 @@ enum CalendarCommand {
 }
 
 fn main() -> ExitCode {
-    tongban_runtime::process::cli_main(tongban_runtime::config::parse::<Cli>(), run)
+    let cli = tongban_runtime::config::parse::<Cli>();
+    let log_format = match &cli.command {
+        Command::Serve { log_format, .. } => *log_format,
+        _ => Default::default(),
+    };
+    tongban_runtime::process::cli_main_logging(cli, None, log_format, run)
 }
 
 use tongban_runtime::process::runtime;
@@ -382,6 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sms_templates,
             sms_daily_cap,
             sms_retry_base_ms,
+            log_format: _,
         } => {
             let outbox = match (sms_url, sms_key_file) {
                 (Some(url), Some(key_file)) => {

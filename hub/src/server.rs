@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tongban_runtime::metrics::{Metered, Metrics};
 use tongban_runtime::store::Store;
 use tongban_runtime::tls;
 use tongban_runtime::transport::{self, Connections, ServerLimits};
@@ -179,8 +180,12 @@ pub async fn serve_with(
         .await
         .map_err(|e| ServeError::Option(format!("cannot start the local control channel: {e}")))?;
     let connections = Connections::default();
-    let gate = Arc::new(HubGate {
-        store: store.clone(),
+    let metrics = Arc::new(Metrics::new());
+    let gate = Arc::new(Metered {
+        gate: HubGate {
+            store: store.clone(),
+        },
+        metrics: metrics.clone(),
     });
     let sync_task = tokio::spawn(transport::serve_with_limits(
         endpoint.clone(),
@@ -194,7 +199,7 @@ pub async fn serve_with(
     let site = Arc::new(crate::site::HubSite {
         outbox_wake: outbox_wake.clone(),
     });
-    let app_state = AppState::new(store, site, web.idle_timeout).await?;
+    let app_state = AppState::new(store, site, web.idle_timeout, metrics).await?;
     app_state.set_county_ca(ca_pem)?;
     tracing::info!(sender = outbox.sender.name(), daily_cap = ?outbox.policy.daily_cap, "texts to applicants");
     let sender_task = tokio::spawn(crate::notify::run(

@@ -221,6 +221,9 @@ struct ServeArgs {
     /// service logs to DATA\logs.
     #[arg(long)]
     log_dir: Option<PathBuf>,
+    /// How log lines are written: text (for people) or json (one object a line).
+    #[arg(long, env = "TONGBAN_LOG_FORMAT", default_value_t)]
+    log_format: tongban_runtime::process::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -255,19 +258,22 @@ enum AuditCommand {
 
 fn main() -> ExitCode {
     let cli = tongban_runtime::config::parse::<Cli>();
-    let log_dir = match &cli.command {
-        Command::Serve(args) => args.log_dir.clone(),
+    let (log_dir, log_format) = match &cli.command {
+        Command::Serve(args) => (args.log_dir.clone(), args.log_format),
         Command::Service {
             command: ServiceCommand::Run(args),
-        } => Some(
-            args.log_dir
-                .clone()
-                .unwrap_or_else(|| args.data.join("logs")),
+        } => (
+            Some(
+                args.log_dir
+                    .clone()
+                    .unwrap_or_else(|| args.data.join("logs")),
+            ),
+            args.log_format,
         ),
-        _ => None,
+        _ => (None, Default::default()),
     };
     let log_to = log_dir.as_deref().map(|dir| (dir, "tongban-node"));
-    tongban_runtime::process::cli_main_logging_to(cli, log_to, run)
+    tongban_runtime::process::cli_main_logging(cli, log_to, log_format, run)
 }
 
 /// `serve`, until `shutdown` is cancelled (ctrl-c or SIGTERM when none is given).

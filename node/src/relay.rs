@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tongban_runtime::bundle::NodeTls;
+use tongban_runtime::metrics::{Metered, Metrics};
 use tongban_runtime::store::{NodeIdentity, Store};
 use tongban_runtime::tls::{self, PeerIdentity};
 use tongban_runtime::transport::{self, Connections, Gate, SyncReport};
@@ -129,6 +130,7 @@ pub fn start(
     data: &Path,
     addr: SocketAddr,
     links: Links,
+    metrics: Arc<Metrics>,
 ) -> Result<Relay, RelayError> {
     if identity.tier != Tier::Township {
         return Err(RelayError::NotTownship(identity.tier));
@@ -143,10 +145,13 @@ pub fn start(
     let task = tokio::spawn(transport::serve(
         endpoint.clone(),
         store.clone(),
-        Arc::new(TownshipGate {
-            code: identity.code.clone(),
-            links,
-            store: store.clone(),
+        Arc::new(Metered {
+            gate: TownshipGate {
+                code: identity.code.clone(),
+                links,
+                store: store.clone(),
+            },
+            metrics,
         }),
         Connections::default(),
     ));

@@ -42,6 +42,8 @@ pub fn pull_scope(data: &Path, store: &Store) -> anyhow::Result<u64> {
             data,
             SyncTiming::default(),
             crate::links::Links::default(),
+            // Nobody scrapes a pull that runs before the node serves.
+            std::sync::Arc::new(tongban_runtime::metrics::Metrics::with_upstream()),
         )?
         .context("--restore needs an enrolled node (--bundle)")?;
         let mut pulled = 0u64;

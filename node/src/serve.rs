@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tongban_runtime::metrics::Metrics;
 use tongban_runtime::store::{Store, StoreError};
 use tongban_web::{blocking, AppError, AppState, SharedState};
 
@@ -86,22 +87,40 @@ pub async fn serve(
         .await
         .map_err(|e| ServeError::Start(format!("cannot start the local control channel: {e}")))?;
     let links = Links::default();
+    let metrics = Arc::new(match identity.upstream {
+        Some(_) => Metrics::with_upstream(),
+        None => Metrics::new(),
+    });
     let relay = match opts.relay {
         Some(quic) => {
-            let relay = crate::relay::start(&identity, &store, opts.data, quic, links.clone())
-                .map_err(|e| ServeError::Start(e.to_string()))?;
+            let relay = crate::relay::start(
+                &identity,
+                &store,
+                opts.data,
+                quic,
+                links.clone(),
+                metrics.clone(),
+            )
+            .map_err(|e| ServeError::Start(e.to_string()))?;
             println!("tongban-node relay quic {}", relay.addr);
             Some(relay)
         }
         None => None,
     };
-    let uplink = SyncHandle::for_store(&store, &identity, opts.data, opts.sync, links)
-        .map_err(|e| ServeError::Start(e.to_string()))?;
+    let uplink = SyncHandle::for_store(
+        &store,
+        &identity,
+        opts.data,
+        opts.sync,
+        links,
+        metrics.clone(),
+    )
+    .map_err(|e| ServeError::Start(e.to_string()))?;
     let site = Arc::new(NodeSite {
         code: identity.code.clone(),
         uplink: uplink.clone(),
     });
-    let state = AppState::new(store, site, opts.idle_timeout).await?;
+    let state = AppState::new(store, site, opts.idle_timeout, metrics).await?;
     if let Ok(tls) = tongban_runtime::bundle::NodeTls::load(opts.data) {
         state.set_county_ca(tls.ca_pem)?;
     }

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tongban_runtime::bundle::{NodeTls, TlsFilesError};
 use tongban_runtime::link::Liveness;
+use tongban_runtime::metrics::{Metrics, SessionEnd};
 use tongban_runtime::store::{NodeIdentity, Store};
 use tongban_runtime::tls;
 use tongban_runtime::transport::{SyncReport, TransportError, Upstream};
@@ -147,6 +148,12 @@ pub struct SyncHandle {
     /// When someone last asked for the status (milliseconds since `started`).
     looked_at_ms: AtomicU64,
     started: std::time::Instant,
+    /// Where sessions are counted for `GET /metrics`, labelled with the upstream's code.
+    metrics: Arc<Metrics>,
+    /// The codes sessions are counted under: the upstream's (a township, or the county), and the
+    /// county's for sessions with the hub (a village's fallback).
+    upstream_code: String,
+    county_code: String,
 }
 
 impl SyncHandle {
@@ -157,10 +164,18 @@ impl SyncHandle {
         data: &Path,
         timing: SyncTiming,
         links: crate::links::Links,
+        metrics: Arc<Metrics>,
     ) -> Result<Option<Arc<SyncHandle>>, SyncSetupError> {
         let Some(upstream) = identity.upstream.clone() else {
             return Ok(None);
         };
+        // Division codes nest: the county's is the first six digits of every code in it.
+        let county_code = identity.code.get(..6).unwrap_or(&identity.code).to_string();
+        let upstream_code = match identity.upstream_name.as_deref() {
+            Some(name) if name != tls::HUB_SERVER_NAME => identity.parent.clone(),
+            _ => None,
+        }
+        .unwrap_or_else(|| county_code.clone());
         let files = NodeTls::load(data)?;
         let config = tongban_runtime::upstream_tls::node_client_config(
             &files.ca_pem,
@@ -195,6 +210,9 @@ impl SyncHandle {
             finished: Notify::new(),
             looked_at_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            metrics,
+            upstream_code,
+            county_code,
         })))
     }
 
@@ -346,7 +364,26 @@ impl SyncHandle {
         }
     }
 
+    /// One session with the upstream at `addr`, counted in the metrics under its code.
     async fn session_with(
+        &self,
+        addr: &str,
+        server_name: &str,
+    ) -> Result<SyncReport, TransportError> {
+        let result = self.session_at(addr, server_name).await;
+        let peer = match server_name == tls::HUB_SERVER_NAME {
+            true => &self.county_code,
+            false => &self.upstream_code,
+        };
+        let end = result.as_ref().map_err(|e| match e {
+            TransportError::Refused(_) => SessionEnd::Refused,
+            _ => SessionEnd::Failed,
+        });
+        self.metrics.sync_session(peer, end);
+        result
+    }
+
+    async fn session_at(
         &self,
         addr: &str,
         server_name: &str,

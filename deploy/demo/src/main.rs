@@ -43,6 +43,9 @@ struct Cli {
     /// The hub's QUIC sync port (UDP); the township relays for its villages on the next one.
     #[arg(long, env = "TONGBAN_DEMO_QUIC_PORT", default_value_t = 4433)]
     quic_port: u16,
+    /// How log lines are written to stderr: text (for people) or json (one object a line).
+    #[arg(long, env = "TONGBAN_LOG_FORMAT", default_value_t)]
+    log_format: tongban_runtime::process::LogFormat,
 }
 
 /// Short enough that a person sees a new case reach the county, and the county's answer come back,
@@ -58,7 +61,9 @@ fn main() -> ExitCode {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn");
     }
-    tongban_runtime::process::cli_main(Cli::parse(), run)
+    let cli = Cli::parse();
+    let log_format = cli.log_format;
+    tongban_runtime::process::cli_main_logging(cli, None, log_format, run)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

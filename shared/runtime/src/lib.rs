@@ -5,6 +5,7 @@
 //! - [`clock`]: the wall clock, and the skew between a node's and the county's.
 //! - [`config`]: `--config FILE`, every option of both binaries in a TOML file.
 //! - [`control`], [`maintenance`]: backup and restore, also of a running process.
+//! - [`metrics`]: the registry of `GET /metrics` and every metric family in it.
 //! - [`process`]: logging, the async runtime and the shutdown signal of both binaries.
 //! - [`replica`]: the sync protocol's [`tongban_shared::sync::Replica`] over that store.
 //! - [`tls`]: the county CA, certificates and the mutual-TLS configurations.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod link;
 pub mod maintenance;
+pub mod metrics;
 pub mod process;
 pub mod push;
 mod quic;

@@ -29,13 +29,57 @@ pub struct Wire {
 }
 
 impl Wire {
-    fn of(conn: &Connection) -> Wire {
+    pub(crate) fn of(conn: &Connection) -> Wire {
         let stats = conn.stats();
         Wire {
             sent: stats.udp_tx.bytes,
             received: stats.udp_rx.bytes,
             lost: stats.path.lost_bytes,
         }
+    }
+
+    /// What the connection moved since `before` was read: one session's share of it.
+    pub(crate) fn since(self, before: Wire) -> Wire {
+        Wire {
+            sent: self.sent.saturating_sub(before.sent),
+            received: self.received.saturating_sub(before.received),
+            lost: self.lost.saturating_sub(before.lost),
+        }
+    }
+
+    /// `report` with these as its wire figures.
+    pub(crate) fn into_report(self, mut report: SyncReport) -> SyncReport {
+        report.wire_bytes_sent = self.sent;
+        report.wire_bytes_received = self.received;
+        report.lost_bytes = self.lost;
+        report
+    }
+}
+
+/// A server's connection's UDP bytes handed out session by session: each session's share is
+/// everything since the one before it ended (the first one's includes the handshake, as on the
+/// client). Measured from the start of a session instead, its first packets — the request that
+/// opened the stream, often the biggest — would already be counted before it; the price is that
+/// keep-alives and notices between sessions go with the next one.
+pub(crate) struct WireShares {
+    conn: Connection,
+    mark: Wire,
+}
+
+impl WireShares {
+    pub(crate) fn new(conn: &Connection) -> WireShares {
+        WireShares {
+            conn: conn.clone(),
+            mark: Wire::default(),
+        }
+    }
+
+    /// The bytes since the last call (or since the connection opened).
+    pub(crate) fn take(&mut self) -> Wire {
+        let now = Wire::of(&self.conn);
+        let share = now.since(self.mark);
+        self.mark = now;
+        share
     }
 }
 
@@ -202,10 +246,7 @@ impl Link {
             match result {
                 Ok(mut report) => {
                     report.duration_ms = started.elapsed().as_millis() as u64;
-                    report.wire_bytes_sent = after.sent.saturating_sub(before.sent);
-                    report.wire_bytes_received = after.received.saturating_sub(before.received);
-                    report.lost_bytes = after.lost.saturating_sub(before.lost);
-                    return Ok(report);
+                    return Ok(after.since(before).into_report(report));
                 }
                 // The reused connection was dead already: once more on a fresh one.
                 Err(TransportError::Connection(_)) if reused && conn.close_reason().is_some() => {

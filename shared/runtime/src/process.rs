@@ -1,6 +1,6 @@
 //! What both binaries' processes need around their commands: logging (to stderr, or to daily files
-//! for a service), the async runtime, and the ctrl-c / SIGTERM signal that starts a graceful
-//! shutdown.
+//! for a service; text for people or JSON lines for a log shipper), the async runtime, and the
+//! ctrl-c / SIGTERM signal that starts a graceful shutdown.
 
 /// Resolves on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {
@@ -36,12 +36,43 @@ pub fn cli_main<C>(
     command: C,
     run: impl FnOnce(C) -> anyhow::Result<()>,
 ) -> std::process::ExitCode {
-    cli_main_logging_to(command, None, run)
+    cli_main_logging(command, None, LogFormat::Text, run)
 }
 
 /// Log files of one day each, and how many are kept (two weeks: enough to look back at what went
 /// wrong after a holiday, small on an old PC's disk).
 const LOG_FILES_KEPT: usize = 14;
+
+/// How log lines are written (`serve --log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line a person reads.
+    #[default]
+    Text,
+    /// One JSON object a line (`timestamp`, `level`, `fields`, `target`, spans) for a log shipper.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?}: text or json")),
+        }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
 
 /// [`cli_main`], logging to daily files `<prefix>.YYYY-MM-DD.log` in `log_dir` when one is given (a
 /// service has no console to write to).
@@ -50,11 +81,17 @@ pub fn cli_main_logging_to<C>(
     log_dir: Option<(&std::path::Path, &str)>,
     run: impl FnOnce(C) -> anyhow::Result<()>,
 ) -> std::process::ExitCode {
+    cli_main_logging(command, log_dir, LogFormat::Text, run)
+}
+
+/// [`cli_main_logging_to`] with the lines in `format`.
+pub fn cli_main_logging<C>(
+    command: C,
+    log_dir: Option<(&std::path::Path, &str)>,
+    format: LogFormat,
+    run: impl FnOnce(C) -> anyhow::Result<()>,
+) -> std::process::ExitCode {
     use std::io::IsTerminal;
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-    };
     let files = log_dir.map(|(dir, prefix)| {
         tracing_appender::rolling::Builder::new()
             .rotation(tracing_appender::rolling::Rotation::DAILY)
@@ -64,19 +101,12 @@ pub fn cli_main_logging_to<C>(
             .build(dir)
     });
     match files {
-        Some(Ok(files)) => tracing_subscriber::fmt()
-            .with_env_filter(filter())
-            .with_ansi(false)
-            .with_writer(files)
-            .init(),
+        Some(Ok(files)) => init_logging(files, false, format),
         other => {
-            tracing_subscriber::fmt()
-                .with_env_filter(filter())
-                // Colours only on a terminal that shows them (not in a file, not in the old Windows
-                // console, which prints the escape codes).
-                .with_ansi(std::io::stderr().is_terminal() && cfg!(unix))
-                .with_writer(std::io::stderr)
-                .init();
+            // Colours only on a terminal that shows them (not in a file, not in the old Windows
+            // console, which prints the escape codes).
+            let ansi = std::io::stderr().is_terminal() && cfg!(unix);
+            init_logging(std::io::stderr, ansi, format);
             if let Some(Err(e)) = other {
                 tracing::error!(error = %e, "cannot write log files; logging to stderr");
             }
@@ -89,6 +119,23 @@ pub fn cli_main_logging_to<C>(
             eprintln!("错误 error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Installs the process's subscriber: `RUST_LOG` (default info) into `writer`, as text or JSON lines.
+fn init_logging<W>(writer: W, ansi: bool, format: LogFormat)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => builder.with_ansi(ansi).init(),
+        // Escape codes inside JSON strings would only corrupt what a shipper reads.
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
 }
 

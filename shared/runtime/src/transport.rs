@@ -81,8 +81,8 @@ pub struct SyncReport {
     pub cases_sent: u32,
     pub cases_received: u32,
     pub duration_ms: u64,
-    /// Client side: UDP bytes this connection put on the link and took from it (QUIC and TLS
-    /// included, handshake and retransmissions too), and the bytes QUIC judged lost and sent again.
+    /// UDP bytes this session put on the link and took from it (QUIC and TLS included, handshake
+    /// and retransmissions too), and the bytes QUIC judged lost and sent again.
     #[serde(default)]
     pub wire_bytes_sent: u64,
     #[serde(default)]
@@ -191,11 +191,7 @@ pub async fn sync_replica<R: Replica>(
     conn.close(0u32.into(), b"done");
     let mut report = result?;
     report.duration_ms = started.elapsed().as_millis() as u64;
-    let wire = conn.stats();
-    report.wire_bytes_sent = wire.udp_tx.bytes;
-    report.wire_bytes_received = wire.udp_rx.bytes;
-    report.lost_bytes = wire.path.lost_bytes;
-    Ok(report)
+    Ok(crate::link::Wire::of(&conn).into_report(report))
 }
 
 /// Opens a connection to the upstream (full handshake, or a resumed one when the endpoint holds a
@@ -473,6 +469,7 @@ async fn handle_connection(
         conn.close(2u32.into(), reason.as_bytes());
         return;
     }
+    let mut wire = crate::link::WireShares::new(&conn);
     // Notices of changes in the peer's scope, on the one stream the server opens (see `push`).
     let notices = tokio::spawn(crate::push::notify_peer(
         conn.clone(),
@@ -506,8 +503,10 @@ async fn handle_connection(
             conn.close(1u32.into(), reason.as_bytes());
             break;
         }
-        let outcome = serve_session(send, recv, &store, &peer, &work, limits)
-            .await
+        let outcome = serve_session(send, recv, &store, &peer, &work, limits).await;
+        let share = wire.take();
+        let outcome = outcome
+            .map(|r| share.into_report(r))
             .map_err(|e| e.to_string());
         if let Err(e) = &outcome {
             tracing::warn!(code = %peer.code, error = %e, "sync session ended early");

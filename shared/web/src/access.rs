@@ -84,6 +84,8 @@ pub const COUNTY_ENDPOINTS: &[(&str, &[&str])] = &[
     ("POST /api/outbox/{id}/retry", &["admin"]),
     ("/dashboard", &["admin", "supervisor", "window", "dept"]),
     ("/queue", &["admin", "supervisor", "window", "dept"]),
+    // Without an account from this PC itself (loopback); see `crate::metrics`.
+    ("GET /metrics", &["admin", "supervisor", "window", "dept"]),
 ];
 
 /// Whether [`COUNTY_ENDPOINTS`] lets an account of `role` use `endpoint`; `None` when the table does

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
+use tongban_runtime::metrics::{LoginFailure, Metrics};
 use tongban_runtime::store::{Store, UserRecord};
 
 use crate::accounts;
@@ -78,20 +79,27 @@ pub struct LoginGuard {
     decoy: Arc<OnceLock<String>>,
     /// Where checks go to the checker threads (see [`LoginGuard::run_check`]).
     checkers: OnceLock<std::sync::mpsc::Sender<Check>>,
+    /// Counts failed checks for monitoring (a burst of them is someone guessing).
+    metrics: Arc<Metrics>,
 }
 
 impl Default for LoginGuard {
     fn default() -> Self {
+        LoginGuard::new(Arc::new(Metrics::new()))
+    }
+}
+
+impl LoginGuard {
+    pub fn new(metrics: Arc<Metrics>) -> LoginGuard {
         LoginGuard {
             slots: Semaphore::new(VERIFY_SLOTS),
             failures: Mutex::new(HashMap::new()),
             decoy: Arc::default(),
             checkers: OnceLock::new(),
+            metrics,
         }
     }
-}
 
-impl LoginGuard {
     /// Checks `password` for `user`, coming from `source` (unknown for in-process callers).
     /// `Err` is 429 (no slot in time) or a store failure; a wrong password is `Ok(Verdict::Wrong)`.
     pub async fn verify(
@@ -103,6 +111,7 @@ impl LoginGuard {
     ) -> Result<Verdict, AppError> {
         let now = Instant::now();
         if let Some(left) = self.locked(user, source, now) {
+            self.metrics.login_failed(LoginFailure::Locked);
             audit::record(store, user, "login.refused_locked", "", source).await?;
             return Ok(Verdict::Locked(left));
         }
@@ -142,6 +151,7 @@ impl LoginGuard {
                 Ok(Verdict::Valid(record))
             }
             None => {
+                self.metrics.login_failed(LoginFailure::WrongPassword);
                 let locked = self.failed(user, source, Instant::now());
                 // A name nobody has is recorded as typed (bounded, one line): guessing is what the
                 // record is for.

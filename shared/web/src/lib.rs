@@ -13,6 +13,7 @@
 //! - [`text`]: URL encoding and times as people read them.
 //! - [`throttle`]: the self-query page's guard against guessing.
 //! - [`https`]: serving a router over HTTPS, plain HTTP on loopback, or a redirect to HTTPS.
+//! - [`metrics`]: `GET /metrics` and the request-latency middleware.
 //!
 //! The tiers build their routers with [`router`], adding their own routes.
 
@@ -25,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod https;
+pub mod metrics;
 pub mod pages;
 pub mod service;
 pub mod site;
@@ -43,13 +45,18 @@ use axum::Router;
 /// The whole HTTP app of a tier: the shared case app plus the tier's own routes (`tier`, with its own
 /// state already applied). Unknown paths answer 404 as JSON under `/api`, as a page elsewhere.
 pub fn router(state: SharedState, tier: Router) -> Router {
+    let timed = state.metrics.clone();
     Router::new()
         .merge(api::routes())
         .merge(pages::routes())
+        .merge(metrics::routes())
         .fallback(pages::common::not_found)
         .layer(DefaultBodyLimit::max(state::MAX_BODY_BYTES))
         .with_state(state)
         .merge(tier)
+        // After the tier's routes are in, so theirs are timed too; a layer on the router runs after
+        // routing, where the route template (`MatchedPath`) is known.
+        .layer(axum::middleware::from_fn_with_state(timed, metrics::track))
         .layer(axum::middleware::map_response(security_headers))
 }
 

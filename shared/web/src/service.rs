@@ -60,6 +60,7 @@ pub async fn file_case(
     .await
     .inspect(|created| {
         if let Created::New(_) = created {
+            state.metrics.intake();
             state.site.after_write();
         }
     })
@@ -194,6 +195,7 @@ pub async fn take_action(
     .await
     .inspect_err(|e| state.note_write_error(e))?;
     tracing::info!(case_no = %case.case_no, action = %input_action, by = %user_name, "case action");
+    state.metrics.action(input_action.as_str());
     state.site.after_write();
     Ok(case)
 }

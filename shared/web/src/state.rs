@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use automerge::ActorId;
+use tongban_runtime::metrics::Metrics;
 use tongban_runtime::store::{NodeIdentity, Store, StoreError};
 use tongban_shared::calendar::Calendar;
 use tongban_shared::catalog::Catalog;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Every password check goes through it (bounded, with lockout).
     pub login_guard: LoginGuard,
+    /// This server's `GET /metrics` figures (shared with its sync tasks, which count there too).
+    pub metrics: Arc<Metrics>,
     /// Throttles the public self-query page's guesses (per address and per case number).
     pub query_throttle: crate::throttle::QueryThrottle,
     pub started: Instant,
@@ -65,21 +68,29 @@ pub type SharedState = Arc<AppState>;
 impl AppState {
     /// Reads identity, actor and county data from the store: call it from a blocking context (start-up).
     pub fn new_blocking(store: Store, site: Arc<dyn Site>) -> Result<AppState, StoreError> {
-        AppState::new_blocking_with(store, site, crate::accounts::DEFAULT_IDLE_TIMEOUT)
+        AppState::new_blocking_with(
+            store,
+            site,
+            crate::accounts::DEFAULT_IDLE_TIMEOUT,
+            Arc::new(Metrics::new()),
+        )
     }
 
-    /// [`AppState::new_blocking`] with the serve command's session idle timeout.
+    /// [`AppState::new_blocking`] with the serve command's session idle timeout and the metrics the
+    /// tier's other tasks count into.
     pub fn new_blocking_with(
         store: Store,
         site: Arc<dyn Site>,
         idle_timeout: std::time::Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<AppState, StoreError> {
         Ok(AppState {
             identity: store.identity()?,
             actor: ActorId::from(store.actor()?),
             county_data: RwLock::new(load_county_data(&store)?),
             sessions: Sessions::new(idle_timeout),
-            login_guard: LoginGuard::default(),
+            login_guard: LoginGuard::new(metrics.clone()),
+            metrics,
             query_throttle: Default::default(),
             started: Instant::now(),
             site,
@@ -94,12 +105,14 @@ impl AppState {
         store: Store,
         site: Arc<dyn Site>,
         idle_timeout: std::time::Duration,
+        metrics: Arc<Metrics>,
     ) -> Result<SharedState, AppError> {
         blocking(move || {
             Ok(Arc::new(AppState::new_blocking_with(
                 store,
                 site,
                 idle_timeout,
+                metrics,
             )?))
         })
         .await
@@ -168,6 +181,7 @@ impl AppState {
     /// Records a failed write (the first reason is kept) when `error` is a storage fault.
     pub fn note_write_error(&self, error: &AppError) {
         if let AppError::Storage(detail) = error {
+            self.metrics.storage_fault();
             let mut fault = self.storage_fault.lock().unwrap_or_else(|p| p.into_inner());
             if fault.is_none() {
                 tracing::error!(%detail, "store write failed; refusing new cases until restart");

@@ -343,6 +343,71 @@ async fn a_storage_fault_answers_507_and_stops_intake_until_restart() {
     assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE);
     let (_, health) = get(&app, "/api/health").await;
     assert_eq!(json_of(&health)["storage"], "failed");
+    // One fault, counted once: the refusals the latch answers afterwards are not new faults.
+    let (_, metrics) = get(&app, "/metrics").await;
+    assert!(
+        metrics.contains("\ntongban_storage_faults_total 1\n"),
+        "{metrics}"
+    );
+}
+
+/// A request as if it came over the network from `peer`, with an account or none.
+fn from_peer(uri: &str, peer: &str, auth: Option<String>) -> Request<Body> {
+    let mut req = Request::get(uri);
+    if let Some(auth) = auth {
+        req = req.header(header::AUTHORIZATION, auth);
+    }
+    let mut req = req.body(Body::empty()).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(tongban_web::Peer {
+            addr: peer.parse().unwrap(),
+            tls: true,
+        }));
+    req
+}
+
+/// `GET /metrics` needs no account from this PC (a scraper beside the server), and one from anywhere
+/// else; a request whose source is unknown is not taken for a local one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_need_an_account_from_another_address_but_not_from_this_pc() {
+    let app = app();
+    for local in ["127.0.0.1:50000", "[::1]:50000"] {
+        let (status, headers, body) = send(&app, from_peer("/metrics", local, None)).await;
+        assert_eq!(status, StatusCode::OK, "{local}: {body}");
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        assert!(
+            body.contains("tongban_cases{state=\"SUBMITTED\"} 0"),
+            "{body}"
+        );
+    }
+    let hall = "192.168.1.20:50000";
+    let (status, _, body) = send(&app, from_peer("/metrics", hall, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(!body.contains("tongban_"), "{body}");
+    let wrong = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("daiban:not-the-password")
+    );
+    let (status, _, _) = send(&app, from_peer("/metrics", hall, Some(wrong))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = send(&app, from_peer("/metrics", hall, Some(basic()))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The wrong password just tried is counted; the route template labels the 401s.
+    assert!(
+        body.contains("tongban_login_failures_total{reason=\"wrong_password\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "tongban_http_request_duration_seconds_count{method=\"GET\",route=\"/metrics\",status=\"4xx\"} 2"
+        ),
+        "{body}"
+    );
+    let (status, _, _) = send(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no recorded source");
 }
 
 /// A plain-HTTP address beyond loopback answers only a redirect to the same path over HTTPS (and the

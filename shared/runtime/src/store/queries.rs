@@ -54,6 +54,11 @@ impl Store {
         Ok(read_u64(self.meta.get(key)?))
     }
 
+    /// Bytes the store's files take on disk (sled's own count of its files, for monitoring).
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// The cases of `station` (the division code its case numbers start with) waiting in `kind`,
     /// longest waiting first: up to `limit` summaries and how many there are. One prefix scan of
     /// index keys; loads only the summaries it returns.

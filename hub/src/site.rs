@@ -75,6 +75,7 @@ impl Site for HubSite {
             ("/nodes", "站点同步"),
             ("/outbox", "短信"),
             ("/calendar", "日历"),
+            ("/catalog", "目录"),
         ]
     }
 }

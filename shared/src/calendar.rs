@@ -106,6 +106,13 @@ impl Calendar {
         Ok(c)
     }
 
+    /// The loaded table of `year`, as published (the built-in one for 2026 unless replaced).
+    pub fn year_table(&self, year: i32) -> Option<YearTable> {
+        self.tables
+            .get(&year)
+            .and_then(|json| serde_json::from_str(json).ok())
+    }
+
     /// Whether a year's official table is loaded (outside it only weekends count as days off).
     pub fn covers(&self, year: i32) -> bool {
         self.years.contains(&year)

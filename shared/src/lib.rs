@@ -2,6 +2,7 @@
 //!
 //! - [`action`]: every action a case can see (names, labels, which tiers take them).
 //! - [`catalog`]: the service-item catalogue (data, versioned).
+//! - [`catalog_diff`]: what a new catalogue changes, for the admin to check before publishing.
 //! - [`calendar`]: the working-day calendar (data, one table a year).
 //! - [`validate`]: ID numbers, credit codes, mobiles, division codes.
 //! - [`case`]: the case document (automerge), its states and intake validation.
@@ -24,6 +25,7 @@ pub mod calendar;
 pub mod case;
 pub mod case_no;
 pub mod catalog;
+pub mod catalog_diff;
 pub mod event;
 pub mod fold;
 pub mod inflation;

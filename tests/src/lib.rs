@@ -849,3 +849,89 @@ pub fn wait_until_up(url: &str, limit: Duration) -> anyhow::Result<Duration> {
     }
     bail!("{url} not up within {limit:?}")
 }
+
+/// A browser-like session of `user` at `base`: its cookie and the CSRF token of `page`.
+pub fn session(base: &str, user: (&str, &str), page: &str) -> (String, String) {
+    let body = format!("user={}&password={}&next=%2F", user.0, user.1);
+    let resp = client()
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .send(body.as_bytes())
+        .unwrap();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let (_, html) = page_with(base, &cookie, page);
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_string();
+    (cookie, csrf)
+}
+
+pub fn page_with(base: &str, cookie: &str, path: &str) -> (u16, String) {
+    let mut resp = client()
+        .get(format!("{base}{path}"))
+        .header("Cookie", cookie)
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}
+
+/// Posts a form of the session; answers the page it redirects to.
+pub fn submit(
+    base: &str,
+    (cookie, csrf): &(String, String),
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> String {
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(pairs);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(all)
+        .finish();
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", cookie)
+        .send(body.as_bytes())
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "{path}");
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap()
+        .to_string();
+    page_with(base, cookie, &location).1
+}
+
+/// Posts a form of the session and answers (status, body) as they come (a page that renders its
+/// result instead of redirecting, or a download).
+pub fn post_form(
+    base: &str,
+    (cookie, csrf): &(String, String),
+    path: &str,
+    pairs: &[(&str, &str)],
+) -> (u16, String) {
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(pairs);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(all)
+        .finish();
+    let mut resp = client()
+        .post(format!("{base}{path}"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Cookie", cookie)
+        .send(body.as_bytes())
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_string().unwrap_or_default())
+}

@@ -322,69 +322,6 @@ fn the_monthly_workbook_counts_every_county_account_department_station_and_stati
     assert_eq!(people.len(), 2, "{people:?}");
 }
 
-/// A browser-like session of `user` at `base`: its cookie and the CSRF token of `page`.
-fn session(base: &str, user: (&str, &str), page: &str) -> (String, String) {
-    let body = format!("user={}&password={}&next=%2F", user.0, user.1);
-    let resp = client()
-        .post(format!("{base}/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .send(body.as_bytes())
-        .unwrap();
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("a session cookie")
-        .to_string();
-    let (_, html) = page_with(base, &cookie, page);
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF token on the page")
-        .to_string();
-    (cookie, csrf)
-}
-
-fn page_with(base: &str, cookie: &str, path: &str) -> (u16, String) {
-    let mut resp = client()
-        .get(format!("{base}{path}"))
-        .header("Cookie", cookie)
-        .call()
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.body_mut().read_to_string().unwrap_or_default())
-}
-
-/// Posts a form of the session; answers the page it redirects to.
-fn submit(
-    base: &str,
-    (cookie, csrf): &(String, String),
-    path: &str,
-    pairs: &[(&str, &str)],
-) -> String {
-    let mut all = vec![("csrf", csrf.as_str())];
-    all.extend_from_slice(pairs);
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(all)
-        .finish();
-    let resp = client()
-        .post(format!("{base}{path}"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Cookie", cookie)
-        .send(body.as_bytes())
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 303, "{path}");
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap()
-        .to_string();
-    page_with(base, cookie, &location).1
-}
-
 #[test]
 fn the_station_head_and_the_county_admin_manage_accounts_on_the_running_tier() {
     let dir = tempfile::tempdir().unwrap();

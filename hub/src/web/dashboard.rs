@@ -34,6 +34,9 @@ struct DashboardPage {
     in_transit: u64,
     /// (title, inline SVG)
     charts: Vec<(String, String)>,
+    /// The month picker of the assessment workbook, for the roles that may download it: the month
+    /// preselected (the last complete one) and the latest that can be picked.
+    report: Option<(String, String)>,
 }
 
 /// `/dashboard`: county statistics with server-drawn charts.
@@ -118,9 +121,24 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
             .unwrap_or_else(|| "—".into()),
         in_transit: stats.in_transit,
         charts,
+        report: (tongban_web::access::may_use(&user.role, "GET /api/reports/monthly")
+            == Some(true))
+        .then(report_months),
     };
     match page.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => AppError::internal(e).into_response(),
     }
+}
+
+/// (last complete month, this month) as `YYYY-MM`, Beijing time.
+fn report_months() -> (String, String) {
+    use chrono::Datelike;
+    let today = tongban_runtime::clock::beijing_now().date_naive();
+    let first = today.with_day(1).unwrap_or(today);
+    let last_month = first.pred_opt().unwrap_or(first);
+    (
+        last_month.format("%Y-%m").to_string(),
+        today.format("%Y-%m").to_string(),
+    )
 }

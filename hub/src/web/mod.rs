@@ -5,6 +5,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tongban_web::state::MAX_BODY_BYTES;
 
+mod calendar;
+mod catalog;
 mod county_data;
 mod dashboard;
 mod nodes;
@@ -18,6 +20,8 @@ fn routes(state: HubState) -> Router {
     Router::new()
         .merge(nodes::routes())
         .merge(county_data::routes())
+        .merge(calendar::routes())
+        .merge(catalog::routes())
         .merge(reports::routes())
         .merge(queue::routes())
         .merge(dashboard::routes())

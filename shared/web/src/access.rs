@@ -72,6 +72,7 @@ pub const COUNTY_ENDPOINTS: &[(&str, &[&str])] = &[
     ("POST /api/catalog/publish", &["admin"]),
     ("POST /api/calendar", &["admin"]),
     ("/calendar", &["admin"]),
+    ("/catalog", &["admin"]),
     ("GET /api/nodes", &["admin", "supervisor"]),
     ("/nodes", &["admin", "supervisor"]),
     ("POST /api/nodes", &["admin"]),

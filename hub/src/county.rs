@@ -245,7 +245,7 @@ pub fn enroll(
     match (&existing, req.replace) {
         (Some(existing), false) => {
             return Err(CountyError::Invalid(format!(
-                "node {} ({}) is already enrolled{}; to give it a new certificate use --replace",
+                "node {} ({}) is already enrolled{}; to give it a new certificate use --replace (`\"replace\": true` in the API)",
                 existing.code,
                 existing.name,
                 if existing.revoked { " and revoked" } else { "" }

@@ -92,7 +92,8 @@ enum Command {
         /// A file whose first line is the password.
         #[arg(long, conflicts_with = "password")]
         password_file: Option<PathBuf>,
-        /// Display name of the first account (shown on receipts); defaults to --user.
+        /// Display name of the first account (shown on receipts); defaults to --user, or with
+        /// --bundle to the station's name.
         #[arg(long)]
         display_name: Option<String>,
         /// Enrolment bundle from `tongban-hub enroll`.
@@ -130,7 +131,7 @@ enum Command {
         bundle: PathBuf,
     },
     /// Make this node's key (kept in DIR, readable by its owner only) and write a certificate
-    /// request for the county to sign (`tongban-hub enroll --csr`, or the hub's 站点 page). The key
+    /// request for the county to sign (`tongban-hub enroll --csr`, or the hub's 站点同步 page). The key
     /// never leaves this PC.
     Csr {
         #[arg(long, env = "TONGBAN_DATA")]
@@ -422,6 +423,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("--out {} exists; refusing to overwrite it", out.display());
             }
             let request = tongban_runtime::bundle::NodeTls::renewal_request(&data)?;
+            // The actor this node's cases are written by goes with the request: a county restored
+            // from a backup older than this node's enrolment binds it again when it signs.
+            let actor = tongban_runtime::maintenance::store_actor(&data)?;
+            let request = tongban_runtime::bundle::declare_actors(&request, &[actor]);
             std::fs::write(&out, request)
                 .map_err(|e| anyhow::anyhow!("--out {}: {e}", out.display()))?;
             println!(

@@ -378,3 +378,84 @@ fn a_node_backs_up_offline_and_online_keeps_the_newest_and_refuses_a_damaged_fil
     let next = file_case(&restored, "恢复后");
     assert!(!filed.contains(&next), "{next} handed out twice");
 }
+
+#[test]
+fn a_county_restored_from_before_a_stations_enrolment_takes_it_back_after_a_renewal() {
+    let hub_dir = tempfile::tempdir().unwrap();
+    HubProcess::init(hub_dir.path()).unwrap();
+    HubProcess::add_user(hub_dir.path(), "sup1", "supervisor", None).unwrap();
+    let hub = HubProcess::serve(hub_dir.path(), "127.0.0.1:0").unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let file = backups.path().join("before.tbk");
+    cmd_ok(hub_cmd(&[
+        "backup",
+        "--data",
+        path_str(hub_dir.path()).unwrap(),
+        "--out",
+        path_str(&file).unwrap(),
+    ]));
+    // The station joins after that backup and sends its cases up.
+    let station = hub.enrolled_village(TEST_CODE).unwrap();
+    let data = station.path().join("node");
+    let node = NodeProcess::serve(&data).unwrap();
+    let mut filed = vec![file_case(&node, "村民甲"), file_case(&node, "村民乙")];
+    assert_eq!(node.sync_now().0, 200);
+
+    // The county comes back from the older backup: it does not know the station.
+    let quic = hub.quic.clone();
+    drop(hub);
+    let restored = tempfile::tempdir().unwrap();
+    let restored_data = restored.path().join("hub");
+    cmd_ok(hub_cmd(&[
+        "restore",
+        "--from",
+        path_str(&file).unwrap(),
+        "--data",
+        path_str(&restored_data).unwrap(),
+    ]));
+    let hub = HubProcess::serve(&restored_data, &quic).unwrap();
+    filed.push(file_case(&node, "村民丙"));
+    assert_eq!(node.sync_now().0, 503);
+
+    // The station renews while it runs; the county signs the request as a new enrolment.
+    let d = path_str(&data).unwrap();
+    let request = station.path().join("renew.csr");
+    cmd_ok(node_cmd(&[
+        "renew",
+        "--data",
+        d,
+        "--out",
+        path_str(&request).unwrap(),
+    ]));
+    let bundle = station.path().join("renewed.json");
+    let mut resp = client()
+        .post(hub.url("/api/nodes"))
+        .header("Authorization", &basic_auth("admin", HUB_ADMIN_PASSWORD))
+        .header("Content-Type", "application/json")
+        .send(
+            json!({"code": TEST_CODE, "name": "测试村便民服务站", "tier": "village",
+                   "upstream": hub.quic, "csr": std::fs::read_to_string(&request).unwrap()})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    std::fs::write(&bundle, resp.body_mut().read_to_string().unwrap()).unwrap();
+    node.kill();
+    cmd_ok(node_cmd(&[
+        "renew",
+        "--data",
+        d,
+        "--bundle",
+        path_str(&bundle).unwrap(),
+    ]));
+    let node = NodeProcess::serve(&data).unwrap();
+
+    // Every case the station wrote, before and after the county's loss, is taken.
+    let (status, report) = node.sync_now();
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["refused"], json!([]), "{report}");
+    for no in &filed {
+        assert!(hub_has(&hub.process.base, no), "{no} refused: {report}");
+    }
+}

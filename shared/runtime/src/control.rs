@@ -6,6 +6,10 @@
 //! account like the rest of the data directory. A command that finds the store locked reads that file
 //! and sends one JSON line; knowing the token proves it could read the data directory, which is the
 //! same right as running the command on a stopped store. The answer is one JSON line.
+//!
+//! Commands: `backup` (write a backup to `out`) and `actor` (the automerge actor the node writes
+//! with, which `tongban-node renew --out` declares to the county so that a county restored from an
+//! older backup binds it again).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -34,14 +38,25 @@ struct ControlFile {
 struct Request {
     token: String,
     command: String,
+    #[serde(default)]
     out: PathBuf,
+    #[serde(default)]
     made_at: String,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Answer {
-    ok: Option<BackupSummary>,
+    ok: Option<serde_json::Value>,
     error: Option<String>,
+}
+
+impl Answer {
+    fn refused(why: String) -> Answer {
+        Answer {
+            ok: None,
+            error: Some(why),
+        }
+    }
 }
 
 /// Starts the control listener for `store` (open in `dir`); it ends with `shutdown`.
@@ -84,45 +99,19 @@ async fn answer(stream: tokio::net::TcpStream, store: Store, dir: PathBuf, token
         return;
     }
     let answer = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Answer {
-            ok: None,
-            error: Some(format!("not a control request: {e}")),
-        },
-        Ok(r) if !constant_time_eq(r.token.as_bytes(), token.as_bytes()) => Answer {
-            ok: None,
-            error: Some("wrong control token".into()),
-        },
-        Ok(r) if r.command != "backup" => Answer {
-            ok: None,
-            error: Some(format!("unknown command {:?}", r.command)),
-        },
+        Err(e) => Answer::refused(format!("not a control request: {e}")),
+        Ok(r) if !constant_time_eq(r.token.as_bytes(), token.as_bytes()) => {
+            Answer::refused("wrong control token".into())
+        }
         Ok(r) => {
-            let done = tokio::task::spawn_blocking(move || {
-                let written = store.write_backup(&dir, &r.out, &r.made_at);
-                if let Ok(s) = &written {
-                    let _ = store.audit(
-                        &crate::process::cli_actor(),
-                        "backup.written",
-                        &format!("{} ({} bytes)", r.out.display(), s.bytes),
-                        None,
-                    );
-                }
-                written
-            })
-            .await;
+            let done = tokio::task::spawn_blocking(move || run(&store, &dir, &r)).await;
             match done {
-                Ok(Ok(summary)) => Answer {
-                    ok: Some(summary),
+                Ok(Ok(value)) => Answer {
+                    ok: Some(value),
                     error: None,
                 },
-                Ok(Err(e)) => Answer {
-                    ok: None,
-                    error: Some(e.to_string()),
-                },
-                Err(e) => Answer {
-                    ok: None,
-                    error: Some(format!("the backup task failed: {e}")),
-                },
+                Ok(Err(e)) => Answer::refused(e),
+                Err(e) => Answer::refused(format!("the {} task failed: {e}", "control")),
             }
         }
     };
@@ -132,19 +121,70 @@ async fn answer(stream: tokio::net::TcpStream, store: Store, dir: PathBuf, token
     }
 }
 
+/// Carries out one request (blocking: store work).
+fn run(store: &Store, dir: &Path, r: &Request) -> Result<serde_json::Value, String> {
+    match r.command.as_str() {
+        "backup" => {
+            let summary = store
+                .write_backup(dir, &r.out, &r.made_at)
+                .map_err(|e| e.to_string())?;
+            let _ = store.audit(
+                &crate::process::cli_actor(),
+                "backup.written",
+                &format!("{} ({} bytes)", r.out.display(), summary.bytes),
+                None,
+            );
+            serde_json::to_value(summary).map_err(|e| e.to_string())
+        }
+        "actor" => {
+            let actor = store.actor().map_err(|e| e.to_string())?;
+            Ok(serde_json::Value::String(crate::store::keys::hex(&actor)))
+        }
+        other => Err(format!("unknown command {other:?}")),
+    }
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What asking a running process gave.
-pub enum Asked {
+pub enum Asked<T> {
     /// No process of this data directory is running (no control file, or nobody answers at it).
     NotRunning,
-    Done(BackupSummary),
+    Done(T),
 }
 
 /// Asks the process serving `dir` to write a backup to `out` (blocking; made for the command line).
-pub fn request_backup(dir: &Path, out: &Path, made_at: &str) -> anyhow::Result<Asked> {
+pub fn request_backup(
+    dir: &Path,
+    out: &Path,
+    made_at: &str,
+) -> anyhow::Result<Asked<BackupSummary>> {
+    use anyhow::Context;
+    // The process writes the file itself, from its own working directory: give it an absolute path.
+    let out = std::path::absolute(out).context("--out")?;
+    ask(dir, "backup", out, made_at)
+}
+
+/// Asks the process serving `dir` for the actor its store writes with.
+pub fn request_actor(dir: &Path) -> anyhow::Result<Asked<Vec<u8>>> {
+    Ok(match ask::<String>(dir, "actor", PathBuf::new(), "")? {
+        Asked::NotRunning => Asked::NotRunning,
+        Asked::Done(hex) => Asked::Done(
+            crate::bundle::parse_actor(&hex)
+                .ok_or_else(|| anyhow::anyhow!("the running process answered actor {hex:?}"))?
+                .to_vec(),
+        ),
+    })
+}
+
+fn ask<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    command: &str,
+    out: PathBuf,
+    made_at: &str,
+) -> anyhow::Result<Asked<T>> {
     use anyhow::Context;
     let Ok(raw) = std::fs::read(dir.join(CONTROL_FILE)) else {
         return Ok(Asked::NotRunning);
@@ -155,11 +195,9 @@ pub fn request_backup(dir: &Path, out: &Path, made_at: &str) -> anyhow::Result<A
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", file.port)) else {
         return Ok(Asked::NotRunning);
     };
-    // The process writes the file itself, from its own working directory: give it an absolute path.
-    let out = std::path::absolute(out).context("--out")?;
     let mut line = serde_json::to_vec(&Request {
         token: file.token,
-        command: "backup".into(),
+        command: command.to_string(),
         out,
         made_at: made_at.to_string(),
     })?;
@@ -175,8 +213,10 @@ pub fn request_backup(dir: &Path, out: &Path, made_at: &str) -> anyhow::Result<A
     }
     let answer: Answer = serde_json::from_str(&answer).context("the running process's answer")?;
     match (answer.ok, answer.error) {
-        (Some(summary), _) => Ok(Asked::Done(summary)),
-        (None, Some(e)) => anyhow::bail!("the running process refused the backup: {e}"),
+        (Some(value), _) => Ok(Asked::Done(
+            serde_json::from_value(value).context("the running process's answer")?,
+        )),
+        (None, Some(e)) => anyhow::bail!("the running process refused the {command}: {e}"),
         (None, None) => anyhow::bail!("the running process gave an empty answer"),
     }
 }

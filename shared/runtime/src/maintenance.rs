@@ -68,6 +68,16 @@ pub fn backup(data: &Path, out: &Path, keep: Option<usize>) -> anyhow::Result<Wr
     })
 }
 
+/// The actor the node in `data` writes with: from its running process, or its stopped store.
+pub fn store_actor(data: &Path) -> anyhow::Result<Vec<u8>> {
+    match control::request_actor(data)? {
+        Asked::Done(actor) => Ok(actor),
+        Asked::NotRunning => Ok(Store::open(data)
+            .with_context(|| format!("opening the store in {}", data.display()))?
+            .actor()?),
+    }
+}
+
 /// Removes all but the newest `keep` backups `backup` named in `dir` (names sort by time).
 fn prune(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
     let mut ours: Vec<PathBuf> = std::fs::read_dir(dir)?

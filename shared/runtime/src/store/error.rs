@@ -11,9 +11,9 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("data directory {0} is already initialised; refusing to overwrite it")]
     AlreadyInitialised(String),
-    #[error("data directory {0} is not initialised (run `tongban-node init` first)")]
+    #[error("data directory {0} is not initialised (run `init` first: `tongban-node init` on a station, `tongban-hub init` at the county)")]
     NotInitialised(String),
-    #[error("store format {found} is newer than this program supports ({STORE_VERSION}); upgrade tongban-node")]
+    #[error("store format {found} is newer than this program supports ({STORE_VERSION}); upgrade this program")]
     NewerFormat { found: u32 },
     /// A record on disk does not decode: damage, or a bug that wrote it.
     #[error("corrupt store record {key}: {reason}")]

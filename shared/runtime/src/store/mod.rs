@@ -39,7 +39,7 @@ pub use durability::restrict_to_owner as restrict_dir_to_owner;
 pub use error::{Refusal, StoreError};
 pub use meta::NodeIdentity;
 pub use migrations::STORE_VERSION;
-pub use queries::{ListPage, ListQuery};
+pub use queries::{ListPage, ListQuery, TreeSize};
 
 /// One data directory's store. Cheap to clone: clones share the database.
 #[derive(Clone)]

@@ -178,3 +178,35 @@ impl Store {
         Ok(self.list(&all)?.total)
     }
 }
+
+/// One tree's share of a store: what sled holds live, before its log's overhead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeSize {
+    pub name: String,
+    pub entries: u64,
+    /// Key and value bytes of the live entries.
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Every tree with its live entries and their bytes (a full walk: for measurements, not serving).
+    pub fn tree_sizes(&self) -> Result<Vec<TreeSize>, StoreError> {
+        let mut sizes = Vec::new();
+        for name in self.db.tree_names() {
+            let tree = self.db.open_tree(&name)?;
+            let (mut entries, mut bytes) = (0u64, 0u64);
+            for entry in tree.iter() {
+                let (k, v) = entry?;
+                entries += 1;
+                bytes += (k.len() + v.len()) as u64;
+            }
+            sizes.push(TreeSize {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                entries,
+                bytes,
+            });
+        }
+        sizes.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        Ok(sizes)
+    }
+}

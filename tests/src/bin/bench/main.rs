@@ -13,11 +13,11 @@
 //! retry may come first), wall time, and peak RSS of both processes.
 //!
 //! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`, `eventlog`,
-//! `loginflood --requests 64`, `link`, `link-township`: see their
+//! `loginflood --requests 64`, `link`, `link-township`, `storage --cases 10000`: see their
 //! modules. Every subcommand prints a Markdown table; with `--json` also one JSON object per row.
 //!
 //! Usage: `cargo build --release && target/release/tongban-bench
-//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood|link|link-township] [flags]`
+//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood|link|link-township|storage] [flags]`
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -81,6 +81,7 @@ mod fanin;
 mod footprint;
 mod link;
 mod loginflood;
+mod storage;
 mod weaklink;
 
 fn main() -> anyhow::Result<()> {
@@ -92,6 +93,7 @@ fn main() -> anyhow::Result<()> {
         Some("link") => return link::run(),
         Some("link-township") => return link::township(),
         Some("loginflood") => return loginflood::run(),
+        Some("storage") => return storage::run(),
         Some("weaklink") => return weaklink::run(),
         _ => {}
     }

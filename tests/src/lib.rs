@@ -935,3 +935,17 @@ pub fn post_form(
     let status = resp.status().as_u16();
     (status, resp.body_mut().read_to_string().unwrap_or_default())
 }
+
+/// Copies a directory tree (a store kept aside, a fixture), files and all.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

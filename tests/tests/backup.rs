@@ -2,7 +2,6 @@
 //! restore drill of a hub backed up while it takes cases, a village PC replaced from the county, and
 //! a node's own backups (offline, online, retention, a damaged file).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,19 +39,6 @@ fn cmd_ok(result: anyhow::Result<(bool, String, String)>) -> String {
     let (ok, out, err) = result.unwrap();
     assert!(ok, "{out}\n{err}");
     out
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //!   among them events a township writes with its own actor in one of its villages' names.
 
 use std::path::{Path, PathBuf};
+use tongban_tests::copy_dir;
 
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit};
@@ -36,19 +37,6 @@ fn copy_store(name: &str) -> (tempfile::TempDir, Store) {
     copy_dir(&fixture(name), &to);
     let store = Store::open(&to).unwrap();
     (dir, store)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// `hub-cases.txt`: case number, state, deadline, history actions, as the previous release had them.

@@ -11,9 +11,8 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{Datelike, NaiveDate};
 use tongban_shared::calendar::{HolidayRange, YearTable};
-use tongban_web::error::body_error;
 use tongban_web::extract::{CurrentUser, WebUser};
-use tongban_web::pages::common::PageCtx;
+use tongban_web::pages::common::{csrf_checked_form, field, PageCtx};
 use tongban_web::{access, audit, blocking, AppError};
 
 use super::state::HubState;
@@ -243,15 +242,8 @@ async fn calendar_submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     access::require_endpoint(&user, "/calendar")?;
-    let body = body.map_err(body_error)?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let pairs = csrf_checked_form(&user, body)?;
+    let one = |k: &str| field(&pairs, k).to_string();
     let all = |k: &str| -> Vec<String> {
         pairs
             .iter()
@@ -259,11 +251,6 @@ async fn calendar_submit(
             .map(|(_, v)| v.clone())
             .collect()
     };
-    if user.csrf.as_deref() != Some(one("csrf").as_str()) {
-        return Err(AppError::Forbidden(
-            "页面已过期，请重新打开后再提交。".into(),
-        ));
-    }
     let (names, froms, tos) = (all("h_name"), all("h_from"), all("h_to"));
     let holidays: Vec<HolidayRow> = (0..names.len().max(froms.len()).max(tos.len()))
         .map(|i| HolidayRow {

@@ -15,9 +15,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tongban_shared::catalog::Catalog;
 use tongban_shared::catalog_diff::{diff, CatalogDiff};
-use tongban_web::error::body_error;
 use tongban_web::extract::{CurrentUser, WebUser};
-use tongban_web::pages::common::PageCtx;
+use tongban_web::pages::common::{csrf_checked_form, field, PageCtx};
 use tongban_web::{access, audit, blocking, AppError};
 
 use super::state::HubState;
@@ -136,9 +135,13 @@ async fn preview(
             _ => {}
         }
     }
-    if user.csrf.as_deref() != Some(csrf.as_str()) {
+    if !user
+        .csrf
+        .as_deref()
+        .is_some_and(|expected| tongban_web::accounts::same_secret(&csrf, expected))
+    {
         return Err(AppError::Forbidden(
-            "页面已过期，请重新打开后再提交。".into(),
+            "页面已过期或来源不明，请返回重新打开页面后再提交。".into(),
         ));
     }
     let mut page = render(&state, &user);
@@ -168,20 +171,8 @@ async fn publish(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
     allowed(&user)?;
-    let body = body.map_err(body_error)?;
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    if user.csrf.as_deref() != Some(get("csrf").as_str()) {
-        return Err(AppError::Forbidden(
-            "页面已过期，请重新打开后再提交。".into(),
-        ));
-    }
+    let pairs = csrf_checked_form(&user, body)?;
+    let get = |k: &str| field(&pairs, k).to_string();
     let mut page = render(&state, &user);
     if get("confirm") != "1" {
         page.message = Some("未发布：请勾选“已核对以上变更”后再发布。".into());

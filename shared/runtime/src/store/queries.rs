@@ -206,7 +206,7 @@ impl Store {
                 bytes,
             });
         }
-        sizes.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+        sizes.sort_by_key(|t| std::cmp::Reverse(t.bytes));
         Ok(sizes)
     }
 }

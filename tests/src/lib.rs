@@ -949,3 +949,28 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A hub serving `dir` on loopback (HTTP and QUIC on port 0) with `extra` arguments, logging at INFO
+/// to the stderr that [`NodeProcess::kill`] returns: for tests that read what the hub logs.
+pub fn hub_logging_info(dir: &Path, extra: &[&str]) -> anyhow::Result<NodeProcess> {
+    let mut args = vec![
+        "serve",
+        "--data",
+        path_str(dir)?,
+        "--http",
+        "127.0.0.1:0",
+        "--quic",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let (mut process, rest) = spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", |c| {
+        c.env("RUST_LOG", "info");
+    })?;
+    process.base = rest
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
+    Ok(process)
+}

@@ -235,28 +235,9 @@ fn serve_with_log_format_json_writes_one_json_object_a_line() {
 
     let hub_dir = tempfile::tempdir().unwrap();
     HubProcess::init(hub_dir.path()).unwrap();
-    let data = path_str(hub_dir.path()).unwrap();
-    let args = [
-        "serve",
-        "--data",
-        data,
-        "--http",
-        "127.0.0.1:0",
-        "--quic",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-    ];
-    let (mut hub, rest) =
-        spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", info).unwrap();
     // The hub prints its URL before it logs that it serves, and answers only after: one answer
     // means the line is written.
-    hub.base = rest
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_string();
+    let hub = hub_logging_info(hub_dir.path(), &["--log-format", "json"]).unwrap();
     let (status, _) = get_json(&client(), &hub.url("/api/health")).unwrap();
     assert_eq!(status, 200);
     assert_json_lines(&hub.kill(), "hub serving");

@@ -569,26 +569,7 @@ fn texts_to_applicants_are_logged_without_their_phone_number() {
     let dir = tempfile::tempdir().unwrap();
     HubProcess::init(dir.path()).unwrap();
     HubProcess::add_user(dir.path(), "window1", "window", None).unwrap();
-    let data = path_str(dir.path()).unwrap();
-    let args = [
-        "serve",
-        "--data",
-        data,
-        "--http",
-        "127.0.0.1:0",
-        "--quic",
-        "127.0.0.1:0",
-    ];
-    let (mut process, rest) = spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", |c| {
-        c.env("RUST_LOG", "info");
-    })
-    .unwrap();
-    process.base = rest
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
+    let process = hub_logging_info(dir.path(), &[]).unwrap();
     let window = ("window1", TEST_PASSWORD);
     let (status, created) = {
         let mut resp = client()

@@ -134,22 +134,6 @@ fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {
     }
 }
 
-fn serve_args<'a>(data: &'a str, gateway: &'a str, key_file: &'a str) -> Vec<&'a str> {
-    vec![
-        "serve",
-        "--data",
-        data,
-        "--http",
-        "127.0.0.1:0",
-        "--quic",
-        "127.0.0.1:0",
-        "--sms-url",
-        gateway,
-        "--sms-key-file",
-        key_file,
-    ]
-}
-
 fn outbox_message(hub: &NodeProcess, auth: &str, id: u64) -> Value {
     let (status, outbox) = get_json_as(&client(), &hub.url("/api/outbox"), auth).unwrap();
     assert_eq!(status, 200, "{outbox}");
@@ -214,27 +198,24 @@ fn texts_go_through_the_gateway_with_retries_and_a_daily_limit() {
     let key_file = dir.path().join("sms.key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     let gateway = Gateway::start();
-    let data = path_str(dir.path()).unwrap();
-    let mut args = serve_args(data, &gateway.url, path_str(&key_file).unwrap());
-    args.extend([
-        "--sms-templates",
-        "accepted=T-ACC,correction=T-CORR",
-        "--sms-daily-cap",
-        "1",
-        // The first retry 200 ms after the failure, not 30 s.
-        "--sms-retry-base-ms",
-        "200",
-    ]);
-    let (mut hub, rest) = spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", |c| {
-        c.env("RUST_LOG", "info");
-    })
+    let key_path = path_str(&key_file).unwrap();
+    let hub = hub_logging_info(
+        dir.path(),
+        &[
+            "--sms-url",
+            &gateway.url,
+            "--sms-key-file",
+            key_path,
+            "--sms-templates",
+            "accepted=T-ACC,correction=T-CORR",
+            "--sms-daily-cap",
+            "1",
+            // The first retry 200 ms after the failure, not 30 s.
+            "--sms-retry-base-ms",
+            "200",
+        ],
+    )
     .unwrap();
-    hub.base = rest
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
     let window = ("window1", TEST_PASSWORD);
     let window_auth = basic_auth(window.0, window.1);
     let admin_auth = basic_auth("admin", HUB_ADMIN_PASSWORD);

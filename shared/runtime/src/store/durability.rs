@@ -16,11 +16,12 @@ use super::Store;
 /// service, and lists read the small index tree, so a modest cache keeps them fast.
 const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// sled's log segment for new stores. `tongban-bench storage --cases 10000` (docs/BENCHMARKS.md): with
-/// sled's default of 512 KiB a filled store took 21 KB per case on disk for 2.2 KB of live data; with
-/// 256 KiB, 7.0 KB. Fewer, fuller segments are what its cleaner reclaims.
-const SEGMENT_BYTES: usize = 256 * 1024;
-const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 * 1024;
+/// sled's log segment, its default, stated because it bounds what stays in the log: sled writes a
+/// page larger than a quarter of a segment to a blob file of its own, which `Store::sync` does not
+/// fsync, and a case document may be 96 KiB (`limits::MAX_CASE_BYTES`). 256 KiB segments took a
+/// filled store from 21 KB to 7 KB per case (docs/BENCHMARKS.md) but put such documents in blob
+/// files; sled also refuses to change a store's segment size once made.
+const SEGMENT_BYTES: usize = 512 * 1024;
 
 /// File next to the database holding the count of case writes known flushed (8 bytes, big-endian).
 const SEAL_FILE: &str = "write-seal";
@@ -67,23 +68,10 @@ impl Store {
     }
 
     fn open_db_once(dir: &Path) -> Result<sled::Db, StoreError> {
-        match Store::open_db_with(dir, SEGMENT_BYTES) {
-            // sled keeps a store's segment size for good: a store made before it was chosen keeps
-            // sled's default (a backup and restore moves it to the smaller one).
-            Err(StoreError::Sled(sled::Error::Unsupported(why)))
-                if why.contains("io buffer size") =>
-            {
-                Store::open_db_with(dir, SLED_DEFAULT_SEGMENT_BYTES)
-            }
-            other => other,
-        }
-    }
-
-    pub(super) fn open_db_with(dir: &Path, segment_bytes: usize) -> Result<sled::Db, StoreError> {
         let config = sled::Config::new()
             .path(db_path(dir))
             .cache_capacity(CACHE_BYTES)
-            .segment_size(segment_bytes);
+            .segment_size(SEGMENT_BYTES);
         // sled panics on some damaged logs instead of returning an error; the program must still say
         // what is wrong rather than die with a backtrace.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || config.open())) {

@@ -472,21 +472,3 @@ fn a_store_claiming_format_0_is_a_fault_not_a_panic() {
     let store = new_store(dir.path());
     assert!(store.migrate_from(0).unwrap_err().is_fault());
 }
-
-#[test]
-fn a_store_made_with_sleds_default_segment_size_still_opens() {
-    let dir = tempfile::tempdir().unwrap();
-    // As every store made before the smaller segments: sled's default, recorded in its `conf`.
-    drop(Store::open_db_with(dir.path(), 512 * 1024).unwrap());
-    let conf = String::from_utf8_lossy(&std::fs::read(dir.path().join("db").join("conf")).unwrap())
-        .into_owned();
-    assert!(conf.contains("segment_size: 524288"), "{conf}");
-    drop(Store::open_db(dir.path()).unwrap());
-    // A new store takes the smaller segments.
-    let fresh = tempfile::tempdir().unwrap();
-    drop(new_store(fresh.path()));
-    let conf =
-        String::from_utf8_lossy(&std::fs::read(fresh.path().join("db").join("conf")).unwrap())
-            .into_owned();
-    assert!(conf.contains("segment_size: 262144"), "{conf}");
-}

@@ -350,6 +350,38 @@ fn a_node_backs_up_offline_and_online_keeps_the_newest_and_refuses_a_damaged_fil
     assert!(!ok && err.contains("checksum does not match"), "{err}");
     assert!(!target.exists());
 
+    // A file whose checksum holds but whose content does not (its header lists one case too many):
+    // the restore fails after writing, and the empty directory it was given is empty again.
+    let mut lying = std::fs::read(newest).unwrap();
+    let header_end = lying.len().min(400);
+    let at = lying[..header_end]
+        .windows(9)
+        .position(|w| w == b"\"cases\":2")
+        .expect("the header lists 2 cases");
+    lying[at + 8] = b'3';
+    let body = lying.len() - 32;
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&lying[..body])
+    };
+    lying[body..].copy_from_slice(&digest);
+    let lying_file = dir.path().join("lying.tbk");
+    std::fs::write(&lying_file, lying).unwrap();
+    std::fs::create_dir(&target).unwrap();
+    let (ok, _, err) = node_cmd(&[
+        "restore",
+        "--from",
+        path_str(&lying_file).unwrap(),
+        "--data",
+        path_str(&target).unwrap(),
+    ])
+    .unwrap();
+    assert!(
+        !ok && err.contains("lists 3 cases but 2 were restored"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+
     cmd_ok(node_cmd(&[
         "restore",
         "--from",

@@ -188,7 +188,8 @@ impl Store {
     /// what it wrote.
     pub fn restore_backup(from: &Path, data: &Path) -> Result<BackupSummary, StoreError> {
         let verified = verify_backup(from)?;
-        if data.exists() {
+        let existed = data.exists();
+        if existed {
             let empty = std::fs::read_dir(data).map_err(io)?.next().is_none();
             if !empty {
                 return Err(StoreError::AlreadyInitialised(data.display().to_string()));
@@ -196,7 +197,22 @@ impl Store {
         }
         let restored = restore_into(from, data, &verified);
         if restored.is_err() {
-            let _ = std::fs::remove_dir_all(data);
+            // Back to what was there: nothing, or the empty directory (a package makes it, with
+            // its owner and mode, for the data to go in).
+            if existed {
+                if let Ok(entries) = std::fs::read_dir(data) {
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        let _ = if path.is_dir() {
+                            std::fs::remove_dir_all(&path)
+                        } else {
+                            std::fs::remove_file(&path)
+                        };
+                    }
+                }
+            } else {
+                let _ = std::fs::remove_dir_all(data);
+            }
         }
         restored.map(|files| BackupSummary { files, ..verified })
     }

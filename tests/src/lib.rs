@@ -395,6 +395,23 @@ impl HubProcess {
 
     /// `serve` with extra arguments (e.g. `--sync-message-timeout 2`).
     pub fn serve_with(dir: &Path, quic: &str, extra: &[&str]) -> anyhow::Result<HubProcess> {
+        HubProcess::spawn(dir, quic, extra, |_| {})
+    }
+
+    /// [`Self::serve_with`] logging at INFO (QUIC on port 0), for tests that read what the hub logs:
+    /// its stderr is what `process.kill()` returns.
+    pub fn serve_logging_info(dir: &Path, extra: &[&str]) -> anyhow::Result<HubProcess> {
+        HubProcess::spawn(dir, "127.0.0.1:0", extra, |c| {
+            c.env("RUST_LOG", "info");
+        })
+    }
+
+    fn spawn(
+        dir: &Path,
+        quic: &str,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> anyhow::Result<HubProcess> {
         if !dir.join("db").exists() {
             HubProcess::init(dir)?;
         }
@@ -408,7 +425,8 @@ impl HubProcess {
             quic,
         ];
         args.extend_from_slice(extra);
-        let (mut process, rest) = spawn_server(&hub_bin(), &args, "tongban-hub serving ")?;
+        let (mut process, rest) =
+            spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", adjust)?;
         let mut parts = rest.split_whitespace();
         process.base = parts
             .next()
@@ -948,29 +966,4 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-/// A hub serving `dir` on loopback (HTTP and QUIC on port 0) with `extra` arguments, logging at INFO
-/// to the stderr that [`NodeProcess::kill`] returns: for tests that read what the hub logs.
-pub fn hub_logging_info(dir: &Path, extra: &[&str]) -> anyhow::Result<NodeProcess> {
-    let mut args = vec![
-        "serve",
-        "--data",
-        path_str(dir)?,
-        "--http",
-        "127.0.0.1:0",
-        "--quic",
-        "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    let (mut process, rest) = spawn_server_with(&hub_bin(), &args, "tongban-hub serving ", |c| {
-        c.env("RUST_LOG", "info");
-    })?;
-    process.base = rest
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('/')
-        .to_string();
-    Ok(process)
 }

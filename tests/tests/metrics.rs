@@ -237,7 +237,9 @@ fn serve_with_log_format_json_writes_one_json_object_a_line() {
     HubProcess::init(hub_dir.path()).unwrap();
     // The hub prints its URL before it logs that it serves, and answers only after: one answer
     // means the line is written.
-    let hub = hub_logging_info(hub_dir.path(), &["--log-format", "json"]).unwrap();
+    let hub = HubProcess::serve_logging_info(hub_dir.path(), &["--log-format", "json"])
+        .unwrap()
+        .process;
     let (status, _) = get_json(&client(), &hub.url("/api/health")).unwrap();
     assert_eq!(status, 200);
     assert_json_lines(&hub.kill(), "hub serving");

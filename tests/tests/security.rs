@@ -569,7 +569,9 @@ fn texts_to_applicants_are_logged_without_their_phone_number() {
     let dir = tempfile::tempdir().unwrap();
     HubProcess::init(dir.path()).unwrap();
     HubProcess::add_user(dir.path(), "window1", "window", None).unwrap();
-    let process = hub_logging_info(dir.path(), &[]).unwrap();
+    let process = HubProcess::serve_logging_info(dir.path(), &[])
+        .unwrap()
+        .process;
     let window = ("window1", TEST_PASSWORD);
     let (status, created) = {
         let mut resp = client()

@@ -199,7 +199,7 @@ fn texts_go_through_the_gateway_with_retries_and_a_daily_limit() {
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     let gateway = Gateway::start();
     let key_path = path_str(&key_file).unwrap();
-    let hub = hub_logging_info(
+    let hub = HubProcess::serve_logging_info(
         dir.path(),
         &[
             "--sms-url",
@@ -215,7 +215,8 @@ fn texts_go_through_the_gateway_with_retries_and_a_daily_limit() {
             "200",
         ],
     )
-    .unwrap();
+    .unwrap()
+    .process;
     let window = ("window1", TEST_PASSWORD);
     let window_auth = basic_auth(window.0, window.1);
     let admin_auth = basic_auth("admin", HUB_ADMIN_PASSWORD);

@@ -118,9 +118,10 @@ impl Bundle {
     }
 }
 
-/// Creates a new file readable by its owner only (keys), failing if it exists.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
+/// Creates a new file readable by its owner only (keys, backups, the control token), failing if it
+/// exists. Windows has no mode bits: the file inherits its directory's access list (the data
+/// directory's is the service account's and administrators', docs/SECURITY.md).
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -128,7 +129,13 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path)?;
+    opts.open(path)
+}
+
+/// [`create_private`] with `bytes` in it, made durable.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = create_private(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

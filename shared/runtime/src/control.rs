@@ -71,7 +71,12 @@ pub async fn serve(dir: &Path, store: Store, shutdown: CancellationToken) -> std
         pid: std::process::id(),
     };
     let path = dir.join(CONTROL_FILE);
-    write_private(
+    // A file left by a process that was killed holds an old port and token.
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    crate::bundle::write_private(
         &path,
         &serde_json::to_vec(&file).map_err(std::io::Error::other)?,
     )?;
@@ -219,18 +224,4 @@ fn ask<T: serde::de::DeserializeOwned>(
         (None, Some(e)) => anyhow::bail!("the running process refused the {command}: {e}"),
         (None, None) => anyhow::bail!("the running process gave an empty answer"),
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    // Windows: the data directory's access list (service account and administrators) covers it.
-    let mut f = options.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }

@@ -119,7 +119,8 @@ impl Store {
         out: &Path,
         header: &BackupHeader,
     ) -> Result<BackupSummary, StoreError> {
-        let file = private_file(partial)?;
+        // Owner-only: a backup holds villagers' personal data and private keys.
+        let file = crate::bundle::create_private(partial).map_err(io)?;
         let mut w = Hashing {
             inner: BufWriter::new(file),
             hash: Sha256::new(),
@@ -330,7 +331,7 @@ fn restore_into(from: &Path, data: &Path, verified: &BackupSummary) -> Result<u3
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent).map_err(io)?;
                 }
-                let mut f = private_file(&path)?;
+                let mut f = crate::bundle::create_private(&path).map_err(io)?;
                 f.write_all(&contents).map_err(io)?;
                 f.sync_all().map_err(io)?;
                 files += 1;
@@ -417,19 +418,6 @@ fn partial_path(out: &Path) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     out.with_file_name(name)
-}
-
-/// A new file only its owner may read: a backup holds villagers' personal data and private keys.
-fn private_file(path: &Path) -> Result<std::fs::File, StoreError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    // Windows: the file inherits the access list of its directory (the operator's backup folder).
-    options.open(path).map_err(io)
 }
 
 /// Makes a rename durable where the platform can (Unix: fsync of the directory). Windows has no

@@ -124,8 +124,14 @@ impl Store {
         let Some((day, seq)) = tongban_shared::case_no::day_and_seq(case_no) else {
             return Ok(None);
         };
-        let own = tongban_shared::case_no::division_code(case_no)
-            .is_some_and(|code| self.identity().is_ok_and(|id| id.code == code));
+        let own_code = match self.own_code.get() {
+            Some(code) => code,
+            None => {
+                let code = self.identity()?.code;
+                self.own_code.get_or_init(|| code)
+            }
+        };
+        let own = tongban_shared::case_no::division_code(case_no) == Some(own_code.as_str());
         Ok(own.then(|| (format!("seq/{day}").into_bytes(), seq)))
     }
 

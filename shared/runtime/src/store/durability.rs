@@ -155,6 +155,7 @@ impl Store {
             write_lock: Default::default(),
             audit: std::sync::Arc::new(super::audit::AuditLog::open(dir)?),
             changes: Default::default(),
+            own_code: Default::default(),
             db,
         })
     }

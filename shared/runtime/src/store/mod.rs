@@ -77,6 +77,9 @@ pub struct Store {
     audit: std::sync::Arc<audit::AuditLog>,
     /// Durable changes for listeners (see `changes.rs`).
     changes: std::sync::Arc<changes::Changes>,
+    /// This node's division code, read once: a store's code never changes (`enroll` keeps it), and
+    /// every new case received asks whether it is one of its own.
+    own_code: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 #[cfg(test)]

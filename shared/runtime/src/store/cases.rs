@@ -62,7 +62,7 @@ impl Store {
         }
         let counter_key = format!("seq/{day}").into_bytes();
         let seq_bytes = self
-            .meta
+            .counters
             .update_and_fetch(&counter_key, |old| {
                 let n = old
                     .and_then(|v| <[u8; 4]>::try_from(v).ok())
@@ -96,12 +96,12 @@ impl Store {
             // Written again inside the transaction so that the counter can never be behind a
             // stored case, whatever sled persisted of the update above before a crash.
             let stored = tx
-                .meta
+                .counters
                 .get(&counter_key)?
                 .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
                 .map(u32::from_be_bytes)
                 .unwrap_or(0);
-            tx.meta
+            tx.counters
                 .insert(counter_key.as_slice(), &stored.max(seq).to_be_bytes())?;
             write.apply(tx)?;
             Ok(None)
@@ -216,13 +216,13 @@ impl Store {
         self.case_transaction(|tx| {
             if let Some((key, seq)) = &counter {
                 let stored = tx
-                    .meta
+                    .counters
                     .get(key)?
                     .and_then(|v| <[u8; 4]>::try_from(v.as_ref()).ok())
                     .map(u32::from_be_bytes)
                     .unwrap_or(0);
                 if stored < *seq {
-                    tx.meta.insert(key.as_slice(), &seq.to_be_bytes())?;
+                    tx.counters.insert(key.as_slice(), &seq.to_be_bytes())?;
                 }
             }
             write.apply(tx)
@@ -289,21 +289,21 @@ impl CaseWrite {
             tx.by_state
                 .remove(state_key(&old.state, &old_ckey).as_slice())?;
             let key = count_key(&old.state);
-            let n = read_u64(tx.meta.get(&key)?).saturating_sub(1);
-            tx.meta.insert(key, &n.to_be_bytes())?;
+            let n = read_u64(tx.counters.get(&key)?).saturating_sub(1);
+            tx.counters.insert(key, &n.to_be_bytes())?;
             if !old.todo.is_empty() {
                 tx.by_todo
                     .remove(todo_key(&old.todo, &old.todo_since, &old.case_no))?;
             }
         } else {
-            let n = read_u64(tx.meta.get(K_COUNT_ALL)?) + 1;
-            tx.meta.insert(K_COUNT_ALL, &n.to_be_bytes())?;
+            let n = read_u64(tx.counters.get(K_COUNT_ALL)?) + 1;
+            tx.counters.insert(K_COUNT_ALL, &n.to_be_bytes())?;
         }
         let key = count_key(&self.summary.state);
-        let n = read_u64(tx.meta.get(&key)?) + 1;
-        tx.meta.insert(key, &n.to_be_bytes())?;
-        let writes = read_u64(tx.meta.get(K_WRITES)?) + 1;
-        tx.meta.insert(K_WRITES, &writes.to_be_bytes())?;
+        let n = read_u64(tx.counters.get(&key)?) + 1;
+        tx.counters.insert(key, &n.to_be_bytes())?;
+        let writes = read_u64(tx.counters.get(K_WRITES)?) + 1;
+        tx.counters.insert(K_WRITES, &writes.to_be_bytes())?;
         tx.cases.insert(no, self.doc.as_slice())?;
         tx.index.insert(no, self.summary_bytes.as_slice())?;
         tx.by_created.insert(ckey.as_slice(), &[])?;

@@ -94,7 +94,8 @@ impl Store {
     /// damaged log by silently dropping everything after the damage; the seal, written outside the
     /// database after each flush, is what notices that acknowledged cases went missing.
     pub(super) fn check_seal(&self, dir: &Path) -> Result<(), StoreError> {
-        let held = read_u64(self.meta.get(K_WRITES)?);
+        // Before format 5 the count lived in `meta`; the seal is checked before migrations run.
+        let held = read_u64(self.counters.get(K_WRITES)?).max(read_u64(self.meta.get(K_WRITES)?));
         let sealed = self.seal.lock().unwrap_or_else(|p| p.into_inner()).1;
         if held < sealed {
             return Err(StoreError::Damaged {
@@ -137,6 +138,7 @@ impl Store {
             log_file: std::sync::Arc::new(log_file),
             seal: std::sync::Arc::new(std::sync::Mutex::new((seal_file, sealed))),
             meta: db.open_tree(META)?,
+            counters: db.open_tree(COUNTERS)?,
             cases: db.open_tree(CASES)?,
             index: db.open_tree(CASE_INDEX)?,
             by_created: db.open_tree(BY_CREATED)?,
@@ -220,7 +222,7 @@ impl Store {
 
     pub(super) fn sync(&self) -> Result<(), StoreError> {
         // Read before the flush: every write counted here is in what the flush makes durable.
-        let writes = read_u64(self.meta.get(K_WRITES)?);
+        let writes = read_u64(self.counters.get(K_WRITES)?);
         self.db.flush()?;
         self.log_file.sync_all().map_err(io)?;
         self.write_seal(writes)?;

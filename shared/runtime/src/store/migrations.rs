@@ -1,15 +1,21 @@
 //! The store's format version and the ordered migrations that bring an older store up to it.
 
 use super::error::{corrupt, StoreError};
+use super::keys::read_u64;
 use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 4;
+pub const STORE_VERSION: u32 = 5;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
-const MIGRATIONS: &[Migration] = &[reindex_summaries, history_to_events, todo_index];
+const MIGRATIONS: &[Migration] = &[
+    reindex_summaries,
+    history_to_events,
+    todo_index,
+    counters_apart,
+];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
 /// escalations, correction rounds); every summary is rebuilt from its document. Index keys do not change.
@@ -86,6 +92,42 @@ fn todo_index(store: &Store) -> Result<(), StoreError> {
         store
             .by_todo
             .insert(todo_key(&s.todo, &s.todo_since, &s.case_no), &[])?;
+    }
+    Ok(())
+}
+
+/// 4 → 5: the counters every case write changes move from `meta` to their own tree, `counters`,
+/// away from the catalogue's leaf (see `tables.rs`). Copied first, then removed: a crash half-way
+/// leaves every value in `counters` or still in `meta`, and the next open copies again.
+fn counters_apart(store: &Store) -> Result<(), StoreError> {
+    use super::tables::K_WRITES;
+    let moved: Vec<sled::IVec> = store
+        .meta
+        .iter()
+        .keys()
+        .filter(|k| {
+            k.as_ref().is_ok_and(|k| {
+                k.starts_with(b"seq/") || k.starts_with(b"count/") || k.as_ref() == K_WRITES
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for key in &moved {
+        if let Some(value) = store.meta.get(key)? {
+            if key.as_ref() == K_WRITES {
+                // The migrations before this one already counted their merges in `counters`, and
+                // the seal may hold that count: the count only ever grows.
+                let writes = read_u64(Some(value)).max(read_u64(store.counters.get(K_WRITES)?));
+                store.counters.insert(key, &writes.to_be_bytes())?;
+            } else {
+                // The earlier migrations never change a state or number, so what `meta` held is
+                // right; what they wrote in `counters` started from nothing.
+                store.counters.insert(key, value)?;
+            }
+        }
+    }
+    store.sync()?;
+    for key in &moved {
+        store.meta.remove(key)?;
     }
     Ok(())
 }

@@ -52,6 +52,7 @@ pub struct Store {
     /// The write seal (see `durability.rs`) and the highest count written to it.
     seal: std::sync::Arc<std::sync::Mutex<(std::fs::File, u64)>>,
     meta: sled::Tree,
+    counters: sled::Tree,
     cases: sled::Tree,
     index: sled::Tree,
     by_created: sled::Tree,

@@ -16,7 +16,7 @@ impl Store {
         {
             return Ok(());
         }
-        let version = read_u64(self.meta.get(K_WRITES)?);
+        let version = read_u64(self.counters.get(K_WRITES)?);
         let was_new = self
             .outgoing
             .get(case_no.as_bytes())?

@@ -51,7 +51,7 @@ impl Store {
             Some(s) => count_key(s.as_str()),
             None => K_COUNT_ALL.to_vec(),
         };
-        Ok(read_u64(self.meta.get(key)?))
+        Ok(read_u64(self.counters.get(key)?))
     }
 
     /// Bytes the store's files take on disk (sled's own count of its files, for monitoring).

@@ -12,10 +12,15 @@ use sled::transaction::{
 use super::error::StoreError;
 use super::Store;
 
-/// Format version, node identity, automerge actor id, catalogue JSON and its version, calendar tables
-/// and their version, per-day case-number counters (`seq/<yyyymmdd>`), case counters (`count/ALL`,
-/// `count/<STATE>`), the count of case writes (`writes`).
+/// Format version, node identity, automerge actor id, catalogue JSON and its version (and past
+/// versions), calendar tables and their version, print counts (`printed/…`). Rarely written: sled
+/// rewrites a whole leaf every few changes to it, and this tree's leaf holds the 80 KB catalogue.
 pub(super) const META: &str = "meta";
+/// Counters every case write changes (format 5; before, they lived in `META` beside the catalogue,
+/// so each few case writes rewrote the catalogue into sled's log: 17–21 KB per case on disk):
+/// per-day case-number counters (`seq/<yyyymmdd>`), case counters (`count/ALL`, `count/<STATE>`),
+/// the count of case writes (`writes`).
+pub(super) const COUNTERS: &str = "counters";
 /// Case number → `Automerge::save` bytes of the case document.
 pub(super) const CASES: &str = "cases";
 /// Case number → postcard `CaseSummary` (lists never load documents).
@@ -46,7 +51,7 @@ pub(super) const OUTBOX: &str = "outbox";
 /// (nodes) Case number → (write count u64 BE, new-here byte) of local writes not yet gone up.
 pub(super) const OUTGOING: &str = "outgoing";
 
-// Keys of `META`.
+// Keys of `META` (the first seven) and `COUNTERS` (the rest).
 pub(super) const K_VERSION: &[u8] = b"store_version";
 pub(super) const K_IDENTITY: &[u8] = b"identity";
 pub(super) const K_ACTOR: &[u8] = b"actor";
@@ -60,7 +65,7 @@ pub(super) const K_WRITES: &[u8] = b"writes";
 
 /// The trees one case write changes, open in one transaction, by name.
 pub(super) struct CaseTx<'a> {
-    pub meta: &'a TransactionalTree,
+    pub counters: &'a TransactionalTree,
     pub cases: &'a TransactionalTree,
     pub index: &'a TransactionalTree,
     pub by_created: &'a TransactionalTree,
@@ -81,7 +86,7 @@ impl Store {
         f: impl Fn(&CaseTx<'_>) -> TxResult<T>,
     ) -> Result<T, StoreError> {
         let trees = [
-            &self.meta,
+            &self.counters,
             &self.cases,
             &self.index,
             &self.by_created,
@@ -93,7 +98,7 @@ impl Store {
             &self.sync_items,
         ];
         let outcome = trees[..].transaction(|views: &Vec<TransactionalTree>| {
-            let [meta, cases, index, by_created, by_state, by_todo, idempotency, sync_roots, sync_nodes, sync_items] =
+            let [counters, cases, index, by_created, by_state, by_todo, idempotency, sync_roots, sync_nodes, sync_items] =
                 views.as_slice()
             else {
                 return Err(ConflictableTransactionError::Abort(super::error::corrupt(
@@ -102,7 +107,7 @@ impl Store {
                 )));
             };
             f(&CaseTx {
-                meta,
+                counters,
                 cases,
                 index,
                 by_created,

@@ -472,3 +472,43 @@ fn a_store_claiming_format_0_is_a_fault_not_a_panic() {
     let store = new_store(dir.path());
     assert!(store.migrate_from(0).unwrap_err().is_fault());
 }
+
+#[test]
+fn a_version_4_store_moves_its_counters_out_of_meta_and_keeps_counting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    for i in 0..3 {
+        add(&store, 1000 + i, "甲", None);
+    }
+    // Make it look like version 4: every counter in `meta`, beside the catalogue.
+    let counters: Vec<(sled::IVec, sled::IVec)> =
+        store.counters.iter().map(|e| e.unwrap()).collect();
+    assert!(
+        counters.len() >= 4,
+        "seq, count/ALL, count/SUBMITTED, writes"
+    );
+    store.counters.clear().unwrap();
+    for (k, v) in &counters {
+        store.meta.insert(k, v.clone()).unwrap();
+    }
+    store.meta.insert(K_VERSION, &4u32.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.count(None).unwrap(), 3);
+    assert_eq!(store.count(Some(CaseState::Submitted)).unwrap(), 3);
+    let next = add(&store, 2000, "乙", None);
+    let Created::New(s) = next else {
+        panic!("a new case")
+    };
+    assert_eq!(s.case_no, "420222103201-20261127-0004");
+    assert_eq!(store.count(None).unwrap(), 4);
+    for (k, _) in &counters {
+        assert!(store.meta.get(k).unwrap().is_none(), "{k:?} left in meta");
+    }
+    drop(store);
+    // The seal (written with the count of case writes) still agrees after the move.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.count(None).unwrap(), 4);
+}

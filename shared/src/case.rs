@@ -583,15 +583,30 @@ impl CaseSummary {
         CaseState::parse(&self.state)
     }
 
-    /// Free-text filter of the case list: case number, applicant, certificate number, phone or item.
+    /// Free-text filter of the case list, and the definition the store's search tokens
+    /// (`crate::postings`) are checked against:
+    ///
+    /// - the whole case number;
+    /// - the applicant's name: one or two characters anywhere in it, three or more its beginning
+    ///   (a surname, a full name);
+    /// - four or more letters and digits: the tail of the ID number or of the phone (手机尾号);
+    /// - the item: a part of its name, or its whole code.
     pub fn matches_text(&self, q: &str) -> bool {
         let q = q.trim();
-        q.is_empty()
-            || self.case_no.contains(q)
-            || self.applicant_name.contains(q)
-            || self.applicant_cert_no.eq_ignore_ascii_case(q)
-            || self.applicant_cert_no.ends_with(&q.to_ascii_uppercase()) && q.len() >= 4
-            || self.phone.contains(q) && q.len() >= 4
+        if q.is_empty() {
+            return true;
+        }
+        let name = self.applicant_name.trim();
+        let name_matches = match q.chars().count() {
+            1 | 2 => name.contains(q),
+            _ => name.starts_with(q),
+        };
+        let tail = q.len() >= 4 && q.bytes().all(|b| b.is_ascii_alphanumeric());
+        let upper = q.to_ascii_uppercase();
+        let ends = |number: &str| number.trim().to_ascii_uppercase().ends_with(&upper);
+        self.case_no == q
+            || name_matches
+            || tail && (ends(&self.applicant_cert_no) || ends(&self.phone))
             || self.item_name.contains(q)
             || self.item_code.eq_ignore_ascii_case(q)
     }
@@ -1241,7 +1256,11 @@ mod tests {
         let s = case.summary();
         assert!(s.matches_text("王秀英"));
         assert!(s.matches_text("002x"));
-        assert!(s.matches_text("0007") == s.case_no.contains("0007"));
+        assert!(s.matches_text(&s.case_no));
+        assert!(
+            !s.matches_text("0007"),
+            "a part of a case number is not searched"
+        );
         assert!(!s.matches_text("张三"));
     }
 }

@@ -15,12 +15,15 @@
 //! - [`sync`]: the sans-IO sync protocol (frames, set summaries, scopes, session state machines).
 //! - [`workflow`]: roles and taking an action (checked against the fold, written as an event).
 //! - [`stats`]: deadline colours, hand-over delays and the supervision counts.
+//! - [`aggregate`]: those counts as parts the store keeps with every case write.
+//! - [`postings`]: the tokens a case is filed under for searches, department lists and queues.
 //! - [`todo`]: what a case asks of the station that took it (the agent's inbox).
 //!
 //! Nothing here does I/O, reads a clock or draws randomness: callers pass those in, so the same code runs
 //! in the node, the hub and a deterministic simulator.
 
 pub mod action;
+pub mod aggregate;
 pub mod calendar;
 pub mod case;
 pub mod case_no;
@@ -32,6 +35,7 @@ pub mod inflation;
 pub mod ingress;
 pub mod legacy;
 pub mod limits;
+pub mod postings;
 pub mod stats;
 pub mod sync;
 pub mod todo;

@@ -49,6 +49,14 @@ pub fn urgency(
     })
 }
 
+/// Whether the case has a deadline colour at all: accepted or under review, with a deadline.
+pub fn urgency_clock_runs(s: &CaseSummary) -> bool {
+    matches!(s.state(), Some(CaseState::Accepted | CaseState::Review))
+        && s.deadline
+            .as_deref()
+            .is_some_and(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok())
+}
+
 /// Minutes the county has from its receipt of a case to the department's sign-in (签收): 10 for
 /// urgent cases, 30 otherwise (the county notice's 流转 limits).
 pub fn handover_limit_minutes(s: &CaseSummary) -> i64 {
@@ -96,7 +104,7 @@ pub struct Group {
     pub avg_evaluation: Option<f64>,
     pub bad_reviews: u64,
     #[serde(skip)]
-    evaluation_sum: u64,
+    pub(crate) evaluation_sum: u64,
 }
 
 impl Group {
@@ -143,9 +151,9 @@ pub struct Stats {
     /// Cases filed at a node that the county has not received yet.
     pub in_transit: u64,
     #[serde(skip)]
-    transit_sum: i64,
+    pub(crate) transit_sum: i64,
     #[serde(skip)]
-    transit_count: u64,
+    pub(crate) transit_count: u64,
     pub escalations: u64,
     pub bad_reviews: u64,
     pub on_time_rate: Option<f64>,
@@ -158,7 +166,7 @@ pub struct Stats {
     /// Intake per day over the last 30 days (YYYY-MM-DD → count).
     pub intake_per_day: BTreeMap<String, u64>,
     #[serde(skip)]
-    all: Group,
+    pub(crate) all: Group,
 }
 
 /// Accumulates [`Stats`] one summary at a time, so a county's worth of cases never has to be held at

@@ -31,6 +31,8 @@ struct Queue {
     id: &'static str,
     title: &'static str,
     clock_title: &'static str,
+    /// How many cases the queue holds; `rows` shows the first [`QUEUE_ROWS`].
+    total: u64,
     rows: Vec<QueueRow>,
 }
 
@@ -42,192 +44,174 @@ struct QueuePage {
     queues: Vec<Queue>,
 }
 
+/// Rows a queue shows: the most urgent first (longest waiting, earliest deadline); the count says
+/// how many more there are, and the case list finds any of them.
+const QUEUE_ROWS: usize = 100;
+
+/// How a queue's rows get their clock column.
+#[derive(Clone, Copy)]
+enum Clock {
+    /// Minutes since the intake (transit from the village: never a late hand-over).
+    Waited,
+    /// The deadline, coloured.
+    Deadline,
+    BadReview,
+    Escalations,
+    /// The rectification's due date and call-backs, red once past.
+    Rectification,
+}
+
+/// What one queue reads from the store's indexes.
+enum Source {
+    State(tongban_shared::case::CaseState),
+    Token(String),
+    Overdue,
+}
+
 /// `/queue`: what the logged-in account has to do — the window its 待接收 (with the 10/30-minute
 /// hand-over clocks), 待受理 and 待补正; a department its cases under review with deadline colours; results
-/// to hand out; the supervisor overdue cases, bad reviews and 办不成事 escalations.
+/// to hand out; the supervisor overdue cases, bad reviews and 办不成事 escalations. Each queue is one
+/// range of an index (`tongban_shared::postings`), however many cases the county holds.
 async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Response {
     if let Err(e) = tongban_web::access::require_endpoint(&user, "/queue") {
         return e.into_response();
     }
-    use tongban_shared::case::{CaseState, CaseSummary};
-    use tongban_shared::stats::{is_bad_review, urgency, Urgency};
+    use tongban_shared::case::CaseState;
+    use tongban_shared::postings::queue;
     use tongban_shared::workflow::Role;
     let role = Role::from_account(&user.role);
-    let st = state.app.clone();
-    let all = match blocking(move || {
-        let mut v: Vec<CaseSummary> = Vec::new();
-        st.store.for_each_summary(|s| {
-            let open = !matches!(
-                s.state(),
-                Some(CaseState::Evaluated | CaseState::Rejected | CaseState::Withdrawn)
-            );
-            if open || is_bad_review(u64::from(s.evaluation)) {
-                v.push(s.clone());
-            }
-        })?;
-        Ok(v)
-    })
-    .await
-    {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    let now = beijing_now();
-    let today = now.date_naive();
-    let calendar = state.app.calendar();
-    let cal = &*calendar;
-    let row = |s: &CaseSummary, clock: String, colour: &'static str| QueueRow {
-        case_no: s.case_no.clone(),
-        item: s.item_name.clone(),
-        applicant: s.applicant_name.clone(),
-        dept: s.handling_dept.clone(),
-        clock,
-        colour,
-    };
-    let deadline_row = |s: &CaseSummary| {
-        let colour = match urgency(s, today, cal, YELLOW_DAYS) {
-            Some(Urgency::Red) => "red",
-            Some(Urgency::Yellow) => "yellow",
-            _ => "",
-        };
-        row(s, s.deadline.clone().unwrap_or_else(|| "—".into()), colour)
-    };
-    let in_state = |states: &[CaseState]| -> Vec<&CaseSummary> {
-        all.iter()
-            .filter(|s| s.state().is_some_and(|st| states.contains(&st)))
-            .collect()
-    };
     let is = |r: &Role| role.as_ref() == Some(r);
     let admin = is(&Role::Admin);
-    let mut queues = Vec::new();
+    let mut wanted: Vec<(&'static str, &'static str, &'static str, Source, Clock)> = Vec::new();
     if admin || is(&Role::Window) {
-        let waiting = in_state(&[CaseState::Submitted])
-            .into_iter()
-            .map(|s| {
-                // Transit from the village: its own figure, never a late hand-over (that clock
-                // starts at the county's receipt).
-                let waited = (now.timestamp_millis() - s.created_ms) / 60_000;
-                row(s, format!("收件后{}分钟", waited.max(0)), "")
-            })
-            .collect();
-        queues.push(Queue {
-            id: "to-receive",
-            title: "待接收",
-            clock_title: "交接时间",
-            rows: waiting,
-        });
-        queues.push(Queue {
-            id: "to-accept",
-            title: "待受理",
-            clock_title: "办结期限",
-            rows: in_state(&[CaseState::Received])
-                .into_iter()
-                .map(deadline_row)
-                .collect(),
-        });
-        queues.push(Queue {
-            id: "in-correction",
-            title: "待补正",
-            clock_title: "办结期限",
-            rows: in_state(&[CaseState::Correction])
-                .into_iter()
-                .map(deadline_row)
-                .collect(),
-        });
-        queues.push(Queue {
-            id: "results",
-            title: "结果待出件",
-            clock_title: "办结期限",
-            rows: in_state(&[CaseState::ResultReady])
-                .into_iter()
-                .map(deadline_row)
-                .collect(),
-        });
+        wanted.push((
+            "to-receive",
+            "待接收",
+            "交接时间",
+            Source::State(CaseState::Submitted),
+            Clock::Waited,
+        ));
+        wanted.push((
+            "to-accept",
+            "待受理",
+            "办结期限",
+            Source::State(CaseState::Received),
+            Clock::Deadline,
+        ));
+        wanted.push((
+            "in-correction",
+            "待补正",
+            "办结期限",
+            Source::State(CaseState::Correction),
+            Clock::Deadline,
+        ));
+        wanted.push((
+            "results",
+            "结果待出件",
+            "办结期限",
+            Source::State(CaseState::ResultReady),
+            Clock::Deadline,
+        ));
     }
     if let Some(Role::Dept(d)) = &role {
-        queues.push(Queue {
-            id: "in-review",
-            title: "审批中",
-            clock_title: "办结期限",
-            rows: in_state(&[CaseState::Accepted, CaseState::Review, CaseState::Suspended])
-                .into_iter()
-                .filter(|s| &s.handling_dept == d)
-                .map(deadline_row)
-                .collect(),
-        });
+        wanted.push((
+            "in-review",
+            "审批中",
+            "办结期限",
+            Source::Token(queue::of(queue::REVIEW, d)),
+            Clock::Deadline,
+        ));
     }
     if admin {
-        queues.push(Queue {
-            id: "in-review",
-            title: "审批中（全部部门）",
-            clock_title: "办结期限",
-            rows: in_state(&[CaseState::Accepted, CaseState::Review, CaseState::Suspended])
-                .into_iter()
-                .map(deadline_row)
-                .collect(),
-        });
+        wanted.push((
+            "in-review",
+            "审批中（全部部门）",
+            "办结期限",
+            Source::Token(queue::REVIEW.into()),
+            Clock::Deadline,
+        ));
     }
     if admin || is(&Role::Supervisor) {
-        queues.push(Queue {
-            id: "overdue",
-            title: "超期办件",
-            clock_title: "办结期限",
-            rows: all
-                .iter()
-                .filter(|s| urgency(s, today, cal, 0) == Some(Urgency::Red))
-                .map(deadline_row)
-                .collect(),
-        });
+        wanted.push((
+            "overdue",
+            "超期办件",
+            "办结期限",
+            Source::Overdue,
+            Clock::Deadline,
+        ));
         // Bad reviews and escalations wait for 督办 until a rectification is opened; then the
         // rectification is followed by its due date, red once past it.
-        queues.push(Queue {
-            id: "bad-reviews",
-            title: "差评待督办",
-            clock_title: "评价",
-            rows: all
-                .iter()
-                .filter(|s| is_bad_review(u64::from(s.evaluation)) && s.rectification.is_empty())
-                .map(|s| row(s, format!("{}分", s.evaluation), "red"))
-                .collect(),
-        });
-        queues.push(Queue {
-            id: "escalations",
-            title: "办不成事反映待督办",
-            clock_title: "反映次数",
-            rows: all
-                .iter()
-                .filter(|s| s.escalations > 0 && s.rectification.is_empty())
-                .map(|s| row(s, format!("{}次", s.escalations), "yellow"))
-                .collect(),
-        });
-        queues.push(rectifications(
+        wanted.push((
+            "bad-reviews",
+            "差评待督办",
+            "评价",
+            Source::Token(queue::BAD_REVIEW.into()),
+            Clock::BadReview,
+        ));
+        wanted.push((
+            "escalations",
+            "办不成事反映待督办",
+            "反映次数",
+            Source::Token(queue::ESCALATED.into()),
+            Clock::Escalations,
+        ));
+        wanted.push((
             "rectifications",
             "整改中",
-            &all,
-            None,
-            &today,
+            "答复期限",
+            Source::Token(queue::RECTIFY.into()),
+            Clock::Rectification,
         ));
     }
     if let Some(Role::Dept(d)) = &role {
         // 联办: the lead decides only after every assisting department's opinion.
-        queues.push(Queue {
-            id: "to-assist",
-            title: "联办待出具协办意见",
-            clock_title: "办结期限",
-            rows: in_state(&[CaseState::Accepted, CaseState::Review])
-                .into_iter()
-                .filter(|s| s.assist_departments.contains(d))
-                .map(deadline_row)
-                .collect(),
-        });
-        queues.push(rectifications(
+        wanted.push((
+            "to-assist",
+            "联办待出具协办意见",
+            "办结期限",
+            Source::Token(queue::of(queue::ASSIST, d)),
+            Clock::Deadline,
+        ));
+        wanted.push((
             "to-rectify",
             "待整改",
-            &all,
-            Some(d),
-            &today,
+            "答复期限",
+            Source::Token(queue::of(queue::RECTIFY, d)),
+            Clock::Rectification,
         ));
     }
+    let now = beijing_now();
+    let today = now.date_naive();
+    let st = state.app.clone();
+    let calendar = state.app.calendar();
+    let queues = match blocking(move || {
+        let cal = &*calendar;
+        let mut queues = Vec::new();
+        for (id, title, clock_title, source, clock) in wanted {
+            let (cases, total) = match source {
+                Source::State(s) => st.store.oldest_in_state(s, QUEUE_ROWS)?,
+                Source::Token(t) => st.store.queue(&t, QUEUE_ROWS)?,
+                Source::Overdue => st.store.overdue(today, QUEUE_ROWS)?,
+            };
+            let rows = cases
+                .iter()
+                .map(|s| row(s, clock, now, today, cal))
+                .collect();
+            queues.push(Queue {
+                id,
+                title,
+                clock_title,
+                total,
+                rows,
+            });
+        }
+        Ok(queues)
+    })
+    .await
+    {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
     let page = QueuePage {
         page: PageCtx::new(&state.app, &user),
         queues,
@@ -238,35 +222,60 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     }
 }
 
-/// Open rectifications (of `owner` only, when given), each with its due date; red once past it.
-fn rectifications(
-    id: &'static str,
-    title: &'static str,
-    all: &[tongban_shared::case::CaseSummary],
-    owner: Option<&String>,
-    today: &chrono::NaiveDate,
-) -> Queue {
-    let today = today.format("%Y-%m-%d").to_string();
-    Queue {
-        id,
-        title,
-        clock_title: "答复期限",
-        rows: all
-            .iter()
-            .filter(|s| s.rectification == "open")
-            .filter(|s| owner.is_none_or(|d| &s.rectification_owner == d))
-            .map(|s| QueueRow {
-                case_no: s.case_no.clone(),
-                item: s.item_name.clone(),
-                applicant: s.applicant_name.clone(),
-                dept: s.rectification_owner.clone(),
-                clock: format!("{}（回访{}次）", s.rectification_due, s.callbacks),
-                colour: if s.rectification_due.as_str() < today.as_str() {
-                    "red"
-                } else {
-                    ""
-                },
-            })
-            .collect(),
+/// One row of a queue, its clock column as the queue wants it.
+fn row(
+    s: &tongban_shared::case::CaseSummary,
+    clock: Clock,
+    now: chrono::DateTime<chrono::FixedOffset>,
+    today: chrono::NaiveDate,
+    cal: &tongban_shared::calendar::Calendar,
+) -> QueueRow {
+    use tongban_shared::stats::{urgency, Urgency};
+    let (dept, text, colour) = match clock {
+        Clock::Waited => {
+            let waited = (now.timestamp_millis() - s.created_ms) / 60_000;
+            (
+                s.handling_dept.clone(),
+                format!("收件后{}分钟", waited.max(0)),
+                "",
+            )
+        }
+        Clock::Deadline => {
+            let colour = match urgency(s, today, cal, YELLOW_DAYS) {
+                Some(Urgency::Red) => "red",
+                Some(Urgency::Yellow) => "yellow",
+                _ => "",
+            };
+            let deadline = s.deadline.clone().unwrap_or_else(|| "—".into());
+            (s.handling_dept.clone(), deadline, colour)
+        }
+        Clock::BadReview => (
+            s.handling_dept.clone(),
+            format!("{}分", s.evaluation),
+            "red",
+        ),
+        Clock::Escalations => (
+            s.handling_dept.clone(),
+            format!("{}次", s.escalations),
+            "yellow",
+        ),
+        Clock::Rectification => {
+            let today = today.format("%Y-%m-%d").to_string();
+            let colour = if s.rectification_due.as_str() < today.as_str() {
+                "red"
+            } else {
+                ""
+            };
+            let text = format!("{}（回访{}次）", s.rectification_due, s.callbacks);
+            (s.rectification_owner.clone(), text, colour)
+        }
+    };
+    QueueRow {
+        case_no: s.case_no.clone(),
+        item: s.item_name.clone(),
+        applicant: s.applicant_name.clone(),
+        dept,
+        clock: text,
+        colour,
     }
 }

@@ -6,7 +6,7 @@ use rand::Rng;
 use tongban_runtime::clock::beijing_now;
 use tongban_runtime::store::Created;
 use tongban_shared::case::{self, Agent, CaseDoc, CaseNo, IntakeRequest};
-use tongban_shared::stats::{Stats, StatsBuilder};
+use tongban_shared::stats::Stats;
 use tongban_shared::todo::TodoKind;
 use tongban_shared::workflow::{self, ActionError, ActionInput, Actor, Role};
 use tongban_shared::FieldError;
@@ -302,14 +302,17 @@ pub async fn compute_stats(state: &SharedState) -> Result<Stats, AppError> {
     blocking(move || {
         let now = beijing_now();
         let calendar = st.calendar();
-        let mut b = StatsBuilder::new(
-            now.date_naive(),
-            now.timestamp_millis(),
+        // The numbers are kept with every case write (the store's parts): reading them does not
+        // grow with the county's cases, only with its departments, nodes and open deadlines.
+        let today = now.date_naive();
+        let first_day = today - chrono::Days::new(29);
+        let parts = st.store.stats_parts(first_day, now.timestamp_millis())?;
+        Ok(tongban_shared::aggregate::stats_from_parts(
+            &parts,
+            today,
             &calendar,
             YELLOW_DAYS,
-        );
-        st.store.for_each_summary(|s| b.add(s))?;
-        Ok(b.finish())
+        ))
     })
     .await
 }

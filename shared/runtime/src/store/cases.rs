@@ -315,6 +315,8 @@ impl CaseWrite {
                 .insert(todo_key(&s.todo, &s.todo_since, &s.case_no), &[])?;
         }
 
+        super::indexes::apply(tx, old.as_ref(), &self.summary)?;
+
         // Sync summary: remove the old leaf, add the new one, on every node of the path.
         let ikey = item_key(&self.scope, &self.bucket, &self.case_no);
         let old_digest: Option<Digest> = tx

@@ -6,7 +6,7 @@ use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 5;
+pub const STORE_VERSION: u32 = 6;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
@@ -15,6 +15,7 @@ const MIGRATIONS: &[Migration] = &[
     history_to_events,
     todo_index,
     counters_apart,
+    postings_and_parts,
 ];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
@@ -130,6 +131,13 @@ fn counters_apart(store: &Store) -> Result<(), StoreError> {
         store.meta.remove(key)?;
     }
     Ok(())
+}
+
+/// 5 → 6: the postings (text search, department lists, queues) and the county's numbers as parts
+/// appeared (`indexes.rs`); made from the summaries, which every case write keeps equal to its
+/// document.
+fn postings_and_parts(store: &Store) -> Result<(), StoreError> {
+    super::indexes::rebuild(store)
 }
 
 impl Store {

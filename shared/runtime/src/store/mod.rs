@@ -9,6 +9,8 @@
 //! - `cases`: storing new cases and merged versions.
 //! - `trie`: the per-scope summary trie that sync reconciles.
 //! - `queries`: lists, counts, and walks over the summaries.
+//! - `indexes`: postings and the county's numbers, written with each case (format 6).
+//! - `search`: reading them: text search, department lists, queues, the numbers.
 //! - `outgoing`: local writes not yet gone up.
 //! - `changes`: durable changes told to listeners (the sync server's notices).
 //! - `accounts`, `actors`: people and automerge actor bindings.
@@ -25,11 +27,13 @@ pub mod changes;
 pub mod county;
 mod durability;
 mod error;
+mod indexes;
 pub(crate) mod keys;
 mod meta;
 mod migrations;
 mod outgoing;
 mod queries;
+mod search;
 mod tables;
 mod trie;
 
@@ -63,6 +67,11 @@ pub struct Store {
     sync_roots: sled::Tree,
     sync_nodes: sled::Tree,
     sync_items: sled::Tree,
+    postings: sled::Tree,
+    posting_counts: sled::Tree,
+    cells: sled::Tree,
+    deadlines: sled::Tree,
+    handovers: sled::Tree,
     actors: sled::Tree,
     nodes: sled::Tree,
     outbox: sled::Tree,
@@ -83,5 +92,7 @@ pub struct Store {
     own_code: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
+#[cfg(test)]
+mod index_tests;
 #[cfg(test)]
 mod tests;

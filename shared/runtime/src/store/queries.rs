@@ -1,5 +1,6 @@
 //! Reading many cases at once from the index trees, never the documents: newest-first pages with
-//! state and text filters, counts from the counters, and a walk over every summary.
+//! a state filter (text and department filters are `search.rs`), counts from the counters, and a
+//! walk over every summary (the monthly workbook, and tests that check the indexes against it).
 
 use tongban_shared::case::{CaseState, CaseSummary};
 use tongban_shared::todo::TodoKind;
@@ -84,11 +85,15 @@ impl Store {
         Ok((out, total))
     }
 
-    /// Newest-first page of cases. Without a text filter the total comes from counters and only one
-    /// page of the index is read; a text filter scans the index (summaries only, never documents).
+    /// Newest-first page of cases. A text search or a department's list reads the postings
+    /// (`search.rs`); otherwise the total comes from counters and one page of the date or state
+    /// index is read ("today" on the home page reads today's cases).
     pub fn list(&self, q: &ListQuery) -> Result<ListPage, StoreError> {
-        let limit = q.limit.clamp(1, 500);
         let text = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+        if text.is_some() || q.dept.is_some() {
+            return self.list_by_postings(q);
+        }
+        let limit = q.limit.clamp(1, 500);
         let prefix: Vec<u8> = match q.state {
             Some(s) => state_key(s.as_str(), &[]),
             None => Vec::new(),
@@ -118,7 +123,7 @@ impl Store {
         let mut cases = Vec::with_capacity(limit);
         let mut next = None;
         let mut total: u64 = 0;
-        let counting_by_scan = text.is_some() || q.since_ms.is_some() || q.dept.is_some();
+        let counting_by_scan = q.since_ms.is_some();
         for entry in tree.range(start..) {
             let (key, _) = entry?;
             if !key.starts_with(&prefix) {
@@ -130,52 +135,30 @@ impl Store {
                     break;
                 }
             }
-            let no = case_no_of_created_key(created)?;
-            if cases.len() == limit && !counting_by_scan {
+            if cases.len() == limit {
                 next = Some(hex(&cases_last_key(&cases)));
-                break;
-            }
-            let summary = self.summary_required(&no)?;
-            if let Some(t) = text {
-                if !summary.matches_text(t) {
-                    continue;
+                if !counting_by_scan {
+                    break;
                 }
+                total += 1;
+                continue;
             }
-            if let Some(d) = &q.dept {
-                let handling = if summary.handling_dept.is_empty() {
-                    &summary.department
-                } else {
-                    &summary.handling_dept
-                };
-                // 联办: an assisting department sees the case it gives an opinion on.
-                if handling != d && !summary.assist_departments.contains(d) {
-                    continue;
-                }
-            }
-            if cases.len() < limit {
-                cases.push(summary);
-            } else if next.is_none() {
-                next = Some(hex(&cases_last_key(&cases)));
-            }
+            cases.push(self.summary_required(&case_no_of_created_key(created)?)?);
             total += 1;
         }
         if !counting_by_scan {
             total = self.count(q.state)?;
         } else if q.cursor.is_some() {
-            // A scan that started at a cursor only saw what lies after it; the total of every match
-            // needs the whole range once more (rare: the second page of a text search).
-            total = self.count_matches(q)?;
+            // A scan that started at a cursor only saw what lies after it.
+            total = self
+                .list(&ListQuery {
+                    cursor: None,
+                    limit: 1,
+                    ..q.clone()
+                })?
+                .total;
         }
         Ok(ListPage { cases, total, next })
-    }
-
-    fn count_matches(&self, q: &ListQuery) -> Result<u64, StoreError> {
-        let all = ListQuery {
-            cursor: None,
-            limit: 1,
-            ..q.clone()
-        };
-        Ok(self.list(&all)?.total)
     }
 }
 

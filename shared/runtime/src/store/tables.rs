@@ -19,7 +19,8 @@ pub(super) const META: &str = "meta";
 /// Counters every case write changes (format 5; before, they lived in `META` beside the catalogue,
 /// so each few case writes rewrote the catalogue into sled's log: 17–21 KB per case on disk):
 /// per-day case-number counters (`seq/<yyyymmdd>`), case counters (`count/ALL`, `count/<STATE>`),
-/// the count of case writes (`writes`).
+/// the count of case writes (`writes`); (format 6) running hand-overs (`handover/<0|1>`) and cases
+/// taken in per day (`day/<YYYY-MM-DD>`).
 pub(super) const COUNTERS: &str = "counters";
 /// Case number → `Automerge::save` bytes of the case document.
 pub(super) const CASES: &str = "cases";
@@ -32,6 +33,17 @@ pub(super) const BY_STATE: &str = "by_state";
 /// `station code ‖ 0 ‖ to-do kind ‖ 0 ‖ since ms (i64 BE) ‖ case number` → (): each station's
 /// inbox, longest waiting first (`tongban_shared::todo`).
 pub(super) const BY_TODO: &str = "by_todo";
+/// (format 6) `token ‖ 0 ‖ order ‖ 0 ‖ created (flipped) ‖ case number` → (): the postings of
+/// `tongban_shared::postings` (text search, department lists, queues; see `indexes.rs`).
+pub(super) const POSTINGS: &str = "postings";
+/// (format 6) Token → number of cases under it (u64 BE).
+pub(super) const POSTING_COUNTS: &str = "posting_counts";
+/// (format 6) `department ‖ 0 ‖ node` → postcard `aggregate::Cell`: the day-independent numbers.
+pub(super) const CELLS: &str = "cells";
+/// (format 6) `deadline YYYY-MM-DD ‖ 0 ‖ department ‖ 0 ‖ node` → cases whose clock runs (u64 BE).
+pub(super) const DEADLINES: &str = "deadlines";
+/// (format 6) `urgent ‖ county receipt ms ‖ case number` → (): hand-overs still running.
+pub(super) const HANDOVERS: &str = "handovers";
 /// Client request key → case number, so a retried submission never doubles a case.
 pub(super) const IDEMPOTENCY: &str = "idempotency";
 /// Account name → postcard `UserRecord`.
@@ -75,6 +87,11 @@ pub(super) struct CaseTx<'a> {
     pub sync_roots: &'a TransactionalTree,
     pub sync_nodes: &'a TransactionalTree,
     pub sync_items: &'a TransactionalTree,
+    pub postings: &'a TransactionalTree,
+    pub posting_counts: &'a TransactionalTree,
+    pub cells: &'a TransactionalTree,
+    pub deadlines: &'a TransactionalTree,
+    pub handovers: &'a TransactionalTree,
 }
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -96,9 +113,14 @@ impl Store {
             &self.sync_roots,
             &self.sync_nodes,
             &self.sync_items,
+            &self.postings,
+            &self.posting_counts,
+            &self.cells,
+            &self.deadlines,
+            &self.handovers,
         ];
         let outcome = trees[..].transaction(|views: &Vec<TransactionalTree>| {
-            let [counters, cases, index, by_created, by_state, by_todo, idempotency, sync_roots, sync_nodes, sync_items] =
+            let [counters, cases, index, by_created, by_state, by_todo, idempotency, sync_roots, sync_nodes, sync_items, postings, posting_counts, cells, deadlines, handovers] =
                 views.as_slice()
             else {
                 return Err(ConflictableTransactionError::Abort(super::error::corrupt(
@@ -117,6 +139,11 @@ impl Store {
                 sync_roots,
                 sync_nodes,
                 sync_items,
+                postings,
+                posting_counts,
+                cells,
+                deadlines,
+                handovers,
             })
         });
         match outcome {

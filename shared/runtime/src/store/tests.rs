@@ -52,7 +52,7 @@ fn summary(no: &str, ms: i64, name: &str) -> CaseSummary {
     }
 }
 
-fn new_store(dir: &Path) -> Store {
+pub(super) fn new_store(dir: &Path) -> Store {
     Store::create(
         dir,
         &identity(),

@@ -52,13 +52,16 @@ pub fn sample_intake(catalog: &Catalog, rng: &mut impl Rng) -> IntakeRequest {
 }
 
 /// Stores `count` generated cases spread over the days before `now`, flushing once at the end.
-/// For demo data and benchmarks; seeded, so the same seed gives the same county.
+/// For demo data and benchmarks; seeded, so the same seed gives the same county. With `villages`
+/// above 0 the cases carry the numbers of that many villages (of 20 townships), as a county hub
+/// holds them; otherwise this node's own.
 pub fn fill(
     store: &Store,
     count: u64,
     seed: u64,
     now: DateTime<FixedOffset>,
     agent_user: &str,
+    villages: u32,
 ) -> Result<u64, SetupError> {
     let identity = store.identity()?;
     let catalog = store.catalog()?;
@@ -80,7 +83,13 @@ pub fn fill(
             let agent = Agent {
                 user: agent.name.clone(),
                 name: agent.display_name.clone(),
-                node_code: identity.code.clone(),
+                node_code: match villages {
+                    0 => identity.code.clone(),
+                    n => {
+                        let v = (i % u64::from(n)) as u32;
+                        format!("420222{:03}{:03}", 100 + v % 20, 200 + v / 20)
+                    }
+                },
                 node_name: identity.name.clone(),
             };
             case::build_case(&intake, agent, at, seq, &password, actor.clone()).map_err(Box::new)

@@ -185,6 +185,10 @@ enum Command {
         /// Account recorded as the agent of the generated cases.
         #[arg(long)]
         user: String,
+        /// Spread the cases over this many villages' numbers (a county hub's store; 0: this node's
+        /// own number only).
+        #[arg(long, default_value_t = 0)]
+        villages: u32,
     },
 }
 
@@ -479,7 +483,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         },
                         beijing_now(),
                     )?;
-                    demo_data::fill(&store, 12, 2026, beijing_now(), DEMO_USER)?;
+                    demo_data::fill(&store, 12, 2026, beijing_now(), DEMO_USER, 0)?;
                     store
                 }
                 Err(e) => return Err(e.into()),
@@ -505,9 +509,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             count,
             seed,
             user,
+            villages,
         } => {
             let store = Store::open(&data)?;
-            let n = demo_data::fill(&store, count, seed, beijing_now(), &user)?;
+            let n = demo_data::fill(&store, count, seed, beijing_now(), &user, villages)?;
             println!("stored {n} cases");
             Ok(())
         }

@@ -289,6 +289,7 @@ impl County {
                     2026 + i as u64,
                     now,
                     node.login.user,
+                    0,
                 )
                 .with_context(|| format!("filling {}", node.code))?;
             }

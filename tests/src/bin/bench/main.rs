@@ -13,11 +13,11 @@
 //! retry may come first), wall time, and peak RSS of both processes.
 //!
 //! `fanin --nodes 400 --cases 50`, `weaklink --cases 500`, `footprint --cases 100000`, `eventlog`,
-//! `loginflood --requests 64`, `link`, `link-township`, `storage --cases 10000`: see their
+//! `loginflood --requests 64`, `link`, `link-township`, `storage --cases 10000`, `hubscale --cases 20000`: see their
 //! modules. Every subcommand prints a Markdown table; with `--json` also one JSON object per row.
 //!
 //! Usage: `cargo build --release && target/release/tongban-bench
-//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood|link|link-township|storage] [flags]`
+//! [intake|reconnect|fanin|weaklink|footprint|eventlog|loginflood|link|link-township|storage|hubscale] [flags]`
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -79,6 +79,7 @@ fn file_one(agent: &ureq::Agent, node: &NodeProcess, name: &str) -> anyhow::Resu
 mod eventlog;
 mod fanin;
 mod footprint;
+mod hubscale;
 mod link;
 mod loginflood;
 mod storage;
@@ -90,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Some("eventlog") => return eventlog::run(),
         Some("fanin") => return fanin::run(),
         Some("footprint") => return footprint::run(),
+        Some("hubscale") => return hubscale::run(),
         Some("link") => return link::run(),
         Some("link-township") => return link::township(),
         Some("loginflood") => return loginflood::run(),

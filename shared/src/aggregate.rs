@@ -363,14 +363,11 @@ mod tests {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut cases = BTreeMap::new();
             let mut cell_kept = BTreeMap::<(String, Option<String>), Cell>::new();
-            for i in 0..rng.gen_range(1..120) {
-                let s = random_summary(&mut rng, i);
-                // Keep the cells the way the store does, version after version.
+            // Keeps the cells the way the store does, version after version: the new version's
+            // parts added, the replaced one's subtracted.
+            let mut write = |s: CaseSummary, cases: &mut BTreeMap<String, CaseSummary>| {
                 let p = parts(&s);
-                cell_kept
-                    .entry((p.dept.clone(), p.node.clone()))
-                    .or_default()
-                    .add(&p.cell);
+                cell_kept.entry((p.dept, p.node)).or_default().add(&p.cell);
                 if let Some(old) = cases.insert(s.case_no.clone(), s) {
                     let q = parts(&old);
                     cell_kept
@@ -378,22 +375,13 @@ mod tests {
                         .or_default()
                         .subtract(&q.cell);
                 }
+            };
+            for i in 0..rng.gen_range(1..120) {
+                write(random_summary(&mut rng, i), &mut cases);
                 // Later versions of earlier cases.
                 if i > 3 && rng.gen_bool(0.5) {
                     let earlier = rng.gen_range(0..i);
-                    let again = random_summary(&mut rng, earlier);
-                    let p = parts(&again);
-                    cell_kept
-                        .entry((p.dept.clone(), p.node.clone()))
-                        .or_default()
-                        .add(&p.cell);
-                    if let Some(old) = cases.insert(again.case_no.clone(), again) {
-                        let q = parts(&old);
-                        cell_kept
-                            .entry((q.dept, q.node))
-                            .or_default()
-                            .subtract(&q.cell);
-                    }
+                    write(random_summary(&mut rng, earlier), &mut cases);
                 }
             }
             let today: NaiveDate = format!("2026-12-{:02}", rng.gen_range(1..=28))

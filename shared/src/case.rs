@@ -587,8 +587,7 @@ impl CaseSummary {
     /// (`crate::postings`) are checked against:
     ///
     /// - the whole case number;
-    /// - the applicant's name: one or two characters anywhere in it, three or more its beginning
-    ///   (a surname, a full name);
+    /// - the beginning of the applicant's name (a surname, a full name);
     /// - four or more letters and digits: the tail of the ID number or of the phone (手机尾号);
     /// - the item: a part of its name, or its whole code.
     pub fn matches_text(&self, q: &str) -> bool {
@@ -596,11 +595,7 @@ impl CaseSummary {
         if q.is_empty() {
             return true;
         }
-        let name = self.applicant_name.trim();
-        let name_matches = match q.chars().count() {
-            1 | 2 => name.contains(q),
-            _ => name.starts_with(q),
-        };
+        let name_matches = self.applicant_name.trim().starts_with(q);
         let tail = q.len() >= 4 && q.bytes().all(|b| b.is_ascii_alphanumeric());
         let upper = q.to_ascii_uppercase();
         let ends = |number: &str| number.trim().to_ascii_uppercase().ends_with(&upper);

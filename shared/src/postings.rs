@@ -59,10 +59,6 @@ pub fn dept_state_token(dept: &str, state: &str) -> String {
     format!("S:{dept}{SEP}{state}")
 }
 
-fn name_gram(gram: &str) -> String {
-    format!("n:{gram}")
-}
-
 fn name_prefix(prefix: &str) -> String {
     format!("N:{prefix}")
 }
@@ -113,17 +109,12 @@ pub fn postings(s: &CaseSummary) -> Vec<Posting> {
             order: order.to_vec(),
         })
     };
-    // The name: every character and pair (a search of one or two characters finds it anywhere in
-    // the name), and every prefix of three or more (a longer search is the name's beginning).
+    // The name: every beginning of it (a surname, a full name). Each token is a key in sled, whose
+    // log costs some 250 bytes per key on disk (docs/BENCHMARKS.md): a part from the middle of a
+    // name is not searched.
     let chars: Vec<char> = s.applicant_name.trim().chars().collect();
-    for (i, c) in chars.iter().enumerate() {
-        add(name_gram(&c.to_string()), &[]);
-        if let Some(next) = chars.get(i + 1) {
-            add(name_gram(&format!("{c}{next}")), &[]);
-        }
-        if i >= 2 {
-            add(name_prefix(&chars[..=i].iter().collect::<String>()), &[]);
-        }
+    for i in 0..chars.len() {
+        add(name_prefix(&chars[..=i].iter().collect::<String>()), &[]);
     }
     for number in [&s.applicant_cert_no, &s.phone] {
         if let Some(t) = tail4(number) {
@@ -195,10 +186,7 @@ pub fn text_sources<'a>(
         return out;
     }
     let exact = |token: String| Source { token, exact: true };
-    match q.chars().count() {
-        1 | 2 => out.push(exact(name_gram(q))),
-        _ => out.push(exact(name_prefix(q))),
-    }
+    out.push(exact(name_prefix(q)));
     if is_number_tail(q) {
         if let Some(t) = tail4(q) {
             // Four characters say little of a longer number: each case is checked.

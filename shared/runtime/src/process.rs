@@ -113,6 +113,7 @@ pub fn cli_main_logging<C>(
         }
     }
     ignore_file_size_signal();
+    give_large_allocations_back();
     match run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -161,6 +162,23 @@ fn ignore_file_size_signal() {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
+
+/// glibc serves large allocations from its heap once one of that size has been freed (its mmap
+/// threshold follows the largest freed block, up to 32 MiB) and keeps the heap's memory: argon2's
+/// 19 MiB per password check, a big upload's buffers stayed in the RSS of a village PC. A fixed
+/// threshold maps every allocation from 256 KiB up on its own, returned to the system when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_large_allocations_back() {
+    // SAFETY: mallopt only sets an allocator parameter (under the allocator's own lock).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
+/// Other allocators give large blocks back by themselves (Windows' heap maps blocks above 512 KiB
+/// on their own, musl always does).
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_large_allocations_back() {}
 
 /// Windows has no file-size signal: a write that does not fit fails with an error (disk full), which
 /// the store already reports as a fault.

@@ -35,14 +35,13 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
         .to_string())
 }
 
+/// Whether `password` is the one `phc` was made from. argon2's working memory (19 MiB with the
+/// default parameters) is allocated for this check and given back after it: the process start
+/// (`tongban_runtime::process`) makes glibc map allocations that large on their own, so they leave
+/// the process when freed instead of staying in a malloc arena (kept per checker thread before, they
+/// stayed in the RSS of every node for its whole life).
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    verify_password_in(password, phc, &mut Vec::new())
-}
-
-/// [`verify_password`] with argon2's working memory (19 MiB with the default parameters) in
-/// `blocks`, grown as needed and kept by the caller: the login guard's checker threads reuse one
-/// each instead of allocating it for every attempt, which glibc spread over many arenas and kept.
-pub fn verify_password_in(password: &str, phc: &str, blocks: &mut Vec<argon2::Block>) -> bool {
+    let mut blocks: Vec<argon2::Block> = Vec::new();
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -63,9 +62,7 @@ pub fn verify_password_in(password: &str, phc: &str, blocks: &mut Vec<argon2::Bl
     let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
         return false;
     };
-    if blocks.len() < params.block_count() {
-        blocks.resize(params.block_count(), argon2::Block::default());
-    }
+    blocks.resize(params.block_count(), argon2::Block::default());
     let mut out = vec![0u8; expected.len()];
     let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
         password.as_bytes(),

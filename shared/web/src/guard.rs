@@ -40,11 +40,6 @@ pub const LOCK_TIME: Duration = Duration::from_secs(15 * 60);
 /// Accounts and addresses with recent failures that are remembered; beyond it the oldest go first.
 pub const MAX_TRACKED: usize = 10_000;
 
-thread_local! {
-    /// argon2's working memory of a checker thread, allocated by its first check and reused.
-    static WORKING_MEMORY: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// One password check, run on a checker thread.
 type Check = Box<dyn FnOnce() + Send>;
 
@@ -131,9 +126,7 @@ impl LoginGuard {
                         accounts::hash_password(&accounts::random_token()).unwrap_or_default()
                     }),
                 };
-                let ok = WORKING_MEMORY.with_borrow_mut(|blocks| {
-                    accounts::verify_password_in(&password, hash, blocks)
-                });
+                let ok = accounts::verify_password(&password, hash);
                 record.filter(|_| ok)
             });
             // The request may have gone (client closed): nobody to tell.

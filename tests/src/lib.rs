@@ -843,10 +843,15 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 
 /// Resident set size of a process in KiB, from /proc (Linux).
 pub fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// One `kB` line of `/proc/PID/status` (`VmRSS:`, `RssAnon:`, `RssFile:` …).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()

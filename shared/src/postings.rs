@@ -100,8 +100,17 @@ pub fn list_departments(s: &CaseSummary) -> Vec<&str> {
     depts
 }
 
-/// Every token of one case version, each once.
-pub fn postings(s: &CaseSummary) -> Vec<Posting> {
+/// Which store keeps the tokens: department lists and the queues of `/queue` exist only at the
+/// county; a village or township keeps the search tokens alone (each token is a sled key, and keys
+/// are most of a case's bytes on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keeper {
+    County,
+    Station,
+}
+
+/// Every token of one case version that `keeper` keeps, each once.
+pub fn postings(s: &CaseSummary, keeper: Keeper) -> Vec<Posting> {
     let mut out: Vec<Posting> = Vec::new();
     let mut add = |token: String, order: &[u8]| {
         out.push(Posting {
@@ -122,6 +131,11 @@ pub fn postings(s: &CaseSummary) -> Vec<Posting> {
         }
     }
     add(item_token(&s.item_code, &s.item_name), &[]);
+    if keeper == Keeper::Station {
+        out.sort();
+        out.dedup_by(|a, b| a.token == b.token);
+        return out;
+    }
     for d in list_departments(s) {
         add(dept_token(d), &[]);
         add(dept_state_token(d, &s.state), &[]);
@@ -281,7 +295,8 @@ mod tests {
                 }
                 queries.push(s.phone[2..7].to_string());
             }
-            let tokens_of: Vec<Vec<Posting>> = cases.iter().map(postings).collect();
+            let tokens_of: Vec<Vec<Posting>> =
+                cases.iter().map(|s| postings(s, Keeper::Station)).collect();
             for q in &queries {
                 let sources = text_sources(q, items.iter().map(|(c, n)| (c.as_str(), n.as_str())));
                 let found: BTreeSet<&str> = cases

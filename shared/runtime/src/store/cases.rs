@@ -78,7 +78,7 @@ impl Store {
             Ok(built) => built,
             Err(e) => return Ok(Err(e)),
         };
-        let write = CaseWrite::new(&summary, doc, &summary.case_no)?;
+        let write = CaseWrite::new(&summary, doc, &summary.case_no, self.keeper())?;
         let no = summary.case_no.as_bytes();
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         let replayed = self.case_transaction(|tx| {
@@ -206,7 +206,7 @@ impl Store {
                 format!("it names another case ({})", summary.case_no),
             ));
         }
-        let write = CaseWrite::new(&summary, doc, case_no)?;
+        let write = CaseWrite::new(&summary, doc, case_no, self.keeper())?;
         // One of this node's own cases coming back (a replaced or restored PC pulling its scope):
         // the day's counter moves past it, so the next intake never takes its number.
         let counter = match new_here {
@@ -244,10 +244,16 @@ struct CaseWrite {
     summary: CaseSummary,
     summary_bytes: Vec<u8>,
     digest: Digest,
+    keeper: tongban_shared::postings::Keeper,
 }
 
 impl CaseWrite {
-    fn new(summary: &CaseSummary, doc: Vec<u8>, case_no: &str) -> Result<CaseWrite, StoreError> {
+    fn new(
+        summary: &CaseSummary,
+        doc: Vec<u8>,
+        case_no: &str,
+        keeper: tongban_shared::postings::Keeper,
+    ) -> Result<CaseWrite, StoreError> {
         let scope = scope::scope_of(case_no)
             .ok_or_else(|| invalid(case_no, "not a case number"))?
             .to_string();
@@ -268,6 +274,7 @@ impl CaseWrite {
             summary: summary.clone(),
             doc,
             scope,
+            keeper,
         })
     }
 
@@ -315,7 +322,7 @@ impl CaseWrite {
                 .insert(todo_key(&s.todo, &s.todo_since, &s.case_no), &[])?;
         }
 
-        super::indexes::apply(tx, old.as_ref(), &self.summary)?;
+        super::indexes::apply(tx, old.as_ref(), &self.summary, self.keeper)?;
 
         // Sync summary: remove the old leaf, add the new one, on every node of the path.
         let ikey = item_key(&self.scope, &self.bucket, &self.case_no);

@@ -1,7 +1,8 @@
 //! The indexes of format 6 against a full scan: a store on disk gets random cases and random later
 //! versions of them (states, departments, deadlines, names, reviews and hand-overs changing), and
 //! every search, department list, queue and number read through the indexes must equal what a walk
-//! over every summary finds; again after the indexes are rebuilt by the migration from format 5.
+//! over every summary finds; again after the indexes are rebuilt by the migration from format 5. A
+//! village's store keeps the search tokens only.
 
 use std::collections::BTreeSet;
 
@@ -116,7 +117,7 @@ fn newest_first(mut v: Vec<&CaseSummary>) -> Vec<String> {
     v.into_iter().map(|s| s.case_no.clone()).collect()
 }
 
-fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64) {
+fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64, county: bool) {
     let calendar = Calendar::builtin().unwrap();
     let cases = all(store);
     let mut queries: Vec<String> = ["王", "秀英", "王秀英", "欧阳秀", "建", "低保", "yx-yb-001"]
@@ -153,6 +154,15 @@ fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64)
             );
             assert_eq!(total, want.len() as u64, "seed {seed}: total of {text:?}");
         }
+    }
+    if !county {
+        // A village or township keeps the search tokens only: no department lists, no queues.
+        for dept in DEPTS {
+            assert_eq!(store.token_count(&postings::dept_token(dept)).unwrap(), 0);
+        }
+        assert_eq!(store.token_count(queue::REVIEW).unwrap(), 0);
+        assert_eq!(store.token_count(queue::CLOCK).unwrap(), 0);
+        return;
     }
     for dept in DEPTS {
         for state in [None, Some(CaseState::Accepted)] {
@@ -251,11 +261,32 @@ fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64)
     assert_eq!(from_parts, scanned, "seed {seed}: the county's numbers");
 }
 
+/// A county's store (the hub's), which keeps every token.
+fn county_store(dir: &std::path::Path) -> Store {
+    let identity = NodeIdentity {
+        code: "420222".into(),
+        name: "阳新县".into(),
+        tier: tongban_shared::Tier::County,
+        parent: None,
+        upstream: None,
+        upstream_name: None,
+        fallback: None,
+        created_at: "2026-11-27T09:00:00+08:00".into(),
+    };
+    let catalog = tongban_shared::catalog::BUILTIN_CATALOG_JSON;
+    Store::create(dir, &identity, &[2; 16], catalog).unwrap()
+}
+
 #[test]
 fn indexes_answer_what_a_scan_of_every_summary_answers_and_are_rebuilt_by_the_migration() {
-    for seed in 0..6u64 {
+    for seed in 0..8u64 {
+        // Even seeds a county's store, odd ones a village's.
+        let county = seed % 2 == 0;
         let dir = tempfile::tempdir().unwrap();
-        let store = super::tests::new_store(dir.path());
+        let store = match county {
+            true => county_store(dir.path()),
+            false => super::tests::new_store(dir.path()),
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut numbers: Vec<(String, i64)> = Vec::new();
         for i in 0..150 {
@@ -274,7 +305,7 @@ fn indexes_answer_what_a_scan_of_every_summary_answers_and_are_rebuilt_by_the_mi
             .parse()
             .unwrap();
         let now_ms = 1_796_000_000_000 + rng.gen_range(0..90) * 60_000;
-        check_against_a_scan(&store, today, now_ms, seed);
+        check_against_a_scan(&store, today, now_ms, seed, county);
 
         // Format 5 had none of these indexes: the migration makes them from the summaries.
         store.postings.clear().unwrap();
@@ -286,6 +317,6 @@ fn indexes_answer_what_a_scan_of_every_summary_answers_and_are_rebuilt_by_the_mi
         store.flush().unwrap();
         drop(store);
         let store = Store::open(dir.path()).unwrap();
-        check_against_a_scan(&store, today, now_ms, seed);
+        check_against_a_scan(&store, today, now_ms, seed, county);
     }
 }

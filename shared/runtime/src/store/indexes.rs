@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use sled::transaction::ConflictableTransactionError;
 use tongban_shared::aggregate::{self, Cell, Parts};
 use tongban_shared::case::CaseSummary;
-use tongban_shared::postings::{self, Posting};
+use tongban_shared::postings::{self, Keeper, Posting};
 
 use super::error::{corrupt, StoreError};
 use super::keys::read_u64;
@@ -104,9 +104,16 @@ fn add_u64(tx: &sled::transaction::TransactionalTree, key: &[u8], delta: i64) ->
 /// Writes what changes between the `old` summary of a case (if it was stored) and the `new` one.
 /// Only what differs is written: most actions move a case from one queue to the next and leave its
 /// name, numbers and item alone.
-pub(super) fn apply(tx: &CaseTx<'_>, old: Option<&CaseSummary>, new: &CaseSummary) -> TxResult<()> {
-    let before = old.map(postings::postings).unwrap_or_default();
-    let after = postings::postings(new);
+pub(super) fn apply(
+    tx: &CaseTx<'_>,
+    old: Option<&CaseSummary>,
+    new: &CaseSummary,
+    keeper: Keeper,
+) -> TxResult<()> {
+    let before = old
+        .map(|o| postings::postings(o, keeper))
+        .unwrap_or_default();
+    let after = postings::postings(new, keeper);
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
     for p in &before {
         let moved = old.is_some_and(|o| o.created_ms != new.created_ms);
@@ -181,6 +188,19 @@ fn apply_parts(tx: &CaseTx<'_>, p: &Parts, case_no: &str, sign: i64) -> TxResult
     Ok(())
 }
 
+impl Store {
+    /// Which tokens this store keeps (the county's queues and department lists only at the hub).
+    pub(super) fn keeper(&self) -> Keeper {
+        match self
+            .notes_outgoing
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            true => Keeper::Station,
+            false => Keeper::County,
+        }
+    }
+}
+
 /// Makes every index of this module again from the stored summaries (the migration to format 6, or
 /// a repair). Not in one transaction: it runs before the store serves, and a crash half-way runs it
 /// again from the start.
@@ -207,7 +227,7 @@ pub(super) fn rebuild(store: &Store) -> Result<(), StoreError> {
         let (key, raw) = entry?;
         let s: CaseSummary = postcard::from_bytes(&raw)
             .map_err(|e| corrupt(String::from_utf8_lossy(&key).into_owned(), e))?;
-        for p in postings::postings(&s) {
+        for p in postings::postings(&s, store.keeper()) {
             batch.insert(posting_key(&p, s.created_ms, &s.case_no), &[]);
             *counts.entry(p.token).or_default() += 1;
         }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Calendar;
 use crate::case::{CaseState, CaseSummary};
 use crate::stats::{
-    handover_late_minutes, handover_limit_minutes, is_bad_review, transit_minutes, Group, Stats,
+    handover_late_minutes, handover_limit_for, is_bad_review, transit_minutes, Group, Stats,
     StatsBuilder, Urgency,
 };
 
@@ -156,11 +156,7 @@ pub fn parts(s: &CaseSummary) -> Parts {
 /// The latest receipt instant (ms) at which a running hand-over is late at `now_ms`: its whole
 /// minutes since the receipt exceed its limit ([`handover_late_minutes`]).
 pub fn handover_late_if_received_by(urgent: bool, now_ms: i64) -> i64 {
-    let limit = handover_limit_minutes(&CaseSummary {
-        urgent,
-        ..CaseSummary::default()
-    });
-    now_ms - (limit + 1) * 60_000
+    now_ms - (handover_limit_for(urgent) + 1) * 60_000
 }
 
 /// What the store holds for the numbers, read back.

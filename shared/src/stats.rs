@@ -60,7 +60,12 @@ pub fn urgency_clock_runs(s: &CaseSummary) -> bool {
 /// Minutes the county has from its receipt of a case to the department's sign-in (签收): 10 for
 /// urgent cases, 30 otherwise (the county notice's 流转 limits).
 pub fn handover_limit_minutes(s: &CaseSummary) -> i64 {
-    if s.urgent {
+    handover_limit_for(s.urgent)
+}
+
+/// [`handover_limit_minutes`] of an urgent or ordinary case.
+pub fn handover_limit_for(urgent: bool) -> i64 {
+    if urgent {
         10
     } else {
         30

@@ -61,6 +61,19 @@ enum Clock {
     Rectification,
 }
 
+impl Clock {
+    /// The clock column's heading.
+    fn title(self) -> &'static str {
+        match self {
+            Clock::Waited => "交接时间",
+            Clock::Deadline => "办结期限",
+            Clock::BadReview => "评价",
+            Clock::Escalations => "反映次数",
+            Clock::Rectification => "答复期限",
+        }
+    }
+}
+
 /// What one queue reads from the store's indexes.
 enum Source {
     State(tongban_shared::case::CaseState),
@@ -82,33 +95,29 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     let role = Role::from_account(&user.role);
     let is = |r: &Role| role.as_ref() == Some(r);
     let admin = is(&Role::Admin);
-    let mut wanted: Vec<(&'static str, &'static str, &'static str, Source, Clock)> = Vec::new();
+    let mut wanted: Vec<(&'static str, &'static str, Source, Clock)> = Vec::new();
     if admin || is(&Role::Window) {
         wanted.push((
             "to-receive",
             "待接收",
-            "交接时间",
             Source::State(CaseState::Submitted),
             Clock::Waited,
         ));
         wanted.push((
             "to-accept",
             "待受理",
-            "办结期限",
             Source::State(CaseState::Received),
             Clock::Deadline,
         ));
         wanted.push((
             "in-correction",
             "待补正",
-            "办结期限",
             Source::State(CaseState::Correction),
             Clock::Deadline,
         ));
         wanted.push((
             "results",
             "结果待出件",
-            "办结期限",
             Source::State(CaseState::ResultReady),
             Clock::Deadline,
         ));
@@ -117,7 +126,6 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         wanted.push((
             "in-review",
             "审批中",
-            "办结期限",
             Source::Token(queue::of(queue::REVIEW, d)),
             Clock::Deadline,
         ));
@@ -126,39 +134,29 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         wanted.push((
             "in-review",
             "审批中（全部部门）",
-            "办结期限",
             Source::Token(queue::REVIEW.into()),
             Clock::Deadline,
         ));
     }
     if admin || is(&Role::Supervisor) {
-        wanted.push((
-            "overdue",
-            "超期办件",
-            "办结期限",
-            Source::Overdue,
-            Clock::Deadline,
-        ));
+        wanted.push(("overdue", "超期办件", Source::Overdue, Clock::Deadline));
         // Bad reviews and escalations wait for 督办 until a rectification is opened; then the
         // rectification is followed by its due date, red once past it.
         wanted.push((
             "bad-reviews",
             "差评待督办",
-            "评价",
             Source::Token(queue::BAD_REVIEW.into()),
             Clock::BadReview,
         ));
         wanted.push((
             "escalations",
             "办不成事反映待督办",
-            "反映次数",
             Source::Token(queue::ESCALATED.into()),
             Clock::Escalations,
         ));
         wanted.push((
             "rectifications",
             "整改中",
-            "答复期限",
             Source::Token(queue::RECTIFY.into()),
             Clock::Rectification,
         ));
@@ -168,14 +166,12 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         wanted.push((
             "to-assist",
             "联办待出具协办意见",
-            "办结期限",
             Source::Token(queue::of(queue::ASSIST, d)),
             Clock::Deadline,
         ));
         wanted.push((
             "to-rectify",
             "待整改",
-            "答复期限",
             Source::Token(queue::of(queue::RECTIFY, d)),
             Clock::Rectification,
         ));
@@ -187,7 +183,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     let queues = match blocking(move || {
         let cal = &*calendar;
         let mut queues = Vec::new();
-        for (id, title, clock_title, source, clock) in wanted {
+        for (id, title, source, clock) in wanted {
             let (cases, total) = match source {
                 Source::State(s) => st.store.oldest_in_state(s, QUEUE_ROWS)?,
                 Source::Token(t) => st.store.queue(&t, QUEUE_ROWS)?,
@@ -200,7 +196,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
             queues.push(Queue {
                 id,
                 title,
-                clock_title,
+                clock_title: clock.title(),
                 total,
                 rows,
             });

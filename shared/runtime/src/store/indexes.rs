@@ -22,14 +22,21 @@ use super::keys::read_u64;
 use super::tables::{CaseTx, TxResult};
 use super::Store;
 
-/// `token ‖ 0 ‖ order ‖ 0 ‖ created (i64 BE, flipped: newest first) ‖ case number`.
+/// `token ‖ 0 ‖ order ‖ 0 ‖` [`case_suffix`].
 pub(super) fn posting_key(p: &Posting, created_ms: i64, case_no: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(p.token.len() + p.order.len() + 10 + case_no.len());
     k.extend_from_slice(p.token.as_bytes());
     k.push(0);
     k.extend_from_slice(&p.order);
     k.push(0);
-    k.extend_from_slice(&(i64::MAX - created_ms).to_be_bytes());
+    k.extend_from_slice(&case_suffix(created_ms, case_no));
+    k
+}
+
+/// What orders cases within a token's order: created (i64 BE, flipped: newest first), then the
+/// case number. A text search merges tokens by it, and its cursor is one.
+pub(super) fn case_suffix(created_ms: i64, case_no: &str) -> Vec<u8> {
+    let mut k = (i64::MAX - created_ms).to_be_bytes().to_vec();
     k.extend_from_slice(case_no.as_bytes());
     k
 }
@@ -115,22 +122,19 @@ pub(super) fn apply(
         .unwrap_or_default();
     let after = postings::postings(new, keeper);
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for p in &before {
-        let moved = old.is_some_and(|o| o.created_ms != new.created_ms);
-        if moved || !after.contains(p) {
-            let o = old.unwrap_or(new);
+    // A case keeps its creation time; if a version ever said otherwise, every key moves.
+    let moved = old.is_some_and(|o| o.created_ms != new.created_ms);
+    if let Some(o) = old {
+        for p in before.iter().filter(|p| moved || !after.contains(p)) {
             tx.postings
                 .remove(posting_key(p, o.created_ms, &o.case_no))?;
             *counts.entry(&p.token).or_default() -= 1;
         }
     }
-    for p in &after {
-        let moved = old.is_some_and(|o| o.created_ms != new.created_ms);
-        if moved || !before.contains(p) {
-            tx.postings
-                .insert(posting_key(p, new.created_ms, &new.case_no), &[])?;
-            *counts.entry(&p.token).or_default() += 1;
-        }
+    for p in after.iter().filter(|p| moved || !before.contains(p)) {
+        tx.postings
+            .insert(posting_key(p, new.created_ms, &new.case_no), &[])?;
+        *counts.entry(&p.token).or_default() += 1;
     }
     for (token, delta) in counts {
         if delta != 0 {

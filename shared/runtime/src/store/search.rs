@@ -8,18 +8,10 @@ use tongban_shared::case::{CaseState, CaseSummary};
 use tongban_shared::postings::{self, queue, Source};
 
 use super::error::{corrupt, StoreError};
-use super::indexes::{case_no_of_posting, day_key, handover_count_key, token_prefix};
+use super::indexes::{case_no_of_posting, case_suffix, day_key, handover_count_key, token_prefix};
 use super::keys::{case_no_of_created_key, hex, read_u64, state_key, unhex};
 use super::queries::{ListPage, ListQuery};
 use super::Store;
-
-/// The part of a text posting's key after its token that orders it: created (flipped) and the
-/// case number (a text token has no order of its own).
-fn text_suffix(created_ms: i64, case_no: &str) -> Vec<u8> {
-    let mut k = (i64::MAX - created_ms).to_be_bytes().to_vec();
-    k.extend_from_slice(case_no.as_bytes());
-    k
-}
 
 fn created_of_suffix(suffix: &[u8]) -> i64 {
     let flipped = <[u8; 8]>::try_from(suffix.get(..8).unwrap_or(&[0; 8])).unwrap_or([0; 8]);
@@ -169,7 +161,7 @@ impl Store {
                     postings::text_sources(t, items.iter().map(|(c, n)| (c.as_str(), n.as_str())));
                 if tongban_shared::case_no::is_case_no(t) {
                     if let Some(s) = self.summary(t)? {
-                        named = Some(text_suffix(s.created_ms, &s.case_no));
+                        named = Some(case_suffix(s.created_ms, &s.case_no));
                     }
                 }
             }

@@ -386,15 +386,32 @@ pub fn enroll(
     Ok(bundle)
 }
 
+/// A county account as `tongban-hub user add` asks for it.
+pub struct NewUser<'a> {
+    pub name: &'a str,
+    pub password: &'a str,
+    /// One of [`ROLES`].
+    pub role: &'a str,
+    /// A department account's department.
+    pub dept: Option<&'a str>,
+    /// A window's service area (one of the catalogue's); none: a general window.
+    pub area: Option<&'a str>,
+    pub display_name: Option<&'a str>,
+}
+
 pub fn add_user(
     store: &Store,
-    name: &str,
-    password: &str,
-    role: &str,
-    dept: Option<&str>,
-    display_name: Option<&str>,
+    new: &NewUser<'_>,
     now: DateTime<FixedOffset>,
 ) -> Result<(), CountyError> {
+    let NewUser {
+        name,
+        password,
+        role,
+        dept,
+        area,
+        display_name,
+    } = *new;
     if !ROLES.contains(&role) {
         return Err(CountyError::Invalid(format!(
             "--role {role}: one of {}",
@@ -403,6 +420,19 @@ pub fn add_user(
     }
     if role == "dept" && dept.is_none_or(|d| d.trim().is_empty()) {
         return Err(CountyError::Invalid("--role dept needs --dept".into()));
+    }
+    let area = area.map(str::trim).filter(|a| !a.is_empty());
+    if let Some(area) = area {
+        let areas = store.catalog()?.county.service_areas;
+        if role != "window" {
+            return Err(CountyError::Invalid("--area is for --role window".into()));
+        }
+        if !areas.iter().any(|a| a == area) {
+            return Err(CountyError::Invalid(format!(
+                "--area {area}: one of the catalogue's service areas ({})",
+                areas.join(", ")
+            )));
+        }
     }
     let name = name.trim();
     if name.is_empty()
@@ -433,8 +463,9 @@ pub fn add_user(
         name: name.to_string(),
         display_name: display,
         // A department account's role names its department: "dept:民政".
-        role: match (role, dept) {
-            ("dept", Some(d)) => format!("dept:{}", d.trim()),
+        role: match (role, dept, area) {
+            ("dept", Some(d), _) => format!("dept:{}", d.trim()),
+            ("window", _, Some(a)) => format!("window:{a}"),
             _ => role.to_string(),
         },
         password_hash: hash,

@@ -202,6 +202,10 @@ enum UserCommand {
         role: String,
         #[arg(long)]
         dept: Option<String>,
+        /// A window's service area (社会事务, 企业事务, 不动产交易, 公安 … as the catalogue lists
+        /// them): it receives only that area's items. Without it a window receives every item.
+        #[arg(long)]
+        area: Option<String>,
         /// The person's name as history, receipts and notices show it (e.g. 刘芳); the account
         /// name when omitted.
         #[arg(long)]
@@ -350,6 +354,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     password_file,
                     role,
                     dept,
+                    area,
                     display_name,
                 },
         } => {
@@ -361,11 +366,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let store = county::open(&data)?;
             county::add_user(
                 &store,
-                &name,
-                &password,
-                &role,
-                dept.as_deref(),
-                display_name.as_deref(),
+                &county::NewUser {
+                    name: &name,
+                    password: &password,
+                    role: &role,
+                    dept: dept.as_deref(),
+                    area: area.as_deref(),
+                    display_name: display_name.as_deref(),
+                },
                 beijing_now(),
             )?;
             let who = tongban_runtime::process::cli_actor();

@@ -43,6 +43,7 @@ pub fn add(
             password,
             role,
             dept: None,
+            area: None,
         },
         &beijing_now().to_rfc3339(),
     )

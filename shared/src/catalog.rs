@@ -140,6 +140,15 @@ pub struct Item {
     pub higher_authority: String,
     #[serde(default)]
     pub keywords: Vec<String>,
+    /// The hall's service area whose windows receive the item (社会事务, 企业事务, 不动产交易, or a
+    /// specialist window such as 公安); one of the county's `service_areas`. Empty: every window
+    /// receives it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub area: String,
+    /// Other areas' windows the department has authorised to receive the item too (委托受理), e.g.
+    /// a tax item also taken at the 不动产交易 windows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorised_areas: Vec<String>,
     pub materials: Vec<Material>,
 }
 
@@ -147,6 +156,14 @@ impl Item {
     /// Whether the item is an administrative licence (行政许可法 applies to its notices).
     pub fn is_licence(&self) -> bool {
         self.category == "行政许可"
+    }
+
+    /// Whether a window of `window_area` may receive the item: its own area's windows, those the
+    /// department authorised, and any window for an item without an area.
+    pub fn received_at(&self, window_area: &str) -> bool {
+        self.area.is_empty()
+            || self.area == window_area
+            || self.authorised_areas.iter().any(|a| a == window_area)
     }
 
     pub fn material(&self, id: &str) -> Option<&Material> {
@@ -196,7 +213,22 @@ pub struct CountySettings {
     pub rectify_days: u32,
     /// Working days the applicant has to return the materials a 补正材料通知书 asks for.
     pub correction_days: u32,
+    /// The hall's service areas (综合窗口 groups and specialist windows): what an item's `area` and a
+    /// window account's area name.
+    pub service_areas: Vec<String>,
 }
+
+/// The areas of a county hall under 一窗通办 (DOMAIN.md): three comprehensive areas and the
+/// specialist windows that stay separate.
+pub const STANDARD_SERVICE_AREAS: [&str; 7] = [
+    "社会事务",
+    "企业事务",
+    "不动产交易",
+    "公安",
+    "税务",
+    "公积金",
+    "婚姻登记",
+];
 
 impl CountySettings {
     /// What a receipt, a notice and a deadline need to be sound: an http(s) self-query address
@@ -229,6 +261,15 @@ impl CountySettings {
                 return Err(format!("{name} must be 1 to 250 working days"));
             }
         }
+        let mut areas = std::collections::BTreeSet::new();
+        for area in &self.service_areas {
+            if area.is_empty() || area.chars().count() > 20 || area.chars().any(char::is_control) {
+                return Err("each service area must be 1 to 20 characters, on one line".into());
+            }
+            if !areas.insert(area) {
+                return Err(format!("service area {area} is listed twice"));
+            }
+        }
         Ok(())
     }
 }
@@ -242,6 +283,7 @@ impl Default for CountySettings {
             court: String::new(),
             rectify_days: 5,
             correction_days: 15,
+            service_areas: STANDARD_SERVICE_AREAS.map(String::from).to_vec(),
         }
     }
 }
@@ -297,6 +339,21 @@ impl Catalog {
             if item.village != "办结" && item.village != "代收" {
                 return Err(fail("village must be 办结 or 代收"));
             }
+            let known = |area: &String| catalog.county.service_areas.contains(area);
+            if !(item.area.is_empty() || known(&item.area)) {
+                return Err(fail(&format!(
+                    "area {} is not one of the county's service areas",
+                    item.area
+                )));
+            }
+            if let Some(other) = item.authorised_areas.iter().find(|a| !known(a)) {
+                return Err(fail(&format!(
+                    "authorised area {other} is not one of the county's service areas"
+                )));
+            }
+            if item.area.is_empty() && !item.authorised_areas.is_empty() {
+                return Err(fail("authorised_areas needs the item's own area"));
+            }
             let mut ids = std::collections::BTreeSet::new();
             if !item.materials.iter().all(|m| ids.insert(m.id.as_str())) {
                 return Err(fail("duplicate material id"));
@@ -311,6 +368,13 @@ impl Catalog {
 
     pub fn search<'a>(&'a self, query: &'a str) -> impl Iterator<Item = &'a Item> + 'a {
         self.items.iter().filter(move |i| i.matches(query))
+    }
+
+    /// The items a window of `area` receives (every item for a window without an area).
+    pub fn received_at<'a>(&'a self, area: Option<&'a str>) -> impl Iterator<Item = &'a Item> + 'a {
+        self.items
+            .iter()
+            .filter(move |i| area.is_none_or(|a| i.received_at(a)))
     }
 
     pub fn departments(&self) -> Vec<&str> {
@@ -367,6 +431,52 @@ mod tests {
         let json = serde_json::to_string(&c).unwrap();
         assert!(Catalog::from_json(&json).is_err());
         assert!(Catalog::from_json("{").is_err());
+    }
+
+    #[test]
+    fn every_builtin_item_has_its_area_and_a_window_receives_only_its_areas() {
+        let c = Catalog::builtin().unwrap();
+        assert!(c.items.iter().all(|i| !i.area.is_empty()));
+        let market = c.item("YX-SC-001").unwrap();
+        assert_eq!(market.area, "企业事务");
+        assert!(market.received_at("企业事务"));
+        assert!(!market.received_at("社会事务"));
+        let pension = c.item("YX-RS-001").unwrap();
+        assert!(pension.received_at("社会事务") && !pension.received_at("企业事务"));
+        // 城乡居民社会保险费缴纳: a tax item the social-affairs windows take too.
+        let fee = c.item("YX-SW-001").unwrap();
+        assert!(fee.received_at("税务") && fee.received_at("社会事务"));
+        assert!(!fee.received_at("企业事务"));
+        let enterprise: Vec<&str> = c
+            .received_at(Some("企业事务"))
+            .map(|i| i.department.as_str())
+            .collect();
+        assert!(!enterprise.is_empty() && enterprise.iter().all(|d| *d == "市场监管"));
+        assert_eq!(c.received_at(None).count(), c.items.len());
+
+        for bad in [
+            |i: &mut Item| i.area = "不存在的区".into(),
+            |i: &mut Item| i.authorised_areas = vec!["不存在的区".into()],
+            |i: &mut Item| {
+                i.area.clear();
+                i.authorised_areas = vec!["税务".into()];
+            },
+        ] {
+            let mut c = Catalog::builtin().unwrap();
+            bad(&mut c.items[0]);
+            let json = serde_json::to_string(&c).unwrap();
+            assert!(matches!(
+                Catalog::from_json(&json),
+                Err(CatalogError::Item { .. })
+            ));
+        }
+        let mut twice = Catalog::builtin().unwrap();
+        twice.county.service_areas.push("公安".into());
+        let json = serde_json::to_string(&twice).unwrap();
+        assert!(matches!(
+            Catalog::from_json(&json),
+            Err(CatalogError::County(_))
+        ));
     }
 
     #[test]

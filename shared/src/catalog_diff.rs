@@ -132,6 +132,20 @@ fn item_changes(old: &Item, new: &Item) -> Vec<String> {
         &old.higher_authority,
         &new.higher_authority,
     );
+    let area = |a: &str| {
+        if a.is_empty() {
+            "所有窗口".to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    field(&mut out, "受理窗口", area(&old.area), area(&new.area));
+    field(
+        &mut out,
+        "授权受理的其他窗口",
+        old.authorised_areas.join("、").as_str(),
+        new.authorised_areas.join("、").as_str(),
+    );
     materials(&mut out, &old.materials, &new.materials);
     if out.is_empty() && old != new {
         // Keywords or notes: worth a line so the admin is not told "no change".
@@ -185,6 +199,12 @@ pub fn diff(old: &Catalog, new: &Catalog) -> CatalogDiff {
         oc.correction_days,
         nc.correction_days,
     );
+    field(
+        &mut d.county,
+        "大厅服务区",
+        oc.service_areas.join("、").as_str(),
+        nc.service_areas.join("、").as_str(),
+    );
     d
 }
 
@@ -205,6 +225,7 @@ mod tests {
         let first = &mut new.items[0];
         first.promised_days += 2;
         first.department = "新部门".into();
+        first.area = "企业事务".into();
         first.materials[0].required = !first.materials[0].required;
         let gone = first.materials.pop().unwrap();
         new.county.hall = "新大厅".into();
@@ -220,6 +241,7 @@ mod tests {
             "{lines}"
         );
         assert!(lines.contains("必交"), "{lines}");
+        assert!(lines.contains("受理窗口：社会事务 → 企业事务"), "{lines}");
         assert!(
             lines.contains(&format!("删除材料「{}」", gone.name)),
             "{lines}"

@@ -47,6 +47,23 @@ pub mod queue {
     pub fn of(queue: &str, dept: &str) -> String {
         format!("{queue}{}{dept}", super::SEP)
     }
+
+    /// The cases of one item waiting at the county window in one state, longest waiting first: a
+    /// window of a service area reads the tokens of the items its area receives (format 7).
+    pub const WINDOW: &str = "q:win";
+
+    /// The states a window's queues show: what waits on the county window.
+    pub const WINDOW_STATES: [crate::case::CaseState; 4] = [
+        crate::case::CaseState::Submitted,
+        crate::case::CaseState::Received,
+        crate::case::CaseState::Correction,
+        crate::case::CaseState::ResultReady,
+    ];
+
+    /// The token of the cases of item `code` in `state` waiting at the window.
+    pub fn window(state: &str, code: &str) -> String {
+        format!("{WINDOW}{sep}{state}{sep}{code}", sep = super::SEP)
+    }
 }
 
 /// A department's list (`ListQuery::dept`): the cases it handles or assists, newest first.
@@ -141,6 +158,14 @@ pub fn postings(s: &CaseSummary, keeper: Keeper) -> Vec<Posting> {
         add(dept_state_token(d, &s.state), &[]);
     }
     let state = s.state();
+    if state.is_some_and(|st| queue::WINDOW_STATES.contains(&st)) {
+        // Decimal, so that the order holds no 0 byte (the key's separator); oldest first.
+        let waiting_since = format!("{:015}", s.created_ms.max(0));
+        add(
+            queue::window(&s.state, &s.item_code),
+            waiting_since.as_bytes(),
+        );
+    }
     let deadline = s.deadline.as_deref().unwrap_or("~").as_bytes();
     if matches!(
         state,

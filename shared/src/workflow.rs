@@ -32,11 +32,12 @@ pub enum Role {
 
 impl Role {
     /// From an account's stored role: `agent`, `clerk`, `head` (the station head, who also manages
-    /// its accounts), `window`, `dept:<部门>`, `supervisor`, `admin`.
+    /// its accounts), `window` or `window:<服务区>`, `dept:<部门>`, `supervisor`, `admin`.
     pub fn from_account(role: &str) -> Option<Role> {
         Some(match role {
             "agent" | "clerk" | "head" => Role::Agent,
             "window" => Role::Window,
+            area_window if area_window.starts_with("window:") => Role::Window,
             "supervisor" => Role::Supervisor,
             "admin" => Role::Admin,
             "applicant" => Role::Applicant,

@@ -212,35 +212,46 @@ impl County {
     }
 
     fn create(&self) -> anyhow::Result<()> {
+        fn account<'a>(
+            name: &'a str,
+            password: &'a str,
+            role: &'a str,
+            dept: Option<&'a str>,
+            display_name: Option<&'a str>,
+        ) -> county::NewUser<'a> {
+            county::NewUser {
+                name,
+                password,
+                role,
+                dept,
+                area: None,
+                display_name,
+            }
+        }
         let now = beijing_now();
         let hub = county::init(&self.hub_dir, COUNTY_CODE, COUNTY_NAME, ADMIN.password, now)?;
+        // The demo's window is a general one (综合窗口): it receives every area's items.
         county::add_user(
             &hub,
-            WINDOW.user,
-            WINDOW.password,
-            "window",
-            None,
-            Some("刘芳"),
+            &account(WINDOW.user, WINDOW.password, "window", None, Some("刘芳")),
             now,
         )?;
-        for (account, dept) in dept_accounts(&hub.catalog()?) {
+        for (name, dept) in dept_accounts(&hub.catalog()?) {
             county::add_user(
                 &hub,
-                &account,
-                DEPT_PASSWORD,
-                "dept",
-                Some(&dept),
-                None,
+                &account(&name, DEPT_PASSWORD, "dept", Some(&dept), None),
                 now,
             )?;
         }
         county::add_user(
             &hub,
-            SUPERVISOR.user,
-            SUPERVISOR.password,
-            "supervisor",
-            None,
-            Some("周明"),
+            &account(
+                SUPERVISOR.user,
+                SUPERVISOR.password,
+                "supervisor",
+                None,
+                Some("周明"),
+            ),
             now,
         )?;
         let signer = certs::node_signer(&self.hub_dir)?;

@@ -41,6 +41,8 @@ struct Queue {
 struct QueuePage {
     /// The shared header: place, link badge, navigation, logout.
     page: PageCtx,
+    /// A window's service area, when its queues hold only that area's items.
+    area: Option<String>,
     queues: Vec<Queue>,
 }
 
@@ -78,6 +80,8 @@ impl Clock {
 enum Source {
     State(tongban_shared::case::CaseState),
     Token(String),
+    /// Several queue tokens read as one (a service area's items).
+    Tokens(Vec<String>),
     Overdue,
 }
 
@@ -96,29 +100,48 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     let is = |r: &Role| role.as_ref() == Some(r);
     let admin = is(&Role::Admin);
     let mut wanted: Vec<(&'static str, &'static str, Source, Clock)> = Vec::new();
+    // A window of one service area sees the cases of the items its area receives.
+    let area_items: Option<Vec<String>> =
+        tongban_web::access::window_area(state.app.identity.tier, &user.role).map(|area| {
+            state
+                .app
+                .catalog()
+                .received_at(Some(area))
+                .map(|i| i.code.clone())
+                .collect()
+        });
+    let window_source = |s: CaseState| match &area_items {
+        Some(codes) => Source::Tokens(
+            codes
+                .iter()
+                .map(|code| queue::window(s.as_str(), code))
+                .collect(),
+        ),
+        None => Source::State(s),
+    };
     if admin || is(&Role::Window) {
         wanted.push((
             "to-receive",
             "待接收",
-            Source::State(CaseState::Submitted),
+            window_source(CaseState::Submitted),
             Clock::Waited,
         ));
         wanted.push((
             "to-accept",
             "待受理",
-            Source::State(CaseState::Received),
+            window_source(CaseState::Received),
             Clock::Deadline,
         ));
         wanted.push((
             "in-correction",
             "待补正",
-            Source::State(CaseState::Correction),
+            window_source(CaseState::Correction),
             Clock::Deadline,
         ));
         wanted.push((
             "results",
             "结果待出件",
-            Source::State(CaseState::ResultReady),
+            window_source(CaseState::ResultReady),
             Clock::Deadline,
         ));
     }
@@ -187,6 +210,7 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
             let (cases, total) = match source {
                 Source::State(s) => st.store.oldest_in_state(s, QUEUE_ROWS)?,
                 Source::Token(t) => st.store.queue(&t, QUEUE_ROWS)?,
+                Source::Tokens(t) => st.store.queues_merged(&t, QUEUE_ROWS)?,
                 Source::Overdue => st.store.overdue(today, QUEUE_ROWS)?,
             };
             let rows = cases
@@ -210,6 +234,8 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
     };
     let page = QueuePage {
         page: PageCtx::new(&state.app, &user),
+        area: tongban_web::access::window_area(state.app.identity.tier, &user.role)
+            .map(str::to_string),
         queues,
     };
     match page.render() {

@@ -297,12 +297,17 @@ mod tests {
     fn a_newer_catalogue_flows_down_once() {
         let mut hub = hub();
         let mut village = MemReplica::default();
-        let json =
-            crate::catalog::BUILTIN_CATALOG_JSON.replace("\"version\": 1,", "\"version\": 2,");
-        hub.publish_catalog(2, &json);
+        let builtin = crate::catalog::Catalog::builtin().unwrap().version;
+        let next = builtin + 1;
+        let json = crate::catalog::BUILTIN_CATALOG_JSON.replacen(
+            &format!("\"version\": {builtin},"),
+            &format!("\"version\": {next},"),
+            1,
+        );
+        hub.publish_catalog(next, &json);
         let first = converse(&mut village, vec![V1.into()], &mut hub, V1).unwrap();
-        assert_eq!(first.client.catalog_received, Some(2));
-        assert_eq!(village.catalog_version().unwrap(), 2);
+        assert_eq!(first.client.catalog_received, Some(next));
+        assert_eq!(village.catalog_version().unwrap(), next);
         let again = converse(&mut village, vec![V1.into()], &mut hub, V1).unwrap();
         assert_eq!(again.client.catalog_received, None);
         assert!(again.bytes_down < 50);

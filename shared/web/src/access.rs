@@ -5,6 +5,7 @@
 //! reading a case and its raw document, and which cases a county department sees at all.
 
 use tongban_shared::case::{CaseDoc, CaseSummary};
+use tongban_shared::catalog::Item;
 use tongban_shared::Tier;
 
 use crate::error::AppError;
@@ -150,6 +151,43 @@ pub fn dept_scope(tier: Tier, role: &str) -> Option<&str> {
         .flatten()
 }
 
+/// The service area a county window account receives for (`window:企业事务`); `None` for a
+/// general window and every other account.
+pub fn window_area(tier: Tier, role: &str) -> Option<&str> {
+    (tier == Tier::County)
+        .then(|| role.strip_prefix("window:"))
+        .flatten()
+}
+
+/// The role an account's actions are recorded with in a case's events: a window's area is the
+/// hall's arrangement, not part of the workflow, and every build (an older node's too) folds a plain
+/// `window`.
+pub fn recorded_role(role: &str) -> &str {
+    if role.starts_with("window:") {
+        "window"
+    } else {
+        role
+    }
+}
+
+/// 403 with the reason when a window of one service area is asked to receive an item of another:
+/// the applicant is sent to the right window rather than having a case started at the wrong one.
+pub fn require_area(tier: Tier, user: &CurrentUser, item: &Item) -> Result<(), AppError> {
+    match window_area(tier, &user.role) {
+        Some(area) if !item.received_at(area) => {
+            let mut windows = vec![format!("{}窗口", item.area)];
+            windows.extend(item.authorised_areas.iter().map(|a| format!("{a}窗口")));
+            Err(AppError::Forbidden(format!(
+                "本窗口属于{area}区，不能受理“{}”：这个事项由{}受理，请引导申请人到{}办理。",
+                item.name,
+                windows.join("或"),
+                windows.join("或")
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether a department account may see a case handled by `handling_dept` (an empty one: the
 /// item's own department, `item_dept`, still has it) or that it assists (联办: it gives an opinion).
 pub fn in_dept(scope: &str, handling_dept: &str, item_dept: &str, assisting: &[String]) -> bool {
@@ -270,5 +308,16 @@ mod tests {
         assert!(may(Tier::Village, "agent", FullPersonalData));
         assert_eq!(dept_scope(Tier::County, "dept:民政"), Some("民政"));
         assert_eq!(dept_scope(Tier::Township, "dept:民政"), None);
+        // A window of a service area files and reads like any window.
+        for cap in [File, Read, FullPersonalData, Document] {
+            assert!(may(Tier::County, "window:企业事务", cap));
+        }
+        assert_eq!(
+            window_area(Tier::County, "window:企业事务"),
+            Some("企业事务")
+        );
+        assert_eq!(window_area(Tier::County, "window"), None);
+        assert_eq!(recorded_role("window:企业事务"), "window");
+        assert_eq!(recorded_role("dept:民政"), "dept:民政");
     }
 }

@@ -19,6 +19,15 @@ pub async fn add(
     req: &NewAccount<'_>,
 ) -> Result<UserRecord, AppError> {
     crate::access::require_manager(state.identity.tier, user)?;
+    let areas = state.catalog().county.service_areas.clone();
+    if let Some(area) = req.area.map(str::trim).filter(|a| !a.is_empty()) {
+        if !areas.iter().any(|a| a == area) {
+            return Err(AppError::Invalid(vec![tongban_shared::FieldError::new(
+                "area",
+                format!("服务区只能是：{}。", areas.join("、")),
+            )]));
+        }
+    }
     let record = accounts::new_account(state.identity.tier, req, &beijing_now().to_rfc3339())
         .map_err(|e| AppError::Invalid(vec![e]))?;
     let st = state.clone();

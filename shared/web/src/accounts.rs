@@ -116,6 +116,9 @@ pub struct NewAccount<'a> {
     pub role: &'a str,
     /// A county department account's department.
     pub dept: Option<&'a str>,
+    /// A county window's service area (社会事务, 企业事务 …); none: a general window that receives
+    /// every item (e.g. 潮汐岗 staff).
+    pub area: Option<&'a str>,
 }
 
 /// The roles an account manager may give at each tier.
@@ -159,15 +162,25 @@ pub fn new_account(
         ));
     }
     let dept = req.dept.map(str::trim).filter(|d| !d.is_empty());
-    let role = match (req.role, dept) {
-        ("dept", Some(d)) if d.chars().count() <= 50 => format!("dept:{d}"),
-        ("dept", _) => {
+    let area = req.area.map(str::trim).filter(|a| !a.is_empty());
+    let role = match (req.role, dept, area) {
+        ("dept", Some(d), _) if d.chars().count() <= 50 => format!("dept:{d}"),
+        ("dept", _, _) => {
             return Err(FieldError::new(
                 "dept",
                 "部门账号需要填写1到50字的部门名称。",
             ))
         }
-        (r, _) => r.to_string(),
+        ("window", _, Some(a)) if a.chars().count() <= 20 && !a.chars().any(char::is_control) => {
+            format!("window:{a}")
+        }
+        (_, _, Some(_)) => {
+            return Err(FieldError::new(
+                "area",
+                "服务区只适用于窗口账号，最多20个字。",
+            ))
+        }
+        (r, _, None) => r.to_string(),
     };
     let display = req.display_name.trim();
     if display.chars().count() > 30 || display.chars().any(char::is_control) {

@@ -33,6 +33,9 @@ pub async fn file_case(
     // files its own case instead of being shown someone else's.
     let request_key = request_key.map(|k| format!("{}\u{1f}{k}", user.name));
     let now = beijing_now();
+    if let Some(item) = state.catalog().item(&req.item_code) {
+        access::require_area(state.identity.tier, user, item)?;
+    }
     let intake = case::validate_intake(&state.catalog(), &req, now.date_naive())
         .map_err(AppError::Invalid)?;
     let st = state.clone();
@@ -142,6 +145,12 @@ pub async fn take_action(
 ) -> Result<CaseDoc, AppError> {
     state.check_writable()?;
     let role = acting_role(state, user)?;
+    if access::window_area(state.identity.tier, &user.role).is_some() {
+        let (_, case) = load_case(state, case_no).await?;
+        if let Some(item) = state.catalog().item(&case.item.code) {
+            access::require_area(state.identity.tier, user, item)?;
+        }
+    }
     let st = state.clone();
     let no = case_no.clone();
     let input_action = input.action;
@@ -158,7 +167,7 @@ pub async fn take_action(
             let actor = Actor {
                 user: &user.name,
                 name: &user.display_name,
-                role: &user.role,
+                role: access::recorded_role(&user.role),
                 tier: st.identity.tier,
                 node: &st.identity.code,
             };

@@ -1,4 +1,4 @@
-//! The indexes of format 6 against a full scan: a store on disk gets random cases and random later
+//! The indexes of formats 6 and 7 against a full scan: a store on disk gets random cases and random later
 //! versions of them (states, departments, deadlines, names, reviews and hand-overs changing), and
 //! every search, department list, queue and number read through the indexes must equal what a walk
 //! over every summary finds; again after the indexes are rebuilt by the migration from format 5. A
@@ -162,6 +162,13 @@ fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64,
         }
         assert_eq!(store.token_count(queue::REVIEW).unwrap(), 0);
         assert_eq!(store.token_count(queue::CLOCK).unwrap(), 0);
+        let (rows, total) = store
+            .queues_merged(&[queue::window("SUBMITTED", ITEMS[0].0)], 10)
+            .unwrap();
+        assert!(
+            rows.is_empty() && total == 0,
+            "no window queue at a village"
+        );
         return;
     }
     for dept in DEPTS {
@@ -253,6 +260,30 @@ fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64,
         want.sort_by_key(|s| s.created_ms);
         let got: Vec<i64> = rows.iter().map(|s| s.created_ms).collect();
         assert_eq!(got, want.iter().map(|s| s.created_ms).collect::<Vec<_>>());
+    }
+    // A service area's window reads several items' tokens as one queue, longest waiting first.
+    let item_sets: [&[usize]; 4] = [&[0], &[1], &[0, 2], &[0, 1, 2]];
+    for state in queue::WINDOW_STATES {
+        for set in item_sets {
+            let codes: Vec<&str> = set.iter().map(|i| ITEMS[*i].0).collect();
+            let tokens: Vec<String> = codes
+                .iter()
+                .map(|c| queue::window(state.as_str(), c))
+                .collect();
+            let mut want: Vec<&CaseSummary> = cases
+                .iter()
+                .filter(|s| s.state() == Some(state) && codes.contains(&s.item_code.as_str()))
+                .collect();
+            want.sort_by(|a, b| (a.created_ms, &a.case_no).cmp(&(b.created_ms, &b.case_no)));
+            let want: Vec<String> = want.into_iter().map(|s| s.case_no.clone()).collect();
+            for limit in [usize::MAX, 3] {
+                let (rows, total) = store.queues_merged(&tokens, limit).unwrap();
+                let got: Vec<String> = rows.into_iter().map(|s| s.case_no).collect();
+                let first: Vec<String> = want.iter().take(limit).cloned().collect();
+                assert_eq!(got, first, "seed {seed}: window queue {state:?} {codes:?}");
+                assert_eq!(total, want.len() as u64, "seed {seed}: its count");
+            }
+        }
     }
     let first_day = today - chrono::Days::new(29);
     let parts = store.stats_parts(first_day, now_ms).unwrap();

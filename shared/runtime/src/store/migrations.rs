@@ -6,7 +6,7 @@ use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 6;
+pub const STORE_VERSION: u32 = 7;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
@@ -16,6 +16,7 @@ const MIGRATIONS: &[Migration] = &[
     todo_index,
     counters_apart,
     postings_and_parts,
+    window_queues,
 ];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
@@ -137,6 +138,13 @@ fn counters_apart(store: &Store) -> Result<(), StoreError> {
 /// appeared (`indexes.rs`); made from the summaries, which every case write keeps equal to its
 /// document.
 fn postings_and_parts(store: &Store) -> Result<(), StoreError> {
+    super::indexes::rebuild(store)
+}
+
+/// 6 → 7: each item's cases waiting at the county window got a queue token (`postings::queue::
+/// WINDOW`), so that a window of one service area reads its own queues; the indexes are made again
+/// from the summaries.
+fn window_queues(store: &Store) -> Result<(), StoreError> {
     super::indexes::rebuild(store)
 }
 

@@ -51,6 +51,38 @@ impl Store {
         Ok((out, self.token_count(token)?))
     }
 
+    /// The first `limit` cases of several queue tokens together, in their common order (each
+    /// token's first `limit` suffice), and how many the tokens hold in all: a window's queue over the
+    /// items of its service area.
+    pub fn queues_merged(
+        &self,
+        tokens: &[String],
+        limit: usize,
+    ) -> Result<(Vec<CaseSummary>, u64), StoreError> {
+        let mut firsts: Vec<(Vec<u8>, String)> = Vec::new();
+        let mut total = 0;
+        for token in tokens {
+            let count = self.token_count(token)?;
+            if count == 0 {
+                continue;
+            }
+            total += count;
+            let prefix = token_prefix(token);
+            for entry in self.postings.scan_prefix(&prefix).take(limit) {
+                let (key, _) = entry?;
+                let rest = &key[prefix.len()..];
+                firsts.push((rest.to_vec(), case_no_of_posting(rest)?));
+            }
+        }
+        firsts.sort();
+        firsts.truncate(limit);
+        let mut out = Vec::with_capacity(firsts.len());
+        for (_, case_no) in firsts {
+            out.push(self.summary_required(&case_no)?);
+        }
+        Ok((out, total))
+    }
+
     /// Cases whose deadline passed before `today` (their clock running), the earliest deadline
     /// first, up to `limit`, and how many there are.
     pub fn overdue(

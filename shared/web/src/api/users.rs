@@ -71,6 +71,9 @@ struct NewUser {
     role: String,
     #[serde(default)]
     dept: Option<String>,
+    /// A window's service area.
+    #[serde(default)]
+    area: Option<String>,
 }
 
 async fn add_user(
@@ -89,6 +92,7 @@ async fn add_user(
             password: &req.password,
             role: &req.role,
             dept: req.dept.as_deref(),
+            area: req.area.as_deref(),
         },
     )
     .await?;

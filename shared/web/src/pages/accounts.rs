@@ -36,9 +36,10 @@ fn role_label(role: &str) -> String {
         "admin" => "系统管理员".into(),
         "window" => "综合窗口".into(),
         "supervisor" => "督查".into(),
-        other => match other.strip_prefix("dept:") {
-            Some(d) => format!("部门：{d}"),
-            None => other.to_string(),
+        other => match (other.strip_prefix("dept:"), other.strip_prefix("window:")) {
+            (Some(d), _) => format!("部门：{d}"),
+            (_, Some(area)) => format!("{area}窗口"),
+            _ => other.to_string(),
         },
     }
 }
@@ -62,6 +63,8 @@ struct AccountsPage {
     roles: Vec<(&'static str, String)>,
     /// The county's departments, for a department account.
     depts: Vec<String>,
+    /// The hall's service areas, for a window account.
+    areas: Vec<String>,
     done: Option<String>,
     error: Option<String>,
 }
@@ -104,6 +107,7 @@ async fn accounts_page(
             .into_iter()
             .map(String::from)
             .collect(),
+        areas: state.catalog().county.service_areas.clone(),
         done: banner.done,
         error: banner.error,
     })
@@ -123,6 +127,7 @@ async fn add_submit(
         Err(e) => return page_error(e),
     };
     let dept = field(&pairs, "dept");
+    let area = field(&pairs, "area");
     let added = account_admin::add(
         &state,
         &user,
@@ -132,6 +137,7 @@ async fn add_submit(
             password: field(&pairs, "password"),
             role: field(&pairs, "role"),
             dept: (!dept.is_empty()).then_some(dept),
+            area: (!area.is_empty()).then_some(area),
         },
     )
     .await;

@@ -43,6 +43,8 @@ struct ChooseItemPage {
     page: PageCtx,
     q: String,
     catalog_version: u32,
+    /// The window's service area, when it receives only that area's items.
+    area: Option<String>,
     items: Vec<ItemChoice>,
 }
 
@@ -143,10 +145,14 @@ struct NewCaseParams {
     q: Option<String>,
 }
 
+/// The items to choose from: those matching `q`, and for a window of a service area only the items
+/// that area receives (the rest would be refused with a 403).
 fn choose_page(state: &SharedState, user: &CurrentUser, q: &str) -> Response {
     let catalog = state.catalog();
+    let area = crate::access::window_area(state.identity.tier, &user.role);
     let items = catalog
         .search(q)
+        .filter(|i| area.is_none_or(|a| i.received_at(a)))
         .map(|i| ItemChoice {
             code: i.code.clone(),
             name: i.name.clone(),
@@ -167,6 +173,7 @@ fn choose_page(state: &SharedState, user: &CurrentUser, q: &str) -> Response {
         page: PageCtx::new(state, user),
         q: q.to_string(),
         catalog_version: catalog.version,
+        area: area.map(str::to_string),
         items,
     })
 }
@@ -217,24 +224,27 @@ async fn new_case_page(
 ) -> Response {
     let catalog = state.catalog();
     match params.item.as_deref().and_then(|c| catalog.item(c)) {
-        Some(item) => form_page(
-            &state,
-            &user,
-            item,
-            FormValues {
-                kind: "1".into(),
-                // At the county window the applicant is there and collects at the window.
-                delivery: if state.identity.tier == tongban_shared::Tier::County {
-                    "窗口领取".into()
-                } else {
-                    "代办员送达".into()
+        Some(item) => match crate::access::require_area(state.identity.tier, &user, item) {
+            Err(refused) => page_error(refused),
+            Ok(()) => form_page(
+                &state,
+                &user,
+                item,
+                FormValues {
+                    kind: "1".into(),
+                    // At the county window the applicant is there and collects at the window.
+                    delivery: if state.identity.tier == tongban_shared::Tier::County {
+                        "窗口领取".into()
+                    } else {
+                        "代办员送达".into()
+                    },
+                    ..Default::default()
                 },
-                ..Default::default()
-            },
-            &[],
-            Vec::new(),
-            accounts::random_token(),
-        ),
+                &[],
+                Vec::new(),
+                accounts::random_token(),
+            ),
+        },
         None => choose_page(&state, &user, params.q.as_deref().unwrap_or("")),
     }
 }

@@ -103,6 +103,15 @@ pub struct Material {
     /// Short hint shown to the agent beside the checkbox.
     #[serde(default)]
     pub note: String,
+    /// Why the material is asked for (材料依据).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub basis: String,
+    /// Signature and seal requirements (申请人签字、加盖公章 …).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sign_seal: String,
+    /// The sample form's reference (样表), where the county has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sample: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +158,15 @@ pub struct Item {
     /// a tax item also taken at the 不动产交易 windows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorised_areas: Vec<String>,
+    /// 设定依据: the laws and rules the item rests on, one citation per line (`crate::manual`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legal_basis: Vec<String>,
+    /// 收费标准; none: free of charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<crate::manual::Fee>,
+    /// 办理流程: the steps as the applicant goes through them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub process: Vec<String>,
     pub materials: Vec<Material>,
 }
 
@@ -354,6 +372,7 @@ impl Catalog {
             if item.area.is_empty() && !item.authorised_areas.is_empty() {
                 return Err(fail("authorised_areas needs the item's own area"));
             }
+            crate::manual::check(item).map_err(|problem| fail(&problem))?;
             let mut ids = std::collections::BTreeSet::new();
             if !item.materials.iter().all(|m| ids.insert(m.id.as_str())) {
                 return Err(fail("duplicate material id"));

@@ -55,6 +55,21 @@ fn required(m: &Material) -> &'static str {
     }
 }
 
+fn or_none(s: &str) -> &str {
+    if s.is_empty() {
+        "（无）"
+    } else {
+        s
+    }
+}
+
+fn fee_text(fee: &Option<crate::manual::Fee>) -> String {
+    match fee {
+        None => "不收费".into(),
+        Some(f) => format!("{}，依据{}", f.text(), f.basis),
+    }
+}
+
 fn materials(out: &mut Vec<String>, old: &[Material], new: &[Material]) {
     for m in new {
         match old.iter().find(|o| o.id == m.id) {
@@ -76,6 +91,21 @@ fn materials(out: &mut Vec<String>, old: &[Material], new: &[Material]) {
                         "材料「{}」：{} {} 份 → {} {} 份",
                         m.name, o.form, o.copies, m.form, m.copies
                     ));
+                }
+                for (label, before, after) in [
+                    ("签字盖章", &o.sign_seal, &m.sign_seal),
+                    ("依据", &o.basis, &m.basis),
+                    ("样表", &o.sample, &m.sample),
+                    ("备注", &o.note, &m.note),
+                ] {
+                    if before != after {
+                        out.push(format!(
+                            "材料「{}」{label}：{} → {}",
+                            m.name,
+                            or_none(before),
+                            or_none(after)
+                        ));
+                    }
                 }
             }
         }
@@ -146,10 +176,23 @@ fn item_changes(old: &Item, new: &Item) -> Vec<String> {
         old.authorised_areas.join("、").as_str(),
         new.authorised_areas.join("、").as_str(),
     );
+    field(
+        &mut out,
+        "设定依据",
+        or_none(&old.legal_basis.join("；")),
+        or_none(&new.legal_basis.join("；")),
+    );
+    field(&mut out, "收费", fee_text(&old.fee), fee_text(&new.fee));
+    field(
+        &mut out,
+        "办理流程",
+        or_none(&old.process.join(" → ")),
+        or_none(&new.process.join(" → ")),
+    );
     materials(&mut out, &old.materials, &new.materials);
     if out.is_empty() && old != new {
-        // Keywords or notes: worth a line so the admin is not told "no change".
-        out.push("检索关键词或材料说明有变化".into());
+        // Keywords: worth a line so the admin is not told "no change".
+        out.push("检索关键词有变化".into());
     }
     out
 }
@@ -226,6 +269,12 @@ mod tests {
         first.promised_days += 2;
         first.department = "新部门".into();
         first.area = "企业事务".into();
+        first.fee = Some(crate::manual::Fee {
+            amount_fen: 1500,
+            rule: "工本费".into(),
+            basis: "某收费文件".into(),
+        });
+        first.materials[1].sign_seal = "加盖村委会公章".into();
         first.materials[0].required = !first.materials[0].required;
         let gone = first.materials.pop().unwrap();
         new.county.hall = "新大厅".into();
@@ -242,6 +291,14 @@ mod tests {
         );
         assert!(lines.contains("必交"), "{lines}");
         assert!(lines.contains("受理窗口：社会事务 → 企业事务"), "{lines}");
+        assert!(
+            lines.contains("收费：不收费 → 15.00元（工本费），依据某收费文件"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("签字盖章") && lines.contains("→ 加盖村委会公章"),
+            "{lines}"
+        );
         assert!(
             lines.contains(&format!("删除材料「{}」", gone.name)),
             "{lines}"

@@ -35,6 +35,7 @@ pub mod inflation;
 pub mod ingress;
 pub mod legacy;
 pub mod limits;
+pub mod manual;
 pub mod postings;
 pub mod stats;
 pub mod sync;

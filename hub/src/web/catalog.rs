@@ -23,6 +23,7 @@ use super::state::HubState;
 
 pub fn routes() -> Router<HubState> {
     Router::new()
+        .merge(super::catalog_item::routes())
         .route("/catalog", get(catalog_page))
         .route("/catalog/export", get(export))
         .route("/catalog/preview", post(preview))
@@ -31,18 +32,18 @@ pub fn routes() -> Router<HubState> {
 
 #[derive(Template)]
 #[template(path = "catalog.html")]
-struct CatalogPage {
+pub(super) struct CatalogPage {
     /// The shared header: place, link badge, navigation, logout.
     page: PageCtx,
     current: std::sync::Arc<Catalog>,
     /// A checked file waiting for the admin's confirmation: what it changes, and its text.
-    preview: Option<(CatalogDiff, usize, String)>,
-    next_version: u32,
-    message: Option<String>,
+    pub(super) preview: Option<(CatalogDiff, usize, String)>,
+    pub(super) next_version: u32,
+    pub(super) message: Option<String>,
     ok: bool,
 }
 
-fn render(state: &HubState, user: &CurrentUser) -> CatalogPage {
+pub(super) fn render(state: &HubState, user: &CurrentUser) -> CatalogPage {
     let current = state.app.catalog();
     CatalogPage {
         page: PageCtx::new(&state.app, user),
@@ -54,11 +55,11 @@ fn render(state: &HubState, user: &CurrentUser) -> CatalogPage {
     }
 }
 
-fn html(page: CatalogPage) -> Result<Response, AppError> {
+pub(super) fn html(page: CatalogPage) -> Result<Response, AppError> {
     Ok(Html(page.render().map_err(AppError::internal)?).into_response())
 }
 
-fn allowed(user: &CurrentUser) -> Result<(), AppError> {
+pub(super) fn allowed(user: &CurrentUser) -> Result<(), AppError> {
     access::require_endpoint(user, "/catalog")
 }
 
@@ -98,7 +99,7 @@ async fn export(
 }
 
 /// The uploaded text as the catalogue it would publish (version set to the next one), or why not.
-fn checked(text: &str, next_version: u32) -> Result<(Catalog, String), String> {
+pub(super) fn checked(text: &str, next_version: u32) -> Result<(Catalog, String), String> {
     let mut value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("文件不是有效的JSON：{e}"))?;
     let Some(obj) = value.as_object_mut() else {
@@ -151,17 +152,21 @@ async fn preview(
         Some(Ok(text)) => checked(&text, page.next_version),
     };
     match outcome {
-        Ok((new, json)) => {
-            let changes = diff(&page.current, &new);
-            if changes.is_empty() {
-                page.message = Some("这个文件与正在使用的目录完全相同，无需发布。".into());
-            } else {
-                page.preview = Some((changes, new.items.len(), json));
-            }
-        }
+        Ok(new) => show_changes(&mut page, new),
         Err(why) => page.message = Some(format!("未导入：{why}")),
     }
     html(page)
+}
+
+/// Puts what a checked new catalogue changes on the page, for the admin to confirm (or says that
+/// nothing changes).
+pub(super) fn show_changes(page: &mut CatalogPage, (new, json): (Catalog, String)) {
+    let changes = diff(&page.current, &new);
+    if changes.is_empty() {
+        page.message = Some("与正在使用的目录完全相同，无需发布。".into());
+    } else {
+        page.preview = Some((changes, new.items.len(), json));
+    }
 }
 
 /// `POST /catalog/publish` (form: csrf, catalog, confirm): publishes the previewed file.

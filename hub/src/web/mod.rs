@@ -7,6 +7,7 @@ use tongban_web::state::MAX_BODY_BYTES;
 
 mod calendar;
 mod catalog;
+mod catalog_item;
 mod county_data;
 mod dashboard;
 mod nodes;

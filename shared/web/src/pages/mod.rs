@@ -14,6 +14,7 @@ mod case;
 mod case_actions;
 mod cases;
 pub mod common;
+mod guide;
 mod intake;
 mod login;
 pub mod notices;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<SharedState> {
         .merge(accounts::routes())
         .merge(cases::routes())
         .merge(intake::routes())
+        .merge(guide::routes())
         .merge(case::routes())
         .merge(receipt::routes())
         .merge(notices::routes())

@@ -41,6 +41,9 @@ pub struct Row {
     pub rectifications: u64,
     pub called_back: u64,
     pub rectified: u64,
+    /// Payments the window recorded this month (缴费登记), and their sum in fen.
+    pub payments: u64,
+    pub fees_fen: u64,
 }
 
 impl Row {
@@ -122,6 +125,10 @@ fn count_case(m: &mut Monthly, case: &CaseDoc, first: NaiveDate, next: NaiveDate
                     row.bad_reviews += 1;
                 }
             }
+            "record_payment" => {
+                row.payments += 1;
+                row.fees_fen += case.workflow.paid_fen;
+            }
             // A rectification counts in the month it was opened, with how far it got since.
             "supervise" => {
                 row.rectifications += 1;
@@ -199,7 +206,7 @@ pub fn collect(store: &Store, month: &str) -> Result<Monthly, ReportError> {
     Ok(m)
 }
 
-const HEADERS: [&str; 17] = [
+const HEADERS: [&str; 19] = [
     "",
     "接收",
     "受理",
@@ -217,6 +224,8 @@ const HEADERS: [&str; 17] = [
     "整改办结",
     "回访率",
     "整改办结率",
+    "缴费笔数",
+    "收费（元）",
 ];
 
 /// The workbook: sheets 窗口人员, 部门, 站点, 站点人员.
@@ -277,6 +286,8 @@ pub fn workbook(m: &Monthly) -> Result<Vec<u8>, ReportError> {
                     ws.write_number(r, c as u16 + 15, (rate * 1000.0).round() / 1000.0)?;
                 }
             }
+            ws.write_number(r, 17, row.payments as f64)?;
+            ws.write_number(r, 18, row.fees_fen as f64 / 100.0)?;
         }
         ws.set_column_width(0, 16)?;
     }

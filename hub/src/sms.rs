@@ -29,6 +29,7 @@ pub const KINDS: &[&str] = &[
     "correction",
     "rejected",
     "denied",
+    "fee_due",
     "result_ready",
 ];
 

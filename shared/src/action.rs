@@ -58,10 +58,13 @@ pub enum ActionKind {
     Appeal,
     /// 申诉复核: the supervisor upholds or overturns the review after an appeal.
     ReviewAppeal,
+    /// 缴费登记: the window records the applicant's payment of an approved case's fee; the result
+    /// can then be issued.
+    RecordPayment,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 31] = [
+    pub const ALL: [ActionKind; 32] = [
         ActionKind::Intake,
         ActionKind::TownshipReceive,
         ActionKind::Receive,
@@ -93,6 +96,7 @@ impl ActionKind {
         ActionKind::CloseRectification,
         ActionKind::Appeal,
         ActionKind::ReviewAppeal,
+        ActionKind::RecordPayment,
     ];
 
     /// The name stored in a case's history and used by the API.
@@ -129,6 +133,7 @@ impl ActionKind {
             ActionKind::CloseRectification => "close_rectification",
             ActionKind::Appeal => "appeal",
             ActionKind::ReviewAppeal => "review_appeal",
+            ActionKind::RecordPayment => "record_payment",
         }
     }
 
@@ -170,6 +175,7 @@ impl ActionKind {
             ActionKind::CloseRectification => "整改办结",
             ActionKind::Appeal => "申诉",
             ActionKind::ReviewAppeal => "申诉复核",
+            ActionKind::RecordPayment => "缴费登记",
         }
     }
 

@@ -383,6 +383,18 @@ pub struct Workflow {
     /// When the applicant was last told of a rejection, refusal or reply (告知), by whoever did it.
     #[autosurgeon(missing = "Default::default")]
     pub informed_at: String,
+    /// The fee owed once approved (分; 0: none), as the approval said.
+    #[autosurgeon(missing = "Default::default")]
+    pub fee_due_fen: u64,
+    /// The payment the window recorded (缴费登记): amount (分), day, method and receipt number.
+    #[autosurgeon(missing = "Default::default")]
+    pub paid_fen: u64,
+    #[autosurgeon(missing = "Default::default")]
+    pub paid_on: String,
+    #[autosurgeon(missing = "Default::default")]
+    pub pay_method: String,
+    #[autosurgeon(missing = "Default::default")]
+    pub pay_receipt: String,
     #[autosurgeon(missing = "Default::default")]
     pub rectification: Rectification,
     /// Who gave the evaluation: `applicant_online` (self-query), `applicant_at_station` (the
@@ -449,6 +461,23 @@ impl CaseDoc {
             .collect()
     }
 
+    /// Approved with a fee the window has not recorded as paid: the case waits in 待缴费.
+    pub fn awaiting_payment(&self) -> bool {
+        self.state() == Some(CaseState::Decided)
+            && self.workflow.fee_due_fen > 0
+            && self.workflow.paid_on.is_empty()
+    }
+
+    /// The state as staff of `tier` read it, 待缴费 included.
+    pub fn state_label_at(&self, tier: crate::Tier) -> &'static str {
+        if self.awaiting_payment() {
+            return "已决定准予，待申请人缴费";
+        }
+        self.state()
+            .map(|s| s.label_at(tier, &self.workflow.decision))
+            .unwrap_or("未知状态")
+    }
+
     pub fn summary(&self) -> CaseSummary {
         let todo = crate::todo::todo_of(self);
         CaseSummary {
@@ -503,6 +532,9 @@ impl CaseDoc {
             rectification_due: self.workflow.rectification.due.clone(),
             callbacks: u32::try_from(self.workflow.rectification.callbacks).unwrap_or(u32::MAX),
             assist_departments: self.item.assist_departments.clone(),
+            fee_due_fen: self.workflow.fee_due_fen,
+            paid_fen: self.workflow.paid_fen,
+            paid_on: self.workflow.paid_on.clone(),
         }
     }
 }
@@ -569,6 +601,13 @@ pub struct CaseSummary {
     /// 联办: the departments that give an opinion (they see the case too).
     #[serde(default)]
     pub assist_departments: Vec<String>,
+    /// The fee owed once approved and what the window recorded as paid (分), and the day it was paid.
+    #[serde(default)]
+    pub fee_due_fen: u64,
+    #[serde(default)]
+    pub paid_fen: u64,
+    #[serde(default)]
+    pub paid_on: String,
 }
 
 fn millis(rfc3339: &str) -> i64 {
@@ -581,6 +620,11 @@ impl CaseSummary {
     /// The state, parsed from the stored name (`None` for a name this program does not know).
     pub fn state(&self) -> Option<CaseState> {
         CaseState::parse(&self.state)
+    }
+
+    /// See [`CaseDoc::awaiting_payment`].
+    pub fn awaiting_payment(&self) -> bool {
+        self.state() == Some(CaseState::Decided) && self.fee_due_fen > 0 && self.paid_on.is_empty()
     }
 
     /// Free-text filter of the case list, and the definition the store's search tokens

@@ -94,6 +94,16 @@ pub struct Inputs {
     /// evaluate: who gave it (`applicant_online`, `applicant_at_station`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub channel: String,
+    /// approve: the fee the applicant owes (分), from the catalogue when the approver acted (or typed
+    /// by the approver for a fee set by a rule); record_payment: the amount paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fee_fen: Option<u64>,
+    /// record_payment: how it was paid (现金, 银行卡, 微信, 支付宝, 非税缴款书).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pay_method: String,
+    /// record_payment: the number of the payment receipt (票据号).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pay_receipt: String,
     /// Converted from a history entry of the list format: `note` is the entry's text as it was.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub legacy: bool,

@@ -121,6 +121,8 @@ pub fn authorised(kind: ActionKind, role: &Role, case: &CaseDoc) -> Result<(), W
         ActionKind::Refuse => window || matches!(role, Role::Township | Role::Admin),
         // On the applicant's request, wherever they are: at the village, or at the county window.
         ActionKind::Withdraw | ActionKind::Inform => node || window,
+        // The window takes the money (or the 非税 receipt) at the county.
+        ActionKind::RecordPayment => window,
     };
     if ok {
         Ok(())
@@ -194,7 +196,24 @@ pub fn transition(kind: ActionKind, case: &CaseDoc, input: &Inputs) -> Result<Ca
             }
             (&[Accepted, Review, ReportedUp], Decided)
         }
-        ActionKind::IssueResult => (&[Decided], ResultReady),
+        ActionKind::IssueResult => {
+            if case.awaiting_payment() {
+                return Err(format!(
+                    "申请人尚未缴费（应缴{}），缴费登记后才能出具结果。",
+                    crate::manual::yuan_text(wf.fee_due_fen)
+                ));
+            }
+            (&[Decided], ResultReady)
+        }
+        ActionKind::RecordPayment => {
+            if !wf.paid_on.is_empty() {
+                return Err("已经登记过缴费。".into());
+            }
+            if state == Decided && (wf.decision != "approved" || wf.fee_due_fen == 0) {
+                return Err("该办件无需缴费。".into());
+            }
+            (&[Decided], Decided)
+        }
         ActionKind::Deliver => (&[ResultReady], Delivered),
         ActionKind::Evaluate => (&[Delivered], Evaluated),
         // Any time until the case is closed.
@@ -333,6 +352,13 @@ fn effects(e: &Event, case: &mut CaseDoc) {
         ActionKind::Approve => {
             wf.decision = "approved".into();
             wf.decided_on = day;
+            wf.fee_due_fen = i.fee_fen.unwrap_or(0);
+        }
+        ActionKind::RecordPayment => {
+            wf.paid_fen = i.fee_fen.unwrap_or(0);
+            wf.paid_on = day;
+            wf.pay_method = i.pay_method.clone();
+            wf.pay_receipt = i.pay_receipt.clone();
         }
         ActionKind::Deny => {
             wf.decision = "denied".into();

@@ -21,11 +21,40 @@ pub struct Fee {
     pub basis: String,
 }
 
+/// `20.00元`.
+pub fn yuan_text(fen: u64) -> String {
+    format!("{}.{:02}元", fen / 100, fen % 100)
+}
+
+/// `12`, `12.5`, `12.50` (yuan, as typed) in fen; empty is 0.
+pub fn parse_yuan(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(0);
+    }
+    let bad = || format!("金额“{t}”应为元，最多两位小数，例如 20 或 12.50。");
+    let (whole, part) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty()
+        || part.len() > 2
+        || !whole
+            .chars()
+            .chain(part.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u64 = whole.parse().map_err(|_| bad())?;
+    let part: u64 = format!("{part:0<2}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(part))
+        .ok_or_else(bad)
+}
+
 impl Fee {
     /// `20.00元（工本费）`, or the rule alone.
     pub fn text(&self) -> String {
-        let amount = (self.amount_fen > 0)
-            .then(|| format!("{}.{:02}元", self.amount_fen / 100, self.amount_fen % 100));
+        let amount = (self.amount_fen > 0).then(|| yuan_text(self.amount_fen));
         match (amount, self.rule.is_empty()) {
             (Some(a), true) => a,
             (Some(a), false) => format!("{a}（{}）", self.rule),

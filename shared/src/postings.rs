@@ -60,6 +60,12 @@ pub mod queue {
         crate::case::CaseState::ResultReady,
     ];
 
+    /// Approved cases whose fee the window has not recorded as paid (待缴费), oldest first; a
+    /// service area's share is `window(AWAITING_PAYMENT, code)` per item (format 8).
+    pub const PAYMENT: &str = "q:pay";
+    /// The pseudo-state of [`window`] tokens for 待缴费 (not a `CaseState`: the case is decided).
+    pub const AWAITING_PAYMENT: &str = "AWAITING_PAYMENT";
+
     /// The token of the cases of item `code` in `state` waiting at the window.
     pub fn window(state: &str, code: &str) -> String {
         format!("{WINDOW}{sep}{state}{sep}{code}", sep = super::SEP)
@@ -158,11 +164,18 @@ pub fn postings(s: &CaseSummary, keeper: Keeper) -> Vec<Posting> {
         add(dept_state_token(d, &s.state), &[]);
     }
     let state = s.state();
+    // Decimal, so that the order holds no 0 byte (the key's separator); oldest first.
+    let waiting_since = format!("{:015}", s.created_ms.max(0));
     if state.is_some_and(|st| queue::WINDOW_STATES.contains(&st)) {
-        // Decimal, so that the order holds no 0 byte (the key's separator); oldest first.
-        let waiting_since = format!("{:015}", s.created_ms.max(0));
         add(
             queue::window(&s.state, &s.item_code),
+            waiting_since.as_bytes(),
+        );
+    }
+    if s.awaiting_payment() {
+        add(queue::PAYMENT.into(), waiting_since.as_bytes());
+        add(
+            queue::window(queue::AWAITING_PAYMENT, &s.item_code),
             waiting_since.as_bytes(),
         );
     }

@@ -66,6 +66,7 @@ pub struct Actor<'a> {
 }
 
 pub use crate::action::ActionKind;
+use crate::manual::{parse_yuan, yuan_text};
 
 /// The body of `POST /api/cases/{no}/actions`.
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +114,16 @@ pub struct ActionInput {
     /// review_appeal: the appeal is granted (the review does not count).
     #[serde(default)]
     pub overturn: bool,
+    /// approve: the fee owed in yuan, for an item whose fee follows a rule; record_payment: the
+    /// amount paid, in yuan (`20` or `12.50`).
+    #[serde(default)]
+    pub fee_yuan: String,
+    /// record_payment: 现金, 银行卡, 微信, 支付宝 or 非税缴款书.
+    #[serde(default)]
+    pub pay_method: String,
+    /// record_payment: the payment receipt's number.
+    #[serde(default)]
+    pub pay_receipt: String,
 }
 
 impl ActionInput {
@@ -136,6 +147,9 @@ impl ActionInput {
             delivery: String::new(),
             channel: String::new(),
             overturn: false,
+            fee_yuan: String::new(),
+            pay_method: String::new(),
+            pay_receipt: String::new(),
         }
     }
 }
@@ -146,8 +160,13 @@ pub enum ActionError {
     Unknown(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("the case is {state}; {action} is not possible now")]
-    WrongState { action: String, state: String },
+    #[error("the case is {state}; {action} is not possible now: {why}")]
+    WrongState {
+        action: String,
+        state: String,
+        /// The workflow's reason, as the person reads it.
+        why: String,
+    },
     #[error("{}", .0.message)]
     Invalid(FieldError),
     #[error("{0}")]
@@ -259,6 +278,21 @@ pub fn applicant_notice(
             "denied",
             format!("{head}经审查不予许可，理由：{}。", case.workflow.reason),
         )),
+        // 缴费通知: approved with a fee; the result is issued once the window records the payment.
+        ActionKind::Approve if case.awaiting_payment() => {
+            let place = if hall.is_empty() {
+                "县政务服务中心收费窗口".to_string()
+            } else {
+                hall.to_string()
+            };
+            Some((
+                "fee_due",
+                format!(
+                    "{head}已审批通过，需缴费{}。请持受理凭证到{place}缴费（现金、银行卡、微信、支付宝均可），缴费后为您出具结果。",
+                    yuan_text(case.workflow.fee_due_fen)
+                ),
+            ))
+        }
         ActionKind::IssueResult => {
             let place = match case.delivery.as_str() {
                 "窗口领取" if !hall.is_empty() => format!("请到{hall}领取"),
@@ -281,7 +315,12 @@ pub struct Context<'a> {
     pub event_id: String,
     /// Working days a rectification has (the county's setting; 5 by default).
     pub rectify_days: u32,
+    /// The case's item's fee in the county's catalogue now: what an approval says is owed.
+    pub item_fee: Option<crate::manual::Fee>,
 }
+
+/// How a payment may be made at the window.
+pub const PAY_METHODS: [&str; 5] = ["现金", "银行卡", "微信", "支付宝", "非税缴款书"];
 
 /// Checks the person's inputs for `action` and turns them into the event's inputs, computing what the
 /// county computes when it acts (deadline, days stopped).
@@ -320,6 +359,43 @@ fn event_inputs(
         }
         ActionKind::ReportUp | ActionKind::AssistOpinion if out.note.is_empty() => {
             return Err(invalid("note", "请写明意见。"))
+        }
+        ActionKind::Approve => {
+            let typed = parse_yuan(&input.fee_yuan).map_err(|e| invalid("fee_yuan", e))?;
+            out.fee_fen = match &ctx.item_fee {
+                None => None,
+                Some(_) if typed > 0 => Some(typed),
+                Some(fee) if fee.amount_fen > 0 => Some(fee.amount_fen),
+                Some(fee) => {
+                    return Err(invalid(
+                        "fee_yuan",
+                        format!("该事项按规则收费（{}），请填写应缴金额。", fee.rule),
+                    ))
+                }
+            };
+        }
+        ActionKind::RecordPayment => {
+            let paid = parse_yuan(&input.fee_yuan).map_err(|e| invalid("fee_yuan", e))?;
+            if paid != wf.fee_due_fen {
+                return Err(invalid(
+                    "fee_yuan",
+                    format!("实收金额应为应缴的{}。", yuan_text(wf.fee_due_fen)),
+                ));
+            }
+            let method = input.pay_method.trim();
+            if !PAY_METHODS.contains(&method) {
+                return Err(invalid(
+                    "pay_method",
+                    format!("缴费方式只能是：{}。", PAY_METHODS.join("、")),
+                ));
+            }
+            let receipt = input.pay_receipt.trim();
+            if receipt.is_empty() || receipt.chars().count() > 40 {
+                return Err(invalid("pay_receipt", "请填写1到40字的缴费票据号。"));
+            }
+            out.fee_fen = Some(paid);
+            out.pay_method = method.to_string();
+            out.pay_receipt = receipt.to_string();
         }
         ActionKind::Accept => {
             out.urgent = input.urgent;
@@ -534,9 +610,10 @@ pub fn apply(
         }
     }
     fold::authorised(input.action, role, &case).map_err(ActionError::Forbidden)?;
-    fold::transition(input.action, &case, &inputs).map_err(|_| ActionError::WrongState {
+    fold::transition(input.action, &case, &inputs).map_err(|why| ActionError::WrongState {
         action: input.action.to_string(),
         state: case.state.clone(),
+        why,
     })?;
     let event = Event {
         id: ctx.event_id.clone(),
@@ -562,8 +639,9 @@ pub fn apply(
         if !h.effective {
             // The fold and the checks above disagree: a bug, never a silent no-op.
             return Err(ActionError::WrongState {
-                action: format!("{} ({})", input.action, h.why),
+                action: input.action.to_string(),
                 state: case.state.clone(),
+                why: h.why.clone(),
             });
         }
     }

@@ -113,9 +113,10 @@ fn cases_go_up_and_county_actions_come_down_without_any_button() {
     );
     assert!(
         eventually(WITHIN, || {
-            get_json(&client(), &node.url("/api/catalog")).unwrap().1["version"] == 2
+            get_json(&client(), &node.url("/api/catalog")).unwrap().1["version"] == builtin + 1
         }),
-        "catalogue version 2 did not reach the village"
+        "catalogue version {} did not reach the village",
+        builtin + 1
     );
     // Publishing the same version again is refused.
     let resp = client()

@@ -371,6 +371,7 @@ fn a_forged_completion_on_site_of_a_promised_item_is_refused_once() {
         departments: Vec::new(),
         event_id: "complete1".into(),
         rectify_days: 5,
+        item_fee: None,
     };
     let by = Actor {
         user: "daiban",

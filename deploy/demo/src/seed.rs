@@ -68,11 +68,15 @@ const PLANS: [&[Step]; 8] = [
 ];
 
 /// A plan as `item` needs it: a 上报 item is reported up with the department's 初审意见 before the
-/// decision, a 联办 item gets each assisting department's opinion first.
+/// decision, a 联办 item gets each assisting department's opinion first, and a fee is paid at the
+/// window before the result is issued.
 fn for_item(plan: &[Step], item: &tongban_shared::catalog::Item) -> Vec<Step> {
     use tongban_shared::catalog::ItemKind;
     let mut out = Vec::new();
     for s in plan {
+        if *s == ISSUE && item.fee.is_some() {
+            out.push(step("record_payment", Desk::Window));
+        }
         if *s == APPROVE {
             match item.kind {
                 ItemKind::ReportUp => out.push(step("report_up", Desk::Dept)),
@@ -129,7 +133,17 @@ fn input(step: Step, case: &Planned, catalog: &Catalog) -> anyhow::Result<Value>
             "action": step.action,
             "reason": "申请人不符合该事项的申请条件（演示数据）",
         }),
-        "approve" => json!({"action": step.action, "note": "经审查符合条件，准予办理（演示）"}),
+        "approve" => json!({
+            "action": step.action,
+            "note": "经审查符合条件，准予办理（演示）",
+            "fee_yuan": demo_fee_typed(item),
+        }),
+        "record_payment" => json!({
+            "action": step.action,
+            "fee_yuan": demo_fee(item),
+            "pay_method": "微信",
+            "pay_receipt": format!("FS演示{}", case.case_no),
+        }),
         "report_up" => json!({
             "action": step.action,
             "note": format!("经初审符合条件，报{}审批（演示）", item.higher_authority),
@@ -146,6 +160,24 @@ fn input(step: Step, case: &Planned, catalog: &Catalog) -> anyhow::Result<Value>
         }
         other => json!({"action": other}),
     })
+}
+
+/// What the approver types for a fee set by a rule (a fixed fee comes from the catalogue).
+const DEMO_RULE_FEE: &str = "58.00";
+
+fn demo_fee_typed(item: &tongban_shared::catalog::Item) -> &'static str {
+    match &item.fee {
+        Some(f) if f.amount_fen == 0 => DEMO_RULE_FEE,
+        _ => "",
+    }
+}
+
+/// The amount the demo's applicant pays, in yuan.
+fn demo_fee(item: &tongban_shared::catalog::Item) -> String {
+    match &item.fee {
+        Some(f) if f.amount_fen > 0 => format!("{}.{:02}", f.amount_fen / 100, f.amount_fen % 100),
+        _ => DEMO_RULE_FEE.to_string(),
+    }
 }
 
 /// Where the demo's steps happen, in the order a file travels.
@@ -430,6 +462,7 @@ mod tests {
                             .collect(),
                         event_id: format!("e{n}"),
                         rectify_days: catalog.county.rectify_days,
+                        item_fee: item.fee.clone(),
                     };
                     workflow::apply(&mut doc, &action, &by, &role, &ctx)
                         .unwrap_or_else(|e| panic!("{} {}: {e}", item.code, s.action));

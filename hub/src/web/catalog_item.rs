@@ -61,26 +61,9 @@ fn yuan(fen: u64) -> String {
     }
 }
 
-/// `12`, `12.5`, `12.50` yuan as fen; empty is 0.
+/// The editor's amount, in fen.
 fn fen(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Ok(0);
-    }
-    let bad = || format!("收费金额“{t}”应为元，最多两位小数，例如 20 或 12.50。");
-    let (whole, part) = t.split_once('.').unwrap_or((t, ""));
-    if whole.is_empty()
-        || part.len() > 2
-        || !(whole.chars().chain(part.chars())).all(|c| c.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    let whole: u64 = whole.parse().map_err(|_| bad())?;
-    let part: u64 = format!("{part:0<2}").parse().map_err(|_| bad())?;
-    whole
-        .checked_mul(100)
-        .and_then(|w| w.checked_add(part))
-        .ok_or_else(bad)
+    tongban_shared::manual::parse_yuan(text).map_err(|e| format!("收费{e}"))
 }
 
 fn page_for(

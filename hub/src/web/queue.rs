@@ -145,6 +145,22 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
             Clock::Deadline,
         ));
     }
+    if admin || is(&Role::Window) {
+        wanted.push((
+            "to-pay",
+            "待缴费",
+            match &area_items {
+                Some(codes) => Source::Tokens(
+                    codes
+                        .iter()
+                        .map(|code| queue::window(queue::AWAITING_PAYMENT, code))
+                        .collect(),
+                ),
+                None => Source::Token(queue::PAYMENT.into()),
+            },
+            Clock::Waited,
+        ));
+    }
     if let Some(Role::Dept(d)) = &role {
         wanted.push((
             "in-review",

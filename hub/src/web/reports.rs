@@ -122,6 +122,7 @@ fn kind_label(kind: &str) -> &'static str {
         "correction" => "补正通知",
         "rejected" => "不予受理通知",
         "denied" => "不予许可通知",
+        "fee_due" => "缴费通知",
         "result_ready" => "办结通知",
         _ => "其他通知",
     }

@@ -83,6 +83,7 @@ fn sled_summaries_match_the_reference_and_cases_flow_both_ways() {
             departments: Vec::new(),
             event_id: "receive1".into(),
             rectify_days: 5,
+            item_fee: None,
         },
     )
     .unwrap();

@@ -51,6 +51,7 @@ fn try_act(
             departments: vec!["人社".into(), "民政".into()],
             event_id: crate::event::event_id(id),
             rectify_days: 5,
+            item_fee: None,
         },
     )
 }

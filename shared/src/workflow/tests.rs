@@ -20,6 +20,18 @@ fn act(
     now: &str,
     f: impl FnOnce(&mut ActionInput),
 ) -> Result<CaseDoc, ActionError> {
+    act_with_fee(doc, action, role, now, None, f)
+}
+
+/// [`act`] with the item's fee in the county's catalogue.
+fn act_with_fee(
+    doc: &mut AutoCommit,
+    action: &str,
+    role: &Role,
+    now: &str,
+    item_fee: Option<crate::manual::Fee>,
+    f: impl FnOnce(&mut ActionInput),
+) -> Result<CaseDoc, ActionError> {
     let mut input = ActionInput::new(action.parse()?);
     f(&mut input);
     let (node, tier, account_role) = crate::case::tests_support::acting_as(role);
@@ -46,8 +58,132 @@ fn act(
                 .collect(),
             event_id: crate::event::event_id(0xa000 + n * 7 + now.len() as u64),
             rectify_days: 5,
+            item_fee,
         },
     )
+}
+
+#[test]
+fn an_approved_case_with_a_fee_waits_for_the_payment_before_its_result() {
+    let (mut doc, case) = new_doc();
+    let dept = Role::Dept(case.item.department.clone());
+    let w = Role::Window;
+    let fee = crate::manual::Fee {
+        amount_fen: 2000,
+        rule: "工本费".into(),
+        basis: "收费文件".into(),
+    };
+    let fixed = || Some(fee.clone());
+    act(&mut doc, "receive", &w, ACCEPT_NOW, |_| {}).unwrap();
+    act(&mut doc, "accept", &w, ACCEPT_NOW, |_| {}).unwrap();
+    act(&mut doc, "dept_receive", &dept, ACCEPT_NOW, |_| {}).unwrap();
+    // Nothing to pay before the decision.
+    let early = act(&mut doc, "record_payment", &w, ACCEPT_NOW, |i| {
+        i.fee_yuan = "20".into();
+        i.pay_method = "现金".into();
+        i.pay_receipt = "NO-1".into();
+    });
+    assert!(early.is_err(), "{early:?}");
+    let c = act_with_fee(&mut doc, "approve", &dept, ACCEPT_NOW, fixed(), |_| {}).unwrap();
+    assert_eq!(c.workflow.fee_due_fen, 2000);
+    assert!(c.awaiting_payment());
+    assert_eq!(
+        c.state_label_at(crate::Tier::County),
+        "已决定准予，待申请人缴费"
+    );
+    let (kind, text) = applicant_notice(ActionKind::Approve, &c, "县政务服务中心").unwrap();
+    assert_eq!(kind, "fee_due");
+    assert!(text.contains("需缴费20.00元"), "{text}");
+
+    let refused = act(&mut doc, "issue_result", &dept, ACCEPT_NOW, |i| {
+        i.result_name = "证".into();
+        i.result_no = "1".into();
+    });
+    assert!(
+        matches!(&refused, Err(ActionError::WrongState { why, .. }) if why.contains("尚未缴费")),
+        "{refused:?}"
+    );
+    for (amount, method, receipt, field) in [
+        ("19.99", "现金", "NO-1", "fee_yuan"),
+        ("20", "赊账", "NO-1", "pay_method"),
+        ("20", "现金", "", "pay_receipt"),
+    ] {
+        let wrong = act(&mut doc, "record_payment", &w, ACCEPT_NOW, |i| {
+            i.fee_yuan = amount.into();
+            i.pay_method = method.into();
+            i.pay_receipt = receipt.into();
+        });
+        assert!(
+            matches!(&wrong, Err(ActionError::Invalid(e)) if e.field == field),
+            "{wrong:?}"
+        );
+    }
+    assert!(
+        act(&mut doc, "record_payment", &dept, ACCEPT_NOW, |i| {
+            i.fee_yuan = "20".into();
+            i.pay_method = "现金".into();
+            i.pay_receipt = "NO-1".into();
+        })
+        .is_err(),
+        "a department does not take money"
+    );
+    let c = act(&mut doc, "record_payment", &w, ACCEPT_NOW, |i| {
+        i.fee_yuan = "20.00".into();
+        i.pay_method = "微信".into();
+        i.pay_receipt = "FS-2026-0001".into();
+    })
+    .unwrap();
+    assert!(!c.awaiting_payment());
+    assert_eq!(
+        (c.workflow.paid_fen, c.workflow.pay_method.as_str()),
+        (2000, "微信")
+    );
+    assert!(c.summary().paid_on.len() == 10 && !c.summary().awaiting_payment());
+    let again = act(&mut doc, "record_payment", &w, ACCEPT_NOW, |i| {
+        i.fee_yuan = "20".into();
+        i.pay_method = "现金".into();
+        i.pay_receipt = "NO-2".into();
+    });
+    assert!(again.is_err(), "paid once");
+    let c = act(&mut doc, "issue_result", &dept, ACCEPT_NOW, |i| {
+        i.result_name = "证".into();
+        i.result_no = "1".into();
+    })
+    .unwrap();
+    assert_eq!(c.state(), Some(CaseState::ResultReady));
+}
+
+#[test]
+fn a_fee_set_by_a_rule_is_typed_by_the_approver_and_a_free_item_owes_nothing() {
+    let (mut doc, case) = new_doc();
+    let dept = Role::Dept(case.item.department.clone());
+    let w = Role::Window;
+    act(&mut doc, "receive", &w, ACCEPT_NOW, |_| {}).unwrap();
+    act(&mut doc, "accept", &w, ACCEPT_NOW, |_| {}).unwrap();
+    let rule = || {
+        Some(crate::manual::Fee {
+            amount_fen: 0,
+            rule: "按面积收取".into(),
+            basis: "收费文件".into(),
+        })
+    };
+    let missing = act_with_fee(&mut doc, "approve", &dept, ACCEPT_NOW, rule(), |_| {});
+    assert!(
+        matches!(&missing, Err(ActionError::Invalid(e)) if e.field == "fee_yuan"),
+        "{missing:?}"
+    );
+    let c = act_with_fee(&mut doc, "approve", &dept, ACCEPT_NOW, rule(), |i| {
+        i.fee_yuan = "35.5".into()
+    })
+    .unwrap();
+    assert_eq!(c.workflow.fee_due_fen, 3550);
+
+    let (mut free, _) = new_doc();
+    act(&mut free, "receive", &w, ACCEPT_NOW, |_| {}).unwrap();
+    act(&mut free, "accept", &w, ACCEPT_NOW, |_| {}).unwrap();
+    let c = act(&mut free, "approve", &dept, ACCEPT_NOW, |_| {}).unwrap();
+    assert!(!c.awaiting_payment() && c.workflow.fee_due_fen == 0);
+    assert!(applicant_notice(ActionKind::Approve, &c, "").is_none());
 }
 
 #[test]

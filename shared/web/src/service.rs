@@ -157,7 +157,11 @@ pub async fn take_action(
     let user_name = user.name.clone();
     let user = user.clone();
     let case = blocking(move || {
-        load_case_blocking(&st, &no)?;
+        let (_, before) = load_case_blocking(&st, &no)?;
+        let item_fee = st
+            .catalog()
+            .item(&before.item.code)
+            .and_then(|i| i.fee.clone());
         let now = beijing_now();
         let mut outcome = None;
         st.store.merge_case(no.as_str(), |current| {
@@ -183,6 +187,7 @@ pub async fn take_action(
                     .collect(),
                 event_id: tongban_shared::event::event_id(rand::thread_rng().gen()),
                 rectify_days: st.catalog().county.rectify_days,
+                item_fee: item_fee.clone(),
             };
             let case = workflow::apply(&mut doc, &input, &actor, &role, &ctx)
                 .map_err(|e| action_error(e, &user.name))?;
@@ -214,8 +219,8 @@ fn action_error(e: ActionError, user: &str) -> AppError {
         ActionError::Forbidden(_) => {
             AppError::Forbidden(format!("账号“{user}”无权对该办件进行此操作。"))
         }
-        ActionError::WrongState { state, .. } => AppError::Conflict(format!(
-            "办件当前状态为“{}”，不能进行此操作。",
+        ActionError::WrongState { state, why, .. } => AppError::Conflict(format!(
+            "办件当前状态为“{}”，不能进行此操作：{why}",
             case::CaseState::parse(&state)
                 .map(|s| s.label())
                 .unwrap_or("未知")

@@ -429,6 +429,7 @@ impl People {
                 departments: self.departments.clone(),
                 event_id: id.clone(),
                 rectify_days: 5,
+                item_fee: None,
             },
         );
         match result {

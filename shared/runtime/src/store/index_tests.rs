@@ -17,6 +17,9 @@ use tongban_shared::stats::{self, urgency, Urgency};
 use super::tables::K_VERSION;
 use super::*;
 
+/// Cases waiting for payment the checks saw, over every seed: the 待缴费 checks must not pass empty.
+static AWAITING_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 const NODES: [&str; 3] = ["420222100201", "420222100202", "420222101201"];
 const DEPTS: [&str; 3] = ["民政", "人社", "医保"];
 const NAMES: [&str; 6] = ["王秀英", "王秀", "李建国", "欧阳秀英", "张三丰", "王建"];
@@ -72,6 +75,12 @@ fn random_version(rng: &mut impl Rng, no: &str, created_ms: i64) -> CaseSummary 
         assist_departments: match rng.gen_range(0..3) {
             0 => vec![DEPTS[rng.gen_range(0..3)].into()],
             _ => Vec::new(),
+        },
+        fee_due_fen: [0, 0, 2000][rng.gen_range(0..3)],
+        paid_on: if rng.gen_bool(0.5) {
+            day(rng)
+        } else {
+            String::new()
         },
         ..CaseSummary::default()
     }
@@ -285,6 +294,25 @@ fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64,
             }
         }
     }
+    // 待缴费: the county's queue and each item's share.
+    let (rows, total) = store.queue(queue::PAYMENT, usize::MAX).unwrap();
+    let want = scan(&|s| s.awaiting_payment());
+    AWAITING_SEEN.fetch_add(want.len(), std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(total, want.len() as u64, "seed {seed}: 待缴费 count");
+    assert_eq!(
+        rows.into_iter().map(|s| s.case_no).collect::<BTreeSet<_>>(),
+        want
+    );
+    let tokens: Vec<String> = ITEMS
+        .iter()
+        .map(|(code, _)| queue::window(queue::AWAITING_PAYMENT, code))
+        .collect();
+    let (rows, total) = store.queues_merged(&tokens, usize::MAX).unwrap();
+    assert_eq!(total, want.len() as u64);
+    assert_eq!(
+        rows.into_iter().map(|s| s.case_no).collect::<BTreeSet<_>>(),
+        want
+    );
     let first_day = today - chrono::Days::new(29);
     let parts = store.stats_parts(first_day, now_ms).unwrap();
     let from_parts = stats_from_parts(&parts, today, &calendar, 1);
@@ -350,4 +378,5 @@ fn indexes_answer_what_a_scan_of_every_summary_answers_and_are_rebuilt_by_the_mi
         let store = Store::open(dir.path()).unwrap();
         check_against_a_scan(&store, today, now_ms, seed, county);
     }
+    assert!(AWAITING_SEEN.load(std::sync::atomic::Ordering::Relaxed) > 0);
 }

@@ -6,7 +6,7 @@ use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 7;
+pub const STORE_VERSION: u32 = 8;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
@@ -17,6 +17,7 @@ const MIGRATIONS: &[Migration] = &[
     counters_apart,
     postings_and_parts,
     window_queues,
+    fees,
 ];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
@@ -145,6 +146,29 @@ fn postings_and_parts(store: &Store) -> Result<(), StoreError> {
 /// WINDOW`), so that a window of one service area reads its own queues; the indexes are made again
 /// from the summaries.
 fn window_queues(store: &Store) -> Result<(), StoreError> {
+    super::indexes::rebuild(store)
+}
+
+/// The postcard encoding of the fields format 8 appended to the summary, at their defaults:
+/// `fee_due_fen` 0, `paid_fen` 0 (varints) and `paid_on` "" (length 0).
+const FORMAT_8_DEFAULTS: [u8; 3] = [0, 0, 0];
+
+/// 7 → 8: the summaries gained the fee owed and paid (`record_payment`), and the county's indexes a
+/// 待缴费 queue. No case of an older store has a fee (approvals carried none, payments did not
+/// exist), so each summary gets the new fields at their defaults (appended to its encoding: no
+/// document is read), then the indexes are made again from the summaries.
+fn fees(store: &Store) -> Result<(), StoreError> {
+    for entry in store.index.iter() {
+        let (key, raw) = entry?;
+        if postcard::from_bytes::<tongban_shared::case::CaseSummary>(&raw).is_ok() {
+            continue;
+        }
+        let mut extended = raw.to_vec();
+        extended.extend_from_slice(&FORMAT_8_DEFAULTS);
+        postcard::from_bytes::<tongban_shared::case::CaseSummary>(&extended)
+            .map_err(|e| corrupt(String::from_utf8_lossy(&key).into_owned(), e))?;
+        store.index.insert(key, extended)?;
+    }
     super::indexes::rebuild(store)
 }
 

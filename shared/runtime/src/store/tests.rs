@@ -195,6 +195,7 @@ fn a_version_3_store_gets_the_to_do_index_of_its_cases() {
             departments: Vec::new(),
             event_id: tongban_shared::event::event_id(n as u64 + 1),
             rectify_days: 5,
+            item_fee: None,
         };
         case = Some(workflow::apply(&mut doc, &input, &window, &Role::Window, &ctx).unwrap());
     }
@@ -511,4 +512,33 @@ fn a_version_4_store_moves_its_counters_out_of_meta_and_keeps_counting() {
     // The seal (written with the count of case writes) still agrees after the move.
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.count(None).unwrap(), 4);
+}
+
+#[test]
+fn a_version_7_store_gets_its_summaries_fee_fields_and_keeps_them_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = new_store(dir.path());
+    for i in 0..3 {
+        add(&store, 1000 + i, "甲", None);
+    }
+    // Format 7's summaries ended before the three fee fields (all at their defaults here).
+    let entries: Vec<(sled::IVec, sled::IVec)> = store.index.iter().map(|e| e.unwrap()).collect();
+    for (key, raw) in &entries {
+        assert_eq!(&raw[raw.len() - 3..], &[0, 0, 0]);
+        store.index.insert(key, &raw[..raw.len() - 3]).unwrap();
+    }
+    store.meta.insert(K_VERSION, &7u32.to_be_bytes()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let store = Store::open(dir.path()).unwrap();
+    for (key, raw) in &entries {
+        assert_eq!(store.index.get(key).unwrap().unwrap(), *raw);
+    }
+    let page = store.list(&ListQuery::default()).unwrap();
+    assert_eq!(page.total, 3);
+    assert!(page
+        .cases
+        .iter()
+        .all(|s| s.fee_due_fen == 0 && s.paid_on.is_empty()));
 }

@@ -104,11 +104,7 @@ async fn get_case(
     let mut body = serde_json::to_value(&case).map_err(AppError::internal)?;
     body["item_code"] = case.item.code.clone().into();
     body["item_name"] = case.item.name.clone().into();
-    body["state_label"] = case
-        .state()
-        .map(|s| s.label_at(state.identity.tier, &case.workflow.decision))
-        .unwrap_or("未知状态")
-        .into();
+    body["state_label"] = case.state_label_at(state.identity.tier).into();
     Ok(Json(body))
 }
 

@@ -58,6 +58,11 @@ struct CasePage {
     missing: Vec<(String, String, String)>,
     evaluation: String,
     state_label: &'static str,
+    /// The fee owed and how it may be paid (for 缴费登记).
+    fee_due: String,
+    pay_methods: &'static [&'static str],
+    /// What the window recorded as paid, once it did.
+    payment: Option<String>,
     next_step: String,
     deadline: String,
     limit: String,
@@ -139,6 +144,9 @@ async fn case_action_submit(
         delivery: field(&pairs, "delivery").to_string(),
         channel: "applicant_at_station".to_string(),
         overturn: field(&pairs, "overturn") == "1",
+        fee_yuan: field(&pairs, "fee_yuan").to_string(),
+        pay_method: field(&pairs, "pay_method").to_string(),
+        pay_receipt: field(&pairs, "pay_receipt").to_string(),
     };
     let no = match service::case_no(&case_no) {
         Ok(no) => no,
@@ -290,10 +298,18 @@ async fn case_page(
                     .as_str(),
         missing,
         evaluation,
-        state_label: c
-            .state()
-            .map(|s| s.label_at(state.identity.tier, &c.workflow.decision))
-            .unwrap_or("未知状态"),
+        state_label: c.state_label_at(state.identity.tier),
+        fee_due: tongban_shared::manual::yuan_text(c.workflow.fee_due_fen),
+        pay_methods: &tongban_shared::workflow::PAY_METHODS,
+        payment: (!c.workflow.paid_on.is_empty()).then(|| {
+            format!(
+                "{}于{}以{}缴纳，票据号{}",
+                tongban_shared::manual::yuan_text(c.workflow.paid_fen),
+                c.workflow.paid_on,
+                c.workflow.pay_method,
+                c.workflow.pay_receipt
+            )
+        }),
         next_step: next_step(&c, state.identity.tier),
         deadline: match (c.deadline.clone(), c.state()) {
             (Some(d), _) => d,

@@ -116,10 +116,17 @@ fn presentation(
         ),
         A::Approve => (
             "办理",
-            "note",
+            "approve",
             "btn-primary",
-            "作出准予许可的决定。决定后不能撤销。",
+            "作出准予许可的决定。决定后不能撤销。收费事项决定后待申请人缴费。",
             true,
+        ),
+        A::RecordPayment => (
+            "办理",
+            "payment",
+            "btn-primary",
+            "申请人已缴费：登记实收金额、方式和票据号后，部门即可出具结果。",
+            false,
         ),
         A::IssueResult => (
             "办理",

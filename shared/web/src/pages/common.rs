@@ -131,10 +131,13 @@ pub fn rows(cases: Vec<CaseSummary>, tier: tongban_shared::Tier) -> Vec<CaseRow>
     cases
         .into_iter()
         .map(|c| CaseRow {
-            state_label: c
-                .state()
-                .map(|s| s.label_at(tier, &c.decision))
-                .unwrap_or("未知状态"),
+            state_label: if c.awaiting_payment() {
+                "已决定准予，待申请人缴费"
+            } else {
+                c.state()
+                    .map(|s| s.label_at(tier, &c.decision))
+                    .unwrap_or("未知状态")
+            },
             created: format_time(&c.created_at),
             case_no: c.case_no,
             item_name: c.item_name,

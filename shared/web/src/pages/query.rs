@@ -170,10 +170,13 @@ fn view_of(c: &CaseDoc, password: &str, hall: &str) -> CaseView {
         department: c.item.department.clone(),
         applicant: masked_name(&c.applicant.name),
         state: c.state().map(|s| s.as_str()).unwrap_or(""),
-        state_label: c
-            .state()
-            .map(|s| s.label_with(&c.workflow.decision))
-            .unwrap_or("未知状态"),
+        state_label: if c.awaiting_payment() {
+            "已准予，请按短信提示缴费"
+        } else {
+            c.state()
+                .map(|s| s.label_with(&c.workflow.decision))
+                .unwrap_or("未知状态")
+        },
         next_step: applicant_next(c).to_string(),
         deadline: c.deadline.clone().unwrap_or_else(|| "受理后确定".into()),
         missing,

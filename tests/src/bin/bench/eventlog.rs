@@ -211,6 +211,7 @@ fn case_with_events(n: usize) -> anyhow::Result<AutoCommit> {
                 departments: Vec::new(),
                 event_id: tongban_shared::event::event_id(step),
                 rectify_days: 5,
+                item_fee: None,
             },
         )
         .map_err(|e| anyhow::anyhow!("{kind}: {e}"))?;

@@ -38,6 +38,10 @@ pub struct Cell {
     pub in_transit: u64,
     /// Hand-overs that ended (the department signed) later than their limit.
     pub handover_late_done: u64,
+    /// 待缴费, and the fees paid (how many, sum in fen).
+    pub awaiting_payment: u64,
+    pub payments: u64,
+    pub fees_fen: u64,
 }
 
 impl Cell {
@@ -81,6 +85,9 @@ impl Cell {
         f(&mut self.transit_count, o.transit_count);
         f(&mut self.in_transit, o.in_transit);
         f(&mut self.handover_late_done, o.handover_late_done);
+        f(&mut self.awaiting_payment, o.awaiting_payment);
+        f(&mut self.payments, o.payments);
+        f(&mut self.fees_fen, o.fees_fen);
     }
 }
 
@@ -122,6 +129,11 @@ pub fn parts(s: &CaseSummary) -> Parts {
         cell.bad_reviews = u64::from(is_bad_review(u64::from(s.evaluation)));
     }
     cell.escalations = u64::from(s.escalations);
+    cell.awaiting_payment = u64::from(s.awaiting_payment());
+    if !s.paid_on.is_empty() {
+        cell.payments = 1;
+        cell.fees_fen = s.paid_fen;
+    }
     match transit_minutes(s) {
         Some(t) => {
             cell.transit_sum = t;
@@ -220,6 +232,9 @@ pub fn stats_from_parts(
             late: cell.late,
             evaluations: cell.evaluations,
             bad_reviews: cell.bad_reviews,
+            awaiting_payment: cell.awaiting_payment,
+            payments: cell.payments,
+            fees_fen: cell.fees_fen,
             ..Group::default()
         };
         g.evaluation_sum = cell.evaluation_sum;
@@ -313,6 +328,13 @@ mod tests {
                 0
             },
             urgent: rng.gen_bool(0.3),
+            fee_due_fen: [0, 1000, 2000][rng.gen_range(0..3)],
+            paid_fen: rng.gen_range(0..3000),
+            paid_on: if rng.gen_bool(0.4) {
+                day(rng)
+            } else {
+                String::new()
+            },
             ..CaseSummary::default()
         }
     }

@@ -108,6 +108,11 @@ pub struct Group {
     pub evaluations: u64,
     pub avg_evaluation: Option<f64>,
     pub bad_reviews: u64,
+    /// Approved cases whose fee is not paid yet (待缴费).
+    pub awaiting_payment: u64,
+    /// Fees the window recorded as paid: how many, and their sum in fen.
+    pub payments: u64,
+    pub fees_fen: u64,
     #[serde(skip)]
     pub(crate) evaluation_sum: u64,
 }
@@ -127,6 +132,13 @@ impl Group {
                 Some(_) => self.late += 1,
                 None => self.on_time += 1,
             }
+        }
+        if s.awaiting_payment() {
+            self.awaiting_payment += 1;
+        }
+        if !s.paid_on.is_empty() {
+            self.payments += 1;
+            self.fees_fen += s.paid_fen;
         }
         if s.evaluation > 0 {
             self.evaluations += 1;

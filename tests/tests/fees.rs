@@ -2,7 +2,8 @@
 //! fee-charging item offline; the department's approval leaves it in 待缴费 with a text telling the
 //! applicant how much and where to pay; the result cannot be issued before the window records the
 //! payment (amount, method, receipt number), which only the window may record, once; then the case
-//! resumes, the village sees the payment, and the monthly workbook sums the fee for the department.
+//! resumes, the village sees the payment, and the dashboard and the monthly workbook sum the fee for
+//! the department.
 
 use serde_json::{json, Value};
 use tongban_shared::catalog::Catalog;
@@ -115,6 +116,10 @@ fn an_approved_fee_case_waits_for_the_windows_payment_record_then_resumes() {
         "{outbox}"
     );
 
+    // The dashboard counts it as waiting for payment.
+    let (_, dashboard) = get_text_as(&hb, SUPERVISOR, "/dashboard");
+    assert!(dashboard.contains("待缴费 1 件"), "{dashboard}");
+
     // The window's queue holds it under 待缴费.
     let (_, queue) = get_text_as(&hb, WINDOW, "/queue");
     let to_pay = queue.split("id=\"to-pay\"").nth(1).unwrap_or_default();
@@ -148,6 +153,19 @@ fn an_approved_fee_case_waits_for_the_windows_payment_record_then_resumes() {
     assert!(!to_pay.contains(&no), "{queue}");
     let (status, body) = act(&hub, DEPT, &no, result);
     assert_eq!(status, 200, "{body}");
+    let (_, dashboard) = get_text_as(&hb, SUPERVISOR, "/dashboard");
+    let fees = dashboard
+        .split("id=\"fees-by-department\"")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        fees.contains(&format!(
+            "<td>{}</td><td>0</td><td>1</td><td>20.00元</td>",
+            item.department
+        )),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("待缴费 0 件"), "{dashboard}");
 
     // The village sees the payment with its next sync.
     assert_eq!(village.sync_now().0, 200);

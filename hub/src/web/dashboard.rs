@@ -32,6 +32,11 @@ struct DashboardPage {
     /// Average village→county transit (intake at the node to the county's receipt), its own figure.
     transit: String,
     in_transit: u64,
+    /// 待缴费 in the county, and the fees paid (sum, as 元).
+    awaiting_payment: u64,
+    fees_total: String,
+    /// Per department with fee activity: (department, 待缴费, payments, 元).
+    fee_rows: Vec<(String, u64, u64, String)>,
     /// (title, inline SVG)
     charts: Vec<(String, String)>,
     /// The month picker of the assessment workbook, for the roles that may download it: the month
@@ -102,7 +107,21 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
             charts::columns(&days, "#0b57d0"),
         ),
     ];
+    let yuan = tongban_shared::manual::yuan_text;
+    let fee_rows: Vec<(String, u64, u64, String)> = stats
+        .per_department
+        .iter()
+        .filter(|(_, g)| g.awaiting_payment > 0 || g.payments > 0)
+        .map(|(d, g)| (d.clone(), g.awaiting_payment, g.payments, yuan(g.fees_fen)))
+        .collect();
     let page = DashboardPage {
+        awaiting_payment: stats
+            .per_department
+            .values()
+            .map(|g| g.awaiting_payment)
+            .sum(),
+        fees_total: yuan(stats.per_department.values().map(|g| g.fees_fen).sum()),
+        fee_rows,
         page: PageCtx::new(&state.app, &user),
         total: stats.total,
         overdue: stats.overdue,

@@ -69,6 +69,21 @@ pub(super) fn note_of(e: &Event, case: &CaseDoc) -> String {
         ActionKind::Withdraw => format!("申请人申请撤回：{}", i.reason),
         complaint_kinds!() => complaints::note(e, note),
         ActionKind::Refuse => i.reason.clone(),
+        ActionKind::Approve => match i.fee_fen {
+            Some(fen) if fen > 0 => {
+                format!(
+                    "应缴{}，待申请人缴费。{note}",
+                    crate::manual::yuan_text(fen)
+                )
+            }
+            _ => note.to_string(),
+        },
+        ActionKind::RecordPayment => format!(
+            "实收{}（{}，票据号{}）",
+            crate::manual::yuan_text(i.fee_fen.unwrap_or(0)),
+            i.pay_method,
+            i.pay_receipt
+        ),
         ActionKind::CompleteOnSite | ActionKind::CompleteAtWindow => {
             format!("当场办结：{}。{note}", i.result_name)
         }

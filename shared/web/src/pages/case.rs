@@ -166,6 +166,14 @@ fn next_step(c: &CaseDoc, tier: Tier) -> String {
     use CaseState::*;
     let state = c.state();
     let county = tier == Tier::County;
+    if c.awaiting_payment() {
+        return if county {
+            "申请人缴费后，窗口在此登记实收金额、方式和票据号，部门再出具结果。"
+        } else {
+            "已准予，请提醒申请人按短信到县政务服务中心缴费；缴费后县级出具结果。"
+        }
+        .to_string();
+    }
     let text = match (state, county) {
         (Some(Submitted), false) => "将纸质材料报送县级；办件信息在联网时自动上报。",
         (Some(Submitted), true) => "等待纸质材料到达县级窗口，到达后点击“接收”。",

@@ -61,10 +61,15 @@ pub enum ActionKind {
     /// 缴费登记: the window records the applicant's payment of an approved case's fee; the result
     /// can then be issued.
     RecordPayment,
+    /// 政策咨询: a village agent, township clerk or window asks the handling department's 中台 a
+    /// question about the case (does the applicant qualify, which material counts …). State unchanged.
+    Ask,
+    /// 中台答复: the asked department answers one question. State unchanged.
+    Answer,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 32] = [
+    pub const ALL: [ActionKind; 34] = [
         ActionKind::Intake,
         ActionKind::TownshipReceive,
         ActionKind::Receive,
@@ -97,6 +102,8 @@ impl ActionKind {
         ActionKind::Appeal,
         ActionKind::ReviewAppeal,
         ActionKind::RecordPayment,
+        ActionKind::Ask,
+        ActionKind::Answer,
     ];
 
     /// The name stored in a case's history and used by the API.
@@ -134,6 +141,8 @@ impl ActionKind {
             ActionKind::Appeal => "appeal",
             ActionKind::ReviewAppeal => "review_appeal",
             ActionKind::RecordPayment => "record_payment",
+            ActionKind::Ask => "ask",
+            ActionKind::Answer => "answer",
         }
     }
 
@@ -176,12 +185,18 @@ impl ActionKind {
             ActionKind::Appeal => "申诉",
             ActionKind::ReviewAppeal => "申诉复核",
             ActionKind::RecordPayment => "缴费登记",
+            ActionKind::Ask => "政策咨询",
+            ActionKind::Answer => "中台答复",
         }
     }
 
-    /// Whether the county's event answers the applicant's complaint (the village hears it as a reply).
+    /// Whether the county's event answers the applicant's complaint or a 中台 question (the village
+    /// hears it as a reply, to pass on).
     pub fn is_reply(self) -> bool {
-        matches!(self, ActionKind::Rectify | ActionKind::CloseRectification)
+        matches!(
+            self,
+            ActionKind::Rectify | ActionKind::CloseRectification | ActionKind::Answer
+        )
     }
 
     /// Whether a village or township node may take it (and so sync it up to the hub).
@@ -198,6 +213,7 @@ impl ActionKind {
                 | ActionKind::CompleteOnSite
                 | ActionKind::Withdraw
                 | ActionKind::Inform
+                | ActionKind::Ask
         )
     }
 }

@@ -38,6 +38,10 @@ pub struct Cell {
     pub in_transit: u64,
     /// Hand-overs that ended (the department signed) later than their limit.
     pub handover_late_done: u64,
+    /// 中台: questions open, answered, and the minutes to answer summed.
+    pub questions_open: u64,
+    pub answered: u64,
+    pub answer_minutes: u64,
     /// 待缴费, and the fees paid (how many, sum in fen).
     pub awaiting_payment: u64,
     pub payments: u64,
@@ -85,6 +89,9 @@ impl Cell {
         f(&mut self.transit_count, o.transit_count);
         f(&mut self.in_transit, o.in_transit);
         f(&mut self.handover_late_done, o.handover_late_done);
+        f(&mut self.questions_open, o.questions_open);
+        f(&mut self.answered, o.answered);
+        f(&mut self.answer_minutes, o.answer_minutes);
         f(&mut self.awaiting_payment, o.awaiting_payment);
         f(&mut self.payments, o.payments);
         f(&mut self.fees_fen, o.fees_fen);
@@ -129,6 +136,9 @@ pub fn parts(s: &CaseSummary) -> Parts {
         cell.bad_reviews = u64::from(is_bad_review(u64::from(s.evaluation)));
     }
     cell.escalations = u64::from(s.escalations);
+    cell.questions_open = s.questions_open.len() as u64;
+    cell.answered = u64::from(s.answered);
+    cell.answer_minutes = s.answer_minutes;
     cell.awaiting_payment = u64::from(s.awaiting_payment());
     if !s.paid_on.is_empty() {
         cell.payments = 1;
@@ -232,6 +242,9 @@ pub fn stats_from_parts(
             late: cell.late,
             evaluations: cell.evaluations,
             bad_reviews: cell.bad_reviews,
+            questions_open: cell.questions_open,
+            answered: cell.answered,
+            answer_minutes: cell.answer_minutes,
             awaiting_payment: cell.awaiting_payment,
             payments: cell.payments,
             fees_fen: cell.fees_fen,
@@ -329,6 +342,13 @@ mod tests {
             },
             urgent: rng.gen_bool(0.3),
             fee_due_fen: [0, 1000, 2000][rng.gen_range(0..3)],
+            questions_open: match rng.gen_range(0..4) {
+                0 => vec!["民政".into()],
+                1 => vec!["人社".into(), "民政".into()],
+                _ => Vec::new(),
+            },
+            answered: rng.gen_range(0..3),
+            answer_minutes: rng.gen_range(0..500),
             paid_fen: rng.gen_range(0..3000),
             paid_on: if rng.gen_bool(0.4) {
                 day(rng)

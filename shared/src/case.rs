@@ -278,6 +278,37 @@ pub struct MaterialProblem {
     pub problem: String,
 }
 
+/// A 中台 policy question on the case, and its answer once given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+pub struct Question {
+    /// The `ask` event's id: what the answer names.
+    pub id: String,
+    /// The department asked (the one handling the case then).
+    pub dept: String,
+    pub question: String,
+    /// Who asked (display name) and where (node code), when (RFC 3339, the asker's clock).
+    pub asked_by: String,
+    pub asked_node: String,
+    pub asked_at: String,
+    /// Empty until answered.
+    pub answer: String,
+    pub answered_by: String,
+    pub answered_at: String,
+}
+
+impl Question {
+    pub fn is_open(&self) -> bool {
+        self.answered_at.is_empty()
+    }
+
+    /// Whole minutes from the question to the answer (0 when the asker's clock ran ahead).
+    pub fn response_minutes(&self) -> Option<u64> {
+        let asked = DateTime::parse_from_rfc3339(&self.asked_at).ok()?;
+        let answered = DateTime::parse_from_rfc3339(&self.answered_at).ok()?;
+        Some(u64::try_from((answered - asked).num_minutes()).unwrap_or(0))
+    }
+}
+
 /// A 联办 assisting department's opinion.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct AssistOpinion {
@@ -383,6 +414,9 @@ pub struct Workflow {
     /// When the applicant was last told of a rejection, refusal or reply (告知), by whoever did it.
     #[autosurgeon(missing = "Default::default")]
     pub informed_at: String,
+    /// 中台 policy questions and their answers, in the order asked.
+    #[autosurgeon(missing = "Default::default")]
+    pub questions: Vec<Question>,
     /// The fee owed once approved (分; 0: none), as the approval said.
     #[autosurgeon(missing = "Default::default")]
     pub fee_due_fen: u64,
@@ -535,6 +569,27 @@ impl CaseDoc {
             fee_due_fen: self.workflow.fee_due_fen,
             paid_fen: self.workflow.paid_fen,
             paid_on: self.workflow.paid_on.clone(),
+            questions_open: self
+                .workflow
+                .questions
+                .iter()
+                .filter(|q| q.is_open())
+                .map(|q| q.dept.clone())
+                .collect(),
+            answered: self
+                .workflow
+                .questions
+                .iter()
+                .filter(|q| !q.is_open())
+                .count()
+                .try_into()
+                .unwrap_or(u32::MAX),
+            answer_minutes: self
+                .workflow
+                .questions
+                .iter()
+                .filter_map(Question::response_minutes)
+                .sum(),
         }
     }
 }
@@ -608,6 +663,14 @@ pub struct CaseSummary {
     pub paid_fen: u64,
     #[serde(default)]
     pub paid_on: String,
+    /// The departments asked a 中台 question not answered yet (one entry per question).
+    #[serde(default)]
+    pub questions_open: Vec<String>,
+    /// Questions answered, and the minutes from question to answer summed over them.
+    #[serde(default)]
+    pub answered: u32,
+    #[serde(default)]
+    pub answer_minutes: u64,
 }
 
 fn millis(rfc3339: &str) -> i64 {

@@ -25,6 +25,7 @@ use crate::Tier;
 #[macro_use]
 mod complaints;
 mod notes;
+mod questions;
 
 pub type Why = String;
 
@@ -123,6 +124,7 @@ pub fn authorised(kind: ActionKind, role: &Role, case: &CaseDoc) -> Result<(), W
         ActionKind::Withdraw | ActionKind::Inform => node || window,
         // The window takes the money (or the 非税 receipt) at the county.
         ActionKind::RecordPayment => window,
+        kind @ (ActionKind::Ask | ActionKind::Answer) => questions::authorised(kind, role, case),
     };
     if ok {
         Ok(())
@@ -204,6 +206,10 @@ pub fn transition(kind: ActionKind, case: &CaseDoc, input: &Inputs) -> Result<Ca
                 ));
             }
             (&[Decided], ResultReady)
+        }
+        kind @ (ActionKind::Ask | ActionKind::Answer) => {
+            questions::check(kind, wf, input)?;
+            (&[state], state)
         }
         ActionKind::RecordPayment => {
             if !wf.paid_on.is_empty() {
@@ -354,6 +360,7 @@ fn effects(e: &Event, case: &mut CaseDoc) {
             wf.decided_on = day;
             wf.fee_due_fen = i.fee_fen.unwrap_or(0);
         }
+        ActionKind::Ask | ActionKind::Answer => questions::apply(e, wf),
         ActionKind::RecordPayment => {
             wf.paid_fen = i.fee_fen.unwrap_or(0);
             wf.paid_on = day;

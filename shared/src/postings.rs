@@ -60,6 +60,10 @@ pub mod queue {
         crate::case::CaseState::ResultReady,
     ];
 
+    /// Cases with a 中台 question not answered yet, `q:ask<SEP><dept>` for the department asked
+    /// (format 9), longest waiting first.
+    pub const ASK: &str = "q:ask";
+
     /// Approved cases whose fee the window has not recorded as paid (待缴费), oldest first; a
     /// service area's share is `window(AWAITING_PAYMENT, code)` per item (format 8).
     pub const PAYMENT: &str = "q:pay";
@@ -171,6 +175,9 @@ pub fn postings(s: &CaseSummary, keeper: Keeper) -> Vec<Posting> {
             queue::window(&s.state, &s.item_code),
             waiting_since.as_bytes(),
         );
+    }
+    for dept in &s.questions_open {
+        add(queue::of(queue::ASK, dept), waiting_since.as_bytes());
     }
     if s.awaiting_payment() {
         add(queue::PAYMENT.into(), waiting_since.as_bytes());

@@ -108,6 +108,10 @@ pub struct Group {
     pub evaluations: u64,
     pub avg_evaluation: Option<f64>,
     pub bad_reviews: u64,
+    /// 中台 questions on its cases not answered yet, answered, and the minutes to answer summed.
+    pub questions_open: u64,
+    pub answered: u64,
+    pub answer_minutes: u64,
     /// Approved cases whose fee is not paid yet (待缴费).
     pub awaiting_payment: u64,
     /// Fees the window recorded as paid: how many, and their sum in fen.
@@ -133,6 +137,9 @@ impl Group {
                 None => self.on_time += 1,
             }
         }
+        self.questions_open += s.questions_open.len() as u64;
+        self.answered += u64::from(s.answered);
+        self.answer_minutes += s.answer_minutes;
         if s.awaiting_payment() {
             self.awaiting_payment += 1;
         }
@@ -148,6 +155,11 @@ impl Group {
                 self.bad_reviews += 1;
             }
         }
+    }
+
+    /// Average hours from a 中台 question to its answer.
+    pub fn answer_hours(&self) -> Option<f64> {
+        (self.answered > 0).then(|| self.answer_minutes as f64 / 60.0 / self.answered as f64)
     }
 
     /// Share of decided cases decided by their deadline.

@@ -66,7 +66,6 @@ pub struct Actor<'a> {
 }
 
 pub use crate::action::ActionKind;
-use crate::manual::{parse_yuan, yuan_text};
 
 /// The body of `POST /api/cases/{no}/actions`.
 #[derive(Debug, Clone, Deserialize)]
@@ -124,6 +123,9 @@ pub struct ActionInput {
     /// record_payment: the payment receipt's number.
     #[serde(default)]
     pub pay_receipt: String,
+    /// answer: the id of the question answered.
+    #[serde(default)]
+    pub target: String,
 }
 
 impl ActionInput {
@@ -150,6 +152,7 @@ impl ActionInput {
             fee_yuan: String::new(),
             pay_method: String::new(),
             pay_receipt: String::new(),
+            target: String::new(),
         }
     }
 }
@@ -204,6 +207,17 @@ fn probe_inputs(action: ActionKind, case: &CaseDoc, role: &Role) -> Inputs {
             (ActionKind::AssistOpinion, Role::Dept(d)) => d.clone(),
             _ => String::new(),
         },
+        // A department answers the questions put to it, the oldest first.
+        target: match (action, role) {
+            (ActionKind::Answer, Role::Dept(d)) => case
+                .workflow
+                .questions
+                .iter()
+                .find(|q| q.is_open() && &q.dept == d)
+                .map(|q| q.id.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        },
         ..Default::default()
     }
 }
@@ -233,79 +247,6 @@ pub fn action_label(action: &str) -> &'static str {
     ActionKind::parse(action).map_or("其他", ActionKind::label)
 }
 
-/// The text the county sends the applicant after `action` (the hub queues it): at acceptance with the
-/// promised date, a correction request with what is missing, a rejection or a denial with the reason,
-/// and a result ready with where to collect it. `hall` is where results are collected at the county
-/// (the county's settings); `None` for actions the applicant is not told of by text.
-pub fn applicant_notice(
-    action: ActionKind,
-    case: &CaseDoc,
-    hall: &str,
-) -> Option<(&'static str, String)> {
-    let head = format!("【通办】您的办件{}（{}）", case.case_no, case.item.name);
-    match action {
-        ActionKind::Accept => Some((
-            "accepted",
-            format!(
-                "{head}已受理，承诺于{}前办结。",
-                case.deadline.as_deref().unwrap_or("（以受理通知书为准）")
-            ),
-        )),
-        ActionKind::RequestCorrection => {
-            let missing: Vec<&str> = case
-                .materials
-                .iter()
-                .filter(|m| case.workflow.missing.contains(&m.id))
-                .map(|m| m.name.as_str())
-                .collect();
-            Some((
-                "correction",
-                format!(
-                    "{head}需补充材料：{}。请交给代办员{}。",
-                    missing.join("、"),
-                    case.agent.name
-                ),
-            ))
-        }
-        ActionKind::Reject => Some((
-            "rejected",
-            format!(
-                "{head}不予受理，理由：{}。可凭不予受理通知书申请行政复议或提起行政诉讼。",
-                case.workflow.reason
-            ),
-        )),
-        ActionKind::Deny => Some((
-            "denied",
-            format!("{head}经审查不予许可，理由：{}。", case.workflow.reason),
-        )),
-        // 缴费通知: approved with a fee; the result is issued once the window records the payment.
-        ActionKind::Approve if case.awaiting_payment() => {
-            let place = if hall.is_empty() {
-                "县政务服务中心收费窗口".to_string()
-            } else {
-                hall.to_string()
-            };
-            Some((
-                "fee_due",
-                format!(
-                    "{head}已审批通过，需缴费{}。请持受理凭证到{place}缴费（现金、银行卡、微信、支付宝均可），缴费后为您出具结果。",
-                    yuan_text(case.workflow.fee_due_fen)
-                ),
-            ))
-        }
-        ActionKind::IssueResult => {
-            let place = match case.delivery.as_str() {
-                "窗口领取" if !hall.is_empty() => format!("请到{hall}领取"),
-                "窗口领取" => "请到县政务服务中心统一出件窗口领取".to_string(),
-                "邮寄" => "将邮寄给您".to_string(),
-                _ => format!("代办员{}将送达给您", case.agent.name),
-            };
-            Some(("result_ready", format!("{head}已办结，{place}。")))
-        }
-        _ => None,
-    }
-}
-
 /// What an action needs beyond the person's inputs: the moment (the acting tier's clock), the county's
 /// calendar (deadlines), the departments the catalogue knows (forward), and a fresh event id.
 pub struct Context<'a> {
@@ -318,9 +259,6 @@ pub struct Context<'a> {
     /// The case's item's fee in the county's catalogue now: what an approval says is owed.
     pub item_fee: Option<crate::manual::Fee>,
 }
-
-/// How a payment may be made at the window.
-pub const PAY_METHODS: [&str; 5] = ["现金", "银行卡", "微信", "支付宝", "非税缴款书"];
 
 /// Checks the person's inputs for `action` and turns them into the event's inputs, computing what the
 /// county computes when it acts (deadline, days stopped).
@@ -360,43 +298,10 @@ fn event_inputs(
         ActionKind::ReportUp | ActionKind::AssistOpinion if out.note.is_empty() => {
             return Err(invalid("note", "请写明意见。"))
         }
-        ActionKind::Approve => {
-            let typed = parse_yuan(&input.fee_yuan).map_err(|e| invalid("fee_yuan", e))?;
-            out.fee_fen = match &ctx.item_fee {
-                None => None,
-                Some(_) if typed > 0 => Some(typed),
-                Some(fee) if fee.amount_fen > 0 => Some(fee.amount_fen),
-                Some(fee) => {
-                    return Err(invalid(
-                        "fee_yuan",
-                        format!("该事项按规则收费（{}），请填写应缴金额。", fee.rule),
-                    ))
-                }
-            };
-        }
-        ActionKind::RecordPayment => {
-            let paid = parse_yuan(&input.fee_yuan).map_err(|e| invalid("fee_yuan", e))?;
-            if paid != wf.fee_due_fen {
-                return Err(invalid(
-                    "fee_yuan",
-                    format!("实收金额应为应缴的{}。", yuan_text(wf.fee_due_fen)),
-                ));
-            }
-            let method = input.pay_method.trim();
-            if !PAY_METHODS.contains(&method) {
-                return Err(invalid(
-                    "pay_method",
-                    format!("缴费方式只能是：{}。", PAY_METHODS.join("、")),
-                ));
-            }
-            let receipt = input.pay_receipt.trim();
-            if receipt.is_empty() || receipt.chars().count() > 40 {
-                return Err(invalid("pay_receipt", "请填写1到40字的缴费票据号。"));
-            }
-            out.fee_fen = Some(paid);
-            out.pay_method = method.to_string();
-            out.pay_receipt = receipt.to_string();
-        }
+        kind @ (ActionKind::Approve
+        | ActionKind::RecordPayment
+        | ActionKind::Ask
+        | ActionKind::Answer) => desk::inputs(kind, case, input, ctx, &mut out)?,
         ActionKind::Accept => {
             out.urgent = input.urgent;
             out.deadline = case
@@ -610,6 +515,22 @@ pub fn apply(
         }
     }
     fold::authorised(input.action, role, &case).map_err(ActionError::Forbidden)?;
+    if input.action == ActionKind::Answer {
+        // Only the department the question was put to answers it.
+        let asked = case
+            .workflow
+            .questions
+            .iter()
+            .find(|q| q.id == input.target);
+        if let (Some(q), Role::Dept(d)) = (asked, role) {
+            if &q.dept != d {
+                return Err(ActionError::Forbidden(format!(
+                    "这条咨询是向{}提出的。",
+                    q.dept
+                )));
+            }
+        }
+    }
     fold::transition(input.action, &case, &inputs).map_err(|why| ActionError::WrongState {
         action: input.action.to_string(),
         state: case.state.clone(),
@@ -653,6 +574,11 @@ pub fn apply(
     );
     Ok(after)
 }
+
+mod desk;
+mod notices;
+pub use desk::{MAX_QUESTION_CHARS, PAY_METHODS};
+pub use notices::applicant_notice;
 
 #[cfg(test)]
 mod tests;

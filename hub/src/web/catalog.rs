@@ -23,7 +23,6 @@ use super::state::HubState;
 
 pub fn routes() -> Router<HubState> {
     Router::new()
-        .merge(super::catalog_item::routes())
         .route("/catalog", get(catalog_page))
         .route("/catalog/export", get(export))
         .route("/catalog/preview", post(preview))

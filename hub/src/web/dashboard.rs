@@ -37,6 +37,8 @@ struct DashboardPage {
     fees_total: String,
     /// Per department with fee activity: (department, 待缴费, payments, 元).
     fee_rows: Vec<(String, u64, u64, String)>,
+    /// 中台 per department asked anything: (department, answered, average hours, open).
+    answer_rows: Vec<(String, u64, String, u64)>,
     /// (title, inline SVG)
     charts: Vec<(String, String)>,
     /// The month picker of the assessment workbook, for the roles that may download it: the month
@@ -114,7 +116,20 @@ async fn dashboard_page(State(state): State<HubState>, WebUser(user): WebUser) -
         .filter(|(_, g)| g.awaiting_payment > 0 || g.payments > 0)
         .map(|(d, g)| (d.clone(), g.awaiting_payment, g.payments, yuan(g.fees_fen)))
         .collect();
+    let answer_rows = stats
+        .per_department
+        .iter()
+        .filter(|(_, g)| g.answered > 0 || g.questions_open > 0)
+        .map(|(d, g)| {
+            let hours = g
+                .answer_hours()
+                .map(|h| format!("{h:.1}小时"))
+                .unwrap_or_else(|| "—".into());
+            (d.clone(), g.answered, hours, g.questions_open)
+        })
+        .collect();
     let page = DashboardPage {
+        answer_rows,
         awaiting_payment: stats
             .per_department
             .values()

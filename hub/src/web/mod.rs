@@ -23,6 +23,7 @@ fn routes(state: HubState) -> Router {
         .merge(county_data::routes())
         .merge(calendar::routes())
         .merge(catalog::routes())
+        .merge(catalog_item::routes())
         .merge(reports::routes())
         .merge(queue::routes())
         .merge(dashboard::routes())

@@ -201,6 +201,12 @@ async fn queue_page(State(state): State<HubState>, WebUser(user): WebUser) -> Re
         ));
     }
     if let Some(Role::Dept(d)) = &role {
+        wanted.push((
+            "to-answer",
+            "待答复的政策咨询（中台）",
+            Source::Token(queue::of(queue::ASK, d)),
+            Clock::Waited,
+        ));
         // 联办: the lead decides only after every assisting department's opinion.
         wanted.push((
             "to-assist",

@@ -78,6 +78,8 @@ pub(super) fn note_of(e: &Event, case: &CaseDoc) -> String {
             }
             _ => note.to_string(),
         },
+        ActionKind::Ask => format!("向{}中台咨询：{note}", i.dept),
+        ActionKind::Answer => format!("中台答复：{note}"),
         ActionKind::RecordPayment => format!(
             "实收{}（{}，票据号{}）",
             crate::manual::yuan_text(i.fee_fen.unwrap_or(0)),

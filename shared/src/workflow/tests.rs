@@ -330,3 +330,67 @@ fn an_assisting_department_is_offered_its_opinion_until_it_has_given_it() {
     .unwrap();
     assert!(!available(&c, &assisting).contains(&ActionKind::AssistOpinion));
 }
+
+#[test]
+fn a_question_asked_at_the_village_is_answered_once_by_the_department_asked() {
+    let (mut doc, case) = new_doc();
+    let dept = Role::Dept(case.item.department.clone());
+    let empty = act(&mut doc, "ask", &Role::Agent, ACCEPT_NOW, |_| {});
+    assert!(matches!(&empty, Err(ActionError::Invalid(e)) if e.field == "note"));
+    let c = act(&mut doc, "ask", &Role::Agent, ACCEPT_NOW, |i| {
+        i.note = "申请人户籍在外县，能否在本县申请？".into()
+    })
+    .unwrap();
+    assert_eq!(
+        c.state(),
+        Some(CaseState::Submitted),
+        "a question changes no state"
+    );
+    let q = c.workflow.questions[0].clone();
+    assert_eq!(q.dept, case.item.department);
+    assert!(q.is_open());
+    assert_eq!(
+        c.summary().questions_open,
+        vec![case.item.department.clone()]
+    );
+    assert!(available(&c, &dept).contains(&ActionKind::Answer));
+    assert!(!available(&c, &Role::Dept("别的部门".into())).contains(&ActionKind::Answer));
+    assert!(!available(&c, &Role::Agent).contains(&ActionKind::Answer));
+
+    let other = act(
+        &mut doc,
+        "answer",
+        &Role::Dept("别的部门".into()),
+        ACCEPT_NOW,
+        |i| {
+            i.target = q.id.clone();
+            i.note = "可以".into();
+        },
+    );
+    assert!(matches!(other, Err(ActionError::Forbidden(_))), "{other:?}");
+    let c = act(
+        &mut doc,
+        "answer",
+        &dept,
+        "2026-09-29T11:30:00+08:00",
+        |i| {
+            i.target = q.id.clone();
+            i.note = "可以，凭居住证在本县申请。".into();
+        },
+    )
+    .unwrap();
+    let answered = &c.workflow.questions[0];
+    assert_eq!(answered.answer, "可以，凭居住证在本县申请。");
+    let summary = c.summary();
+    assert!(summary.questions_open.is_empty());
+    assert_eq!(summary.answered, 1);
+    assert_eq!(Some(summary.answer_minutes), answered.response_minutes());
+    // The village passes the answer on: a reply to tell.
+    let todo = crate::todo::todo_of(&c).unwrap();
+    assert_eq!(todo.kind, crate::todo::TodoKind::Reply);
+    let again = act(&mut doc, "answer", &dept, ACCEPT_NOW, |i| {
+        i.target = q.id.clone();
+        i.note = "再答一次".into();
+    });
+    assert!(again.is_err(), "answered once");
+}

@@ -3,9 +3,9 @@
 //! People act as they would, each on whatever their tier holds, offline or not:
 //! - village agents and township clerks take cases in and follow them (township receipt, escalation,
 //!   correction, delivery, evaluation, amending the applicant's data, 村级当场办结 where the catalogue
-//!   allows it);
+//!   allows it, 中台 questions);
 //! - the county window, the departments (handling and assisting) and the supervisor run the back
-//!   office.
+//!   office (answers to questions and fee payments included).
 //!
 //! Every action goes through `workflow::apply`, picked from what `workflow::available` offers that
 //! person on the case as their tier derives it. Nodes also write events they may not write, as a
@@ -290,7 +290,18 @@ impl People {
     }
 
     fn intake(&mut self, replicas: &mut [CaseReplica], idx: usize, rng: &mut StdRng) {
-        let item = &self.items[rng.gen_range(0..self.items.len())];
+        // Fee-charging items are few in the catalogue; a quarter of the cases take one, so that
+        // approvals with a fee and payments happen in every run.
+        let charged: Vec<&String> = self
+            .items
+            .iter()
+            .filter(|c| self.catalog.item(c).is_some_and(|i| i.fee.is_some()))
+            .collect();
+        let item = if !charged.is_empty() && rng.gen_bool(0.25) {
+            charged[rng.gen_range(0..charged.len())]
+        } else {
+            &self.items[rng.gen_range(0..self.items.len())]
+        };
         let now = self.local_time(idx);
         let intake: ValidIntake = case::validate_intake(
             &self.catalog,
@@ -370,6 +381,22 @@ impl People {
         input.overturn = rng.gen_bool(0.5);
         input.urgent = rng.gen_bool(0.2);
         input.phone = format!("139{:08}", rng.gen_range(0..100_000_000u32));
+        // A fee set by a rule is typed at the approval; the window takes what is owed.
+        input.fee_yuan = match kind {
+            ActionKind::RecordPayment => {
+                let due = case.workflow.fee_due_fen;
+                format!("{}.{:02}", due / 100, due % 100)
+            }
+            _ => "58".into(),
+        };
+        input.pay_method = "现金".into();
+        input.pay_receipt = format!("FS-{}", rng.gen::<u16>());
+        if kind == ActionKind::Answer {
+            input.note = "可以办理，按清单准备材料。".into();
+        }
+        if kind == ActionKind::Ask {
+            input.note = "申请人的情况是否符合条件？".into();
+        }
         input
     }
 
@@ -393,24 +420,46 @@ impl People {
         // look at a case and leave it as it is.
         let weight = |k: ActionKind| match k {
             ActionKind::Amend | ActionKind::Escalate | ActionKind::Evaluate => 1,
+            // A question is asked now and then, not at every look at a case.
+            ActionKind::Ask => 0,
             ActionKind::Reject | ActionKind::Deny => 2,
+            // Rare paths (an appeal needs a bad review under rectification): taken when offered.
+            ActionKind::Appeal | ActionKind::ReviewAppeal => 40,
             _ => 8,
         };
         let idle = 4;
-        let total: u32 = idle + offered.iter().map(|o| weight(o.2)).sum::<u32>();
-        let mut pick = rng.gen_range(0..total);
-        let Some((account, role, kind)) = offered.into_iter().find(|o| {
-            let w = weight(o.2);
-            if pick < w {
-                true
-            } else {
-                pick -= w;
-                false
+        // One look in forty at a case asks the 中台 a question (when asking is offered there).
+        let asking = offered.iter().find(|o| o.2 == ActionKind::Ask).cloned();
+        let chosen = match asking {
+            Some(ask) if rng.gen_ratio(1, 40) => Some(ask),
+            _ => {
+                let total: u32 = idle + offered.iter().map(|o| weight(o.2)).sum::<u32>();
+                let mut pick = rng.gen_range(0..total);
+                offered.into_iter().find(|o| {
+                    let w = weight(o.2);
+                    if pick < w {
+                        true
+                    } else {
+                        pick -= w;
+                        false
+                    }
+                })
             }
-        }) else {
+        };
+        let Some((account, role, kind)) = chosen else {
             return;
         };
-        let input = self.inputs(kind, &case, rng);
+        let mut input = self.inputs(kind, &case, rng);
+        if let (ActionKind::Answer, Role::Dept(d)) = (kind, &role) {
+            // A department answers what it was asked.
+            input.target = case
+                .workflow
+                .questions
+                .iter()
+                .find(|q| q.is_open() && &q.dept == d)
+                .map(|q| q.id.clone())
+                .unwrap_or_default();
+        }
         let id = event::event_id(rng.gen());
         let result = workflow::apply(
             &mut doc,
@@ -429,7 +478,10 @@ impl People {
                 departments: self.departments.clone(),
                 event_id: id.clone(),
                 rectify_days: 5,
-                item_fee: None,
+                item_fee: self
+                    .catalog
+                    .item(&case.item.code)
+                    .and_then(|i| i.fee.clone()),
             },
         );
         match result {

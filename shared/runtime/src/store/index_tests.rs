@@ -77,6 +77,11 @@ fn random_version(rng: &mut impl Rng, no: &str, created_ms: i64) -> CaseSummary 
             _ => Vec::new(),
         },
         fee_due_fen: [0, 0, 2000][rng.gen_range(0..3)],
+        questions_open: match rng.gen_range(0..4) {
+            0 => vec![DEPTS[rng.gen_range(0..3)].into()],
+            1 => vec![DEPTS[0].into(), DEPTS[1].into()],
+            _ => Vec::new(),
+        },
         paid_on: if rng.gen_bool(0.5) {
             day(rng)
         } else {
@@ -235,6 +240,11 @@ fn check_against_a_scan(store: &Store, today: NaiveDate, now_ms: i64, seed: u64,
                 &|s| matches!(s.state(), Some(CaseState::Accepted | CaseState::Review))
                     && s.assist_departments.iter().any(|a| a == d)
             )
+        );
+        assert_eq!(
+            queue_of(&queue::of(queue::ASK, d)),
+            scan(&|s| s.questions_open.iter().any(|q| q == d)),
+            "seed {seed}: 中台 questions open at {d}"
         );
         assert_eq!(
             queue_of(&queue::of(queue::RECTIFY, d)),

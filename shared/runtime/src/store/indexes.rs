@@ -229,8 +229,8 @@ pub(super) fn rebuild(store: &Store) -> Result<(), StoreError> {
     let mut pending = 0;
     for entry in store.index.iter() {
         let (key, raw) = entry?;
-        let s: CaseSummary = postcard::from_bytes(&raw)
-            .map_err(|e| corrupt(String::from_utf8_lossy(&key).into_owned(), e))?;
+        // A migration before the last rebuilds from summaries an older format wrote.
+        let s: CaseSummary = super::migrations::summary_of_any_format(&key, &raw)?;
         for p in postings::postings(&s, store.keeper()) {
             batch.insert(posting_key(&p, s.created_ms, &s.case_no), &[]);
             *counts.entry(p.token).or_default() += 1;

@@ -4,9 +4,10 @@ use super::error::{corrupt, StoreError};
 use super::keys::read_u64;
 use super::tables::{CASES, CASE_INDEX, K_VERSION};
 use super::Store;
+use tongban_shared::case::CaseSummary;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 8;
+pub const STORE_VERSION: u32 = 9;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
@@ -18,6 +19,7 @@ const MIGRATIONS: &[Migration] = &[
     postings_and_parts,
     window_queues,
     fees,
+    questions,
 ];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
@@ -153,22 +155,83 @@ fn window_queues(store: &Store) -> Result<(), StoreError> {
 /// `fee_due_fen` 0, `paid_fen` 0 (varints) and `paid_on` "" (length 0).
 const FORMAT_8_DEFAULTS: [u8; 3] = [0, 0, 0];
 
+/// Format 9's: `questions_open` [] (length 0), `answered` 0 and `answer_minutes` 0 (varints).
+const FORMAT_9_DEFAULTS: [u8; 3] = [0, 0, 0];
+
+/// The format (3 to 7, 8 or 9) a stored summary was written in: the encoding of an older one is a
+/// prefix of the current one, which postcard cannot read to the end; with the later formats'
+/// defaults appended it can.
+fn summary_format(raw: &[u8]) -> Option<u32> {
+    let reads = |bytes: &[u8]| postcard::from_bytes::<CaseSummary>(bytes).is_ok();
+    let mut v8 = raw.to_vec();
+    v8.extend_from_slice(&FORMAT_9_DEFAULTS);
+    let mut v7 = raw.to_vec();
+    v7.extend_from_slice(&FORMAT_8_DEFAULTS);
+    v7.extend_from_slice(&FORMAT_9_DEFAULTS);
+    if reads(raw) {
+        Some(9)
+    } else if reads(&v8) {
+        Some(8)
+    } else if reads(&v7) {
+        Some(7)
+    } else {
+        None
+    }
+}
+
+/// A stored summary of any format since 3, with the fields later formats added at their defaults
+/// (what the index rebuilds of migrations before 8 → 9 read).
+pub(super) fn summary_of_any_format(key: &[u8], raw: &[u8]) -> Result<CaseSummary, StoreError> {
+    let mut bytes = raw.to_vec();
+    match summary_format(raw) {
+        Some(9) => {}
+        Some(8) => bytes.extend_from_slice(&FORMAT_9_DEFAULTS),
+        Some(_) => {
+            bytes.extend_from_slice(&FORMAT_8_DEFAULTS);
+            bytes.extend_from_slice(&FORMAT_9_DEFAULTS);
+        }
+        None => {}
+    }
+    postcard::from_bytes(&bytes).map_err(|e| corrupt(String::from_utf8_lossy(key).into_owned(), e))
+}
+
+/// Brings every summary written in format `from` to format `from + 1` by appending that format's
+/// defaults; summaries already newer (a store that a later build wrote into) stay as they are.
+fn extend_summaries(store: &Store, from: u32, defaults: &[u8]) -> Result<(), StoreError> {
+    for entry in store.index.iter() {
+        let (key, raw) = entry?;
+        match summary_format(&raw) {
+            Some(f) if f > from => continue,
+            Some(_) => {
+                let mut extended = raw.to_vec();
+                extended.extend_from_slice(defaults);
+                store.index.insert(key, extended)?;
+            }
+            None => {
+                return Err(corrupt(
+                    String::from_utf8_lossy(&key).into_owned(),
+                    "a summary of no known format",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// 7 → 8: the summaries gained the fee owed and paid (`record_payment`), and the county's indexes a
 /// 待缴费 queue. No case of an older store has a fee (approvals carried none, payments did not
 /// exist), so each summary gets the new fields at their defaults (appended to its encoding: no
 /// document is read), then the indexes are made again from the summaries.
 fn fees(store: &Store) -> Result<(), StoreError> {
-    for entry in store.index.iter() {
-        let (key, raw) = entry?;
-        if postcard::from_bytes::<tongban_shared::case::CaseSummary>(&raw).is_ok() {
-            continue;
-        }
-        let mut extended = raw.to_vec();
-        extended.extend_from_slice(&FORMAT_8_DEFAULTS);
-        postcard::from_bytes::<tongban_shared::case::CaseSummary>(&extended)
-            .map_err(|e| corrupt(String::from_utf8_lossy(&key).into_owned(), e))?;
-        store.index.insert(key, extended)?;
-    }
+    extend_summaries(store, 7, &FORMAT_8_DEFAULTS)?;
+    super::indexes::rebuild(store)
+}
+
+/// 8 → 9: the summaries gained the 中台 questions (open ones by department, answered, minutes to
+/// answer), appended at their defaults (no older case has a question), and the county's indexes a
+/// queue of open questions per department (`q:ask`).
+fn questions(store: &Store) -> Result<(), StoreError> {
+    extend_summaries(store, 8, &FORMAT_9_DEFAULTS)?;
     super::indexes::rebuild(store)
 }
 

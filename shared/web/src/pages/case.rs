@@ -38,6 +38,17 @@ struct HistoryView {
     status: String,
 }
 
+/// One 中台 question as the case page shows it.
+struct QuestionView {
+    /// Who asked, where and when.
+    asked: String,
+    question: String,
+    dept: String,
+    /// Who answered and when, once answered.
+    answered: Option<String>,
+    answer: String,
+}
+
 #[derive(Template)]
 #[template(path = "case.html")]
 struct CasePage {
@@ -63,6 +74,8 @@ struct CasePage {
     pay_methods: &'static [&'static str],
     /// What the window recorded as paid, once it did.
     payment: Option<String>,
+    /// 中台 questions, in the order asked.
+    questions: Vec<QuestionView>,
     next_step: String,
     deadline: String,
     limit: String,
@@ -147,6 +160,7 @@ async fn case_action_submit(
         fee_yuan: field(&pairs, "fee_yuan").to_string(),
         pay_method: field(&pairs, "pay_method").to_string(),
         pay_receipt: field(&pairs, "pay_receipt").to_string(),
+        target: field(&pairs, "target").to_string(),
     };
     let no = match service::case_no(&case_no) {
         Ok(no) => no,
@@ -309,6 +323,29 @@ async fn case_page(
         state_label: c.state_label_at(state.identity.tier),
         fee_due: tongban_shared::manual::yuan_text(c.workflow.fee_due_fen),
         pay_methods: &tongban_shared::workflow::PAY_METHODS,
+        questions: c
+            .workflow
+            .questions
+            .iter()
+            .map(|q| QuestionView {
+                asked: format!(
+                    "{}（{}）{}",
+                    q.asked_by,
+                    q.asked_node,
+                    crate::text::format_time(&q.asked_at)
+                ),
+                question: q.question.clone(),
+                answered: (!q.is_open()).then(|| {
+                    format!(
+                        "{} {}",
+                        q.answered_by,
+                        crate::text::format_time(&q.answered_at)
+                    )
+                }),
+                answer: q.answer.clone(),
+                dept: q.dept.clone(),
+            })
+            .collect(),
         payment: (!c.workflow.paid_on.is_empty()).then(|| {
             format!(
                 "{}于{}以{}缴纳，票据号{}",

@@ -31,8 +31,9 @@ pub(crate) struct ActionForm {
 
 /// The page's groups of actions, in the order a person reads them: what moves the case on first,
 /// what ends it last; the complaint path in its own group.
-const GROUPS: [&str; 6] = [
+const GROUPS: [&str; 7] = [
     "办理",
+    "向中台咨询与答复",
     "补正",
     "告知与更正",
     "结束办件",
@@ -249,6 +250,20 @@ fn presentation(
             "办事遇到困难、办不成时，向县级督办人员反映。",
             false,
         ),
+        A::Ask => (
+            "向中台咨询与答复",
+            "ask",
+            "btn",
+            "对政策、条件或材料拿不准时，向承办部门的中台提问；答复会记在本办件里，各级都能看到。",
+            false,
+        ),
+        A::Answer => (
+            "向中台咨询与答复",
+            "answer",
+            "btn-primary",
+            "答复向本部门提出的咨询；提问的代办员或窗口同步后即可看到。",
+            false,
+        ),
         A::Intake | A::Refuse => ("其他", "note", "btn", "", false),
     }
 }
@@ -265,13 +280,21 @@ pub(super) fn action_groups(
         .into_iter()
         .map(|action| {
             let (group, input, class, hint, confirm) = presentation(action);
-            let materials = match action {
-                ActionKind::RequestCorrection => c
+            let materials = match (action, &role) {
+                // The questions this department is asked and has not answered: (id, question).
+                (ActionKind::Answer, Role::Dept(d)) => c
+                    .workflow
+                    .questions
+                    .iter()
+                    .filter(|q| q.is_open() && &q.dept == d)
+                    .map(|q| (q.id.clone(), q.question.clone(), false))
+                    .collect(),
+                (ActionKind::RequestCorrection, _) => c
                     .materials
                     .iter()
                     .map(|m| (m.id.clone(), m.name.clone(), false))
                     .collect(),
-                ActionKind::SubmitCorrection => c
+                (ActionKind::SubmitCorrection, _) => c
                     .materials
                     .iter()
                     .filter(|m| c.workflow.missing.contains(&m.id))

@@ -543,6 +543,17 @@ impl HubProcess {
     }
 }
 
+/// A case as `user` reads it over `base`'s API (`GET /api/cases/{no}`).
+pub fn case_json(base: &str, user: (&str, &str), case_no: &str) -> Value {
+    get_json_as(
+        &client(),
+        &format!("{base}/api/cases/{case_no}"),
+        &basic_auth(user.0, user.1),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .1
+}
+
 /// Files a valid case at a node and returns its number (panics on anything but 201).
 pub fn file_case(node: &NodeProcess, applicant: &str) -> String {
     let (status, body) = post_json(

@@ -248,6 +248,21 @@ impl Browser {
         Ok(())
     }
 
+    /// Logs in on `base`'s login page as `user`.
+    pub fn log_in(&self, base: &str, user: &str, password: &str) -> anyhow::Result<()> {
+        self.goto(&format!("{base}/login"))?;
+        self.type_into("#user", user)?;
+        self.type_into("#password", password)?;
+        self.click_css_and_wait("#login-button")
+    }
+
+    /// Saves a screenshot of the page as `docs/screens/<name>.png`, where the README links them.
+    pub fn screenshot_for_docs(&self, name: &str) -> anyhow::Result<()> {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
+        std::fs::create_dir_all(&dir)?;
+        self.screenshot(&dir.join(format!("{name}.png")))
+    }
+
     /// Saves a PNG of the whole page (resizing the window to the document height first).
     pub fn screenshot(&self, path: &Path) -> anyhow::Result<()> {
         let height = self

@@ -3,24 +3,9 @@
 //! items and says so, another area's item is refused with the reason, and its queue page names its
 //! area. Screenshots go to `docs/screens/`.
 
-use std::path::PathBuf;
-
 use tongban_shared::catalog::Catalog;
-use tongban_tests::webdriver::{Browser, Chromedriver};
+use tongban_tests::webdriver::Chromedriver;
 use tongban_tests::*;
-
-fn shot(b: &Browser, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    b.screenshot(&dir.join(format!("{name}.png"))).unwrap();
-}
-
-fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/login")).unwrap();
-    b.type_into("#user", user).unwrap();
-    b.type_into("#password", password).unwrap();
-    b.click_css_and_wait("#login-button").unwrap();
-}
 
 #[test]
 fn the_admin_adds_an_area_window_and_it_sees_only_its_areas_items() {
@@ -33,7 +18,7 @@ fn the_admin_adds_an_area_window_and_it_sees_only_its_areas_items() {
     let b = driver.session().unwrap();
     b.resize(1366, 768).unwrap();
 
-    login(&b, &base, "admin", HUB_ADMIN_PASSWORD);
+    b.log_in(&base, "admin", HUB_ADMIN_PASSWORD).unwrap();
     b.goto(&format!("{base}/accounts")).unwrap();
     let areas: Vec<String> = b
         .find_all("#new-area option")
@@ -60,9 +45,9 @@ fn the_admin_adds_an_area_window_and_it_sees_only_its_areas_items() {
         text.contains("企业事务窗口"),
         "the list names the area: {text}"
     );
-    shot(&b, "accounts-area-window");
+    b.screenshot_for_docs("accounts-area-window").unwrap();
 
-    login(&b, &base, "qiye", TEST_PASSWORD);
+    b.log_in(&base, "qiye", TEST_PASSWORD).unwrap();
     b.goto(&format!("{base}/cases/new")).unwrap();
     let note = b.text(&b.find("#window-area").unwrap()).unwrap();
     assert!(note.contains("企业事务窗口"), "{note}");
@@ -77,7 +62,7 @@ fn the_admin_adds_an_area_window_and_it_sees_only_its_areas_items() {
         .map(|i| i.name.clone())
         .collect();
     assert_eq!(listed, want);
-    shot(&b, "choose-item-area-window");
+    b.screenshot_for_docs("choose-item-area-window").unwrap();
 
     // Another area's item, reached by its address, is refused with where to send the applicant.
     b.goto(&format!("{base}/cases/new?item=YX-RS-001")).unwrap();

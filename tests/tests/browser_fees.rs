@@ -3,8 +3,6 @@
 //! the page's form (a wrong amount is refused and said why); the page then shows the payment, and the
 //! department is offered the result. Screenshots go to `docs/screens/`.
 
-use std::path::PathBuf;
-
 use serde_json::json;
 use tongban_shared::catalog::Catalog;
 use tongban_tests::webdriver::{Browser, Chromedriver};
@@ -12,19 +10,6 @@ use tongban_tests::*;
 
 const WINDOW: (&str, &str) = ("window1", TEST_PASSWORD);
 const DEPT: (&str, &str) = ("dept1", TEST_PASSWORD);
-
-fn shot(b: &Browser, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    b.screenshot(&dir.join(format!("{name}.png"))).unwrap();
-}
-
-fn login(b: &Browser, base: &str, user: (&str, &str)) {
-    b.goto(&format!("{base}/login")).unwrap();
-    b.type_into("#user", user.0).unwrap();
-    b.type_into("#password", user.1).unwrap();
-    b.click_css_and_wait("#login-button").unwrap();
-}
 
 fn pay(b: &Browser, amount: &str) {
     b.type_into("#pay-amount", amount).unwrap();
@@ -70,7 +55,7 @@ fn the_window_records_a_payment_on_the_case_page_and_the_result_is_offered() {
     let driver = Chromedriver::start().unwrap();
     let b = driver.session().unwrap();
     b.resize(1366, 768).unwrap();
-    login(&b, &base, WINDOW);
+    b.log_in(&base, WINDOW.0, WINDOW.1).unwrap();
     b.goto(&format!("{base}/cases/{no}")).unwrap();
     let state = b.text(&b.find("#state-label").unwrap()).unwrap();
     assert_eq!(state, "已决定准予，待申请人缴费");
@@ -78,7 +63,7 @@ fn the_window_records_a_payment_on_the_case_page_and_the_result_is_offered() {
     assert_eq!(fee, "应缴20.00元（未缴）");
     let due = b.text(&b.find("#fee-due").unwrap()).unwrap();
     assert!(due.contains("20.00元"), "{due}");
-    shot(&b, "case-awaiting-payment");
+    b.screenshot_for_docs("case-awaiting-payment").unwrap();
 
     pay(&b, "2");
     let text = b.page_text().unwrap();
@@ -91,7 +76,7 @@ fn the_window_records_a_payment_on_the_case_page_and_the_result_is_offered() {
     );
     assert!(b.find_all("#action-record_payment").unwrap().is_empty());
 
-    login(&b, &base, DEPT);
+    b.log_in(&base, DEPT.0, DEPT.1).unwrap();
     b.goto(&format!("{base}/cases/{no}")).unwrap();
     assert_eq!(b.find_all("#action-issue_result").unwrap().len(), 1);
 }

@@ -3,23 +3,8 @@
 //! what changes, publishes; the village syncs, the hub goes away, and the village prints the item's
 //! 办事指南 offline with the new fee and rule. Screenshots go to `docs/screens/`.
 
-use std::path::PathBuf;
-
-use tongban_tests::webdriver::{Browser, Chromedriver};
+use tongban_tests::webdriver::Chromedriver;
 use tongban_tests::*;
-
-fn shot(b: &Browser, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    b.screenshot(&dir.join(format!("{name}.png"))).unwrap();
-}
-
-fn login(b: &Browser, base: &str, user: &str, password: &str) {
-    b.goto(&format!("{base}/login")).unwrap();
-    b.type_into("#user", user).unwrap();
-    b.type_into("#password", password).unwrap();
-    b.click_css_and_wait("#login-button").unwrap();
-}
 
 #[test]
 fn the_admin_edits_an_items_manual_and_the_village_prints_its_guide_offline() {
@@ -35,7 +20,7 @@ fn the_admin_edits_an_items_manual_and_the_village_prints_its_guide_offline() {
     let b = driver.session().unwrap();
     b.resize(1366, 768).unwrap();
 
-    login(&b, &base, "admin", HUB_ADMIN_PASSWORD);
+    b.log_in(&base, "admin", HUB_ADMIN_PASSWORD).unwrap();
     b.goto(&format!("{base}/catalog/items/YX-RS-001")).unwrap();
     // A mistyped amount is refused on the form, with nothing published.
     b.type_into("#fee_amount", "五元").unwrap();
@@ -64,7 +49,7 @@ fn the_admin_edits_an_items_manual_and_the_village_prints_its_guide_offline() {
         preview.contains("签字盖章") && preview.contains("→ 参保人签字并加盖村委会公章"),
         "{preview}"
     );
-    shot(&b, "catalog-item-preview");
+    b.screenshot_for_docs("catalog-item-preview").unwrap();
     b.click_css("#catalog-preview input[name=confirm]").unwrap();
     b.click_css_and_wait("#catalog-preview button[type=submit]")
         .unwrap();
@@ -77,7 +62,7 @@ fn the_admin_edits_an_items_manual_and_the_village_prints_its_guide_offline() {
     // The village takes the new catalogue with its next sync, then works without the county.
     assert_eq!(village.sync_now().0, 200);
     hub.process.kill();
-    login(&b, &village.base, TEST_USER, TEST_PASSWORD);
+    b.log_in(&village.base, TEST_USER, TEST_PASSWORD).unwrap();
     b.goto(&village.url("/items/YX-RS-001/guide")).unwrap();
     let fee = b.text(&b.find("#guide-fee").unwrap()).unwrap();
     assert_eq!(fee, "5.00元（社会保障卡工本费）");
@@ -95,5 +80,5 @@ fn the_admin_edits_an_items_manual_and_the_village_prints_its_guide_offline() {
         page.contains(&format!("事项目录第{}版", version + 1)),
         "{page}"
     );
-    shot(&b, "guide-village");
+    b.screenshot_for_docs("guide-village").unwrap();
 }

@@ -3,25 +3,10 @@
 //! the hub's case page; after the next sync the village's case page shows the answer. Screenshots go
 //! to `docs/screens/`.
 
-use std::path::PathBuf;
-
-use tongban_tests::webdriver::{Browser, Chromedriver};
+use tongban_tests::webdriver::Chromedriver;
 use tongban_tests::*;
 
 const DEPT: (&str, &str) = ("dept1", TEST_PASSWORD);
-
-fn shot(b: &Browser, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    b.screenshot(&dir.join(format!("{name}.png"))).unwrap();
-}
-
-fn login(b: &Browser, base: &str, user: (&str, &str)) {
-    b.goto(&format!("{base}/login")).unwrap();
-    b.type_into("#user", user.0).unwrap();
-    b.type_into("#password", user.1).unwrap();
-    b.click_css_and_wait("#login-button").unwrap();
-}
 
 #[test]
 fn the_agent_asks_on_the_case_page_and_reads_the_departments_answer_after_the_sync() {
@@ -35,7 +20,7 @@ fn the_agent_asks_on_the_case_page_and_reads_the_departments_answer_after_the_sy
     let b = driver.session().unwrap();
     b.resize(1366, 768).unwrap();
 
-    login(&b, &village.base, (TEST_USER, TEST_PASSWORD));
+    b.log_in(&village.base, TEST_USER, TEST_PASSWORD).unwrap();
     b.goto(&village.url(&format!("/cases/{no}"))).unwrap();
     let question = "申请人已满60周岁，还能补缴以前年度的保费吗？";
     b.type_into("#ask-note", question).unwrap();
@@ -48,22 +33,23 @@ fn the_agent_asks_on_the_case_page_and_reads_the_departments_answer_after_the_sy
     );
 
     assert_eq!(village.sync_now().0, 200);
-    login(&b, &hub.process.base, DEPT);
+    b.log_in(&hub.process.base, DEPT.0, DEPT.1).unwrap();
     b.goto(&format!("{}/cases/{no}", hub.process.base)).unwrap();
     let options = b.find_all("#answer-target option").unwrap();
     assert_eq!(options.len(), 1);
     assert_eq!(b.text(&options[0]).unwrap(), question);
     let answer = "可以按规定补缴，具体年限以县社保中心核定为准。";
     b.type_into("#answer-note", answer).unwrap();
-    shot(&b, "case-question-answer");
+    b.screenshot_for_docs("case-question-answer").unwrap();
     b.click_css_and_wait("#action-answer button[type=submit]")
         .unwrap();
     assert!(b.find_all("#action-answer").unwrap().is_empty(), "answered");
 
     assert_eq!(village.sync_now().0, 200);
-    login(&b, &village.base, (TEST_USER, TEST_PASSWORD));
+    b.log_in(&village.base, TEST_USER, TEST_PASSWORD).unwrap();
     b.goto(&village.url(&format!("/cases/{no}"))).unwrap();
     let answered = b.text(&b.find("#questions .answer").unwrap()).unwrap();
     assert_eq!(answered, answer);
-    shot(&b, "case-question-answered-village");
+    b.screenshot_for_docs("case-question-answered-village")
+        .unwrap();
 }

@@ -17,16 +17,6 @@ fn act(hub: &HubProcess, user: (&str, &str), no: &str, body: Value) -> (u16, Val
     act_as(&hub.process.base, user, no, &body)
 }
 
-fn case_at(base: &str, user: (&str, &str), no: &str) -> Value {
-    get_json_as(
-        &client(),
-        &format!("{base}/api/cases/{no}"),
-        &basic_auth(user.0, user.1),
-    )
-    .unwrap()
-    .1
-}
-
 fn payment(amount: &str, method: &str, receipt: &str) -> Value {
     json!({"action": "record_payment", "fee_yuan": amount, "pay_method": method, "pay_receipt": receipt})
 }
@@ -93,7 +83,7 @@ fn an_approved_fee_case_waits_for_the_windows_payment_record_then_resumes() {
         let (status, body) = act(&hub, user, &no, json!({"action": action}));
         assert_eq!(status, 200, "{action}: {body}");
     }
-    let case = case_at(&hb, WINDOW, &no);
+    let case = case_json(&hb, WINDOW, &no);
     assert_eq!(case["state_label"], "已决定准予，待申请人缴费", "{case}");
     assert_eq!(case["workflow"]["fee_due_fen"], 2000);
 
@@ -169,13 +159,13 @@ fn an_approved_fee_case_waits_for_the_windows_payment_record_then_resumes() {
 
     // The village sees the payment with its next sync.
     assert_eq!(village.sync_now().0, 200);
-    let at_village = case_at(&village.base, (TEST_USER, TEST_PASSWORD), &no);
+    let at_village = case_json(&village.base, (TEST_USER, TEST_PASSWORD), &no);
     assert_eq!(at_village["workflow"]["paid_fen"], 2000, "{at_village}");
     assert_eq!(at_village["workflow"]["pay_receipt"], "FS-2026-0001");
     assert_eq!(at_village["state"], "RESULT_READY");
 
     // The month's workbook sums the fee for the department.
-    let month = case_at(&hb, WINDOW, &no)["workflow"]["paid_on"]
+    let month = case_json(&hb, WINDOW, &no)["workflow"]["paid_on"]
         .as_str()
         .unwrap()[..7]
         .to_string();

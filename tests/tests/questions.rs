@@ -3,22 +3,12 @@
 //! asked finds it in its queue and answers; the answer comes back to the village like any county
 //! event, as a reply to pass on; the dashboard shows the department's answers and response time.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tongban_tests::*;
 
 const WINDOW: (&str, &str) = ("window1", TEST_PASSWORD);
 const DEPT: (&str, &str) = ("dept1", TEST_PASSWORD);
 const SUPERVISOR: (&str, &str) = ("sup1", TEST_PASSWORD);
-
-fn case_at(base: &str, user: (&str, &str), no: &str) -> Value {
-    get_json_as(
-        &client(),
-        &format!("{base}/api/cases/{no}"),
-        &basic_auth(user.0, user.1),
-    )
-    .unwrap()
-    .1
-}
 
 #[test]
 fn a_question_asked_offline_at_a_village_is_answered_at_the_county_and_comes_back() {
@@ -41,7 +31,7 @@ fn a_question_asked_offline_at_a_village_is_answered_at_the_county_and_comes_bac
         &json!({"action": "ask", "note": question}),
     );
     assert_eq!(status, 200, "{body}");
-    let local = case_at(&village.base, agent, &no);
+    let local = case_json(&village.base, agent, &no);
     let local_id = local["workflow"]["questions"][0]["id"].clone();
     let (status, _) = act_as(
         &village.base,
@@ -52,7 +42,7 @@ fn a_question_asked_offline_at_a_village_is_answered_at_the_county_and_comes_bac
     assert_eq!(status, 403, "a village does not answer");
 
     assert_eq!(village.sync_now().0, 200);
-    let at_hub = case_at(&hb, DEPT, &no);
+    let at_hub = case_json(&hb, DEPT, &no);
     let asked = &at_hub["workflow"]["questions"][0];
     assert_eq!(asked["question"], question, "{at_hub}");
     assert_eq!(asked["dept"], dept.as_str());
@@ -103,7 +93,7 @@ fn a_question_asked_offline_at_a_village_is_answered_at_the_county_and_comes_bac
 
     // The answer comes down with the next sync, as a reply the agent passes on.
     assert_eq!(village.sync_now().0, 200);
-    let at_village = case_at(&village.base, agent, &no);
+    let at_village = case_json(&village.base, agent, &no);
     assert_eq!(
         at_village["workflow"]["questions"][0]["answer"], answer,
         "{at_village}"

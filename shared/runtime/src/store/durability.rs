@@ -186,7 +186,10 @@ impl Store {
         store.note_tier(identity.tier);
         store.meta.insert(K_ACTOR, actor)?;
         store.actors.insert(actor, identity.code.as_bytes())?;
-        store.meta.insert(K_CATALOG, catalog_json.as_bytes())?;
+        store.meta.insert(
+            K_CATALOG,
+            super::meta::compact_json(catalog_json)?.as_bytes(),
+        )?;
         // Without it every version check parses the whole catalogue (see `catalog_version`).
         store
             .meta

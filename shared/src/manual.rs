@@ -21,9 +21,14 @@ pub struct Fee {
     pub basis: String,
 }
 
+/// `20.00`: an amount as the forms take it back (`parse_yuan`).
+pub fn yuan_digits(fen: u64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
 /// `20.00元`.
 pub fn yuan_text(fen: u64) -> String {
-    format!("{}.{:02}元", fen / 100, fen % 100)
+    format!("{}元", yuan_digits(fen))
 }
 
 /// `12`, `12.5`, `12.50` (yuan, as typed) in fen; empty is 0.

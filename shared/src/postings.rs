@@ -61,11 +61,11 @@ pub mod queue {
     ];
 
     /// Cases with a 中台 question not answered yet, `q:ask<SEP><dept>` for the department asked
-    /// (format 9), longest waiting first.
+    /// (format 7), longest waiting first.
     pub const ASK: &str = "q:ask";
 
     /// Approved cases whose fee the window has not recorded as paid (待缴费), oldest first; a
-    /// service area's share is `window(AWAITING_PAYMENT, code)` per item (format 8).
+    /// service area's share is `window(AWAITING_PAYMENT, code)` per item (format 7).
     pub const PAYMENT: &str = "q:pay";
     /// The pseudo-state of [`window`] tokens for 待缴费 (not a `CaseState`: the case is decided).
     pub const AWAITING_PAYMENT: &str = "AWAITING_PAYMENT";

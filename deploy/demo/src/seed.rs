@@ -175,7 +175,7 @@ fn demo_fee_typed(item: &tongban_shared::catalog::Item) -> &'static str {
 /// The amount the demo's applicant pays, in yuan.
 fn demo_fee(item: &tongban_shared::catalog::Item) -> String {
     match &item.fee {
-        Some(f) if f.amount_fen > 0 => format!("{}.{:02}", f.amount_fen / 100, f.amount_fen % 100),
+        Some(f) if f.amount_fen > 0 => tongban_shared::manual::yuan_digits(f.amount_fen),
         _ => DEMO_RULE_FEE.to_string(),
     }
 }

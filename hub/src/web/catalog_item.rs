@@ -53,11 +53,12 @@ struct EditPage {
     error: Option<String>,
 }
 
+/// The fee amount as the editor's field shows it (empty: none).
 fn yuan(fen: u64) -> String {
     if fen == 0 {
         String::new()
     } else {
-        format!("{}.{:02}", fen / 100, fen % 100)
+        tongban_shared::manual::yuan_digits(fen)
     }
 }
 

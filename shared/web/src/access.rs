@@ -178,9 +178,8 @@ pub fn require_area(tier: Tier, user: &CurrentUser, item: &Item) -> Result<(), A
             let mut windows = vec![format!("{}窗口", item.area)];
             windows.extend(item.authorised_areas.iter().map(|a| format!("{a}窗口")));
             Err(AppError::Forbidden(format!(
-                "本窗口属于{area}区，不能受理“{}”：这个事项由{}受理，请引导申请人到{}办理。",
+                "本窗口属于{area}区，不能受理“{}”，请引导申请人到{}办理。",
                 item.name,
-                windows.join("或"),
                 windows.join("或")
             )))
         }

@@ -145,12 +145,6 @@ pub async fn take_action(
 ) -> Result<CaseDoc, AppError> {
     state.check_writable()?;
     let role = acting_role(state, user)?;
-    if access::window_area(state.identity.tier, &user.role).is_some() {
-        let (_, case) = load_case(state, case_no).await?;
-        if let Some(item) = state.catalog().item(&case.item.code) {
-            access::require_area(state.identity.tier, user, item)?;
-        }
-    }
     let st = state.clone();
     let no = case_no.clone();
     let input_action = input.action;
@@ -158,10 +152,12 @@ pub async fn take_action(
     let user = user.clone();
     let case = blocking(move || {
         let (_, before) = load_case_blocking(&st, &no)?;
-        let item_fee = st
-            .catalog()
-            .item(&before.item.code)
-            .and_then(|i| i.fee.clone());
+        let catalog = st.catalog();
+        let item = catalog.item(&before.item.code);
+        if let Some(item) = item {
+            access::require_area(st.identity.tier, &user, item)?;
+        }
+        let item_fee = item.and_then(|i| i.fee.clone());
         let now = beijing_now();
         let mut outcome = None;
         st.store.merge_case(no.as_str(), |current| {

@@ -384,8 +384,7 @@ impl People {
         // A fee set by a rule is typed at the approval; the window takes what is owed.
         input.fee_yuan = match kind {
             ActionKind::RecordPayment => {
-                let due = case.workflow.fee_due_fen;
-                format!("{}.{:02}", due / 100, due % 100)
+                tongban_shared::manual::yuan_digits(case.workflow.fee_due_fen)
             }
             _ => "58".into(),
         };

@@ -7,7 +7,7 @@ use super::Store;
 use tongban_shared::case::CaseSummary;
 
 /// Version of the on-disk layout described in `tables.rs`.
-pub const STORE_VERSION: u32 = 9;
+pub const STORE_VERSION: u32 = 7;
 
 /// Migrations from version `n` to `n + 1`, in order; entry `i` upgrades version `i + 1`.
 type Migration = fn(&Store) -> Result<(), StoreError>;
@@ -17,9 +17,7 @@ const MIGRATIONS: &[Migration] = &[
     todo_index,
     counters_apart,
     postings_and_parts,
-    window_queues,
-    fees,
-    questions,
+    back_office,
 ];
 
 /// 1 → 2: case summaries gained workflow fields (kind, handling department, decision day, evaluation,
@@ -144,94 +142,47 @@ fn postings_and_parts(store: &Store) -> Result<(), StoreError> {
     super::indexes::rebuild(store)
 }
 
-/// 6 → 7: each item's cases waiting at the county window got a queue token (`postings::queue::
-/// WINDOW`), so that a window of one service area reads its own queues; the indexes are made again
-/// from the summaries.
-fn window_queues(store: &Store) -> Result<(), StoreError> {
-    super::indexes::rebuild(store)
-}
+/// The postcard encoding of the fields format 7 appended to the summary, at their defaults, one byte
+/// each: `fee_due_fen` 0, `paid_fen` 0, `paid_on` "", `questions_open` [], `answered` 0,
+/// `answer_minutes` 0 (varints and lengths).
+const FORMAT_7_DEFAULTS: [u8; 6] = [0; 6];
 
-/// The postcard encoding of the fields format 8 appended to the summary, at their defaults:
-/// `fee_due_fen` 0, `paid_fen` 0 (varints) and `paid_on` "" (length 0).
-const FORMAT_8_DEFAULTS: [u8; 3] = [0, 0, 0];
-
-/// Format 9's: `questions_open` [] (length 0), `answered` 0 and `answer_minutes` 0 (varints).
-const FORMAT_9_DEFAULTS: [u8; 3] = [0, 0, 0];
-
-/// The format (3 to 7, 8 or 9) a stored summary was written in: the encoding of an older one is a
-/// prefix of the current one, which postcard cannot read to the end; with the later formats'
-/// defaults appended it can.
-fn summary_format(raw: &[u8]) -> Option<u32> {
-    let reads = |bytes: &[u8]| postcard::from_bytes::<CaseSummary>(bytes).is_ok();
-    let mut v8 = raw.to_vec();
-    v8.extend_from_slice(&FORMAT_9_DEFAULTS);
-    let mut v7 = raw.to_vec();
-    v7.extend_from_slice(&FORMAT_8_DEFAULTS);
-    v7.extend_from_slice(&FORMAT_9_DEFAULTS);
-    if reads(raw) {
-        Some(9)
-    } else if reads(&v8) {
-        Some(8)
-    } else if reads(&v7) {
-        Some(7)
-    } else {
-        None
+/// A stored summary, and whether it was written before format 7: an older one's encoding is a
+/// prefix of the current one that postcard cannot read to the end; with format 7's defaults appended
+/// it can.
+fn read_summary(key: &[u8], raw: &[u8]) -> Result<(CaseSummary, bool), StoreError> {
+    if let Ok(s) = postcard::from_bytes::<CaseSummary>(raw) {
+        return Ok((s, false));
     }
+    let mut padded = raw.to_vec();
+    padded.extend_from_slice(&FORMAT_7_DEFAULTS);
+    postcard::from_bytes(&padded)
+        .map(|s| (s, true))
+        .map_err(|e| corrupt(String::from_utf8_lossy(key).into_owned(), e))
 }
 
-/// A stored summary of any format since 3, with the fields later formats added at their defaults
-/// (what the index rebuilds of migrations before 8 → 9 read).
+/// A stored summary of any format since 3, with format 7's fields at their defaults when it is
+/// older (what the index rebuild of 5 → 6 reads).
 pub(super) fn summary_of_any_format(key: &[u8], raw: &[u8]) -> Result<CaseSummary, StoreError> {
-    let mut bytes = raw.to_vec();
-    match summary_format(raw) {
-        Some(9) => {}
-        Some(8) => bytes.extend_from_slice(&FORMAT_9_DEFAULTS),
-        Some(_) => {
-            bytes.extend_from_slice(&FORMAT_8_DEFAULTS);
-            bytes.extend_from_slice(&FORMAT_9_DEFAULTS);
-        }
-        None => {}
-    }
-    postcard::from_bytes(&bytes).map_err(|e| corrupt(String::from_utf8_lossy(key).into_owned(), e))
+    read_summary(key, raw).map(|(s, _)| s)
 }
 
-/// Brings every summary written in format `from` to format `from + 1` by appending that format's
-/// defaults; summaries already newer (a store that a later build wrote into) stay as they are.
-fn extend_summaries(store: &Store, from: u32, defaults: &[u8]) -> Result<(), StoreError> {
+/// 6 → 7, the county's back office (issue 18):
+/// - the summaries gained the fee owed and paid (`record_payment`) and the 中台 questions (open ones
+///   by department, answered, minutes to answer). No case of an older store has either, so each
+///   older summary gets them at their defaults, appended to its encoding: no document is read;
+/// - the county's indexes gained a window queue per item and state (`q:win`, what a window of one
+///   service area reads), 待缴费 (`q:pay`) and the open questions per department (`q:ask`): made
+///   again from the summaries.
+fn back_office(store: &Store) -> Result<(), StoreError> {
     for entry in store.index.iter() {
         let (key, raw) = entry?;
-        match summary_format(&raw) {
-            Some(f) if f > from => continue,
-            Some(_) => {
-                let mut extended = raw.to_vec();
-                extended.extend_from_slice(defaults);
-                store.index.insert(key, extended)?;
-            }
-            None => {
-                return Err(corrupt(
-                    String::from_utf8_lossy(&key).into_owned(),
-                    "a summary of no known format",
-                ))
-            }
+        if read_summary(&key, &raw)?.1 {
+            let mut extended = raw.to_vec();
+            extended.extend_from_slice(&FORMAT_7_DEFAULTS);
+            store.index.insert(key, extended)?;
         }
     }
-    Ok(())
-}
-
-/// 7 → 8: the summaries gained the fee owed and paid (`record_payment`), and the county's indexes a
-/// 待缴费 queue. No case of an older store has a fee (approvals carried none, payments did not
-/// exist), so each summary gets the new fields at their defaults (appended to its encoding: no
-/// document is read), then the indexes are made again from the summaries.
-fn fees(store: &Store) -> Result<(), StoreError> {
-    extend_summaries(store, 7, &FORMAT_8_DEFAULTS)?;
-    super::indexes::rebuild(store)
-}
-
-/// 8 → 9: the summaries gained the 中台 questions (open ones by department, answered, minutes to
-/// answer), appended at their defaults (no older case has a question), and the county's indexes a
-/// queue of open questions per department (`q:ask`).
-fn questions(store: &Store) -> Result<(), StoreError> {
-    extend_summaries(store, 8, &FORMAT_9_DEFAULTS)?;
     super::indexes::rebuild(store)
 }
 
